@@ -1,0 +1,1333 @@
+//! The engine: every decision Vigil makes, and nothing else.
+//!
+//! `Engine::handle(event, now)` takes a signal, an operator's intent or an
+//! executor's result and returns commands: records to write (always first),
+//! executions, escalations. It owns the alert table, the actions and their
+//! life cycle, the guards and the modes (dry-run, freeze).
+//!
+//! It must not do I/O, read a clock, spawn tasks or sleep: time comes in as
+//! `now`, effects go out as `Command`s. That is what makes it replayable.
+
+pub mod guards;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
+use chrono::TimeDelta;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::model::{
+    ACTOR_VIGIL, ActionId, ActionState, AlertOrigin, AlertStatus, BlockReason, IncomingAlert, Labels, Record,
+    RecordKind, Sample, Severity, Time, fingerprint, fmt_time,
+};
+use crate::policy::Policy;
+use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
+use crate::runbook::{Catalog, PlannedStep};
+use crate::units::fmt_delta;
+pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
+
+/// Engine-wide settings (defaults from ARCHITECTURE.md).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub approval_expiry: TimeDelta,
+    pub retry_backoff: TimeDelta,
+    /// Fraction of a group that may be acted on at once (at least one host).
+    pub blast_radius: f64,
+    /// How many resolved alerts to keep in the table for the console.
+    pub keep_resolved: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            approval_expiry: TimeDelta::minutes(30),
+            retry_backoff: TimeDelta::seconds(30),
+            blast_radius: 1.0 / 3.0,
+            keep_resolved: 500,
+        }
+    }
+}
+
+/// What goes into the engine.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Sample(Sample),
+    Samples(Vec<Sample>),
+    Alert(IncomingAlert),
+    /// Time passed; deadlines due at `now` fire.
+    Tick,
+    Approve {
+        action: ActionId,
+        actor: String,
+    },
+    Reject {
+        action: ActionId,
+        actor: String,
+        reason: String,
+    },
+    SetDryRun {
+        on: bool,
+        actor: String,
+    },
+    SetFrozen {
+        on: bool,
+        actor: String,
+    },
+    ResetBreaker {
+        runbook: String,
+        target: String,
+        actor: String,
+    },
+    /// An executor finished a run.
+    Finished {
+        action: ActionId,
+        attempt: u32,
+        outcome: Outcome,
+    },
+}
+
+/// How a run ended, as the executor reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub detail: String,
+    pub data: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    pub fn success(detail: impl Into<String>) -> Outcome {
+        Outcome {
+            success: true,
+            exit_code: Some(0),
+            detail: detail.into(),
+            data: None,
+        }
+    }
+
+    pub fn failure(exit_code: Option<i32>, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            success: false,
+            exit_code,
+            detail: detail.into(),
+            data: None,
+        }
+    }
+}
+
+/// A run for an executor to perform.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Execution {
+    pub action: ActionId,
+    pub attempt: u32,
+    pub runbook: String,
+    pub target: String,
+    pub executor: String,
+    pub params: BTreeMap<String, String>,
+    pub steps: Vec<PlannedStep>,
+}
+
+/// A page or message for a human.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Escalation {
+    pub action: Option<ActionId>,
+    pub alert: Option<String>,
+    pub fingerprint: Option<String>,
+    pub runbook: Option<String>,
+    pub target: Option<String>,
+    pub severity: Severity,
+    pub summary: String,
+}
+
+/// What comes out of the engine. The hub writes every `Record` before it
+/// performs any other command of the same batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Record(Record),
+    Execute(Execution),
+    Escalate(Escalation),
+}
+
+/// An alert in the alert table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub fingerprint: String,
+    pub name: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub origin: AlertOrigin,
+    pub source: String,
+    pub since: Time,
+    pub resolved_at: Option<Time>,
+    /// The condition that raised it and the value that crossed it.
+    pub condition: Option<String>,
+    pub value: Option<f64>,
+    pub action: Option<ActionId>,
+    #[serde(skip)]
+    instance: Option<InstanceId>,
+}
+
+impl Alert {
+    pub fn host(&self) -> Option<&str> {
+        self.labels.get("host").map(String::as_str)
+    }
+}
+
+/// An action and where it is in its life.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    pub id: ActionId,
+    pub runbook: String,
+    pub target: String,
+    pub params: BTreeMap<String, String>,
+    pub alert: String,
+    pub fingerprint: String,
+    pub severity: Severity,
+    pub state: ActionState,
+    pub attempt: u32,
+    pub created: Time,
+    pub updated: Time,
+    pub block: Option<BlockReason>,
+    pub detail: String,
+    /// When the engine looks at it next (expiry, retry, verification end,
+    /// guard re-check).
+    pub due: Option<Time>,
+    pub approved_by: Option<String>,
+    pub plan: Vec<PlannedStep>,
+    /// A block that only a human can lift (protected, invalid parameter...).
+    pub stuck: bool,
+}
+
+impl Action {
+    /// Holds its runbook@target (the duplicate guard).
+    pub fn is_open(&self) -> bool {
+        !self.state.is_final() && !self.stuck
+    }
+}
+
+/// A circuit breaker per runbook@target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Breaker {
+    pub open_since: Option<Time>,
+    /// Start times of recent runs.
+    pub runs: VecDeque<Time>,
+}
+
+/// The modes an operator switches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Modes {
+    pub dry_run: bool,
+    pub frozen: bool,
+}
+
+/// What the engine needs to start.
+pub struct Setup {
+    pub policies: Vec<Policy>,
+    pub catalog: Catalog,
+    pub inventory: Inventory,
+    pub windows: Vec<MaintenanceWindow>,
+    pub settings: Settings,
+    pub modes: Modes,
+}
+
+/// State brought back from the store after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    pub next_action: u64,
+    pub modes: Option<Modes>,
+    /// (runbook, target, opened_at)
+    pub open_breakers: Vec<(String, String, Time)>,
+    /// (runbook, target, started_at) of recent runs.
+    pub runs: Vec<(String, String, Time)>,
+    /// Actions that were running (or about to run) when Vigil stopped:
+    /// (id, runbook, target, params, alert).
+    pub interrupted: Vec<(ActionId, String, String, BTreeMap<String, String>, String)>,
+}
+
+pub struct Engine {
+    eval: Evaluator,
+    catalog: Catalog,
+    inventory: Inventory,
+    windows: Vec<MaintenanceWindow>,
+    settings: Settings,
+    modes: Modes,
+    alerts: HashMap<String, Alert>,
+    resolved_order: VecDeque<String>,
+    actions: BTreeMap<ActionId, Action>,
+    next_action: u64,
+    breakers: HashMap<(String, String), Breaker>,
+    due: BinaryHeap<Reverse<(Time, ActionId)>>,
+    transitions: Vec<Transition>,
+    out: Vec<Command>,
+}
+
+fn rec(kind: RecordKind, now: Time) -> Record {
+    Record::new(kind, now)
+}
+
+impl Engine {
+    pub fn new(setup: Setup) -> Engine {
+        Engine {
+            eval: Evaluator::new(setup.policies),
+            catalog: setup.catalog,
+            inventory: setup.inventory,
+            windows: setup.windows,
+            settings: setup.settings,
+            modes: setup.modes,
+            alerts: HashMap::new(),
+            resolved_order: VecDeque::new(),
+            actions: BTreeMap::new(),
+            next_action: 1,
+            breakers: HashMap::new(),
+            due: BinaryHeap::new(),
+            transitions: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    // ----- read access for the hub, the console and the replayer -----
+
+    pub fn modes(&self) -> Modes {
+        self.modes
+    }
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+    pub fn windows(&self) -> &[MaintenanceWindow] {
+        &self.windows
+    }
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.eval
+    }
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+    pub fn alert(&self, fp: &str) -> Option<&Alert> {
+        self.alerts.get(fp)
+    }
+    pub fn actions(&self) -> impl DoubleEndedIterator<Item = &Action> {
+        self.actions.values()
+    }
+    pub fn action(&self, id: ActionId) -> Option<&Action> {
+        self.actions.get(&id)
+    }
+    pub fn breakers(&self) -> impl Iterator<Item = (&(String, String), &Breaker)> {
+        self.breakers.iter()
+    }
+
+    /// The open action for runbook@target, if any (scenario intents name
+    /// actions this way).
+    pub fn find_action(&self, runbook: &str, target: &str) -> Option<ActionId> {
+        self.actions
+            .values()
+            .rev()
+            .find(|a| a.runbook == runbook && a.target == target && !a.state.is_final())
+            .map(|a| a.id)
+    }
+
+    /// The earliest time at which a `Tick` has something to do.
+    pub fn next_deadline(&self) -> Option<Time> {
+        let a = self.due.peek().map(|Reverse((t, _))| *t);
+        match (a, self.eval.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Brings back what the store remembers; interrupted actions are
+    /// reported and wait for a human.
+    pub fn restore(&mut self, r: Restored, now: Time) -> Vec<Command> {
+        self.next_action = self.next_action.max(r.next_action);
+        if let Some(m) = r.modes {
+            self.modes = m;
+        }
+        for (rb, target, at) in r.open_breakers {
+            self.breakers.entry((rb, target)).or_default().open_since = Some(at);
+        }
+        for (rb, target, at) in r.runs {
+            self.breakers.entry((rb, target)).or_default().runs.push_back(at);
+        }
+        for b in self.breakers.values_mut() {
+            b.runs.make_contiguous().sort();
+        }
+        for (id, runbook, target, params, alert) in r.interrupted {
+            let plan = self
+                .catalog
+                .get(&runbook)
+                .map(|rb| rb.plan(&target, &params))
+                .unwrap_or_default();
+            let a = Action {
+                id,
+                runbook: runbook.clone(),
+                target: target.clone(),
+                params: params.clone(),
+                alert: alert.clone(),
+                fingerprint: String::new(),
+                severity: Severity::Warning,
+                state: ActionState::Interrupted,
+                attempt: 1,
+                created: now,
+                updated: now,
+                block: None,
+                detail: "was running when Vigil stopped; not re-run without an operator".into(),
+                due: None,
+                approved_by: None,
+                plan,
+                stuck: false,
+            };
+            let mut r = rec(RecordKind::ActionInterrupted, now);
+            r.action_id = Some(id.to_string());
+            r.runbook = Some(runbook);
+            r.target = Some(target);
+            r.alert = Some(alert);
+            r.params = Some(params);
+            r.actor = Some(ACTOR_VIGIL.into());
+            r.detail = Some(a.detail.clone());
+            self.out.push(Command::Record(r));
+            self.actions.insert(id, a);
+            self.next_action = self.next_action.max(id.0 + 1);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handles one event at `now`; returns the commands, records first in
+    /// the order they happened.
+    pub fn handle(&mut self, event: Event, now: Time) -> Vec<Command> {
+        self.handle_into(event, now);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Like `handle` but appends to an internal buffer (for batches);
+    /// collect with `take_commands`.
+    pub fn handle_into(&mut self, event: Event, now: Time) {
+        match event {
+            Event::Sample(s) => self.on_sample(&s, now),
+            Event::Samples(v) => {
+                for s in &v {
+                    self.on_sample(s, now);
+                }
+            }
+            Event::Alert(a) => self.on_alert(a, now),
+            Event::Tick => self.on_tick(now),
+            Event::Approve { action, actor } => self.on_approve(action, actor, now),
+            Event::Reject { action, actor, reason } => self.on_reject(action, actor, reason, now),
+            Event::SetDryRun { on, actor } => self.set_mode(Some(on), None, actor, now),
+            Event::SetFrozen { on, actor } => self.set_mode(None, Some(on), actor, now),
+            Event::ResetBreaker { runbook, target, actor } => self.on_reset(runbook, target, actor, now),
+            Event::Finished { action, attempt, outcome } => self.on_finished(action, attempt, outcome, now),
+        }
+    }
+
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Fast path for samples of already interned series (the ingest API and
+    /// the benchmarks): no label hashing per sample.
+    pub fn observe(&mut self, id: crate::policy::eval::SeriesId, value: f64, now: Time) {
+        self.eval.observe(id, value, now, &mut self.transitions);
+        if !self.transitions.is_empty() {
+            self.apply_transitions(now);
+        }
+    }
+
+    /// Interns a series for `observe`.
+    pub fn intern(
+        &mut self,
+        name: &str,
+        labels: &Labels,
+    ) -> Result<crate::policy::eval::SeriesId, crate::policy::eval::SeriesLimit> {
+        self.eval.intern(name, labels)
+    }
+
+    fn on_sample(&mut self, s: &Sample, now: Time) {
+        match self.eval.observe_sample(&s.name, &s.labels, s.value, now, &mut self.transitions) {
+            Ok(id) => {
+                // A sample that starts a pending alert is worth a signal record.
+                let _ = id;
+            }
+            Err(e) => {
+                let mut r = rec(RecordKind::Signal, now);
+                r.detail = Some(e.to_string());
+                self.out.push(Command::Record(r));
+            }
+        }
+        if !self.transitions.is_empty() {
+            self.apply_transitions(now);
+        }
+    }
+
+    fn apply_transitions(&mut self, now: Time) {
+        let ts = std::mem::take(&mut self.transitions);
+        for t in &ts {
+            match *t {
+                Transition::Fired { instance, severity } => self.policy_fired(instance, severity, now),
+                Transition::Resolved { instance, stale } => {
+                    let fp = self.eval.instance(instance).fingerprint.clone();
+                    let why = if stale {
+                        "no sample for 5m (stale)".to_string()
+                    } else {
+                        let p = self.eval.policy(self.eval.instance(instance).policy);
+                        format!("{} holds", p.resolve_text)
+                    };
+                    self.resolve_alert(&fp, why, now);
+                }
+            }
+        }
+        self.transitions = ts;
+        self.transitions.clear();
+    }
+
+    fn policy_fired(&mut self, instance: InstanceId, severity: Severity, now: Time) {
+        let inst = self.eval.instance(instance);
+        let p = self.eval.policy(inst.policy);
+        let value = inst.values.first().copied().flatten().map(|(v, _)| v);
+        let mut labels = inst.labels.clone();
+        labels.insert("severity".into(), severity.as_str().into());
+        let alert = Alert {
+            fingerprint: inst.fingerprint.clone(),
+            name: p.name.clone(),
+            labels,
+            annotations: p.annotations.clone(),
+            severity,
+            status: AlertStatus::Firing,
+            origin: AlertOrigin::Policy,
+            source: "vigil".into(),
+            since: now,
+            resolved_at: None,
+            condition: Some(format!("{} for {}", p.fire_text, fmt_delta(p.hold))),
+            value,
+            action: None,
+            instance: Some(instance),
+        };
+        self.fire_alert(alert, now);
+    }
+
+    fn on_alert(&mut self, a: IncomingAlert, now: Time) {
+        let fp = a
+            .fingerprint
+            .clone()
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| fingerprint(&a.labels));
+        let name = a.labels.get("alertname").cloned().unwrap_or_else(|| "unnamed".into());
+        match a.status {
+            AlertStatus::Firing => {
+                if let Some(existing) = self.alerts.get_mut(&fp)
+                    && existing.status == AlertStatus::Firing
+                {
+                    // The same alert delivered again (HA Alertmanagers, polling):
+                    // one alert, one action. Refresh what may have changed.
+                    existing.annotations = a.annotations;
+                    return;
+                }
+                let severity = a
+                    .labels
+                    .get("severity")
+                    .and_then(|s| Severity::parse(s))
+                    .unwrap_or(Severity::Warning);
+                let mut r = rec(RecordKind::Signal, now);
+                r.alert = Some(name.clone());
+                r.fingerprint = Some(fp.clone());
+                r.labels = Some(a.labels.clone());
+                r.detail = Some(format!(
+                    "alert received from {}",
+                    a.source.as_deref().unwrap_or("an external source")
+                ));
+                self.out.push(Command::Record(r));
+                let alert = Alert {
+                    fingerprint: fp,
+                    name,
+                    labels: a.labels,
+                    annotations: a.annotations,
+                    severity,
+                    status: AlertStatus::Firing,
+                    origin: AlertOrigin::External,
+                    source: a.source.unwrap_or_else(|| "external".into()),
+                    since: a.starts_at.filter(|s| *s <= now).unwrap_or(now),
+                    resolved_at: None,
+                    condition: None,
+                    value: None,
+                    action: None,
+                    instance: None,
+                };
+                self.fire_alert(alert, now);
+            }
+            AlertStatus::Resolved => {
+                if self.alerts.get(&fp).is_some_and(|x| x.status == AlertStatus::Firing) {
+                    let src = a.source.unwrap_or_else(|| "the source".into());
+                    self.resolve_alert(&fp, format!("resolved by {src}"), now);
+                }
+            }
+        }
+    }
+
+    fn fire_alert(&mut self, alert: Alert, now: Time) {
+        let mut r = rec(RecordKind::AlertFiring, now);
+        r.alert = Some(alert.name.clone());
+        r.fingerprint = Some(alert.fingerprint.clone());
+        r.severity = Some(alert.severity);
+        r.target = alert.host().map(str::to_string);
+        r.labels = Some(alert.labels.clone());
+        r.value = alert.value;
+        r.detail = alert.condition.clone();
+        self.out.push(Command::Record(r));
+        let fp = alert.fingerprint.clone();
+        self.resolved_order.retain(|f| f != &fp);
+        self.alerts.insert(fp.clone(), alert);
+        self.propose(&fp, now);
+    }
+
+    fn resolve_alert(&mut self, fp: &str, why: String, now: Time) {
+        let Some(alert) = self.alerts.get_mut(fp) else { return };
+        if alert.status == AlertStatus::Resolved {
+            return;
+        }
+        alert.status = AlertStatus::Resolved;
+        alert.resolved_at = Some(now);
+        let mut r = rec(RecordKind::AlertResolved, now);
+        r.alert = Some(alert.name.clone());
+        r.fingerprint = Some(fp.to_string());
+        r.target = alert.host().map(str::to_string);
+        r.detail = Some(why);
+        let action = alert.action;
+        self.out.push(Command::Record(r));
+        self.resolved_order.push_back(fp.to_string());
+        while self.resolved_order.len() > self.settings.keep_resolved {
+            if let Some(old) = self.resolved_order.pop_front() {
+                self.alerts.remove(&old);
+            }
+        }
+        // Actions that have not started have nothing left to fix.
+        if let Some(id) = action
+            && let Some(a) = self.actions.get(&id)
+            && matches!(
+                a.state,
+                ActionState::Proposed
+                    | ActionState::Blocked
+                    | ActionState::AwaitingApproval
+                    | ActionState::Approved
+                    | ActionState::RetryWaiting
+            )
+        {
+            self.finish(id, ActionState::Cancelled, RecordKind::ActionCancelled, "alert_resolved", "the alert resolved before the action ran", now);
+        }
+    }
+
+    fn new_action_id(&mut self) -> ActionId {
+        let id = ActionId(self.next_action);
+        self.next_action += 1;
+        id
+    }
+
+    fn action_record(&self, kind: RecordKind, a: &Action, now: Time) -> Record {
+        let mut r = rec(kind, now);
+        r.alert = Some(a.alert.clone());
+        r.runbook = Some(a.runbook.clone());
+        r.target = Some(a.target.clone());
+        r.action_id = Some(a.id.to_string());
+        r
+    }
+
+    /// Alert → runbook → action, then guards.
+    fn propose(&mut self, fp: &str, now: Time) {
+        let Some(alert) = self.alerts.get(fp).cloned() else { return };
+        let cands = self.catalog.candidates(&alert.labels);
+        let Some(&(best, _, ref why)) = cands.first() else { return };
+        let rb = self.catalog.runbooks[best].clone();
+        let mut r = rec(RecordKind::RunbookMatched, now);
+        r.alert = Some(alert.name.clone());
+        r.fingerprint = Some(fp.to_string());
+        r.runbook = Some(rb.name().to_string());
+        r.target = alert.labels.get(rb.target_label()).cloned();
+        r.detail = Some(why.join("; "));
+        r.data = Some(json!({
+            "candidates": cands.iter().map(|(i, score, why)| json!({
+                "runbook": self.catalog.runbooks[*i].name(), "score": score, "reasons": why,
+            })).collect::<Vec<_>>()
+        }));
+        self.out.push(Command::Record(r));
+
+        let target = alert.labels.get(rb.target_label()).cloned().unwrap_or_default();
+        let facts = self.inventory.facts(&target);
+        let params = rb.resolve_params(&alert.labels, &facts, &BTreeMap::new());
+        let id = self.new_action_id();
+        let (params, param_err) = match params {
+            Ok(p) => (p, None),
+            Err(e) => (BTreeMap::new(), Some(e)),
+        };
+        let plan = if param_err.is_none() {
+            rb.plan(&target, &params)
+        } else {
+            Vec::new()
+        };
+        let action = Action {
+            id,
+            runbook: rb.name().to_string(),
+            target: target.clone(),
+            params: params.clone(),
+            alert: alert.name.clone(),
+            fingerprint: fp.to_string(),
+            severity: alert.severity,
+            state: ActionState::Proposed,
+            attempt: 1,
+            created: now,
+            updated: now,
+            block: None,
+            detail: String::new(),
+            due: None,
+            approved_by: None,
+            plan,
+            stuck: false,
+        };
+        let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
+        r.params = Some(params);
+        r.severity = Some(alert.severity);
+        r.actor = Some(ACTOR_VIGIL.into());
+        r.fingerprint = Some(fp.to_string());
+        self.out.push(Command::Record(r));
+        self.actions.insert(id, action);
+        if let Some(a) = self.alerts.get_mut(fp) {
+            a.action = Some(id);
+        }
+        if target.is_empty() {
+            let label = self.catalog.runbooks[best].target_label().to_string();
+            self.block(
+                id,
+                Block::new(
+                    BlockReason::ParamInvalid,
+                    format!("no target: the alert has no {label:?} label; Vigil acts on one named host, never on an empty or unbounded set"),
+                ),
+                now,
+            );
+            return;
+        }
+        if let Some(e) = param_err {
+            self.block(id, Block::new(BlockReason::ParamInvalid, e.message), now);
+            return;
+        }
+        self.advance(id, now, false);
+    }
+
+    /// Runs the guards for an action; `retry` skips the guards that do not
+    /// apply to a retry of an action already running (duplicate, cooldown).
+    pub fn check_guards(&self, id: ActionId, now: Time, retry: bool) -> Result<(), Block> {
+        let Some(a) = self.actions.get(&id) else {
+            return Err(Block::new(BlockReason::PreconditionFailed, "unknown action"));
+        };
+        let Some(rb) = self.catalog.get(&a.runbook) else {
+            return Err(Block::new(BlockReason::NoExecutor, format!("runbook {} is not in the catalog", a.runbook)));
+        };
+        if self.modes.frozen {
+            return Err(Block::new(BlockReason::Frozen, "Vigil is frozen: nothing runs until an operator unfreezes"));
+        }
+        let facts = self.inventory.facts(&a.target);
+        if let Some((what, end)) = guards::maintenance_for(&self.windows, &facts, now) {
+            return Err(Block::new(
+                BlockReason::MaintenanceWindow,
+                format!("{} is in its {what} until {}", a.target, fmt_time(&end)),
+            )
+            .until(end));
+        }
+        if let Some((p, v, glob)) = rb.protected_hit(&a.params) {
+            return Err(Block::new(
+                BlockReason::ProtectedTarget,
+                format!(
+                    "{p}={:?} is protected for {} (matches {glob:?}); name it in [runbooks.{}] allow_protected to allow it",
+                    v.escape_debug().to_string(),
+                    rb.name(),
+                    rb.name()
+                ),
+            ));
+        }
+        for pc in &rb.spec.preconditions {
+            if pc.in_host_services
+                && let Some(h) = self.inventory.hosts.get(&a.target)
+                && !h.services.is_empty()
+                && let Some(v) = a.params.get(&pc.param)
+                && !h.services.iter().any(|s| s == v)
+            {
+                return Err(Block::new(
+                    BlockReason::PreconditionFailed,
+                    format!(
+                        "{}={:?} is not a service of {} (known: {})",
+                        pc.param,
+                        v.escape_debug().to_string(),
+                        a.target,
+                        h.services.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.inventory.executor_of(&a.target).is_none() {
+            return Err(Block::new(
+                BlockReason::NoExecutor,
+                format!("no executor is configured for host {:?}", a.target.escape_debug().to_string()),
+            ));
+        }
+        if !retry
+            && let Some(other) = self
+                .actions
+                .values()
+                .find(|o| o.id != id && o.runbook == a.runbook && o.target == a.target && o.is_open())
+        {
+            return Err(Block::new(
+                BlockReason::Duplicate,
+                format!("{} is already {} for {}@{}", other.id, other.state.as_str(), a.runbook, a.target),
+            ));
+        }
+        let key = (a.runbook.clone(), a.target.clone());
+        let breaker = self.breakers.get(&key);
+        if let Some(since) = breaker.and_then(|b| b.open_since) {
+            return Err(Block::new(
+                BlockReason::CircuitOpen,
+                format!(
+                    "the circuit for {}@{} has been open since {}; an operator must reset it",
+                    a.runbook,
+                    a.target,
+                    fmt_time(&since)
+                ),
+            ));
+        }
+        let recent = breaker
+            .map(|b| b.runs.iter().filter(|t| now - **t < rb.max_runs.per).count())
+            .unwrap_or(0);
+        if recent >= rb.max_runs.count as usize {
+            return Err(Block::new(
+                BlockReason::CircuitOpen,
+                format!(
+                    "{recent} runs of {}@{} in the last {} (max_runs {}): opening the circuit",
+                    a.runbook,
+                    a.target,
+                    fmt_delta(rb.max_runs.per),
+                    rb.max_runs
+                ),
+            ));
+        }
+        if !retry
+            && let Some(last) = breaker.and_then(|b| b.runs.back())
+            && now - *last < rb.cooldown
+        {
+            let until = *last + rb.cooldown;
+            return Err(Block::new(
+                BlockReason::RateLimited,
+                format!(
+                    "{}@{} last ran at {}; cooldown {} lasts until {}",
+                    a.runbook,
+                    a.target,
+                    fmt_time(last),
+                    fmt_delta(rb.cooldown),
+                    fmt_time(&until)
+                ),
+            )
+            .until(until));
+        }
+        if let Some((group, members)) = self.inventory.group_of(&a.target) {
+            let limit = guards::blast_radius_limit(members.len(), self.settings.blast_radius);
+            let mut busy: Vec<&str> = self
+                .actions
+                .values()
+                .filter(|o| o.state.in_flight() && o.target != a.target && members.contains(&o.target))
+                .map(|o| o.target.as_str())
+                .collect();
+            busy.sort();
+            busy.dedup();
+            if busy.len() >= limit {
+                return Err(Block::new(
+                    BlockReason::ConcurrencyLimit,
+                    format!(
+                        "{} of the {} hosts of group {group:?} are being acted on ({}); at most {limit} at once",
+                        busy.len(),
+                        members.len(),
+                        busy.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves an action forward as far as the guards and approvals allow.
+    fn advance(&mut self, id: ActionId, now: Time, retry: bool) {
+        match self.check_guards(id, now, retry) {
+            Err(b) => self.block(id, b, now),
+            Ok(()) => {
+                let Some(a) = self.actions.get(&id) else { return };
+                let approved = a.approved_by.is_some() || retry;
+                if approved {
+                    self.start(id, now);
+                    return;
+                }
+                let Some(rb) = self.catalog.get(&a.runbook) else { return };
+                if rb.approval.needs_human(a.severity) {
+                    let expires = now + self.settings.approval_expiry;
+                    let mut r = self.action_record(RecordKind::ApprovalRequested, a, now);
+                    r.params = Some(a.params.clone());
+                    r.severity = Some(a.severity);
+                    r.actor = Some(ACTOR_VIGIL.into());
+                    r.detail = Some(format!(
+                        "approval {} for a {} risk runbook; expires at {}",
+                        rb.approval.describe(),
+                        rb.spec.risk.as_str(),
+                        fmt_time(&expires)
+                    ));
+                    r.data = Some(json!({ "expires_at": fmt_time(&expires), "plan": a.plan }));
+                    self.out.push(Command::Record(r));
+                    self.set_state(id, ActionState::AwaitingApproval, Some(expires), now);
+                } else {
+                    let mut r = self.action_record(RecordKind::ActionApproved, a, now);
+                    r.actor = Some(ACTOR_VIGIL.into());
+                    r.detail = Some(format!("approval {} by policy", rb.approval.describe()));
+                    self.out.push(Command::Record(r));
+                    if let Some(a) = self.actions.get_mut(&id) {
+                        a.approved_by = Some(ACTOR_VIGIL.into());
+                    }
+                    self.start(id, now);
+                }
+            }
+        }
+    }
+
+    fn set_state(&mut self, id: ActionId, state: ActionState, due: Option<Time>, now: Time) {
+        if let Some(a) = self.actions.get_mut(&id) {
+            a.state = state;
+            a.due = due;
+            a.updated = now;
+            if let Some(t) = due {
+                self.due.push(Reverse((t, id)));
+            }
+        }
+    }
+
+    fn block(&mut self, id: ActionId, b: Block, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        let same = a.state == ActionState::Blocked && a.block == Some(b.reason);
+        let opening = b.reason == BlockReason::CircuitOpen
+            && self
+                .breakers
+                .get(&(a.runbook.clone(), a.target.clone()))
+                .is_none_or(|br| br.open_since.is_none());
+        if opening {
+            let key = (a.runbook.clone(), a.target.clone());
+            self.breakers.entry(key).or_default().open_since = Some(now);
+            let mut r = self.action_record(RecordKind::CircuitOpened, a, now);
+            r.actor = Some(ACTOR_VIGIL.into());
+            r.reason = Some("max_runs".into());
+            r.detail = Some(b.detail.clone());
+            self.out.push(Command::Record(r));
+            let summary = format!(
+                "{}@{}: circuit opened after repeated runs ({}); needs a human",
+                a.runbook, a.target, a.alert
+            );
+            self.escalate(id, summary, "circuit_open", now);
+        }
+        let Some(a) = self.actions.get(&id) else { return };
+        if !same {
+            let mut r = self.action_record(RecordKind::ActionBlocked, a, now);
+            r.reason = Some(b.reason.as_str().into());
+            r.detail = Some(b.detail.clone());
+            r.actor = Some(ACTOR_VIGIL.into());
+            if !a.params.is_empty() {
+                r.params = Some(a.params.clone());
+            }
+            self.out.push(Command::Record(r));
+        }
+        let stuck = !b.reason.may_clear() && b.reason != BlockReason::CircuitOpen;
+        if let Some(a) = self.actions.get_mut(&id) {
+            a.block = Some(b.reason);
+            a.detail = b.detail;
+            a.stuck = stuck;
+        }
+        self.set_state(id, ActionState::Blocked, b.recheck_at, now);
+    }
+
+    fn start(&mut self, id: ActionId, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        if self.modes.dry_run {
+            let mut r = self.action_record(RecordKind::DryRunPlanned, a, now);
+            r.params = Some(a.params.clone());
+            r.actor = Some(a.approved_by.clone().unwrap_or_else(|| ACTOR_VIGIL.into()));
+            r.detail = Some(
+                a.plan
+                    .iter()
+                    .map(|s| format!("{}{}", if s.read_only { "[read-only] " } else { "" }, s.display()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            r.data = Some(json!({ "plan": a.plan }));
+            self.out.push(Command::Record(r));
+            if let Some(a) = self.actions.get_mut(&id) {
+                a.detail = "dry-run: planned, nothing ran".into();
+                a.block = None;
+            }
+            self.set_state(id, ActionState::Done, None, now);
+            return;
+        }
+        let executor = self.inventory.executor_of(&a.target).unwrap_or_default();
+        let mut r = self.action_record(RecordKind::ActionStarted, a, now);
+        r.params = Some(a.params.clone());
+        r.attempt = Some(a.attempt);
+        r.actor = Some(a.approved_by.clone().unwrap_or_else(|| ACTOR_VIGIL.into()));
+        r.detail = Some(format!("{} step(s) via {executor}", a.plan.len()));
+        self.out.push(Command::Record(r));
+        let exec = Execution {
+            action: id,
+            attempt: a.attempt,
+            runbook: a.runbook.clone(),
+            target: a.target.clone(),
+            executor,
+            params: a.params.clone(),
+            steps: a.plan.clone(),
+        };
+        let key = (a.runbook.clone(), a.target.clone());
+        let b = self.breakers.entry(key).or_default();
+        b.runs.push_back(now);
+        while b.runs.len() > 64 {
+            b.runs.pop_front();
+        }
+        if let Some(a) = self.actions.get_mut(&id) {
+            a.block = None;
+            a.detail = String::new();
+        }
+        self.set_state(id, ActionState::Running, None, now);
+        self.out.push(Command::Execute(exec));
+    }
+
+    fn escalate(&mut self, id: ActionId, summary: String, reason: &str, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        let mut r = self.action_record(RecordKind::Escalated, a, now);
+        r.actor = Some(ACTOR_VIGIL.into());
+        r.reason = Some(reason.into());
+        r.detail = Some(summary.clone());
+        r.severity = Some(a.severity);
+        self.out.push(Command::Record(r));
+        self.out.push(Command::Escalate(Escalation {
+            action: Some(id),
+            alert: Some(a.alert.clone()),
+            fingerprint: Some(a.fingerprint.clone()),
+            runbook: Some(a.runbook.clone()),
+            target: Some(a.target.clone()),
+            severity: a.severity,
+            summary,
+        }));
+    }
+
+    fn finish(&mut self, id: ActionId, state: ActionState, kind: RecordKind, reason: &str, detail: &str, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        let mut r = self.action_record(kind, a, now);
+        r.actor = Some(ACTOR_VIGIL.into());
+        r.reason = Some(reason.into());
+        r.detail = Some(detail.into());
+        self.out.push(Command::Record(r));
+        if let Some(a) = self.actions.get_mut(&id) {
+            a.detail = detail.into();
+        }
+        self.set_state(id, state, None, now);
+        self.recheck_blocked(now);
+    }
+
+    fn on_approve(&mut self, id: ActionId, actor: String, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        if !matches!(a.state, ActionState::AwaitingApproval | ActionState::Interrupted) {
+            return;
+        }
+        let mut r = self.action_record(RecordKind::ActionApproved, a, now);
+        r.actor = Some(actor.clone());
+        r.params = Some(a.params.clone());
+        if a.state == ActionState::Interrupted {
+            r.detail = Some("re-run of an interrupted action approved".into());
+        }
+        self.out.push(Command::Record(r));
+        if let Some(a) = self.actions.get_mut(&id) {
+            a.approved_by = Some(actor);
+            a.state = ActionState::Approved;
+        }
+        self.advance(id, now, false);
+    }
+
+    fn on_reject(&mut self, id: ActionId, actor: String, reason: String, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        if !matches!(
+            a.state,
+            ActionState::AwaitingApproval | ActionState::Interrupted | ActionState::Blocked
+        ) {
+            return;
+        }
+        let mut r = self.action_record(RecordKind::ActionRejected, a, now);
+        r.actor = Some(actor);
+        r.reason = Some(if reason.trim().is_empty() {
+            "no reason given".into()
+        } else {
+            reason
+        });
+        self.out.push(Command::Record(r));
+        self.set_state(id, ActionState::Rejected, None, now);
+        self.recheck_blocked(now);
+    }
+
+    fn set_mode(&mut self, dry_run: Option<bool>, frozen: Option<bool>, actor: String, now: Time) {
+        let before = self.modes;
+        if let Some(d) = dry_run {
+            self.modes.dry_run = d;
+        }
+        if let Some(f) = frozen {
+            self.modes.frozen = f;
+        }
+        if before == self.modes {
+            return;
+        }
+        let mut r = rec(RecordKind::ModeChanged, now);
+        r.actor = Some(actor);
+        let mut what = Vec::new();
+        if before.dry_run != self.modes.dry_run {
+            what.push(if self.modes.dry_run { "dry-run on" } else { "dry-run off (LIVE)" });
+        }
+        if before.frozen != self.modes.frozen {
+            what.push(if self.modes.frozen { "frozen" } else { "unfrozen" });
+        }
+        r.detail = Some(what.join(", "));
+        r.data = Some(json!({ "dry_run": self.modes.dry_run, "frozen": self.modes.frozen }));
+        self.out.push(Command::Record(r));
+        if before.frozen && !self.modes.frozen {
+            self.recheck_blocked(now);
+        }
+    }
+
+    fn on_reset(&mut self, runbook: String, target: String, actor: String, now: Time) {
+        let key = (runbook.clone(), target.clone());
+        let Some(b) = self.breakers.get_mut(&key) else { return };
+        if b.open_since.is_none() {
+            return;
+        }
+        b.open_since = None;
+        b.runs.clear();
+        let mut r = rec(RecordKind::CircuitClosed, now);
+        r.runbook = Some(runbook);
+        r.target = Some(target);
+        r.actor = Some(actor);
+        r.detail = Some("reset by an operator".into());
+        self.out.push(Command::Record(r));
+        self.recheck_blocked(now);
+    }
+
+    fn on_finished(&mut self, id: ActionId, attempt: u32, outcome: Outcome, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        if a.state != ActionState::Running || a.attempt != attempt {
+            return;
+        }
+        let kind = if outcome.success {
+            RecordKind::ActionSucceeded
+        } else {
+            RecordKind::ActionFailed
+        };
+        let mut r = self.action_record(kind, a, now);
+        r.attempt = Some(a.attempt);
+        r.exit_code = outcome.exit_code;
+        r.detail = Some(outcome.detail.clone());
+        r.data = outcome.data.clone();
+        r.actor = Some(ACTOR_VIGIL.into());
+        self.out.push(Command::Record(r));
+        if outcome.success {
+            let window = self.catalog.get(&a.runbook).map(|rb| rb.verify_window).unwrap_or(TimeDelta::minutes(1));
+            self.set_state(id, ActionState::Verifying, Some(now + window), now);
+        } else {
+            self.retry_or_escalate(id, format!("run failed: {}", outcome.detail), now);
+        }
+    }
+
+    fn retry_or_escalate(&mut self, id: ActionId, why: String, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        let max = self.catalog.get(&a.runbook).map(|rb| rb.max_attempts).unwrap_or(3);
+        if a.attempt < max {
+            let backoff = self.settings.retry_backoff * 2i32.pow(a.attempt.saturating_sub(1).min(16));
+            let at = now + backoff;
+            let mut r = self.action_record(RecordKind::RetryScheduled, a, now);
+            r.attempt = Some(a.attempt + 1);
+            r.actor = Some(ACTOR_VIGIL.into());
+            r.detail = Some(format!(
+                "{why}; attempt {} of {max} at {} (backoff {})",
+                a.attempt + 1,
+                fmt_time(&at),
+                fmt_delta(backoff)
+            ));
+            self.out.push(Command::Record(r));
+            self.set_state(id, ActionState::RetryWaiting, Some(at), now);
+        } else {
+            let summary = format!(
+                "{}@{} for {}: {why}; {} attempt(s) spent",
+                a.runbook, a.target, a.alert, a.attempt
+            );
+            self.escalate(id, summary, "attempts_exhausted", now);
+            self.set_state(id, ActionState::Escalated, None, now);
+            self.recheck_blocked(now);
+        }
+    }
+
+    fn verify(&mut self, id: ActionId, now: Time) {
+        let Some(a) = self.actions.get(&id) else { return };
+        let alert = self.alerts.get(&a.fingerprint);
+        let (still_bad, why) = match alert {
+            Some(al) if al.instance.is_some() => {
+                let inst = al.instance.unwrap_or_default();
+                let p = self.eval.policy(self.eval.instance(inst).policy);
+                let bad = self.eval.fire_holds_latest(inst);
+                let v = self.eval.instance(inst).values.first().copied().flatten();
+                let val = v.map(|(v, at)| format!("; latest value {v} at {}", fmt_time(&at))).unwrap_or_default();
+                (bad, format!("{} {}{val}", p.fire_text, if bad { "still holds" } else { "no longer holds" }))
+            }
+            Some(al) => {
+                let bad = al.status == AlertStatus::Firing;
+                (bad, format!("alert {} is {}", al.name, if bad { "still firing" } else { "resolved" }))
+            }
+            None => (false, "the alert is gone".to_string()),
+        };
+        let kind = if still_bad {
+            RecordKind::VerificationFailed
+        } else {
+            RecordKind::VerificationPassed
+        };
+        let mut r = self.action_record(kind, a, now);
+        r.attempt = Some(a.attempt);
+        r.actor = Some(ACTOR_VIGIL.into());
+        r.detail = Some(why.clone());
+        self.out.push(Command::Record(r));
+        if still_bad {
+            self.retry_or_escalate(id, format!("verification failed: {why}"), now);
+        } else {
+            if let Some(a) = self.actions.get_mut(&id) {
+                a.detail = why;
+            }
+            self.set_state(id, ActionState::Done, None, now);
+            self.recheck_blocked(now);
+        }
+    }
+
+    fn on_tick(&mut self, now: Time) {
+        self.eval.tick(now, &mut self.transitions);
+        if !self.transitions.is_empty() {
+            self.apply_transitions(now);
+        }
+        while let Some(Reverse((t, id))) = self.due.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            let Some(a) = self.actions.get(&id) else { continue };
+            if a.due != Some(t) {
+                continue;
+            }
+            match a.state {
+                ActionState::AwaitingApproval => {
+                    let expiry = self.settings.approval_expiry;
+                    self.finish(
+                        id,
+                        ActionState::Expired,
+                        RecordKind::ActionExpired,
+                        "approval_timeout",
+                        &format!("no operator decided within {}", fmt_delta(expiry)),
+                        now,
+                    );
+                    let Some(a) = self.actions.get(&id) else { continue };
+                    let summary = format!(
+                        "{}@{} for {} waited {} for approval and expired",
+                        a.runbook,
+                        a.target,
+                        a.alert,
+                        fmt_delta(expiry)
+                    );
+                    self.escalate(id, summary, "approval_expired", now);
+                }
+                ActionState::Verifying => self.verify(id, now),
+                ActionState::RetryWaiting => {
+                    if let Some(a) = self.actions.get_mut(&id) {
+                        a.attempt += 1;
+                        a.due = None;
+                    }
+                    self.advance(id, now, true);
+                }
+                ActionState::Blocked => self.advance(id, now, false),
+                _ => {}
+            }
+        }
+    }
+
+    /// Gives blocked actions whose block may have cleared another look.
+    fn recheck_blocked(&mut self, now: Time) {
+        let ids: Vec<ActionId> = self
+            .actions
+            .values()
+            .filter(|a| a.state == ActionState::Blocked && !a.stuck)
+            .map(|a| a.id)
+            .collect();
+        for id in ids {
+            let retry = self.actions.get(&id).is_some_and(|a| a.attempt > 1);
+            self.advance(id, now, retry);
+        }
+    }
+
+    /// Which guard would block this runbook on this target right now, if
+    /// any (for the console's suggestions).
+    pub fn would_block(&self, runbook: &str, target: &str, params: &BTreeMap<String, String>, now: Time) -> Option<Block> {
+        let mut probe = Engine {
+            eval: Evaluator::new(Vec::new()),
+            catalog: self.catalog.clone(),
+            inventory: self.inventory.clone(),
+            windows: self.windows.clone(),
+            settings: self.settings.clone(),
+            modes: self.modes,
+            alerts: HashMap::new(),
+            resolved_order: VecDeque::new(),
+            actions: self
+                .actions
+                .iter()
+                .filter(|(_, a)| !a.state.is_final())
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            next_action: self.next_action,
+            breakers: self.breakers.clone(),
+            due: BinaryHeap::new(),
+            transitions: Vec::new(),
+            out: Vec::new(),
+        };
+        let id = ActionId(u64::MAX);
+        probe.actions.insert(
+            id,
+            Action {
+                id,
+                runbook: runbook.into(),
+                target: target.into(),
+                params: params.clone(),
+                alert: String::new(),
+                fingerprint: String::new(),
+                severity: Severity::Warning,
+                state: ActionState::Proposed,
+                attempt: 1,
+                created: now,
+                updated: now,
+                block: None,
+                detail: String::new(),
+                due: None,
+                approved_by: None,
+                plan: Vec::new(),
+                stuck: false,
+            },
+        );
+        probe.check_guards(id, now, false).err()
+    }
+
+    /// Is the alert's instance currently pending (for the console)?
+    pub fn pending_instances(&self) -> impl Iterator<Item = (&Labels, Time)> {
+        self.eval.instances().iter().filter_map(|i| match i.state {
+            InstState::Pending { since } => Some((&i.labels, since)),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

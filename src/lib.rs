@@ -1,0 +1,10 @@
+//! Vigil: a terminal console for on-call engineers with a self-healing
+//! control plane. The library holds everything; `src/main.rs` is the CLI.
+
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod policy;
+pub mod runbook;
+pub mod sim;
+pub mod units;

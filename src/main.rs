@@ -1,0 +1,360 @@
+//! The `vigil` command line: console, serve, replay, check, runbooks, audit.
+//! Parses arguments, loads files and hands over to the library; exit codes
+//! are part of the contract (see README.md).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use vigil::config::{Config, ConfigError, default_config_path, default_data_dir};
+use vigil::model::Labels;
+use vigil::runbook::Catalog;
+use vigil::sim::scenario::{Scenario, replay_file};
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "The on-call console with a self-healing control plane")]
+struct Cli {
+    /// Config file (default: the platform config dir's config.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Where the store lives (default: the platform data dir).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Start in dry-run: nothing that changes a host runs.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    /// Run the built-in demo fleet even when a config exists.
+    #[arg(long, global = true)]
+    demo: bool,
+    /// Colour theme of the console.
+    #[arg(long, global = true)]
+    theme: Option<String>,
+    /// Key bindings of the console.
+    #[arg(long, global = true)]
+    keymap: Option<String>,
+    /// Hide every dangerous action in the console.
+    #[arg(long, global = true)]
+    read_only: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the hub without a terminal.
+    Serve {
+        /// HTTP listener address (default 127.0.0.1:9797).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Stop after this long (e.g. `5m`); runs until SIGINT/SIGTERM otherwise.
+        #[arg(long)]
+        duration: Option<String>,
+    },
+    /// Run a scenario on a virtual clock and check its [expect].
+    Replay {
+        file: PathBuf,
+        /// One JSON object per record on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate config, policies, runbooks, themes and keymaps.
+    Check,
+    /// Show runbooks and what they would run.
+    Runbooks {
+        #[command(subcommand)]
+        command: RunbooksCmd,
+    },
+    /// Inspect the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunbooksCmd {
+    /// One line per runbook.
+    List,
+    /// A runbook's full definition.
+    Show { name: String },
+    /// The exact argv each step would run on a host.
+    Plan {
+        name: String,
+        #[arg(long)]
+        target: String,
+        /// K=V, repeatable.
+        #[arg(long = "param")]
+        params: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain; names the first bad seq.
+    Verify,
+    /// Write the trail out.
+    Export {
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only records after this seq.
+        #[arg(long)]
+        since: Option<u64>,
+    },
+    /// The newest records.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        count: usize,
+    },
+}
+
+/// The config file in force: `--config`, else the default path when it
+/// exists, else none (the demo fleet).
+fn load_config(cli: &Cli) -> Result<(Config, String, String), ConfigError> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => default_config_path().filter(|p| p.exists()),
+    };
+    match path {
+        Some(p) => {
+            let (c, text) = Config::load(&p)?;
+            Ok((c, text, p.display().to_string()))
+        }
+        None => Ok((Config::default(), String::new(), "(no config file: defaults)".into())),
+    }
+}
+
+fn data_dir(cli: &Cli, config: &Config) -> PathBuf {
+    cli.data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(default_data_dir)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Cmd::Replay { file, json }) => cmd_replay(file, *json),
+        Some(Cmd::Check) => cmd_check(&cli),
+        Some(Cmd::Runbooks { command }) => cmd_runbooks(&cli, command),
+        Some(Cmd::Audit { command }) => cmd_audit(&cli, command),
+        Some(Cmd::Serve { listen, duration }) => cmd_serve(&cli, listen.clone(), duration.clone()),
+        None => cmd_console(&cli),
+    }
+}
+
+fn cmd_replay(file: &Path, json: bool) -> ExitCode {
+    let replay = match replay_file(file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for r in &replay.log {
+        let line = if json { r.canonical_json() } else { r.summary() };
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(1);
+        }
+    }
+    let _ = out.flush();
+    drop(out);
+    let unmet = replay.unmet();
+    let report = |s: &str| {
+        if json {
+            eprintln!("{s}");
+        } else {
+            println!("{s}");
+        }
+    };
+    if unmet.is_empty() {
+        report(&format!("PASS {} ({} records)", file.display(), replay.log.len()));
+        ExitCode::SUCCESS
+    } else {
+        for u in &unmet {
+            report(&format!("UNMET {u}"));
+        }
+        report(&format!("FAIL {} ({} unmet)", file.display(), unmet.len()));
+        ExitCode::from(1)
+    }
+}
+
+fn cmd_check(cli: &Cli) -> ExitCode {
+    let (config, text, file) = match load_config(cli) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match config.build(&file, &text, false, None) {
+        Ok(setup) => {
+            println!(
+                "ok: {file}: {} policies, {} runbooks, {} hosts, {} maintenance windows",
+                setup.policies.len(),
+                setup.catalog.runbooks.len(),
+                setup.inventory.hosts.len(),
+                setup.windows.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} problem(s) found", errors.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn catalog_for(cli: &Cli) -> Result<(Catalog, Config), String> {
+    let (config, _text, _file) = load_config(cli).map_err(|e| e.to_string())?;
+    let catalog = Catalog::load(config.runbook_dir.as_deref(), &config.runbooks).map_err(|es| {
+        es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    })?;
+    Ok((catalog, config))
+}
+
+fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
+    let (catalog, config) = match catalog_for(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cmd {
+        RunbooksCmd::List => {
+            println!("{:<18} {:<6} {:<28} {:<9} {:<8} {:<7} ALERTS", "NAME", "RISK", "APPROVAL", "COOLDOWN", "MAX_RUNS", "STEPS");
+            for rb in &catalog.runbooks {
+                println!(
+                    "{:<18} {:<6} {:<28} {:<9} {:<8} {:<7} {}",
+                    rb.name(),
+                    rb.spec.risk.as_str(),
+                    rb.approval.describe(),
+                    vigil::units::fmt_delta(rb.cooldown),
+                    rb.max_runs.to_string(),
+                    rb.spec.steps.len(),
+                    rb.spec.matches.alertname.join(",")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        RunbooksCmd::Show { name } => match catalog.get(name) {
+            Some(rb) => {
+                let builtin = vigil::runbook::BUILTIN.iter().find(|(n, _)| n == name);
+                match (config.runbook_dir.as_ref().map(|d| d.join(format!("{name}.toml"))), builtin) {
+                    (Some(p), _) if p.exists() => {
+                        println!("# {}", p.display());
+                        print!("{}", std::fs::read_to_string(&p).unwrap_or_default());
+                    }
+                    (_, Some((_, text))) => {
+                        println!("# runbooks/{name}.toml (built in)");
+                        print!("{text}");
+                    }
+                    _ => match toml::to_string_pretty(&rb.spec) {
+                        Ok(t) => print!("{t}"),
+                        Err(e) => eprintln!("error: {e}"),
+                    },
+                }
+                println!(
+                    "# in force: approval {}, cooldown {}, max_runs {}, verify window {}, attempts {}",
+                    rb.approval.describe(),
+                    vigil::units::fmt_delta(rb.cooldown),
+                    rb.max_runs,
+                    vigil::units::fmt_delta(rb.verify_window),
+                    rb.max_attempts
+                );
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "error: no runbook named {name:?}; known: {}",
+                    catalog.runbooks.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                );
+                ExitCode::from(1)
+            }
+        },
+        RunbooksCmd::Plan { name, target, params } => {
+            let Some(rb) = catalog.get(name) else {
+                eprintln!(
+                    "error: no runbook named {name:?}; known: {}",
+                    catalog.runbooks.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                );
+                return ExitCode::from(1);
+            };
+            let mut explicit = BTreeMap::new();
+            for p in params {
+                let Some((k, v)) = p.split_once('=') else {
+                    eprintln!("error: --param {p:?} is not K=V");
+                    return ExitCode::from(1);
+                };
+                explicit.insert(k.to_string(), v.to_string());
+            }
+            let inventory = vigil::engine::Inventory::new(config.hosts.clone(), None);
+            let facts = inventory.facts(target);
+            let mut alert = Labels::new();
+            alert.insert("host".into(), target.clone());
+            let resolved = match rb.resolve_params(&alert, &facts, &explicit) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: param_invalid: {}", e.message);
+                    return ExitCode::from(1);
+                }
+            };
+            if let Some((p, v, g)) = rb.protected_hit(&resolved) {
+                println!("# note: {p}={v:?} is protected (matches {g:?}); the engine would block this (protected_target)");
+            }
+            println!("# {} on {target} with {}", rb.name(), fmt_params(&resolved));
+            for (i, s) in rb.plan(target, &resolved).iter().enumerate() {
+                println!(
+                    "{}. {}{} (timeout {})",
+                    i + 1,
+                    if s.read_only { "[read-only] " } else { "" },
+                    s.name,
+                    vigil::units::fmt_delta(s.timeout)
+                );
+                println!("   argv: {}", serde_json::to_string(&s.argv).unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn fmt_params(p: &BTreeMap<String, String>) -> String {
+    if p.is_empty() {
+        return "no parameters".into();
+    }
+    p.iter()
+        .map(|(k, v)| format!("{k}={}", vigil::runbook::shell_quote(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
+    let _ = (cli, cmd);
+    eprintln!("error: the audit commands need the store");
+    ExitCode::from(1)
+}
+
+fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> ExitCode {
+    let _ = (cli, listen, duration);
+    eprintln!("error: serve needs the hub");
+    ExitCode::from(1)
+}
+
+fn cmd_console(cli: &Cli) -> ExitCode {
+    let _ = cli;
+    eprintln!("error: the console needs the hub");
+    ExitCode::from(1)
+}
+
+#[allow(dead_code)]
+fn scenario_check(file: &str, text: &str) -> Result<(), String> {
+    Scenario::parse(file, text).map(|_| ()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,506 @@
+//! The policy evaluator: keeps the latest value of every series, the state of
+//! every (policy, label set) alert instance, and turns samples and the passing
+//! of time into `Fired` / `Resolved` transitions.
+//!
+//! Series are interned once (matchers run at interning, not per sample), so a
+//! sample costs a lookup and the comparisons of the policies that read it.
+//! Pure: `now` is always an argument.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use chrono::TimeDelta;
+
+use super::{Cond, Policy, STALENESS};
+use crate::model::{Labels, Severity, Time, fingerprint};
+
+pub type SeriesId = u32;
+pub type InstanceId = u32;
+
+/// Series beyond this many are refused (hostile or runaway label sets).
+pub const MAX_SERIES: usize = 1_000_000;
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub labels: Labels,
+    pub value: f64,
+    pub at: Option<Time>,
+    subs: Vec<(InstanceId, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InstState {
+    Inactive,
+    Pending { since: Time },
+    Firing { since: Time, severity: Severity },
+}
+
+/// One alert of one policy: a distinct combination of the policy's labels.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub policy: u32,
+    /// `alertname` plus the identifying labels.
+    pub key: Labels,
+    /// `key` plus the other labels of the series that feed it.
+    pub labels: Labels,
+    pub fingerprint: String,
+    /// Latest value and time per leaf of the policy.
+    pub values: Vec<Option<(f64, Time)>>,
+    pub state: InstState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    Fired {
+        instance: InstanceId,
+        severity: Severity,
+    },
+    Resolved {
+        instance: InstanceId,
+        /// True when it resolved because its data went stale.
+        stale: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("series limit of {MAX_SERIES} reached; sample {name} dropped")]
+pub struct SeriesLimit {
+    pub name: String,
+}
+
+pub struct Evaluator {
+    policies: Vec<Policy>,
+    by_metric: HashMap<String, Vec<(u32, u32)>>,
+    series_ids: HashMap<String, HashMap<Labels, SeriesId>>,
+    series: Vec<Series>,
+    instances: Vec<Instance>,
+    inst_index: HashMap<(u32, Labels), InstanceId>,
+    deadlines: BinaryHeap<Reverse<(Time, InstanceId)>>,
+}
+
+fn fresh(at: Time, now: Time) -> bool {
+    now - at <= STALENESS
+}
+
+fn eval(c: &Cond, values: &[Option<(f64, Time)>], now: Option<Time>) -> bool {
+    match c {
+        Cond::Cmp { leaf, op, value } => match values.get(*leaf).copied().flatten() {
+            Some((v, at)) => now.is_none_or(|n| fresh(at, n)) && op.holds(v, *value),
+            None => false,
+        },
+        Cond::All(cs) => cs.iter().all(|c| eval(c, values, now)),
+        Cond::Any(cs) => cs.iter().any(|c| eval(c, values, now)),
+        Cond::Not(c) => !eval(c, values, now),
+    }
+}
+
+impl Evaluator {
+    pub fn new(policies: Vec<Policy>) -> Evaluator {
+        let mut by_metric: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
+        for (pi, p) in policies.iter().enumerate() {
+            for (li, l) in p.leaves.iter().enumerate() {
+                by_metric
+                    .entry(l.metric.clone())
+                    .or_default()
+                    .push((pi as u32, li as u32));
+            }
+        }
+        Evaluator {
+            policies,
+            by_metric,
+            series_ids: HashMap::new(),
+            series: Vec::new(),
+            instances: Vec::new(),
+            inst_index: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    pub fn policy(&self, i: u32) -> &Policy {
+        &self.policies[i as usize]
+    }
+
+    pub fn instance(&self, id: InstanceId) -> &Instance {
+        &self.instances[id as usize]
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    pub fn series(&self) -> &[Series] {
+        &self.series
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// The id of a series, interning it (and wiring it to the policies whose
+    /// matchers select it) the first time it is seen.
+    pub fn intern(&mut self, name: &str, labels: &Labels) -> Result<SeriesId, SeriesLimit> {
+        if let Some(id) = self.series_ids.get(name).and_then(|m| m.get(labels)) {
+            return Ok(*id);
+        }
+        if self.series.len() >= MAX_SERIES {
+            return Err(SeriesLimit { name: name.into() });
+        }
+        let id = self.series.len() as SeriesId;
+        let mut subs = Vec::new();
+        if let Some(readers) = self.by_metric.get(name) {
+            for &(pi, li) in readers.clone().iter() {
+                let p = &self.policies[pi as usize];
+                if !super::matcher::matches_all(&p.leaves[li as usize].matchers, labels) {
+                    continue;
+                }
+                let mut key: Labels = match &p.group_by {
+                    Some(g) => g
+                        .iter()
+                        .filter_map(|k| labels.get(k).map(|v| (k.clone(), v.clone())))
+                        .collect(),
+                    None => labels.clone(),
+                };
+                key.insert("alertname".into(), p.name.clone());
+                let nleaves = p.leaves.len();
+                let inst = match self.inst_index.get(&(pi, key.clone())) {
+                    Some(i) => *i,
+                    None => {
+                        let i = self.instances.len() as InstanceId;
+                        let fp = fingerprint(&key);
+                        self.instances.push(Instance {
+                            policy: pi,
+                            key: key.clone(),
+                            labels: key.clone(),
+                            fingerprint: fp,
+                            values: vec![None; nleaves],
+                            state: InstState::Inactive,
+                        });
+                        self.inst_index.insert((pi, key), i);
+                        i
+                    }
+                };
+                let inst_labels = &mut self.instances[inst as usize].labels;
+                for (k, v) in labels {
+                    inst_labels.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                subs.push((inst, li));
+            }
+        }
+        self.series.push(Series {
+            name: name.to_string(),
+            labels: labels.clone(),
+            value: f64::NAN,
+            at: None,
+            subs,
+        });
+        self.series_ids
+            .entry(name.to_string())
+            .or_default()
+            .insert(labels.clone(), id);
+        Ok(id)
+    }
+
+    /// Records a sample of an interned series and evaluates the alerts it feeds.
+    #[inline]
+    pub fn observe(&mut self, id: SeriesId, value: f64, now: Time, out: &mut Vec<Transition>) {
+        let s = &mut self.series[id as usize];
+        s.value = value;
+        s.at = Some(now);
+        for i in 0..self.series[id as usize].subs.len() {
+            let (inst, leaf) = self.series[id as usize].subs[i];
+            self.instances[inst as usize].values[leaf as usize] = Some((value, now));
+            self.evaluate(inst, now, out);
+        }
+    }
+
+    /// Interns and observes in one call.
+    pub fn observe_sample(
+        &mut self,
+        name: &str,
+        labels: &Labels,
+        value: f64,
+        now: Time,
+        out: &mut Vec<Transition>,
+    ) -> Result<SeriesId, SeriesLimit> {
+        let id = self.intern(name, labels)?;
+        self.observe(id, value, now, out);
+        Ok(id)
+    }
+
+    fn severity_of(&self, inst: &Instance, now: Time) -> Severity {
+        let p = &self.policies[inst.policy as usize];
+        p.severities
+            .iter()
+            .filter(|(c, _)| eval(c, &inst.values, Some(now)))
+            .map(|(_, s)| *s)
+            .fold(p.severity, Severity::max)
+    }
+
+    fn evaluate(&mut self, id: InstanceId, now: Time, out: &mut Vec<Transition>) {
+        let inst = &self.instances[id as usize];
+        let p = &self.policies[inst.policy as usize];
+        match inst.state {
+            InstState::Inactive => {
+                if eval(&p.fire, &inst.values, Some(now)) {
+                    if p.hold <= TimeDelta::zero() {
+                        self.fire(id, now, out);
+                    } else {
+                        let due = now + p.hold;
+                        self.instances[id as usize].state = InstState::Pending { since: now };
+                        self.deadlines.push(Reverse((due, id)));
+                    }
+                }
+            }
+            InstState::Pending { since } => {
+                if !eval(&p.fire, &inst.values, Some(now)) {
+                    self.instances[id as usize].state = InstState::Inactive;
+                } else if now - since >= p.hold {
+                    self.fire(id, now, out);
+                }
+            }
+            InstState::Firing { since, severity } => {
+                let all_stale = inst
+                    .values
+                    .iter()
+                    .all(|v| v.is_none_or(|(_, at)| !fresh(at, now)));
+                if all_stale {
+                    self.instances[id as usize].state = InstState::Inactive;
+                    out.push(Transition::Resolved {
+                        instance: id,
+                        stale: true,
+                    });
+                } else if eval(&p.resolve, &inst.values, Some(now)) {
+                    self.instances[id as usize].state = InstState::Inactive;
+                    out.push(Transition::Resolved {
+                        instance: id,
+                        stale: false,
+                    });
+                } else {
+                    let sev = self.severity_of(inst, now);
+                    if sev != severity {
+                        self.instances[id as usize].state = InstState::Firing { since, severity: sev };
+                    }
+                }
+            }
+        }
+    }
+
+    fn fire(&mut self, id: InstanceId, now: Time, out: &mut Vec<Transition>) {
+        let severity = self.severity_of(&self.instances[id as usize], now);
+        let inst = &mut self.instances[id as usize];
+        inst.state = InstState::Firing { since: now, severity };
+        let last = inst.values.iter().flatten().map(|(_, at)| *at).max().unwrap_or(now);
+        self.deadlines.push(Reverse((last + STALENESS + TimeDelta::seconds(1), id)));
+        out.push(Transition::Fired { instance: id, severity });
+    }
+
+    /// The earliest time at which `tick` has something to do.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.deadlines.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Lets time pass: pending alerts whose `for` has elapsed fire, firing
+    /// alerts whose data went stale resolve.
+    pub fn tick(&mut self, now: Time, out: &mut Vec<Transition>) {
+        while let Some(Reverse((due, id))) = self.deadlines.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.deadlines.pop();
+            match self.instances[id as usize].state {
+                InstState::Pending { since } => {
+                    let hold = self.policies[self.instances[id as usize].policy as usize].hold;
+                    if since + hold <= now {
+                        self.evaluate(id, now, out);
+                    }
+                }
+                InstState::Firing { .. } => {
+                    let inst = &self.instances[id as usize];
+                    let last = inst.values.iter().flatten().map(|(_, at)| *at).max();
+                    match last {
+                        Some(l) if fresh(l, now) => {
+                            self.deadlines.push(Reverse((l + STALENESS + TimeDelta::seconds(1), id)));
+                        }
+                        _ => self.evaluate(id, now, out),
+                    }
+                }
+                InstState::Inactive => {}
+            }
+        }
+    }
+
+    /// Does the instance's firing condition hold on its latest values,
+    /// however old? (Verification: "does the condition still hold?")
+    pub fn fire_holds_latest(&self, id: InstanceId) -> bool {
+        let inst = &self.instances[id as usize];
+        eval(&self.policies[inst.policy as usize].fire, &inst.values, None)
+    }
+
+    /// Is the instance firing right now?
+    pub fn is_firing(&self, id: InstanceId) -> bool {
+        matches!(self.instances[id as usize].state, InstState::Firing { .. })
+    }
+
+    /// The latest sample time among the instance's values.
+    pub fn last_update(&self, id: InstanceId) -> Option<Time> {
+        self.instances[id as usize].values.iter().flatten().map(|(_, at)| *at).max()
+    }
+
+    /// Looks up an instance by its fingerprint.
+    pub fn find_instance(&self, fp: &str) -> Option<InstanceId> {
+        self.instances
+            .iter()
+            .position(|i| i.fingerprint == fp)
+            .map(|i| i as InstanceId)
+    }
+
+    /// Latest value of a metric for a host (`host` label), if any series has one.
+    pub fn host_value(&self, host: &str, metric: &str) -> Option<(f64, Time)> {
+        let m = self.series_ids.get(metric)?;
+        m.iter()
+            .filter(|(l, _)| l.get("host").map(String::as_str) == Some(host))
+            .filter_map(|(_, id)| {
+                let s = &self.series[*id as usize];
+                s.at.map(|a| (s.value, a))
+            })
+            .max_by_key(|(_, a)| *a)
+    }
+
+    /// Evaluates a policy's conditions against samples without touching any
+    /// state (dry evaluation for `POST /api/v1/policies/evaluate`).
+    pub fn evaluate_once(policy: &Policy, samples: &[(String, Labels, f64)], now: Time) -> Vec<(Labels, bool)> {
+        let mut ev = Evaluator::new(vec![policy.clone()]);
+        for (n, l, v) in samples {
+            let mut sink = Vec::new();
+            let _ = ev.observe_sample(n, l, *v, now, &mut sink);
+        }
+        ev.instances
+            .iter()
+            .map(|i| (i.labels.clone(), eval(&policy.fire, &i.values, Some(now))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Policy, default_specs};
+
+    fn t(secs: i64) -> Time {
+        "2026-01-01T00:00:00Z".parse::<Time>().unwrap() + TimeDelta::seconds(secs)
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn defaults() -> Evaluator {
+        Evaluator::new(default_specs().iter().map(|s| Policy::compile(s).unwrap()).collect())
+    }
+
+    #[test]
+    fn for_duration_then_fire_on_tick_without_new_samples() {
+        let mut ev = defaults();
+        let l = labels(&[("host", "h1"), ("mountpoint", "/")]);
+        let mut out = Vec::new();
+        ev.observe_sample("disk_used_percent", &l, 90.0, t(0), &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(ev.next_deadline(), Some(t(60)));
+        ev.tick(t(59), &mut out);
+        assert!(out.is_empty());
+        ev.tick(t(60), &mut out);
+        assert!(matches!(out[0], Transition::Fired { severity: Severity::Warning, .. }));
+        let inst = ev.instance(0);
+        assert_eq!(inst.labels.get("alertname").unwrap(), "DiskSpaceLow");
+    }
+
+    #[test]
+    fn pending_resets_when_condition_stops_holding() {
+        let mut ev = defaults();
+        let l = labels(&[("host", "h1"), ("mountpoint", "/")]);
+        let mut out = Vec::new();
+        ev.observe_sample("disk_used_percent", &l, 90.0, t(0), &mut out).unwrap();
+        ev.observe_sample("disk_used_percent", &l, 70.0, t(30), &mut out).unwrap();
+        ev.tick(t(60), &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn hysteresis_keeps_firing_between_thresholds() {
+        let mut ev = defaults();
+        let l = labels(&[("host", "h1"), ("mountpoint", "/")]);
+        let mut out = Vec::new();
+        ev.observe_sample("disk_used_percent", &l, 97.0, t(0), &mut out).unwrap();
+        ev.tick(t(60), &mut out);
+        assert_eq!(
+            out,
+            vec![Transition::Fired {
+                instance: 0,
+                severity: Severity::Critical
+            }]
+        );
+        out.clear();
+        ev.observe_sample("disk_used_percent", &l, 82.0, t(70), &mut out).unwrap();
+        assert!(out.is_empty(), "82 is inside the hysteresis band");
+        ev.observe_sample("disk_used_percent", &l, 79.0, t(80), &mut out).unwrap();
+        assert_eq!(out, vec![Transition::Resolved { instance: 0, stale: false }]);
+    }
+
+    #[test]
+    fn stale_data_resolves_after_five_minutes() {
+        let mut ev = defaults();
+        let l = labels(&[("host", "h1"), ("service", "api")]);
+        let mut out = Vec::new();
+        ev.observe_sample("service_up", &l, 0.0, t(0), &mut out).unwrap();
+        ev.tick(t(30), &mut out);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        ev.tick(t(300), &mut out);
+        assert!(out.is_empty(), "still current at exactly 5m");
+        let due = ev.next_deadline().unwrap();
+        ev.tick(due, &mut out);
+        assert_eq!(out, vec![Transition::Resolved { instance: 0, stale: true }]);
+    }
+
+    #[test]
+    fn matchers_select_series_and_all_combines_metrics() {
+        let spec: crate::policy::PolicySpec = toml::from_str(
+            r#"
+name = "HotAndBusy"
+when = { all = ['cpu{role="web"} > 90', "load > 4"] }
+labels = ["host"]
+"#,
+        )
+        .unwrap();
+        let mut ev = Evaluator::new(vec![Policy::compile(&spec).unwrap()]);
+        let web = labels(&[("host", "w1"), ("role", "web")]);
+        let db = labels(&[("host", "d1"), ("role", "db")]);
+        let mut out = Vec::new();
+        ev.observe_sample("cpu", &db, 99.0, t(0), &mut out).unwrap();
+        ev.observe_sample("load", &db, 9.0, t(0), &mut out).unwrap();
+        assert!(out.is_empty(), "role=db is not selected");
+        ev.observe_sample("cpu", &web, 95.0, t(0), &mut out).unwrap();
+        assert!(out.is_empty(), "load not yet known for w1");
+        ev.observe_sample("load", &labels(&[("host", "w1")]), 5.0, t(1), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn fingerprints_are_per_label_set() {
+        let mut ev = defaults();
+        let mut out = Vec::new();
+        for m in ["/", "/var"] {
+            let l = labels(&[("host", "h1"), ("mountpoint", m), ("device", "sda")]);
+            ev.observe_sample("disk_used_percent", &l, 99.0, t(0), &mut out).unwrap();
+        }
+        assert_eq!(ev.instances().len(), 2);
+        assert_ne!(ev.instance(0).fingerprint, ev.instance(1).fingerprint);
+        assert_eq!(ev.instance(0).labels.get("device").unwrap(), "sda");
+        assert!(!ev.instance(0).key.contains_key("device"));
+    }
+}

@@ -1,0 +1,415 @@
+//! Policies: which metric conditions raise which alerts. Owns the policy file
+//! format (`[[policies]]`), its validation, the six defaults, and the
+//! evaluator that turns samples into firing and resolved alerts.
+//!
+//! Pure: time comes in as an argument, nothing here does I/O.
+
+pub mod eval;
+pub mod matcher;
+
+use std::collections::BTreeMap;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Severity;
+use crate::units::parse_delta;
+pub use matcher::{CmpOp, Comparison, MatchOp, Matcher};
+
+/// How long a series' last value stays current without a new sample.
+pub const STALENESS: TimeDelta = TimeDelta::minutes(5);
+
+/// A condition as written: an expression string, a table, or `all`/`any`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConditionSpec {
+    Expr(String),
+    All { all: Vec<ConditionSpec> },
+    Any { any: Vec<ConditionSpec> },
+    Table {
+        metric: String,
+        op: String,
+        value: f64,
+        #[serde(default)]
+        matchers: Vec<String>,
+    },
+}
+
+/// A severity that applies while its condition holds
+/// (`severities = [{ when = "disk_used_percent > 95", severity = "critical" }]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRule {
+    pub when: ConditionSpec,
+    pub severity: Severity,
+}
+
+/// One `[[policies]]` entry as written in a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// The alert name it raises (`alertname` label).
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The condition that raises the alert.
+    pub when: ConditionSpec,
+    /// How long `when` must hold before the alert fires (default `0s`).
+    #[serde(default, rename = "for")]
+    pub hold: Option<String>,
+    /// The condition that resolves a firing alert (hysteresis). Default: `when`
+    /// no longer holds.
+    #[serde(default)]
+    pub resolve: Option<ConditionSpec>,
+    #[serde(default = "default_severity")]
+    pub severity: Severity,
+    #[serde(default)]
+    pub severities: Vec<SeverityRule>,
+    /// Labels that identify one alert of this policy (one per distinct
+    /// combination). Default: every label of the series.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// The runbook the built-in catalog pairs with this alert (informative;
+    /// runbooks choose the alerts they handle).
+    #[serde(default)]
+    pub runbook: Option<String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_severity() -> Severity {
+    Severity::Warning
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A compiled condition over a policy's leaves (distinct metric selectors).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    Cmp { leaf: usize, op: CmpOp, value: f64 },
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+}
+
+/// A metric selector that feeds a policy: the metric name and its matchers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leaf {
+    pub metric: String,
+    pub matchers: Vec<Matcher>,
+}
+
+/// A validated, compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub description: String,
+    pub leaves: Vec<Leaf>,
+    pub fire: Cond,
+    pub resolve: Cond,
+    /// The text of the conditions, for people.
+    pub fire_text: String,
+    pub resolve_text: String,
+    pub hold: TimeDelta,
+    pub severity: Severity,
+    pub severities: Vec<(Cond, Severity)>,
+    pub group_by: Option<Vec<String>>,
+    pub runbook: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Policy {
+    pub fn compile(spec: &PolicySpec) -> Result<Policy, String> {
+        let name = spec.name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            return Err(format!(
+                "policy name {:?} is invalid; expected letters, digits, '_' or ':'",
+                spec.name
+            ));
+        }
+        let mut leaves = Vec::new();
+        let fire = compile_cond(&spec.when, &mut leaves).map_err(|e| format!("when: {e}"))?;
+        let resolve = match &spec.resolve {
+            Some(r) => compile_cond(r, &mut leaves).map_err(|e| format!("resolve: {e}"))?,
+            None => Cond::Not(Box::new(fire.clone())),
+        };
+        let mut severities = Vec::new();
+        for (i, r) in spec.severities.iter().enumerate() {
+            let c = compile_cond(&r.when, &mut leaves).map_err(|e| format!("severities[{i}].when: {e}"))?;
+            severities.push((c, r.severity));
+        }
+        let hold = match &spec.hold {
+            Some(h) => parse_delta(h).map_err(|e| format!("for: {e}"))?,
+            None => TimeDelta::zero(),
+        };
+        Ok(Policy {
+            name: name.to_string(),
+            description: spec.description.clone(),
+            leaves,
+            fire,
+            resolve,
+            fire_text: cond_text(&spec.when),
+            resolve_text: match &spec.resolve {
+                Some(r) => cond_text(r),
+                None => format!("not ({})", cond_text(&spec.when)),
+            },
+            hold,
+            severity: spec.severity,
+            severities,
+            group_by: spec.labels.clone(),
+            runbook: spec.runbook.clone(),
+            annotations: spec.annotations.clone(),
+        })
+    }
+
+    /// The metric names this policy reads.
+    pub fn metrics(&self) -> impl Iterator<Item = &str> {
+        self.leaves.iter().map(|l| l.metric.as_str())
+    }
+}
+
+/// The condition as one line of text.
+pub fn cond_text(c: &ConditionSpec) -> String {
+    match c {
+        ConditionSpec::Expr(s) => s.trim().to_string(),
+        ConditionSpec::All { all } => {
+            format!("all({})", all.iter().map(cond_text).collect::<Vec<_>>().join(", "))
+        }
+        ConditionSpec::Any { any } => {
+            format!("any({})", any.iter().map(cond_text).collect::<Vec<_>>().join(", "))
+        }
+        ConditionSpec::Table {
+            metric,
+            op,
+            value,
+            matchers,
+        } => {
+            if matchers.is_empty() {
+                format!("{metric} {op} {value}")
+            } else {
+                format!("{metric}{{{}}} {op} {value}", matchers.join(", "))
+            }
+        }
+    }
+}
+
+fn leaf_index(leaves: &mut Vec<Leaf>, leaf: Leaf) -> usize {
+    if let Some(i) = leaves.iter().position(|l| *l == leaf) {
+        return i;
+    }
+    leaves.push(leaf);
+    leaves.len() - 1
+}
+
+fn compile_cond(c: &ConditionSpec, leaves: &mut Vec<Leaf>) -> Result<Cond, String> {
+    Ok(match c {
+        ConditionSpec::Expr(s) => {
+            let cmp = Comparison::parse(s)?;
+            let leaf = leaf_index(
+                leaves,
+                Leaf {
+                    metric: cmp.metric,
+                    matchers: cmp.matchers,
+                },
+            );
+            Cond::Cmp {
+                leaf,
+                op: cmp.op,
+                value: cmp.value,
+            }
+        }
+        ConditionSpec::Table {
+            metric,
+            op,
+            value,
+            matchers,
+        } => {
+            let op = CmpOp::parse(op.trim())
+                .ok_or_else(|| format!("op {op:?} is invalid; expected one of > >= < <= == !="))?;
+            if !value.is_finite() {
+                return Err(format!("value {value} is not a finite number"));
+            }
+            let ms = matchers
+                .iter()
+                .map(|m| Matcher::parse(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Validate the metric name with the expression parser.
+            Comparison::parse(&format!("{metric} > 0")).map_err(|_| format!("metric name {metric:?} is invalid"))?;
+            let leaf = leaf_index(
+                leaves,
+                Leaf {
+                    metric: metric.clone(),
+                    matchers: ms,
+                },
+            );
+            Cond::Cmp {
+                leaf,
+                op,
+                value: *value,
+            }
+        }
+        ConditionSpec::All { all } => {
+            if all.is_empty() {
+                return Err("`all` needs at least one condition".into());
+            }
+            Cond::All(all.iter().map(|c| compile_cond(c, leaves)).collect::<Result<_, _>>()?)
+        }
+        ConditionSpec::Any { any } => {
+            if any.is_empty() {
+                return Err("`any` needs at least one condition".into());
+            }
+            Cond::Any(any.iter().map(|c| compile_cond(c, leaves)).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
+/// The built-in policies, as TOML so they read like a user's file.
+pub const DEFAULT_POLICIES_TOML: &str = r#"
+[[policies]]
+name = "DiskSpaceLow"
+description = "A file system is nearly full."
+when = "disk_used_percent > 85"
+for = "1m"
+resolve = "disk_used_percent < 80"
+severity = "warning"
+severities = [{ when = "disk_used_percent > 95", severity = "critical" }]
+labels = ["host", "mountpoint"]
+runbook = "disk_cleanup"
+
+[[policies]]
+name = "ServiceDown"
+description = "A service is not running."
+when = "service_up == 0"
+for = "30s"
+resolve = "service_up == 1"
+severity = "critical"
+labels = ["host", "service"]
+runbook = "service_restart"
+
+[[policies]]
+name = "MemoryPressure"
+description = "Memory use is high and not coming down."
+when = "memory_used_percent > 90"
+for = "2m"
+resolve = "memory_used_percent < 85"
+severity = "high"
+labels = ["host", "service"]
+runbook = "memory_pressure"
+
+[[policies]]
+name = "LogFileLarge"
+description = "A log file is larger than 1 GiB."
+when = "log_file_bytes > 1073741824"
+for = "0s"
+resolve = "log_file_bytes < 536870912"
+severity = "warning"
+labels = ["host", "path", "service"]
+runbook = "log_rotation"
+
+[[policies]]
+name = "ZombieProcesses"
+description = "Defunct processes are piling up."
+when = "zombie_processes > 20"
+for = "1m"
+resolve = "zombie_processes <= 5"
+severity = "warning"
+labels = ["host"]
+runbook = "zombie_killer"
+
+[[policies]]
+name = "ConnectionPoolExhausted"
+description = "A connection pool is almost out of connections."
+when = "connection_pool_used_ratio > 0.95"
+for = "1m"
+resolve = "connection_pool_used_ratio < 0.8"
+severity = "high"
+labels = ["host", "service", "pool"]
+runbook = "connection_reset"
+"#;
+
+#[derive(Deserialize)]
+struct PolicyFile {
+    policies: Vec<PolicySpec>,
+}
+
+/// The six default policies, as specs.
+pub fn default_specs() -> Vec<PolicySpec> {
+    // The text is ours and tested; failing here is a build defect.
+    toml::from_str::<PolicyFile>(DEFAULT_POLICIES_TOML)
+        .map(|f| f.policies)
+        .unwrap_or_default()
+}
+
+/// Merges user specs over the defaults: a spec with a default's name replaces
+/// it; others are added. Disabled ones are dropped.
+pub fn merge_specs(defaults: Vec<PolicySpec>, user: &[PolicySpec]) -> Vec<PolicySpec> {
+    let mut out = defaults;
+    for u in user {
+        if let Some(slot) = out.iter_mut().find(|d| d.name == u.name) {
+            *slot = u.clone();
+        } else {
+            out.push(u.clone());
+        }
+    }
+    out.retain(|p| p.enabled);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_compile_and_match_the_contract() {
+        let specs = default_specs();
+        assert_eq!(specs.len(), 6);
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "DiskSpaceLow",
+                "ServiceDown",
+                "MemoryPressure",
+                "LogFileLarge",
+                "ZombieProcesses",
+                "ConnectionPoolExhausted"
+            ]
+        );
+        for s in &specs {
+            let p = Policy::compile(s).unwrap();
+            assert_eq!(p.leaves.len(), 1, "{}", p.name);
+        }
+        let disk = Policy::compile(&specs[0]).unwrap();
+        assert_eq!(disk.hold, TimeDelta::minutes(1));
+        assert_eq!(disk.severities.len(), 1);
+    }
+
+    #[test]
+    fn all_and_any_share_leaves() {
+        let spec: PolicySpec = toml::from_str(
+            r#"
+name = "Combo"
+when = { all = ["a > 1", { any = ["b < 2", "a > 5"] }] }
+"#,
+        )
+        .unwrap();
+        let p = Policy::compile(&spec).unwrap();
+        assert_eq!(p.leaves.len(), 2);
+        assert!(matches!(p.resolve, Cond::Not(_)));
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let spec: PolicySpec = toml::from_str("name = \"X\"\nwhen = \"a >> 1\"").unwrap();
+        let e = Policy::compile(&spec).unwrap_err();
+        assert!(e.starts_with("when:"), "{e}");
+        let spec: PolicySpec = toml::from_str("name = \"X\"\nwhen = \"a > 1\"\nfor = \"later\"").unwrap();
+        assert!(Policy::compile(&spec).unwrap_err().contains("for:"));
+        let spec: PolicySpec = toml::from_str("name = \"bad name\"\nwhen = \"a > 1\"").unwrap();
+        assert!(Policy::compile(&spec).is_err());
+    }
+}

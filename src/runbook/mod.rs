@@ -1,0 +1,898 @@
+//! Runbooks as data: the file format (`runbooks/*.toml`), its validation, the
+//! catalog (built-ins compiled in, overridable from the config dir), matching
+//! alerts to runbooks with reasons, parameter resolution and validation, and
+//! the plan (the exact argument vectors a run would execute).
+//!
+//! Nothing here runs a command or decides whether one may run (the engine's
+//! guards do that).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::TimeDelta;
+use globset::{Glob, GlobMatcher};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Labels, Severity};
+use crate::policy::Matcher;
+use crate::units::{Rate, line_of, parse_delta, toml_error_line};
+
+/// The built-in runbooks, compiled in.
+pub const BUILTIN: [(&str, &str); 6] = [
+    ("disk_cleanup", include_str!("../../runbooks/disk_cleanup.toml")),
+    ("service_restart", include_str!("../../runbooks/service_restart.toml")),
+    ("memory_pressure", include_str!("../../runbooks/memory_pressure.toml")),
+    ("log_rotation", include_str!("../../runbooks/log_rotation.toml")),
+    ("zombie_killer", include_str!("../../runbooks/zombie_killer.toml")),
+    ("connection_reset", include_str!("../../runbooks/connection_reset.toml")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+}
+
+/// How an action of a runbook is approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ApprovalSpec {
+    /// `"auto"` or `"manual"`.
+    Mode(ApprovalMode),
+    /// `{ manual_at = "critical" }`: automatic below that severity, manual at
+    /// or above it.
+    Threshold { manual_at: Severity },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    Auto,
+    Manual,
+}
+
+impl ApprovalSpec {
+    /// Does an action at this severity need an operator?
+    pub fn needs_human(self, severity: Severity) -> bool {
+        match self {
+            ApprovalSpec::Mode(ApprovalMode::Auto) => false,
+            ApprovalSpec::Mode(ApprovalMode::Manual) => true,
+            ApprovalSpec::Threshold { manual_at } => severity >= manual_at,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            ApprovalSpec::Mode(ApprovalMode::Auto) => "auto".into(),
+            ApprovalSpec::Mode(ApprovalMode::Manual) => "manual".into(),
+            ApprovalSpec::Threshold { manual_at } => format!("manual at {manual_at} and above"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamSource {
+    /// An alert label (`label = "..."`, default: the parameter's name).
+    #[default]
+    Label,
+    /// A fact of the target host: its labels in the inventory (`fact = "..."`).
+    Host,
+    /// Only the `default` value (or an operator's `--param`).
+    Literal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    #[serde(default)]
+    pub source: ParamSource,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub fact: Option<String>,
+    #[serde(default)]
+    pub default: Option<String>,
+    /// A regular expression the whole value must match.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The values accepted, when it is a closed set.
+    #[serde(default, rename = "enum")]
+    pub one_of: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Alert names this runbook handles.
+    #[serde(default)]
+    pub alertname: Vec<String>,
+    /// Label matchers the alert must also satisfy (`'mountpoint=~"/.*"'`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: String,
+    /// The argument vector; `{param}` is replaced by that parameter's value,
+    /// always inside one argument.
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Discovery that changes nothing: may run in dry-run, labelled so.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Only run when these parameters have these values.
+    #[serde(default)]
+    pub when: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    /// How long after the run to look again (default `1m`).
+    #[serde(default)]
+    pub window: Option<String>,
+    /// An optional command whose exit status 0 means verified.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// An optional URL that must answer 2xx.
+    #[serde(default)]
+    pub http: Option<String>,
+    /// An optional PromQL expression that must return no series.
+    #[serde(default)]
+    pub promql: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Precondition {
+    /// The parameter the precondition is about.
+    pub param: String,
+    /// The value must be one of the target host's `services` (when the
+    /// inventory lists them).
+    #[serde(default)]
+    pub in_host_services: bool,
+}
+
+/// One runbook file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_risk")]
+    pub risk: Risk,
+    #[serde(rename = "match", default)]
+    pub matches: MatchSpec,
+    /// The alert label that names the target host (default `host`).
+    #[serde(default)]
+    pub target_label: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSpec>,
+    #[serde(default)]
+    pub approval: Option<ApprovalSpec>,
+    #[serde(default)]
+    pub cooldown: Option<String>,
+    #[serde(default)]
+    pub max_runs: Option<String>,
+    /// Per parameter, glob patterns of values never acted on
+    /// (`protected_target`) unless the config allows them.
+    #[serde(default)]
+    pub protected: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub preconditions: Vec<Precondition>,
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+    #[serde(default)]
+    pub verify: VerifySpec,
+    #[serde(default)]
+    pub rollback: Vec<StepSpec>,
+}
+
+fn default_risk() -> Risk {
+    Risk::Medium
+}
+
+/// Per-runbook settings from the config file (`[runbooks.NAME]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookOverride {
+    #[serde(default)]
+    pub approval: Option<ApprovalSpec>,
+    #[serde(default)]
+    pub cooldown: Option<String>,
+    #[serde(default)]
+    pub max_runs: Option<String>,
+    /// Values of protected parameters that this site allows after all.
+    #[serde(default)]
+    pub allow_protected: Vec<String>,
+    #[serde(default)]
+    pub verify_window: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Attempts before escalating (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Parameter defaults for this site.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub spec: ParamSpec,
+    pattern: Option<Regex>,
+}
+
+impl Param {
+    /// Checks a value against the declared pattern or set; the error says what
+    /// was wrong and what is accepted, with the value escaped.
+    pub fn validate(&self, value: &str) -> Result<(), String> {
+        if let Some(set) = &self.spec.one_of
+            && !set.iter().any(|v| v == value)
+        {
+            return Err(format!(
+                "{}={:?} is not accepted; expected one of {}",
+                self.name,
+                value.escape_debug().to_string(),
+                set.join(", ")
+            ));
+        }
+        if let Some(re) = &self.pattern
+            && !re.is_match(value)
+        {
+            return Err(format!(
+                "{}={:?} does not match the pattern {}",
+                self.name,
+                value.escape_debug().to_string(),
+                self.spec.pattern.as_deref().unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A validated runbook with the site's overrides applied.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    pub spec: RunbookSpec,
+    pub matchers: Vec<Matcher>,
+    pub params: Vec<Param>,
+    pub approval: ApprovalSpec,
+    pub cooldown: TimeDelta,
+    pub max_runs: Rate,
+    pub verify_window: TimeDelta,
+    pub max_attempts: u32,
+    pub protected: Vec<(String, Vec<(String, GlobMatcher)>)>,
+    pub allow_protected: Vec<String>,
+    pub enabled: bool,
+}
+
+impl Runbook {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn target_label(&self) -> &str {
+        self.spec.target_label.as_deref().unwrap_or("host")
+    }
+
+    /// Compiles a spec with an optional override; errors name the key.
+    pub fn compile(spec: RunbookSpec, over: Option<&RunbookOverride>) -> Result<Runbook, String> {
+        let name_ok = !spec.name.is_empty()
+            && spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !name_ok {
+            return Err(format!(
+                "name {:?} is invalid; expected lower-case letters, digits and '_'",
+                spec.name
+            ));
+        }
+        let matchers = spec
+            .matches
+            .labels
+            .iter()
+            .map(|m| Matcher::parse(m).map_err(|e| format!("match.labels: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if spec.matches.alertname.is_empty() && matchers.is_empty() {
+            return Err("match: give at least one alertname or label matcher".into());
+        }
+        let mut params = Vec::new();
+        for (pname, p) in &spec.params {
+            if p.pattern.is_none() && p.one_of.is_none() {
+                return Err(format!(
+                    "params.{pname}: needs a `pattern` or an `enum`; a value from an alert reaches a command only after it matched one"
+                ));
+            }
+            let pattern = match &p.pattern {
+                Some(pat) => Some(
+                    Regex::new(&format!("^(?:{pat})$"))
+                        .map_err(|e| format!("params.{pname}.pattern {pat:?} is not a valid regex: {e}"))?,
+                ),
+                None => None,
+            };
+            if p.source == ParamSource::Host && p.fact.is_none() && p.default.is_none() {
+                // the fact defaults to the parameter's name: fine.
+            }
+            let param = Param {
+                name: pname.clone(),
+                spec: p.clone(),
+                pattern,
+            };
+            if let Some(d) = &p.default {
+                param
+                    .validate(d)
+                    .map_err(|e| format!("params.{pname}.default: {e}"))?;
+            }
+            params.push(param);
+        }
+        for (i, step) in spec.steps.iter().chain(spec.rollback.iter()).enumerate() {
+            if step.argv.is_empty() {
+                return Err(format!("steps[{i}] ({}): argv is empty", step.name));
+            }
+            if let Some(t) = &step.timeout {
+                parse_delta(t).map_err(|e| format!("steps[{i}].timeout: {e}"))?;
+            }
+            for arg in &step.argv {
+                for p in placeholders(arg) {
+                    if p != "target" && !spec.params.contains_key(p) {
+                        return Err(format!(
+                            "steps[{i}] ({}): {{{p}}} is not a parameter of this runbook; declared: {}",
+                            step.name,
+                            spec.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        for pc in &spec.preconditions {
+            if !spec.params.contains_key(&pc.param) {
+                return Err(format!("preconditions: {:?} is not a parameter", pc.param));
+            }
+        }
+        let mut protected = Vec::new();
+        for (pname, globs) in &spec.protected {
+            if !spec.params.contains_key(pname) {
+                return Err(format!("protected.{pname}: not a parameter of this runbook"));
+            }
+            let mut gs = Vec::new();
+            for g in globs {
+                let m = Glob::new(g)
+                    .map_err(|e| format!("protected.{pname}: {g:?} is not a valid glob: {e}"))?
+                    .compile_matcher();
+                gs.push((g.clone(), m));
+            }
+            protected.push((pname.clone(), gs));
+        }
+        let o = over.cloned().unwrap_or_default();
+        let approval = o
+            .approval
+            .or(spec.approval)
+            .unwrap_or(ApprovalSpec::Mode(ApprovalMode::Manual));
+        let cooldown = parse_delta(o.cooldown.as_deref().or(spec.cooldown.as_deref()).unwrap_or("1m"))
+            .map_err(|e| format!("cooldown: {e}"))?;
+        let max_runs = Rate::parse(o.max_runs.as_deref().or(spec.max_runs.as_deref()).unwrap_or("3/10m"))
+            .map_err(|e| format!("max_runs: {e}"))?;
+        let verify_window = parse_delta(
+            o.verify_window
+                .as_deref()
+                .or(spec.verify.window.as_deref())
+                .unwrap_or("1m"),
+        )
+        .map_err(|e| format!("verify.window: {e}"))?;
+        let max_attempts = o.max_attempts.unwrap_or(3).max(1);
+        let mut rb = Runbook {
+            matchers,
+            params,
+            approval,
+            cooldown,
+            max_runs,
+            verify_window,
+            max_attempts,
+            protected,
+            allow_protected: o.allow_protected.clone(),
+            enabled: o.enabled.unwrap_or(true),
+            spec,
+        };
+        for (k, v) in &o.params {
+            let p = rb
+                .params
+                .iter_mut()
+                .find(|p| &p.name == k)
+                .ok_or_else(|| format!("params.{k}: not a parameter of runbook {}", rb.spec.name))?;
+            p.validate(v).map_err(|e| format!("params.{k}: {e}"))?;
+            p.spec.default = Some(v.clone());
+        }
+        Ok(rb)
+    }
+
+    /// Does this runbook handle the alert? Returns a score (higher = more
+    /// specific) and the reasons, or None.
+    pub fn matches(&self, labels: &Labels) -> Option<(u32, Vec<String>)> {
+        let mut reasons = Vec::new();
+        let mut score = 0;
+        if !self.spec.matches.alertname.is_empty() {
+            let an = labels.get("alertname").map(String::as_str).unwrap_or("");
+            if !self.spec.matches.alertname.iter().any(|a| a == an) {
+                return None;
+            }
+            reasons.push(format!("alertname={an} is one this runbook handles"));
+            score += 10;
+        }
+        for m in &self.matchers {
+            if !m.matches(labels) {
+                return None;
+            }
+            reasons.push(format!("label {m} holds"));
+            score += 1;
+        }
+        Some((score, reasons))
+    }
+
+    /// Resolves every parameter from the alert's labels, the host's facts,
+    /// the defaults and explicit values, validating each.
+    pub fn resolve_params(
+        &self,
+        alert_labels: &Labels,
+        host_facts: &Labels,
+        explicit: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ParamError> {
+        let mut out = BTreeMap::new();
+        for p in &self.params {
+            let value = if let Some(v) = explicit.get(&p.name) {
+                Some(v.clone())
+            } else {
+                let found = match p.spec.source {
+                    ParamSource::Label => alert_labels
+                        .get(p.spec.label.as_deref().unwrap_or(&p.name))
+                        .cloned(),
+                    ParamSource::Host => host_facts
+                        .get(p.spec.fact.as_deref().unwrap_or(&p.name))
+                        .cloned(),
+                    ParamSource::Literal => None,
+                };
+                found.or_else(|| p.spec.default.clone())
+            };
+            let Some(value) = value else {
+                let whence = match p.spec.source {
+                    ParamSource::Label => format!("alert label {:?}", p.spec.label.as_deref().unwrap_or(&p.name)),
+                    ParamSource::Host => format!("host fact {:?}", p.spec.fact.as_deref().unwrap_or(&p.name)),
+                    ParamSource::Literal => "a default".into(),
+                };
+                return Err(ParamError {
+                    param: p.name.clone(),
+                    message: format!("{} is missing: no {whence} and no default", p.name),
+                });
+            };
+            p.validate(&value).map_err(|message| ParamError {
+                param: p.name.clone(),
+                message,
+            })?;
+            out.insert(p.name.clone(), value);
+        }
+        for k in explicit.keys() {
+            if !self.params.iter().any(|p| &p.name == k) {
+                return Err(ParamError {
+                    param: k.clone(),
+                    message: format!(
+                        "{k} is not a parameter of {}; accepted: {}",
+                        self.spec.name,
+                        self.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The protected value a parameter hits, if any (and not allowed).
+    pub fn protected_hit(&self, params: &BTreeMap<String, String>) -> Option<(String, String, String)> {
+        for (pname, globs) in &self.protected {
+            let Some(v) = params.get(pname) else { continue };
+            if self.allow_protected.iter().any(|a| a == v) {
+                continue;
+            }
+            if let Some((g, _)) = globs.iter().find(|(_, m)| m.is_match(v)) {
+                return Some((pname.clone(), v.clone(), g.clone()));
+            }
+        }
+        None
+    }
+
+    /// The exact argument vectors of the steps a run would execute.
+    pub fn plan(&self, target: &str, params: &BTreeMap<String, String>) -> Vec<PlannedStep> {
+        self.spec
+            .steps
+            .iter()
+            .filter(|s| s.when.iter().all(|(k, v)| params.get(k) == Some(v)))
+            .map(|s| PlannedStep {
+                name: s.name.clone(),
+                argv: s.argv.iter().map(|a| substitute(a, target, params)).collect(),
+                read_only: s.read_only,
+                timeout: s
+                    .timeout
+                    .as_deref()
+                    .and_then(|t| parse_delta(t).ok())
+                    .unwrap_or(TimeDelta::seconds(60)),
+            })
+            .collect()
+    }
+}
+
+/// One step of a plan: what would run, exactly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedStep {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub read_only: bool,
+    #[serde(serialize_with = "ser_secs")]
+    pub timeout: TimeDelta,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::units::fmt_delta(*d))
+}
+
+impl PlannedStep {
+    /// The argv as one line a person can read (and paste), each argument
+    /// quoted when it needs to be.
+    pub fn display(&self) -> String {
+        self.argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// POSIX shell quoting of one argument: safe characters stay bare, anything
+/// else goes inside single quotes.
+pub fn shell_quote(a: &str) -> String {
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamError {
+    pub param: String,
+    pub message: String,
+}
+
+fn placeholders(arg: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    out.push(name);
+                }
+                rest = &after[close + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn substitute(arg: &str, target: &str, params: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                let v = if name == "target" {
+                    Some(target)
+                } else {
+                    params.get(name).map(String::as_str)
+                };
+                match v {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An error in a runbook file, with where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Parses one runbook file's text.
+pub fn parse_spec(file: &str, text: &str) -> Result<RunbookSpec, FileError> {
+    toml::from_str::<RunbookSpec>(text).map_err(|e| {
+        let (line, message) = toml_error_line(&e, text);
+        FileError {
+            file: file.to_string(),
+            line,
+            message,
+        }
+    })
+}
+
+/// Which line of the file a compile error is about: the first line that
+/// mentions the key the error starts with.
+fn locate(text: &str, message: &str) -> Option<usize> {
+    let key = message.split([':', ' ', '.', '[']).next().unwrap_or("");
+    if key.is_empty() {
+        return None;
+    }
+    line_of(text, &format!("[{key}"))
+        .or_else(|| line_of(text, &format!("{key} =")))
+        .or_else(|| line_of(text, &format!("{key}.")))
+        .or_else(|| line_of(text, key))
+}
+
+/// The runbook catalog: built-ins, replaced by same-named files in `dir`,
+/// plus any other files there.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub runbooks: Vec<Runbook>,
+}
+
+impl Catalog {
+    /// Loads the catalog; every problem is returned (the catalog is unusable
+    /// when there is any).
+    pub fn load(
+        dir: Option<&Path>,
+        overrides: &BTreeMap<String, RunbookOverride>,
+    ) -> Result<Catalog, Vec<FileError>> {
+        let mut sources: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(n, t)| (format!("runbooks/{n}.toml (built in)"), t.to_string()))
+            .collect();
+        if let Some(dir) = dir
+            && let Ok(rd) = std::fs::read_dir(dir)
+        {
+            let mut files: Vec<_> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for path in files {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Err(vec![FileError {
+                            file: path.display().to_string(),
+                            line: None,
+                            message: format!("cannot read: {e}"),
+                        }]);
+                    }
+                };
+                let label = path.display().to_string();
+                if let Some(slot) = sources.iter_mut().find(|(n, _)| n.starts_with(&format!("runbooks/{stem}.toml"))) {
+                    *slot = (label, text);
+                } else {
+                    sources.push((label, text));
+                }
+            }
+        }
+        Self::from_sources(&sources, overrides)
+    }
+
+    /// Builds a catalog from (file label, text) pairs.
+    pub fn from_sources(
+        sources: &[(String, String)],
+        overrides: &BTreeMap<String, RunbookOverride>,
+    ) -> Result<Catalog, Vec<FileError>> {
+        let mut errors = Vec::new();
+        let mut runbooks: Vec<Runbook> = Vec::new();
+        for (file, text) in sources {
+            let spec = match parse_spec(file, text) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let name = spec.name.clone();
+            match Runbook::compile(spec, overrides.get(&name)) {
+                Ok(rb) => {
+                    if runbooks.iter().any(|r| r.name() == rb.name()) {
+                        errors.push(FileError {
+                            file: file.clone(),
+                            line: line_of(text, "name"),
+                            message: format!("runbook {name:?} is defined twice"),
+                        });
+                    } else {
+                        runbooks.push(rb);
+                    }
+                }
+                Err(message) => errors.push(FileError {
+                    file: file.clone(),
+                    line: locate(text, &message),
+                    message,
+                }),
+            }
+        }
+        for (name, _) in overrides.iter() {
+            if !runbooks.iter().any(|r| r.name() == name) && errors.is_empty() {
+                errors.push(FileError {
+                    file: "config".into(),
+                    line: None,
+                    message: format!(
+                        "[runbooks.{name}] names no runbook; known: {}",
+                        runbooks.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(Catalog { runbooks })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The built-in catalog with no overrides.
+    pub fn builtin() -> Catalog {
+        Self::from_sources(
+            &BUILTIN
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect::<Vec<_>>(),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_default()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Runbook> {
+        self.runbooks.iter().find(|r| r.name() == name)
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.runbooks.iter().position(|r| r.name() == name)
+    }
+
+    /// The runbooks that handle an alert, best first, with the reasons.
+    pub fn candidates(&self, labels: &Labels) -> Vec<(usize, u32, Vec<String>)> {
+        let mut out: Vec<_> = self
+            .runbooks
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.enabled)
+            .filter_map(|(i, r)| r.matches(labels).map(|(s, why)| (i, s, why)))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn builtins_load_and_each_handles_its_default_alert() {
+        let c = Catalog::from_sources(
+            &BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect::<Vec<_>>(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(c.runbooks.len(), 6);
+        for (alert, rb) in [
+            ("DiskSpaceLow", "disk_cleanup"),
+            ("ServiceDown", "service_restart"),
+            ("MemoryPressure", "memory_pressure"),
+            ("LogFileLarge", "log_rotation"),
+            ("ZombieProcesses", "zombie_killer"),
+            ("ConnectionPoolExhausted", "connection_reset"),
+        ] {
+            let cands = c.candidates(&labels(&[("alertname", alert), ("host", "h")]));
+            assert_eq!(c.runbooks[cands[0].0].name(), rb, "{alert}");
+        }
+    }
+
+    #[test]
+    fn hostile_label_values_fail_their_pattern_and_are_shown_escaped() {
+        let c = Catalog::builtin();
+        let rb = c.get("service_restart").unwrap();
+        let l = labels(&[("alertname", "ServiceDown"), ("host", "h"), ("service", "api; rm -rf /\n")]);
+        let e = rb.resolve_params(&l, &Labels::new(), &BTreeMap::new()).unwrap_err();
+        assert_eq!(e.param, "service");
+        assert!(e.message.contains("\\n"), "{}", e.message);
+        assert!(!e.message.contains('\n'));
+    }
+
+    #[test]
+    fn protected_values_are_found_unless_allowed() {
+        let c = Catalog::builtin();
+        let rb = c.get("service_restart").unwrap();
+        let mut p = BTreeMap::new();
+        p.insert("service".to_string(), "postgresql".to_string());
+        p.insert("manager".to_string(), "systemd".to_string());
+        assert!(rb.protected_hit(&p).is_some());
+        let over = RunbookOverride {
+            allow_protected: vec!["postgresql".into()],
+            ..Default::default()
+        };
+        let rb2 = Runbook::compile(rb.spec.clone(), Some(&over)).unwrap();
+        assert!(rb2.protected_hit(&p).is_none());
+    }
+
+    #[test]
+    fn plans_substitute_inside_one_argument() {
+        let c = Catalog::builtin();
+        let rb = c.get("service_restart").unwrap();
+        let mut p = BTreeMap::new();
+        p.insert("service".to_string(), "gunicorn".to_string());
+        p.insert("manager".to_string(), "systemd".to_string());
+        let plan = rb.plan("app-02", &p);
+        assert!(plan.iter().any(|s| s.argv.contains(&"gunicorn".to_string())));
+        assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
+        assert_eq!(shell_quote("/var/log"), "/var/log");
+    }
+
+    #[test]
+    fn broken_runbook_names_file_line_and_key() {
+        let text = "name = \"x\"\n[match]\nalertname = [\"A\"]\n[params.p]\nsource = \"label\"\n";
+        let e = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap_err();
+        assert_eq!(e[0].file, "x.toml");
+        assert!(e[0].message.contains("params.p"), "{}", e[0].message);
+        assert_eq!(e[0].line, Some(4));
+        let text = "name = \"x\"\nrisk = \"extreme\"\n";
+        let e = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap_err();
+        assert_eq!(e[0].line, Some(2));
+    }
+}

@@ -1,0 +1,3 @@
+//! Simulation: the scenario replayer (`vigil replay`) and the demo fleet.
+
+pub mod scenario;
