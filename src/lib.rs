@@ -8,3 +8,4 @@ pub mod policy;
 pub mod runbook;
 pub mod sim;
 pub mod units;
+pub mod store;

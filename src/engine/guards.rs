@@ -39,6 +39,8 @@ pub struct HostSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub hosts: BTreeMap<String, HostSpec>,
+    /// Members of each `group` label value.
+    groups: BTreeMap<String, Vec<String>>,
     /// The executor for hosts not listed (the demo fleet and the replayer
     /// use `sim` for every host); None means unlisted hosts have none.
     pub default_executor: Option<String>,
@@ -46,8 +48,16 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn new(hosts: Vec<HostSpec>, default_executor: Option<String>) -> Inventory {
+        let hosts: BTreeMap<String, HostSpec> = hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for h in hosts.values() {
+            if let Some(g) = h.labels.get("group") {
+                groups.entry(g.clone()).or_default().push(h.name.clone());
+            }
+        }
         Inventory {
-            hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+            hosts,
+            groups,
             default_executor,
         }
     }
@@ -67,15 +77,9 @@ impl Inventory {
     }
 
     /// The hosts that share `host`'s `group` label (itself included).
-    pub fn group_of(&self, host: &str) -> Option<(String, Vec<String>)> {
-        let g = self.hosts.get(host)?.labels.get("group")?.clone();
-        let members = self
-            .hosts
-            .values()
-            .filter(|h| h.labels.get("group") == Some(&g))
-            .map(|h| h.name.clone())
-            .collect();
-        Some((g, members))
+    pub fn group_of(&self, host: &str) -> Option<(&str, &[String])> {
+        let g = self.hosts.get(host)?.labels.get("group")?;
+        self.groups.get(g).map(|m| (g.as_str(), m.as_slice()))
     }
 }
 

@@ -11,7 +11,7 @@
 pub mod guards;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use chrono::TimeDelta;
 use serde::Serialize;
@@ -262,6 +262,12 @@ pub struct Engine {
     due: BinaryHeap<Reverse<(Time, ActionId)>>,
     transitions: Vec<Transition>,
     out: Vec<Command>,
+    /// Open actions per runbook@target (the duplicate guard).
+    open_keys: HashMap<(String, String), BTreeSet<ActionId>>,
+    /// Actions in flight per target host (the blast radius).
+    flight: HashMap<String, BTreeSet<ActionId>>,
+    /// Blocked actions that may clear.
+    blocked: BTreeSet<ActionId>,
 }
 
 fn rec(kind: RecordKind, now: Time) -> Record {
@@ -285,6 +291,36 @@ impl Engine {
             due: BinaryHeap::new(),
             transitions: Vec::new(),
             out: Vec::new(),
+            open_keys: HashMap::new(),
+            flight: HashMap::new(),
+            blocked: BTreeSet::new(),
+        }
+    }
+
+    /// Keeps the indexes in step with an action's state.
+    fn reindex(&mut self, id: ActionId) {
+        let Some(a) = self.actions.get(&id) else { return };
+        let key = (a.runbook.clone(), a.target.clone());
+        if a.is_open() {
+            self.open_keys.entry(key).or_default().insert(id);
+        } else if let Some(set) = self.open_keys.get_mut(&key) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.open_keys.remove(&key);
+            }
+        }
+        if a.state.in_flight() {
+            self.flight.entry(a.target.clone()).or_default().insert(id);
+        } else if let Some(set) = self.flight.get_mut(&a.target) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.flight.remove(&a.target);
+            }
+        }
+        if a.state == ActionState::Blocked && !a.stuck {
+            self.blocked.insert(id);
+        } else {
+            self.blocked.remove(&id);
         }
     }
 
@@ -391,6 +427,7 @@ impl Engine {
             r.detail = Some(a.detail.clone());
             self.out.push(Command::Record(r));
             self.actions.insert(id, a);
+            self.reindex(id);
             self.next_action = self.next_action.max(id.0 + 1);
         }
         std::mem::take(&mut self.out)
@@ -692,6 +729,7 @@ impl Engine {
         r.fingerprint = Some(fp.to_string());
         self.out.push(Command::Record(r));
         self.actions.insert(id, action);
+        self.reindex(id);
         if let Some(a) = self.alerts.get_mut(fp) {
             a.action = Some(id);
         }
@@ -770,18 +808,19 @@ impl Engine {
                 format!("no executor is configured for host {:?}", a.target.escape_debug().to_string()),
             ));
         }
+        let key = (a.runbook.clone(), a.target.clone());
         if !retry
             && let Some(other) = self
-                .actions
-                .values()
-                .find(|o| o.id != id && o.runbook == a.runbook && o.target == a.target && o.is_open())
+                .open_keys
+                .get(&key)
+                .and_then(|ids| ids.iter().find(|o| **o != id))
+                .and_then(|o| self.actions.get(o))
         {
             return Err(Block::new(
                 BlockReason::Duplicate,
                 format!("{} is already {} for {}@{}", other.id, other.state.as_str(), a.runbook, a.target),
             ));
         }
-        let key = (a.runbook.clone(), a.target.clone());
         let breaker = self.breakers.get(&key);
         if let Some(since) = breaker.and_then(|b| b.open_since) {
             return Err(Block::new(
@@ -829,14 +868,11 @@ impl Engine {
         }
         if let Some((group, members)) = self.inventory.group_of(&a.target) {
             let limit = guards::blast_radius_limit(members.len(), self.settings.blast_radius);
-            let mut busy: Vec<&str> = self
-                .actions
-                .values()
-                .filter(|o| o.state.in_flight() && o.target != a.target && members.contains(&o.target))
-                .map(|o| o.target.as_str())
+            let busy: Vec<&str> = members
+                .iter()
+                .filter(|m| **m != a.target && self.flight.contains_key(*m))
+                .map(String::as_str)
                 .collect();
-            busy.sort();
-            busy.dedup();
             if busy.len() >= limit {
                 return Err(Block::new(
                     BlockReason::ConcurrencyLimit,
@@ -902,6 +938,7 @@ impl Engine {
                 self.due.push(Reverse((t, id)));
             }
         }
+        self.reindex(id);
     }
 
     fn block(&mut self, id: ActionId, b: Block, now: Time) {
@@ -1045,8 +1082,8 @@ impl Engine {
         self.out.push(Command::Record(r));
         if let Some(a) = self.actions.get_mut(&id) {
             a.approved_by = Some(actor);
-            a.state = ActionState::Approved;
         }
+        self.set_state(id, ActionState::Approved, None, now);
         self.advance(id, now, false);
     }
 
@@ -1258,12 +1295,7 @@ impl Engine {
 
     /// Gives blocked actions whose block may have cleared another look.
     fn recheck_blocked(&mut self, now: Time) {
-        let ids: Vec<ActionId> = self
-            .actions
-            .values()
-            .filter(|a| a.state == ActionState::Blocked && !a.stuck)
-            .map(|a| a.id)
-            .collect();
+        let ids: Vec<ActionId> = self.blocked.iter().copied().collect();
         for id in ids {
             let retry = self.actions.get(&id).is_some_and(|a| a.attempt > 1);
             self.advance(id, now, retry);
@@ -1293,6 +1325,9 @@ impl Engine {
             due: BinaryHeap::new(),
             transitions: Vec::new(),
             out: Vec::new(),
+            open_keys: self.open_keys.clone(),
+            flight: self.flight.clone(),
+            blocked: BTreeSet::new(),
         };
         let id = ActionId(u64::MAX);
         probe.actions.insert(

@@ -185,6 +185,16 @@ fn line_at(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
+/// A line number that is only counted when an error needs it.
+#[derive(Clone, Copy)]
+struct LazyLine<'a>(&'a str, usize);
+
+impl LazyLine<'_> {
+    fn get(self) -> Option<usize> {
+        Some(line_at(self.0, self.1))
+    }
+}
+
 impl Scenario {
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let fail = |line: Option<usize>, message: String| ScenarioError {
@@ -208,9 +218,11 @@ impl Scenario {
 
         let mut inputs = Vec::new();
         for ev in &sf.events {
-            let line = Some(line_at(text, ev.span().start));
+            // Computed only when needed: counting lines per event is quadratic.
+            let span_start = ev.span().start;
+            let line = LazyLine(text, span_start);
             let e = ev.get_ref();
-            let off = parse_delta(&e.at).map_err(|m| fail(line, format!("events.at: {m}")))?;
+            let off = parse_delta(&e.at).map_err(|m| fail(line.get(), format!("events.at: {m}")))?;
             let at = start + off;
             let given = [
                 e.metric.is_some(),
@@ -225,7 +237,7 @@ impl Scenario {
             .count();
             if given != 1 {
                 return Err(fail(
-                    line,
+                    line.get(),
                     format!(
                         "an event needs exactly one of metric, alert, approve, reject, set_mode (found {given})"
                     ),
@@ -234,7 +246,7 @@ impl Scenario {
             let actor = |a: &Option<String>| a.clone().unwrap_or_else(|| "operator".into());
             let input = if let Some(m) = &e.metric {
                 if !m.value.is_finite() {
-                    return Err(fail(line, format!("metric.value {} is not a finite number", m.value)));
+                    return Err(fail(line.get(), format!("metric.value {} is not a finite number", m.value)));
                 }
                 Input::Metric(Sample {
                     name: m.name.clone(),
@@ -247,13 +259,13 @@ impl Scenario {
                     "resolved" => AlertStatus::Resolved,
                     other => {
                         return Err(fail(
-                            line,
+                            line.get(),
                             format!("alert.status = {other:?}; expected \"firing\" or \"resolved\""),
                         ));
                     }
                 };
                 if !a.labels.contains_key("alertname") {
-                    return Err(fail(line, "alert.labels needs an \"alertname\"".into()));
+                    return Err(fail(line.get(), "alert.labels needs an \"alertname\"".into()));
                 }
                 Input::Alert(IncomingAlert {
                     labels: a.labels.clone(),
@@ -275,13 +287,13 @@ impl Scenario {
                 )
             } else if let Some(m) = &e.set_mode {
                 if m.dry_run.is_none() && m.frozen.is_none() {
-                    return Err(fail(line, "set_mode needs dry_run or frozen".into()));
+                    return Err(fail(line.get(), "set_mode needs dry_run or frozen".into()));
                 }
                 Input::Mode(m.dry_run, m.frozen, actor(&m.actor))
             } else if let Some(d) = &e.reset_breaker {
                 Input::Reset(d.runbook.clone(), d.target.clone(), actor(&d.actor))
             } else {
-                return Err(fail(line, "empty event".into()));
+                return Err(fail(line.get(), "empty event".into()));
             };
             inputs.push((at, input));
         }
