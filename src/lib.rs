@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod hub;
 pub mod model;
 pub mod policy;
 pub mod runbook;

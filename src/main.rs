@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 
 use vigil::config::{Config, ConfigError, default_config_path, default_data_dir};
 use vigil::model::Labels;
-use vigil::runbook::Catalog;
+use vigil::runbook::{Catalog, RunbookOverride};
+use vigil::sim::demo::DemoFleet;
+use vigil::store::{AuditWriter, Store};
 use vigil::sim::scenario::{Scenario, replay_file};
 
 #[derive(Parser)]
@@ -337,21 +339,320 @@ fn fmt_params(p: &BTreeMap<String, String>) -> String {
 }
 
 fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
-    let _ = (cli, cmd);
-    eprintln!("error: the audit commands need the store");
-    ExitCode::from(1)
+    let config = load_config(cli).map(|(c, _, _)| c).unwrap_or_default();
+    let dir = data_dir(cli, &config);
+    let store = match Store::open_read_only(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cmd {
+        AuditCmd::Verify => match store.verify() {
+            Ok(report) => match &report.first_bad {
+                None => {
+                    println!("ok: {} records, hash chain intact ({})", report.records, store.path().display());
+                    ExitCode::SUCCESS
+                }
+                Some(bad) => {
+                    eprintln!("error: audit trail broken at seq {}: {}", bad.seq, bad.why);
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        AuditCmd::Export { format, since } => {
+            if format != "jsonl" {
+                eprintln!("error: --format {format:?} is not supported; accepted: jsonl");
+                return ExitCode::from(2);
+            }
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match store.export_jsonl(&mut out, *since) {
+                Ok(_) => {
+                    let _ = out.flush();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        AuditCmd::Tail { count } => match store.tail(*count) {
+            Ok(records) => {
+                for r in records {
+                    println!("{}", r.summary());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+/// The operator's identity: the config's, else `$USER`, else `operator`.
+fn operator(config: &Config) -> String {
+    config
+        .operator
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "operator".into())
+}
+
+/// Everything a hub needs, from the command line and the config.
+struct Prepared {
+    hub: vigil::hub::Hub,
+    handle: vigil::hub::HubHandle,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    demo: bool,
+}
+
+fn prepare(cli: &Cli, log_to_stderr: bool) -> Result<(Prepared, tracing_appender::non_blocking::WorkerGuard), String> {
+    let (mut config, text, file) = load_config(cli).map_err(|e| e.to_string())?;
+    let has_config = file != "(no config file: defaults)";
+    let demo = cli.demo || config.demo.unwrap_or(false) || !has_config;
+    let dir = data_dir(cli, &config);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the data dir {}: {e}", dir.display()))?;
+    let log_dir = dir.join("logs");
+    std::fs::create_dir_all(&log_dir).map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    let appender = tracing_appender::rolling::never(&log_dir, "vigil.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    {
+        use tracing_subscriber::prelude::*;
+        let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let file_layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false);
+        use std::io::IsTerminal;
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let stderr_layer = log_to_stderr.then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+        });
+        let _ = tracing_subscriber::registry().with(filter).with(file_layer).with(stderr_layer).try_init();
+    }
+    let start = chrono::Utc::now();
+    let fleet = demo.then(|| DemoFleet::new(start, 1));
+    if let Some(f) = &fleet {
+        config.hosts.extend(f.hosts());
+        config.maintenance.extend(f.windows());
+        for (name, v) in f.config_overrides() {
+            if config.runbooks.contains_key(&name) {
+                continue;
+            }
+            if let Ok(o) = v.try_into::<RunbookOverride>() {
+                config.runbooks.insert(name, o);
+            }
+        }
+    }
+    let mut setup = config.build(&file, &text, false, fleet.as_ref().map(|_| "sim".to_string())).map_err(|es| {
+        es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    })?;
+    if cli.dry_run {
+        setup.modes.dry_run = true;
+    }
+    let store = Store::open(&dir).map_err(|e| e.to_string())?;
+    let restored = store.load_state().map_err(|e| e.to_string())?;
+    let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
+    let engine = vigil::engine::Engine::new(setup);
+    let op = operator(&config);
+    let (hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
+        engine,
+        writer,
+        restored,
+        demo: fleet,
+        operator: op.clone(),
+        sim_run_time: std::time::Duration::from_secs(3),
+        tick: std::time::Duration::from_secs(1),
+    });
+    if cli.dry_run {
+        // --dry-run wins over the mode remembered from the last run.
+        let _ = handle.events.try_send(vigil::engine::Event::SetDryRun { on: true, actor: op });
+    }
+    tracing::info!(data_dir = %dir.display(), demo, "vigil starting");
+    Ok((
+        Prepared {
+            hub,
+            handle,
+            data_dir: dir,
+            log_path: log_dir.join("vigil.log"),
+            demo,
+        },
+        guard,
+    ))
 }
 
 fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> ExitCode {
-    let _ = (cli, listen, duration);
-    eprintln!("error: serve needs the hub");
-    ExitCode::from(1)
+    let limit = match duration.as_deref().map(vigil::units::parse_duration).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: --duration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (p, _guard) = match prepare(cli, true) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(l) = &listen {
+        tracing::warn!("--listen {l}: the HTTP listener is not part of this build yet");
+    }
+    eprintln!(
+        "vigil serve: {} data in {}, log {}",
+        if p.demo { "demo fleet," } else { "configured sources," },
+        p.data_dir.display(),
+        p.log_path.display()
+    );
+    let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let hub = tokio::spawn(p.hub.run(stop_rx));
+        let _keep = p.handle;
+        wait_for_stop(limit).await;
+        tracing::info!("shutting down: flushing the audit trail");
+        let _ = stop_tx.send(true);
+        hub.await
+    });
+    match result {
+        Ok(Ok(())) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: the hub stopped: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
+/// Waits for SIGINT, SIGTERM or the time limit.
+async fn wait_for_stop(limit: Option<std::time::Duration>) {
+    let sleep = async {
+        match limit {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term_fut = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term_fut => {}
+            _ = sleep => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sleep => {}
+    }
+}
+
+/// Until the full-screen console lands, `vigil` runs the hub in the
+/// foreground and prints the decision log as it happens, with the mode
+/// (DEMO, LIVE or DRY-RUN, FROZEN) on every status line.
 fn cmd_console(cli: &Cli) -> ExitCode {
-    let _ = cli;
-    eprintln!("error: the console needs the hub");
-    ExitCode::from(1)
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (p, _guard) = match prepare(cli, false) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "vigil {}: data in {}, log {} (Ctrl-C to quit)",
+        if p.demo { "DEMO fleet" } else { "live" },
+        p.data_dir.display(),
+        p.log_path.display()
+    );
+    let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let hub = tokio::spawn(p.hub.run(stop_rx));
+        let mut snaps = p.handle.snapshots.clone();
+        let mut last_seq = snaps.borrow().audit_seq;
+        let mut last_status = String::new();
+        let stop = wait_for_stop(None);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                changed = snaps.changed() => {
+                    if changed.is_err() { break; }
+                    let snap = snaps.borrow_and_update().clone();
+                    let from = last_seq;
+                    for r in snap.recent.iter().filter(|r| r.seq > from) {
+                        println!("{}", r.summary());
+                        last_seq = r.seq;
+                    }
+                    let status = format!(
+                        "[{}{}{}] firing {} | pending approvals {} | audit seq {}",
+                        if snap.demo { "DEMO " } else { "" },
+                        if snap.modes.dry_run { "DRY-RUN" } else { "LIVE" },
+                        if snap.modes.frozen { " FROZEN" } else { "" },
+                        snap.alerts.iter().filter(|a| a.status == vigil::model::AlertStatus::Firing).count(),
+                        snap.pending_approvals(),
+                        snap.audit_seq
+                    );
+                    if status != last_status {
+                        println!("{status}");
+                        last_status = status;
+                    }
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        hub.await
+    });
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: the hub stopped: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[allow(dead_code)]

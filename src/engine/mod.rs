@@ -224,6 +224,7 @@ pub struct Modes {
 }
 
 /// What the engine needs to start.
+#[derive(Debug)]
 pub struct Setup {
     pub policies: Vec<Policy>,
     pub catalog: Catalog,
@@ -813,7 +814,15 @@ impl Engine {
             && let Some(other) = self
                 .open_keys
                 .get(&key)
-                .and_then(|ids| ids.iter().find(|o| **o != id))
+                .and_then(|ids| {
+                    // An action that is itself waiting behind a duplicate
+                    // does not hold the slot.
+                    ids.iter().filter(|o| **o != id).find(|o| {
+                        self.actions
+                            .get(o)
+                            .is_some_and(|x| !(x.state == ActionState::Blocked && x.block == Some(BlockReason::Duplicate)))
+                    })
+                })
                 .and_then(|o| self.actions.get(o))
         {
             return Err(Block::new(

@@ -1,3 +1,4 @@
 //! Simulation: the scenario replayer (`vigil replay`) and the demo fleet.
 
+pub mod demo;
 pub mod scenario;

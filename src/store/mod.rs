@@ -1,0 +1,1241 @@
+//! The durable store: a SQLite database (`<data-dir>/vigil.db`) holding the
+//! hash-chained audit trail and the state derived from it (open actions,
+//! open circuit breakers, firing alerts, modes, recent action starts) so that
+//! a restarted Vigil knows where it was.
+//!
+//! - Every append is one transaction, committed with `synchronous=FULL` in
+//!   WAL mode before the call returns: an acknowledged record is on disk.
+//! - Each audit row carries `prev` and `hash`, where
+//!   `hash = hex(sha256(prev + "\n" + canonical_json))` and the first record's
+//!   `prev` is 64 `'0'`s ([`GENESIS_PREV`]). [`Store::verify`] recomputes the
+//!   chain and names the first record that was altered, removed or reordered.
+//! - The derived tables are written in the same transaction as the records
+//!   they come from, so they never disagree with the trail;
+//!   [`Store::rebuild_state`] recomputes them from the trail if they must.
+//! - [`AuditWriter`] owns a [`Store`] on a dedicated thread and commits the
+//!   requests of many callers together (group commit).
+//!
+//! The store never repairs or overwrites a file it does not recognise: a file
+//! that is not an SQLite database, an SQLite database that is not Vigil's, or
+//! one written by a newer Vigil is an error naming the file.
+
+mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use writer::AuditWriter;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Labels, Record, RecordKind, Severity, Time, fingerprint, fmt_time};
+
+/// The database's file name inside the data directory.
+pub const DB_FILE: &str = "vigil.db";
+
+/// The `prev` of the first record of a trail.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What can go wrong with the store. Every message names the file.
+///
+/// Cloneable so that the [`AuditWriter`] can report one failed commit to every
+/// caller whose records were in it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: cannot {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("{}: no audit store here (the file does not exist)", path.display())]
+    Missing { path: PathBuf },
+    #[error(
+        "{}: not an SQLite database; vigil will not open or overwrite it (move it away or use another --data-dir)",
+        path.display()
+    )]
+    NotADatabase { path: PathBuf },
+    #[error(
+        "{}: an SQLite database that does not belong to vigil ({detail}); vigil will not modify it",
+        path.display()
+    )]
+    Foreign { path: PathBuf, detail: String },
+    #[error(
+        "{}: schema version {found} is newer than this build of vigil understands (up to {known}); use a newer vigil",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "{}: schema version {found} needs migrating to {known}; open it read-write once (run vigil) first",
+        path.display()
+    )]
+    NeedsMigration {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{}: opened read-only, cannot {what}", path.display())]
+    ReadOnly { path: PathBuf, what: &'static str },
+    #[error("{}: {what}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    #[error("{}: audit record {seq}: {why}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        seq: u64,
+        why: String,
+    },
+    #[error("{}: cannot write the export: {source}", path.display())]
+    Export {
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error(
+        "{}: the audit writer has stopped; these records were not confirmed as written",
+        path.display()
+    )]
+    WriterClosed { path: PathBuf },
+    #[error("{}: the audit writer thread panicked", path.display())]
+    WriterPanicked { path: PathBuf },
+}
+
+impl StoreError {
+    /// The database file (or directory) the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            StoreError::Io { path, .. }
+            | StoreError::Missing { path }
+            | StoreError::NotADatabase { path }
+            | StoreError::Foreign { path, .. }
+            | StoreError::TooNew { path, .. }
+            | StoreError::NeedsMigration { path, .. }
+            | StoreError::ReadOnly { path, .. }
+            | StoreError::Sqlite { path, .. }
+            | StoreError::Corrupt { path, .. }
+            | StoreError::Export { path, .. }
+            | StoreError::WriterClosed { path }
+            | StoreError::WriterPanicked { path } => path,
+        }
+    }
+}
+
+/// Maps an SQLite error on `path` while doing `what`.
+fn sql_err(path: &Path, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    let what = what.into();
+    move |e| {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            StoreError::NotADatabase { path }
+        } else {
+            StoreError::Sqlite {
+                path,
+                what,
+                source: Arc::new(e),
+            }
+        }
+    }
+}
+
+/// The first record that failed verification, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    pub seq: u64,
+    pub why: String,
+}
+
+/// The outcome of [`Store::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records read (up to and including the first bad one).
+    pub records: u64,
+    /// The first record that was altered, removed or reordered, if any.
+    pub first_bad: Option<BadRecord>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// Selects audit records; every field that is set must match exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The host or other target (`target` column).
+    pub target: Option<String>,
+    pub runbook: Option<String>,
+    /// A record kind name, e.g. `action_blocked`.
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl AuditFilter {
+    fn conditions(&self) -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        for (col, v) in [
+            ("target", &self.target),
+            ("runbook", &self.runbook),
+            ("kind", &self.kind),
+            ("actor", &self.actor),
+        ] {
+            if let Some(v) = v {
+                args.push(v.clone());
+                let _ = write!(sql, " AND {col} = ?{}", args.len());
+            }
+        }
+        (sql, args)
+    }
+}
+
+/// One action as the derived `actions` table knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistedAction {
+    pub action_id: String,
+    pub runbook: Option<String>,
+    pub target: Option<String>,
+    pub alert: Option<String>,
+    pub fingerprint: Option<String>,
+    pub params: BTreeMap<String, String>,
+    /// The kind of the action's latest record.
+    pub state: RecordKind,
+    pub first_at: Time,
+    pub last_at: Time,
+    pub attempt: Option<u32>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// An open circuit breaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedBreaker {
+    pub runbook: String,
+    /// Empty when the `circuit_opened` record named no target.
+    pub target: String,
+    pub opened_at: Time,
+    pub reason: Option<String>,
+    pub seq: u64,
+}
+
+/// A firing alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedAlert {
+    pub fingerprint: String,
+    pub alert: Option<String>,
+    pub labels: Labels,
+    pub severity: Option<Severity>,
+    /// Start of the current firing episode.
+    pub since: Time,
+    /// Time of the latest `alert_firing` record.
+    pub last_at: Time,
+}
+
+/// One `action_started` record (for rebuilding rate limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionStart {
+    pub runbook: String,
+    pub target: String,
+    pub action_id: Option<String>,
+    pub at: Time,
+    pub seq: u64,
+}
+
+/// What a restarted Vigil needs to pick up where it stopped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PersistedState {
+    /// The newest record's seq (0 for an empty trail).
+    pub last_seq: u64,
+    /// Every action ever recorded with the kind of its latest record, oldest
+    /// first; the caller decides which are still open or were interrupted.
+    pub actions: Vec<PersistedAction>,
+    /// Open circuit breakers.
+    pub breakers: Vec<PersistedBreaker>,
+    /// The latest `dry_run` value of a `mode_changed` record, if any.
+    pub dry_run: Option<bool>,
+    /// The latest `frozen` value of a `mode_changed` record, if any.
+    pub frozen: Option<bool>,
+    /// The latest value of every key any `mode_changed` record carried.
+    pub modes: BTreeMap<String, serde_json::Value>,
+    /// Alerts whose latest record is `alert_firing`.
+    pub firing_alerts: Vec<PersistedAlert>,
+    /// `action_started` records of the 24 hours before `now`, oldest first.
+    pub recent_starts: Vec<ActionStart>,
+}
+
+/// `hex(sha256(prev + "\n" + json))`: the hash of one audit record.
+pub fn chain_hash(prev: &str, canonical_json: &str) -> String {
+    let mut out = [0u8; 64];
+    chain_hash_into(prev.as_bytes(), canonical_json.as_bytes(), &mut out);
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn chain_hash_into(prev: &[u8], json: &[u8], out: &mut [u8; 64]) {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(b"\n");
+    h.update(json);
+    let digest = h.finalize();
+    // The buffer is exactly twice the digest length, so this cannot fail.
+    let _ = hex::encode_to_slice(digest, out);
+}
+
+/// The `seq` a canonical record JSON carries: read from its `{"seq":N,`
+/// prefix, or by parsing when the text is not in canonical shape.
+fn json_seq(json: &str) -> Option<u64> {
+    if let Some(rest) = json.strip_prefix("{\"seq\":") {
+        let end = rest.find([',', '}'])?;
+        let digits = &rest[..end];
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return digits.parse().ok();
+        }
+    }
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()?
+        .get("seq")?
+        .as_u64()
+}
+
+fn micros(t: &Time) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The SQLite store. Not `Sync`: one per thread (readers open their own; the
+/// writer lives in an [`AuditWriter`] or is used directly by one owner).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    read_only: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+/// Identification read from a database header.
+struct Ident {
+    application_id: i64,
+    version: i64,
+    objects: i64,
+}
+
+fn identify(conn: &Connection, path: &Path) -> Result<Ident, StoreError> {
+    let application_id = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(sql_err(path, "read the database header"))?;
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql_err(path, "read the schema version"))?;
+    let objects = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(sql_err(path, "read the schema"))?;
+    Ok(Ident {
+        application_id,
+        version,
+        objects,
+    })
+}
+
+/// Checks the header; `Ok(true)` when the database is empty (brand new).
+fn check_ident(id: &Ident, path: &Path) -> Result<bool, StoreError> {
+    let known = schema::current_version();
+    if id.application_id != schema::APPLICATION_ID {
+        if id.application_id == 0 && id.version == 0 && id.objects == 0 {
+            return Ok(true);
+        }
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+            detail: if id.application_id != 0 {
+                format!("application id {:#x}", id.application_id)
+            } else {
+                format!(
+                    "no vigil application id; {} schema objects, user_version {}",
+                    id.objects, id.version
+                )
+            },
+        });
+    }
+    if id.version > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: id.version,
+            known,
+        });
+    }
+    Ok(false)
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir/vigil.db` for reading and writing and
+    /// brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+            path: dir.to_path_buf(),
+            what: "create the data directory".into(),
+            source: Arc::new(e),
+        })?;
+        let path = dir.join(DB_FILE);
+        if path.exists() && !path.is_file() {
+            return Err(StoreError::NotADatabase { path });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(sql_err(&path, "open the database"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql_err(&path, "set the busy timeout"))?;
+        // Read before writing anything: a foreign file stays untouched.
+        check_ident(&identify(&conn, &path)?, &path)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sql_err(&path, "switch to WAL mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Io {
+                path,
+                what: format!("use WAL mode (the file system gave journal mode {mode:?})"),
+                source: Arc::new(io::Error::other("WAL unavailable")),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA fullfsync = ON;PRAGMA wal_autocheckpoint=10000;")
+            .map_err(sql_err(&path, "set synchronous=FULL"))?;
+        let mut store = Store {
+            conn,
+            path,
+            read_only: false,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing `dir/vigil.db` read-only (for `vigil audit
+    /// verify|export|tail`, or a reader beside a running writer).
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing { path });
+        }
+        if !path.is_file() {
+            return Err(StoreError::NotADatabase { path });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(sql_err(&path, "open the database"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql_err(&path, "set the busy timeout"))?;
+        let id = identify(&conn, &path)?;
+        let known = schema::current_version();
+        if check_ident(&id, &path)? || id.version < known {
+            return Err(StoreError::NeedsMigration {
+                path,
+                found: id.version,
+                known,
+            });
+        }
+        conn.execute_batch("PRAGMA query_only = ON")
+            .map_err(sql_err(&path, "set query_only"))?;
+        Ok(Store {
+            conn,
+            path,
+            read_only: true,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn err(&self, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        sql_err(&self.path, what)
+    }
+
+    fn corrupt(&self, seq: u64, why: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            seq,
+            why: why.into(),
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = schema::current_version();
+        loop {
+            let path = self.path.clone();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err(&path, "begin a schema migration"))?;
+            // Re-read under the write lock: another process may have migrated.
+            let id = identify(&tx, &path)?;
+            check_ident(&id, &path)?;
+            if id.version >= known {
+                return Ok(());
+            }
+            let next = id.version + 1;
+            let Some(sql) = usize::try_from(id.version)
+                .ok()
+                .and_then(|i| schema::MIGRATIONS.get(i))
+            else {
+                return Err(StoreError::Foreign {
+                    path,
+                    detail: format!("schema version {}", id.version),
+                });
+            };
+            let what = format!("migrate the schema to version {next}");
+            tx.execute_batch(sql)
+                .map_err(sql_err(&path, what.clone()))?;
+            tx.execute_batch(&format!(
+                "PRAGMA application_id = {}; PRAGMA user_version = {next};",
+                schema::APPLICATION_ID
+            ))
+            .map_err(sql_err(&path, what.clone()))?;
+            tx.commit().map_err(sql_err(&path, what))?;
+        }
+    }
+
+    /// The seq and hash of the newest record (0 and [`GENESIS_PREV`] when the
+    /// trail is empty).
+    pub fn head(&self) -> Result<(u64, String), StoreError> {
+        head(&self.conn).map_err(self.err("read the newest audit record"))
+    }
+
+    /// The newest record's seq (0 when the trail is empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.head()?.0)
+    }
+
+    /// Numbers `records` (continuing after the newest stored record), chains
+    /// their hashes, writes them and the derived state in one transaction and
+    /// returns once it is committed. `at` is kept as given. On error nothing
+    /// was written and the records' `seq` are as they were.
+    pub fn append(&mut self, records: &mut [Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                what: "append audit records",
+            });
+        }
+        let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        let res = self.append_tx(records);
+        if res.is_err() {
+            for (r, s) in records.iter_mut().zip(before) {
+                r.seq = s;
+            }
+        }
+        res
+    }
+
+    fn append_tx(&mut self, records: &mut [Record]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let what = "append audit records";
+        let e = || sql_err(&path, what);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e())?;
+        let (mut seq, mut prev) = head(&tx).map_err(e())?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO audit (seq, at, kind, runbook, target, actor, action_id, json, prev, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(e())?;
+            for r in records.iter_mut() {
+                seq += 1;
+                r.seq = seq;
+                let json = r.canonical_json();
+                let hash = chain_hash(&prev, &json);
+                ins.execute(params![
+                    seq as i64,
+                    fmt_time(&r.at),
+                    r.kind.as_str(),
+                    r.runbook,
+                    r.target,
+                    r.actor,
+                    r.action_id,
+                    json,
+                    prev,
+                    hash,
+                ])
+                .map_err(e())?;
+                apply_derived(&tx, r).map_err(e())?;
+                prev = hash;
+            }
+        }
+        tx.execute(
+            "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            params![seq as i64, prev],
+        )
+        .map_err(e())?;
+        tx.commit().map_err(e())
+    }
+
+    /// Recomputes the derived tables from the audit trail (recovery, or after
+    /// a migration that adds derived state).
+    pub fn rebuild_state(&mut self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                what: "rebuild the derived state",
+            });
+        }
+        let path = self.path.clone();
+        let e = || sql_err(&path, "rebuild the derived state");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e())?;
+        tx.execute_batch(
+            "DELETE FROM actions; DELETE FROM breakers; DELETE FROM alerts;
+             DELETE FROM modes; DELETE FROM action_starts;",
+        )
+        .map_err(e())?;
+        {
+            let mut stmt = tx
+                .prepare("SELECT seq, json FROM audit ORDER BY seq")
+                .map_err(e())?;
+            let mut rows = stmt.query([]).map_err(e())?;
+            while let Some(row) = rows.next().map_err(e())? {
+                let seq: i64 = row.get(0).map_err(e())?;
+                let json: String = row.get(1).map_err(e())?;
+                let mut rec: Record =
+                    serde_json::from_str(&json).map_err(|err| StoreError::Corrupt {
+                        path: path.clone(),
+                        seq: seq as u64,
+                        why: format!("stored JSON is not a record: {err}"),
+                    })?;
+                rec.seq = seq as u64;
+                apply_derived(&tx, &rec).map_err(e())?;
+            }
+        }
+        tx.commit().map_err(e())
+    }
+
+    /// [`Store::load_state_at`] with the current time.
+    pub fn load_state(&self) -> Result<PersistedState, StoreError> {
+        self.load_state_at(chrono::Utc::now())
+    }
+
+    /// The state a restarted Vigil rebuilds itself from; `recent_starts`
+    /// covers the 24 hours before `now`.
+    pub fn load_state_at(&self, now: Time) -> Result<PersistedState, StoreError> {
+        let e = || self.err("load the persisted state");
+        let tx = self.conn.unchecked_transaction().map_err(e())?;
+        let mut st = PersistedState {
+            last_seq: head(&tx).map_err(e())?.0,
+            ..PersistedState::default()
+        };
+
+        let mut stmt = tx
+            .prepare(
+                "SELECT action_id, runbook, target, alert, fingerprint, params, state, first_at,
+                        last_at, attempt, first_seq, last_seq
+                 FROM actions ORDER BY first_seq",
+            )
+            .map_err(e())?;
+        let mut rows = stmt.query([]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let last_seq = row.get::<_, i64>(11).map_err(e())? as u64;
+            let params: Option<String> = row.get(5).map_err(e())?;
+            let params = match params {
+                Some(p) => serde_json::from_str(&p)
+                    .map_err(|err| self.corrupt(last_seq, format!("action params: {err}")))?,
+                None => BTreeMap::new(),
+            };
+            let state: String = row.get(6).map_err(e())?;
+            let state = RecordKind::parse(&state)
+                .ok_or_else(|| self.corrupt(last_seq, format!("unknown kind {state:?}")))?;
+            st.actions.push(PersistedAction {
+                action_id: row.get(0).map_err(e())?,
+                runbook: row.get(1).map_err(e())?,
+                target: row.get(2).map_err(e())?,
+                alert: row.get(3).map_err(e())?,
+                fingerprint: row.get(4).map_err(e())?,
+                params,
+                state,
+                first_at: self.time(last_seq, row.get_ref(7).map_err(e())?)?,
+                last_at: self.time(last_seq, row.get_ref(8).map_err(e())?)?,
+                attempt: row.get(9).map_err(e())?,
+                first_seq: row.get::<_, i64>(10).map_err(e())? as u64,
+                last_seq,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+
+        let mut stmt = tx
+            .prepare("SELECT runbook, target, opened_at, reason, seq FROM breakers ORDER BY seq")
+            .map_err(e())?;
+        let mut rows = stmt.query([]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(4).map_err(e())? as u64;
+            st.breakers.push(PersistedBreaker {
+                runbook: row.get(0).map_err(e())?,
+                target: row.get(1).map_err(e())?,
+                opened_at: self.time(seq, row.get_ref(2).map_err(e())?)?,
+                reason: row.get(3).map_err(e())?,
+                seq,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+
+        let mut stmt = tx
+            .prepare("SELECT name, value, seq FROM modes ORDER BY name")
+            .map_err(e())?;
+        let mut rows = stmt.query([]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(2).map_err(e())? as u64;
+            let name: String = row.get(0).map_err(e())?;
+            let value: String = row.get(1).map_err(e())?;
+            let value: serde_json::Value = serde_json::from_str(&value)
+                .map_err(|err| self.corrupt(seq, format!("mode {name}: {err}")))?;
+            st.modes.insert(name, value);
+        }
+        drop(rows);
+        drop(stmt);
+        st.dry_run = st.modes.get("dry_run").and_then(|v| v.as_bool());
+        st.frozen = st.modes.get("frozen").and_then(|v| v.as_bool());
+
+        let mut stmt = tx
+            .prepare(
+                "SELECT fingerprint, alert, labels, severity, since, last_at, seq
+                 FROM alerts WHERE status = 'firing' ORDER BY seq",
+            )
+            .map_err(e())?;
+        let mut rows = stmt.query([]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(6).map_err(e())? as u64;
+            let labels: Option<String> = row.get(2).map_err(e())?;
+            let labels = match labels {
+                Some(l) => serde_json::from_str(&l)
+                    .map_err(|err| self.corrupt(seq, format!("alert labels: {err}")))?,
+                None => Labels::new(),
+            };
+            let severity: Option<String> = row.get(3).map_err(e())?;
+            st.firing_alerts.push(PersistedAlert {
+                fingerprint: row.get(0).map_err(e())?,
+                alert: row.get(1).map_err(e())?,
+                labels,
+                severity: severity.as_deref().and_then(Severity::parse),
+                since: self.time(seq, row.get_ref(4).map_err(e())?)?,
+                last_at: self.time(seq, row.get_ref(5).map_err(e())?)?,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+
+        let cutoff = micros(&(now - chrono::Duration::hours(24)));
+        let mut stmt = tx
+            .prepare(
+                "SELECT runbook, target, action_id, at, seq FROM action_starts
+                 WHERE at_us >= ?1 ORDER BY at_us, seq",
+            )
+            .map_err(e())?;
+        let mut rows = stmt.query([cutoff]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(4).map_err(e())? as u64;
+            st.recent_starts.push(ActionStart {
+                runbook: row.get(0).map_err(e())?,
+                target: row.get(1).map_err(e())?,
+                action_id: row.get(2).map_err(e())?,
+                at: self.time(seq, row.get_ref(3).map_err(e())?)?,
+                seq,
+            });
+        }
+        Ok(st)
+    }
+
+    fn time(&self, seq: u64, v: ValueRef<'_>) -> Result<Time, StoreError> {
+        let s = v
+            .as_str()
+            .map_err(|_| self.corrupt(seq, "a stored time is not text"))?;
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|err| self.corrupt(seq, format!("stored time {s:?}: {err}")))
+    }
+
+    /// Walks the whole trail in seq order, recomputing every hash, and
+    /// reports the first record that was altered, removed or reordered.
+    /// Streams rows; memory use does not grow with the trail.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let e = || self.err("read the audit trail");
+        // One read transaction: the rows and the chain head are one snapshot
+        // even while a writer appends.
+        let tx = self.conn.unchecked_transaction().map_err(e())?;
+        let mut report = VerifyReport {
+            records: 0,
+            first_bad: None,
+        };
+        let mut last_hash = [0u8; 64];
+        last_hash.copy_from_slice(GENESIS_PREV.as_bytes());
+        let mut computed = [0u8; 64];
+        let mut last_seq: i64 = 0;
+        {
+            let mut stmt = tx
+                .prepare("SELECT seq, json, prev, hash FROM audit ORDER BY seq")
+                .map_err(e())?;
+            let mut rows = stmt.query([]).map_err(e())?;
+            while let Some(row) = rows.next().map_err(e())? {
+                let seq: i64 = row.get(0).map_err(e())?;
+                let bad = |why: String| BadRecord {
+                    seq: seq as u64,
+                    why,
+                };
+                report.records += 1;
+                if seq != last_seq + 1 {
+                    let missing = (last_seq + 1) as u64;
+                    let why = if seq > last_seq + 1 {
+                        if missing + 1 == seq as u64 {
+                            format!(
+                                "record {missing} is missing (the trail jumps from {last_seq} to {seq})"
+                            )
+                        } else {
+                            format!(
+                                "records {missing} to {} are missing (the trail jumps from {last_seq} to {seq})",
+                                seq - 1
+                            )
+                        }
+                    } else {
+                        format!("unexpected seq {seq} after {last_seq}")
+                    };
+                    report.first_bad = Some(BadRecord { seq: missing, why });
+                    return Ok(report);
+                }
+                last_seq = seq;
+                let text = |i: usize| -> Result<Option<&str>, StoreError> {
+                    Ok(row.get_ref(i).map_err(e())?.as_str().ok())
+                };
+                let (Some(json), Some(prev), Some(hash)) = (text(1)?, text(2)?, text(3)?) else {
+                    report.first_bad = Some(bad("a column is not text".into()));
+                    return Ok(report);
+                };
+                if prev.as_bytes() != last_hash {
+                    report.first_bad = Some(bad(if seq == 1 {
+                        "the first record's prev is not the genesis value (records before it were removed?)".into()
+                    } else {
+                        format!(
+                            "prev does not match the hash of record {} (a record was removed, reordered or altered)",
+                            seq - 1
+                        )
+                    }));
+                    return Ok(report);
+                }
+                match json_seq(json) {
+                    Some(s) if s == seq as u64 => {}
+                    Some(s) => {
+                        report.first_bad = Some(bad(format!(
+                            "its JSON says seq {s} (records were reordered or moved)"
+                        )));
+                        return Ok(report);
+                    }
+                    None => {
+                        report.first_bad = Some(bad("its JSON has no valid seq".into()));
+                        return Ok(report);
+                    }
+                }
+                chain_hash_into(prev.as_bytes(), json.as_bytes(), &mut computed);
+                if hash.as_bytes() != computed {
+                    report.first_bad = Some(bad(
+                        "hash does not match its content (the record or its hash was altered)"
+                            .into(),
+                    ));
+                    return Ok(report);
+                }
+                last_hash = computed;
+            }
+        }
+        let head: Option<(i64, String)> = tx
+            .query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(e())?;
+        match head {
+            None if last_seq > 0 => {
+                report.first_bad = Some(BadRecord {
+                    seq: last_seq as u64,
+                    why: "the chain head is missing".into(),
+                });
+            }
+            None => {}
+            Some((hs, _)) if hs > last_seq => {
+                let missing = (last_seq + 1) as u64;
+                report.first_bad = Some(BadRecord {
+                    seq: missing,
+                    why: if hs as u64 == missing {
+                        format!("record {missing} (the newest) is missing")
+                    } else {
+                        format!("records {missing} to {hs} (the newest) are missing")
+                    },
+                });
+            }
+            Some((hs, _)) if hs < last_seq => {
+                report.first_bad = Some(BadRecord {
+                    seq: (hs + 1) as u64,
+                    why: format!("records after {hs} were added outside vigil"),
+                });
+            }
+            Some((hs, hh)) if hh.as_bytes() != last_hash => {
+                report.first_bad = Some(BadRecord {
+                    seq: hs as u64,
+                    why: "the newest record does not match the chain head (altered)".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(report)
+    }
+
+    /// Writes the records with seq greater than `since` (all when `None`) as
+    /// JSON lines: each record's fields plus `prev` and `hash`. Returns the
+    /// number of lines written.
+    pub fn export_jsonl(&self, w: &mut dyn Write, since: Option<u64>) -> Result<u64, StoreError> {
+        let e = || self.err("read the audit trail");
+        let io_err = |err: io::Error| StoreError::Export {
+            path: self.path.clone(),
+            source: Arc::new(err),
+        };
+        let mut out = io::BufWriter::with_capacity(1 << 16, w);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, json, prev, hash FROM audit WHERE seq > ?1 ORDER BY seq")
+            .map_err(e())?;
+        let mut rows = stmt
+            .query([since.unwrap_or(0).min(i64::MAX as u64) as i64])
+            .map_err(e())?;
+        let mut n = 0u64;
+        let mut line = String::new();
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(0).map_err(e())? as u64;
+            let json: String = row.get(1).map_err(e())?;
+            let prev: String = row.get(2).map_err(e())?;
+            let hash: String = row.get(3).map_err(e())?;
+            let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)
+                .map_err(|err| {
+                self.corrupt(seq, format!("stored JSON is not an object: {err}"))
+            })?;
+            line.clear();
+            let body = json.trim_end();
+            match body.strip_suffix('}') {
+                // Keep the record's own field order: splice prev and hash in.
+                Some(body) if !map.contains_key("prev") && !map.contains_key("hash") => {
+                    line.push_str(body);
+                    if !map.is_empty() {
+                        line.push(',');
+                    }
+                    line.push_str("\"prev\":");
+                    line.push_str(&serde_json::Value::String(prev).to_string());
+                    line.push_str(",\"hash\":");
+                    line.push_str(&serde_json::Value::String(hash).to_string());
+                    line.push('}');
+                }
+                _ => {
+                    map.insert("prev".into(), prev.into());
+                    map.insert("hash".into(), hash.into());
+                    line.push_str(&serde_json::Value::Object(map).to_string());
+                }
+            }
+            line.push('\n');
+            out.write_all(line.as_bytes()).map_err(io_err)?;
+            n += 1;
+        }
+        out.flush().map_err(io_err)?;
+        Ok(n)
+    }
+
+    fn records(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Record>, StoreError> {
+        let e = || self.err("read the audit trail");
+        let mut stmt = self.conn.prepare_cached(sql).map_err(e())?;
+        let mut rows = stmt.query(args).map_err(e())?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(0).map_err(e())? as u64;
+            let json = row.get_ref(1).map_err(e())?;
+            let json = json
+                .as_str()
+                .map_err(|_| self.corrupt(seq, "stored JSON is not text"))?;
+            let rec: Record = serde_json::from_str(json)
+                .map_err(|err| self.corrupt(seq, format!("stored JSON is not a record: {err}")))?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    /// The record with this seq, if stored.
+    pub fn get(&self, seq: u64) -> Result<Option<Record>, StoreError> {
+        let mut v = self.records(
+            "SELECT seq, json FROM audit WHERE seq = ?1",
+            &[&(seq.min(i64::MAX as u64) as i64)],
+        )?;
+        Ok(v.pop())
+    }
+
+    /// The newest `n` records, oldest first (newest last).
+    pub fn tail(&self, n: usize) -> Result<Vec<Record>, StoreError> {
+        let mut v = self.records(
+            "SELECT seq, json FROM audit ORDER BY seq DESC LIMIT ?1",
+            &[&(n.min(i64::MAX as usize) as i64)],
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Up to `limit` records with seq greater than `seq`, oldest first (pass
+    /// the last seq you already have).
+    pub fn since(&self, seq: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.records(
+            "SELECT seq, json FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            &[
+                &(seq.min(i64::MAX as u64) as i64),
+                &(limit.min(i64::MAX as usize) as i64),
+            ],
+        )
+    }
+
+    /// Up to `limit` records matching `filter` with seq below `before_seq`
+    /// (all when `None`), newest first: page back through a long trail by
+    /// passing the smallest seq of the previous page.
+    pub fn page(
+        &self,
+        filter: &AuditFilter,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (cond, args) = filter.conditions();
+        let before = before_seq.map_or(i64::MAX, |s| s.min(i64::MAX as u64) as i64);
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let n = args.len();
+        let sql = format!(
+            "SELECT seq, json FROM audit WHERE seq < ?{}{cond} ORDER BY seq DESC LIMIT ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut params: Vec<&dyn rusqlite::ToSql> =
+            args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        params.push(&before);
+        params.push(&limit);
+        self.records(&sql, &params)
+    }
+
+    /// How many records match `filter`.
+    pub fn count(&self, filter: &AuditFilter) -> Result<u64, StoreError> {
+        let (cond, args) = filter.conditions();
+        let sql = format!("SELECT count(*) FROM audit WHERE 1{cond}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(self.err("count audit records"))?;
+        let n: i64 = stmt
+            .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+            .map_err(self.err("count audit records"))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+fn head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((seq, hash)) => (seq.max(0) as u64, hash),
+        None => (0, GENESIS_PREV.to_string()),
+    })
+}
+
+/// Updates the derived tables for one (numbered) record.
+fn apply_derived(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
+    let seq = r.seq as i64;
+    let at = fmt_time(&r.at);
+    if let Some(id) = &r.action_id {
+        let params_json = r
+            .params
+            .as_ref()
+            .and_then(|p| serde_json::to_string(p).ok());
+        tx.prepare_cached(
+            "INSERT INTO actions (action_id, runbook, target, alert, fingerprint, params, state,
+                                  first_at, last_at, attempt, first_seq, last_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?10)
+             ON CONFLICT (action_id) DO UPDATE SET
+                 runbook = coalesce(excluded.runbook, runbook),
+                 target = coalesce(excluded.target, target),
+                 alert = coalesce(excluded.alert, alert),
+                 fingerprint = coalesce(excluded.fingerprint, fingerprint),
+                 params = coalesce(excluded.params, params),
+                 state = excluded.state,
+                 last_at = excluded.last_at,
+                 attempt = coalesce(excluded.attempt, attempt),
+                 last_seq = excluded.last_seq",
+        )?
+        .execute(params![
+            id,
+            r.runbook,
+            r.target,
+            r.alert,
+            r.fingerprint,
+            params_json,
+            r.kind.as_str(),
+            at,
+            r.attempt,
+            seq,
+        ])?;
+    }
+    match r.kind {
+        RecordKind::CircuitOpened => {
+            if let Some(runbook) = &r.runbook {
+                tx.prepare_cached(
+                    "INSERT INTO breakers (runbook, target, opened_at, reason, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (runbook, target) DO UPDATE SET
+                         reason = coalesce(excluded.reason, reason), seq = excluded.seq",
+                )?
+                .execute(params![
+                    runbook,
+                    r.target.as_deref().unwrap_or(""),
+                    at,
+                    r.reason,
+                    seq
+                ])?;
+            }
+        }
+        RecordKind::CircuitClosed => {
+            if let Some(runbook) = &r.runbook {
+                match &r.target {
+                    Some(t) => tx
+                        .prepare_cached("DELETE FROM breakers WHERE runbook = ?1 AND target = ?2")?
+                        .execute(params![runbook, t])?,
+                    // No target: every breaker of the runbook closes.
+                    None => tx
+                        .prepare_cached("DELETE FROM breakers WHERE runbook = ?1")?
+                        .execute(params![runbook])?,
+                };
+            }
+        }
+        RecordKind::AlertFiring => {
+            if let Some(fp) = alert_fingerprint(r) {
+                let labels = r
+                    .labels
+                    .as_ref()
+                    .and_then(|l| serde_json::to_string(l).ok());
+                tx.prepare_cached(
+                    "INSERT INTO alerts (fingerprint, alert, labels, severity, status, since,
+                                         last_at, resolved_at, seq)
+                     VALUES (?1, ?2, ?3, ?4, 'firing', ?5, ?5, NULL, ?6)
+                     ON CONFLICT (fingerprint) DO UPDATE SET
+                         alert = coalesce(excluded.alert, alert),
+                         labels = coalesce(excluded.labels, labels),
+                         severity = coalesce(excluded.severity, severity),
+                         since = CASE WHEN status = 'firing' THEN since ELSE excluded.since END,
+                         status = 'firing',
+                         last_at = excluded.last_at,
+                         resolved_at = NULL,
+                         seq = excluded.seq",
+                )?
+                .execute(params![
+                    fp,
+                    r.alert,
+                    labels,
+                    r.severity.map(Severity::as_str),
+                    at,
+                    seq
+                ])?;
+            }
+        }
+        RecordKind::AlertResolved => {
+            if let Some(fp) = alert_fingerprint(r) {
+                tx.prepare_cached(
+                    "UPDATE alerts SET status = 'resolved', resolved_at = ?2, last_at = ?2, seq = ?3
+                     WHERE fingerprint = ?1",
+                )?
+                .execute(params![fp, at, seq])?;
+            }
+        }
+        RecordKind::ModeChanged => {
+            if let Some(serde_json::Value::Object(m)) = &r.data {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO modes (name, value, at, seq) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET
+                         value = excluded.value, at = excluded.at, seq = excluded.seq",
+                )?;
+                for (k, v) in m {
+                    stmt.execute(params![k, v.to_string(), at, seq])?;
+                }
+            }
+        }
+        RecordKind::ActionStarted => {
+            let (mut runbook, mut target) = (r.runbook.clone(), r.target.clone());
+            if let (Some(id), true) = (&r.action_id, runbook.is_none() || target.is_none()) {
+                let known: Option<(Option<String>, Option<String>)> = tx
+                    .prepare_cached("SELECT runbook, target FROM actions WHERE action_id = ?1")?
+                    .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                if let Some((rb, t)) = known {
+                    runbook = runbook.or(rb);
+                    target = target.or(t);
+                }
+            }
+            if let Some(runbook) = runbook {
+                tx.prepare_cached(
+                    "INSERT INTO action_starts (seq, runbook, target, action_id, at, at_us)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    seq,
+                    runbook,
+                    target.unwrap_or_default(),
+                    r.action_id,
+                    at,
+                    micros(&r.at)
+                ])?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The fingerprint an alert record is keyed by: its own, or the one of its
+/// labels.
+fn alert_fingerprint(r: &Record) -> Option<String> {
+    r.fingerprint
+        .clone()
+        .or_else(|| r.labels.as_ref().map(fingerprint))
+}

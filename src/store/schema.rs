@@ -1,0 +1,98 @@
+//! Versioned schema migrations.
+//!
+//! `MIGRATIONS[i]` takes a database from schema version `i` to `i + 1`; the
+//! version lives in `PRAGMA user_version`. To change the schema, append a
+//! migration: never edit one that has shipped.
+
+/// Marks a database as Vigil's (`PRAGMA application_id`): "VGIL".
+pub(crate) const APPLICATION_ID: i64 = 0x5647_494C;
+
+/// Ordered migrations; the schema version of this build is their count.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: audit trail, chain head, derived state.
+    r#"
+    CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        at        TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        runbook   TEXT,
+        target    TEXT,
+        actor     TEXT,
+        action_id TEXT,
+        json      TEXT NOT NULL,
+        prev      TEXT NOT NULL,
+        hash      TEXT NOT NULL
+    );
+    CREATE INDEX audit_kind      ON audit(kind);
+    CREATE INDEX audit_runbook   ON audit(runbook)   WHERE runbook IS NOT NULL;
+    CREATE INDEX audit_target    ON audit(target)    WHERE target IS NOT NULL;
+    CREATE INDEX audit_actor     ON audit(actor)     WHERE actor IS NOT NULL;
+    CREATE INDEX audit_action_id ON audit(action_id) WHERE action_id IS NOT NULL;
+
+    -- The newest record of the chain, written in the same transaction as the
+    -- record: lets verify notice records removed from the end.
+    CREATE TABLE chain_head (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        seq  INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+
+    CREATE TABLE actions (
+        action_id   TEXT PRIMARY KEY,
+        runbook     TEXT,
+        target      TEXT,
+        alert       TEXT,
+        fingerprint TEXT,
+        params      TEXT,
+        state       TEXT NOT NULL,
+        first_at    TEXT NOT NULL,
+        last_at     TEXT NOT NULL,
+        attempt     INTEGER,
+        first_seq   INTEGER NOT NULL,
+        last_seq    INTEGER NOT NULL
+    );
+
+    CREATE TABLE breakers (
+        runbook   TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        reason    TEXT,
+        seq       INTEGER NOT NULL,
+        PRIMARY KEY (runbook, target)
+    );
+
+    CREATE TABLE alerts (
+        fingerprint TEXT PRIMARY KEY,
+        alert       TEXT,
+        labels      TEXT,
+        severity    TEXT,
+        status      TEXT NOT NULL,
+        since       TEXT NOT NULL,
+        last_at     TEXT NOT NULL,
+        resolved_at TEXT,
+        seq         INTEGER NOT NULL
+    );
+
+    CREATE TABLE modes (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        at    TEXT NOT NULL,
+        seq   INTEGER NOT NULL
+    );
+
+    CREATE TABLE action_starts (
+        seq       INTEGER PRIMARY KEY,
+        runbook   TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        action_id TEXT,
+        at        TEXT NOT NULL,
+        at_us     INTEGER NOT NULL
+    );
+    CREATE INDEX action_starts_at ON action_starts(at_us);
+    "#,
+];
+
+/// The schema version this build writes and understands.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}

@@ -1,0 +1,262 @@
+//! Group commit: one OS thread owns the [`Store`] and commits whatever many
+//! callers queued in one transaction, then answers each of them.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError};
+use crate::model::Record;
+
+/// At most this many records go into one transaction; more stay queued for
+/// the next one.
+const MAX_BATCH_RECORDS: usize = 16_384;
+
+type Answer = Result<Vec<Record>, StoreError>;
+
+enum Reply {
+    Async(oneshot::Sender<Answer>),
+    Blocking(SyncSender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        // A caller that went away no longer wants the answer; its records
+        // are committed (or not) all the same.
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+}
+
+enum Msg {
+    Append { records: Vec<Record>, reply: Reply },
+    Shutdown,
+}
+
+struct Inner {
+    tx: Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl Inner {
+    fn join(&self) -> Result<(), StoreError> {
+        let handle = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        let _ = self.tx.send(Msg::Shutdown);
+        handle.join().map_err(|_| StoreError::WriterPanicked {
+            path: self.path.clone(),
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: commit what is queued and stop.
+        let _ = self.join();
+    }
+}
+
+/// A cloneable handle to the audit writer thread.
+///
+/// Every append returns only after the transaction holding its records was
+/// committed (durably: WAL, `synchronous=FULL`), with the records numbered
+/// and chained. Requests that arrive while a commit is in progress are
+/// committed together in the next transaction, so many concurrent callers
+/// share one `fsync`. When a commit fails, every caller whose records were in
+/// it gets the error (the records of a failed multi-caller batch are retried
+/// once per caller before giving up, so one caller cannot fail the others).
+///
+/// Dropping the last handle (or [`AuditWriter::shutdown`]) commits what is
+/// queued and joins the thread.
+#[derive(Clone)]
+pub struct AuditWriter {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl AuditWriter {
+    /// Opens the store in `dir` read-write and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<AuditWriter, StoreError> {
+        AuditWriter::spawn(Store::open(dir)?)
+    }
+
+    /// Starts the writer thread, which owns `store` from now on.
+    pub fn spawn(store: Store) -> Result<AuditWriter, StoreError> {
+        let path = store.path().to_path_buf();
+        if store.is_read_only() {
+            return Err(StoreError::ReadOnly {
+                path,
+                what: "start an audit writer",
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("vigil-audit".into())
+            .spawn(move || run(store, rx))
+            .map_err(|e| StoreError::Io {
+                path: path.clone(),
+                what: "start the audit writer thread".into(),
+                source: Arc::new(e),
+            })?;
+        Ok(AuditWriter {
+            inner: Arc::new(Inner {
+                tx,
+                thread: Mutex::new(Some(thread)),
+                path,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::WriterClosed {
+            path: self.inner.path.clone(),
+        }
+    }
+
+    fn send(&self, records: Vec<Record>, reply: Reply) -> Result<(), StoreError> {
+        self.inner
+            .tx
+            .send(Msg::Append { records, reply })
+            .map_err(|_| self.closed())
+    }
+
+    /// Appends `records` and waits (asynchronously) for the commit. Returns
+    /// them numbered. If the future is dropped early the records may still
+    /// be committed.
+    pub async fn append(&self, records: Vec<Record>) -> Result<Vec<Record>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(records, Reply::Async(tx))?;
+        rx.await.map_err(|_| self.closed())?
+    }
+
+    /// Appends `records` and blocks the calling thread until the commit.
+    /// Returns them numbered. Safe to call from any thread (it does not need
+    /// or disturb a tokio runtime, but it does block the thread).
+    pub fn append_blocking(&self, records: Vec<Record>) -> Result<Vec<Record>, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(records, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| self.closed())?
+    }
+
+    /// Returns once everything queued before the call is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.append_blocking(Vec::new()).map(drop)
+    }
+
+    /// [`AuditWriter::flush`] for async callers.
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        self.append(Vec::new()).await.map(drop)
+    }
+
+    /// Commits what is queued, stops the thread and waits for it. Later
+    /// appends through any handle fail with [`StoreError::WriterClosed`].
+    /// Blocks: from async code call it via `spawn_blocking`.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.inner.join()
+    }
+}
+
+fn run(mut store: Store, rx: Receiver<Msg>) {
+    let mut stop = false;
+    while !stop {
+        let mut batch = Batch::default();
+        match rx.recv() {
+            Ok(m) => batch.take(m, &mut stop),
+            Err(_) => break,
+        }
+        // Everything already queued joins this transaction (on shutdown,
+        // everything queued at all).
+        while stop || batch.records < MAX_BATCH_RECORDS {
+            match rx.try_recv() {
+                Ok(m) => batch.take(m, &mut stop),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    stop = true;
+                    break;
+                }
+            }
+        }
+        commit(&mut store, batch.requests);
+    }
+}
+
+#[derive(Default)]
+struct Batch {
+    requests: Vec<(Vec<Record>, Reply)>,
+    records: usize,
+}
+
+impl Batch {
+    fn take(&mut self, m: Msg, stop: &mut bool) {
+        match m {
+            Msg::Append { records, reply } => {
+                self.records += records.len();
+                self.requests.push((records, reply));
+            }
+            Msg::Shutdown => *stop = true,
+        }
+    }
+}
+
+fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let lens: Vec<usize> = batch.iter().map(|(r, _)| r.len()).collect();
+    let mut all: Vec<Record> = Vec::with_capacity(lens.iter().sum());
+    let mut replies = Vec::with_capacity(batch.len());
+    for (mut records, reply) in batch {
+        all.append(&mut records);
+        replies.push(reply);
+    }
+    match store.append(&mut all) {
+        Ok(()) => {
+            let mut it = all.into_iter();
+            for (reply, len) in replies.into_iter().zip(lens) {
+                reply.send(Ok(it.by_ref().take(len).collect()));
+            }
+        }
+        Err(e) if replies.len() == 1 => {
+            for reply in replies {
+                reply.send(Err(e.clone()));
+            }
+        }
+        Err(_) => {
+            // Retry each caller alone: a failure that belongs to one request
+            // must not fail the others; a general failure fails them all.
+            let mut it = all.into_iter();
+            for (reply, len) in replies.into_iter().zip(lens) {
+                let mut part: Vec<Record> = it.by_ref().take(len).collect();
+                let answer = store.append(&mut part).map(|()| part);
+                reply.send(answer);
+            }
+        }
+    }
+}
