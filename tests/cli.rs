@@ -1,0 +1,182 @@
+//! The CLI as a user runs it: `check`, `runbooks`, `audit` and `serve`
+//! spawned as processes, with real files and a real SQLite store.
+
+use std::process::{Command, Output};
+
+use vigil::model::{Record, RecordKind, Time};
+use vigil::store::Store;
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env("HOME", std::env::temp_dir())
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .expect("spawn vigil")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn at(s: &str) -> Time {
+    s.parse().unwrap()
+}
+
+#[test]
+fn check_names_file_line_and_what_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "operator = \"ana\"\n\n[[maintenance]]\nselector = { host = \"db-01\" }\nschedule = \"0 2 * *\"\nduration = \"1h\"\n",
+    )
+    .unwrap();
+    let o = vigil(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains(&format!("{}:5:", cfg.display())), "{out}");
+    assert!(out.contains("expected 5"), "{out}");
+
+    std::fs::write(&cfg, "operator = \"ana\"\n[runbooks.service_restart]\napproval = \"sometimes\"\n").unwrap();
+    let o = vigil(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    std::fs::write(&cfg, "operator = \"ana\"\n").unwrap();
+    let o = vigil(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("6 policies, 6 runbooks"), "{}", text(&o));
+}
+
+#[test]
+fn runbooks_plan_prints_the_exact_argv_and_refuses_hostile_params() {
+    let o = vigil(&["runbooks", "list"]);
+    assert!(o.status.success());
+    for name in ["disk_cleanup", "service_restart", "memory_pressure", "log_rotation", "zombie_killer", "connection_reset"] {
+        assert!(text(&o).contains(name), "{name}");
+    }
+    let o = vigil(&["runbooks", "plan", "service_restart", "--target", "web-01", "--param", "service=nginx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(r#"argv: ["systemctl","restart","--","nginx"]"#), "{}", text(&o));
+    let o = vigil(&["runbooks", "plan", "service_restart", "--target", "web-01", "--param", "service=nginx;reboot"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("param_invalid"), "{}", text(&o));
+    let o = vigil(&["runbooks", "show", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("known: disk_cleanup"), "{}", text(&o));
+}
+
+fn seed(dir: &std::path::Path, n: u64) {
+    let mut s = Store::open(dir).unwrap();
+    let mut recs: Vec<Record> = (0..n)
+        .map(|i| {
+            let mut r = Record::new(RecordKind::Signal, at("2026-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i as i64));
+            r.detail = Some(format!("record {i}"));
+            r
+        })
+        .collect();
+    s.append(&mut recs).unwrap();
+}
+
+#[test]
+fn audit_verify_names_the_first_altered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), 50);
+    let d = dir.path().to_str().unwrap();
+    let o = vigil(&["audit", "verify", "--data-dir", d]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("50 records"), "{}", text(&o));
+
+    let o = vigil(&["audit", "export", "--format", "jsonl", "--data-dir", d]);
+    let lines: Vec<_> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 50);
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["prev"].as_str().unwrap(), "0".repeat(64));
+    assert_eq!(first["hash"].as_str().unwrap().len(), 64);
+
+    // Alter record 17 behind Vigil's back.
+    let conn = rusqlite::Connection::open(dir.path().join("vigil.db")).unwrap();
+    let n = conn
+        .execute("UPDATE audit SET json = replace(json, 'record 16', 'record X') WHERE seq = 17", [])
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    let o = vigil(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("seq 17"), "{}", text(&o));
+}
+
+#[test]
+fn a_restart_reports_actions_that_were_running_and_does_not_rerun_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = Store::open(dir.path()).unwrap();
+        let mut r = Record::new(RecordKind::ActionStarted, at("2026-01-01T00:00:00Z"));
+        r.action_id = Some("A000041".into());
+        r.runbook = Some("service_restart".into());
+        r.target = Some("web-01".into());
+        r.alert = Some("ServiceDown".into());
+        s.append(&mut [r]).unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let o = vigil(&["serve", "--demo", "--data-dir", d, "--duration", "2s"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = vigil(&["audit", "export", "--data-dir", d]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let interrupted: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["kind"] == "action_interrupted")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{out}");
+    assert_eq!(interrupted[0]["action_id"], "A000041");
+    assert!(
+        !out.lines().any(|l| l.contains("\"action_started\"") && l.contains("A000041") && !l.contains("\"seq\":1,")),
+        "an interrupted action is never re-run by itself: {out}"
+    );
+    let o = vigil(&["audit", "verify", "--data-dir", d]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn sigkill_mid_run_leaves_an_intact_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--demo", "--data-dir", &d])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let o = vigil(&["audit", "verify", "--data-dir", &d]);
+    assert!(o.status.success(), "{}", text(&o));
+    // And it starts again on the same store.
+    let o = vigil(&["serve", "--demo", "--data-dir", &d, "--duration", "1s"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = vigil(&["audit", "verify", "--data-dir", &d]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn a_corrupted_database_is_reported_not_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vigil.db"), b"this is not a database, just bytes").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = vigil(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("vigil.db"), "{}", text(&o));
+    let o = vigil(&["serve", "--demo", "--data-dir", d, "--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(dir.path().join("vigil.db")).unwrap(),
+        b"this is not a database, just bytes"
+    );
+}
