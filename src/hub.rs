@@ -13,7 +13,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::{Action, Alert, Breaker, Command, Engine, Event, Execution, Modes, Outcome, Restored};
+use crate::engine::{
+    Action, Alert, Breaker, Command, Engine, Event, Execution, InterruptedAction, Modes, Outcome, Restored,
+};
 use crate::model::{ActionId, AlertStatus, Record, RecordKind, Time};
 use crate::sim::demo::DemoFleet;
 use crate::store::{AuditWriter, PersistedState, StoreError};
@@ -113,13 +115,13 @@ pub fn restored_from(state: &PersistedState) -> Restored {
             r.next_action = r.next_action.max(id.0 + 1);
             let was_running = matches!(a.state, RecordKind::ActionStarted | RecordKind::ActionInterrupted);
             if was_running {
-                r.interrupted.push((
+                r.interrupted.push(InterruptedAction {
                     id,
-                    a.runbook.clone().unwrap_or_default(),
-                    a.target.clone().unwrap_or_default(),
-                    a.params.clone(),
-                    a.alert.clone().unwrap_or_default(),
-                ));
+                    runbook: a.runbook.clone().unwrap_or_default(),
+                    target: a.target.clone().unwrap_or_default(),
+                    params: a.params.clone(),
+                    alert: a.alert.clone().unwrap_or_default(),
+                });
             }
         }
     }

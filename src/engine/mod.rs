@@ -243,9 +243,18 @@ pub struct Restored {
     pub open_breakers: Vec<(String, String, Time)>,
     /// (runbook, target, started_at) of recent runs.
     pub runs: Vec<(String, String, Time)>,
-    /// Actions that were running (or about to run) when Vigil stopped:
-    /// (id, runbook, target, params, alert).
-    pub interrupted: Vec<(ActionId, String, String, BTreeMap<String, String>, String)>,
+    /// Actions that were running when Vigil stopped.
+    pub interrupted: Vec<InterruptedAction>,
+}
+
+/// An action that was running when Vigil stopped.
+#[derive(Debug, Clone, Default)]
+pub struct InterruptedAction {
+    pub id: ActionId,
+    pub runbook: String,
+    pub target: String,
+    pub params: BTreeMap<String, String>,
+    pub alert: String,
 }
 
 pub struct Engine {
@@ -393,7 +402,14 @@ impl Engine {
         for b in self.breakers.values_mut() {
             b.runs.make_contiguous().sort();
         }
-        for (id, runbook, target, params, alert) in r.interrupted {
+        for InterruptedAction {
+            id,
+            runbook,
+            target,
+            params,
+            alert,
+        } in r.interrupted
+        {
             let plan = self
                 .catalog
                 .get(&runbook)

@@ -273,7 +273,13 @@ fn interrupted_actions_wait_for_a_human_and_block_duplicates() {
     let cmds = e.restore(
         Restored {
             next_action: 8,
-            interrupted: vec![(ActionId(7), "service_restart".into(), "web-01".into(), params, "ServiceDown".into())],
+            interrupted: vec![InterruptedAction {
+                id: ActionId(7),
+                runbook: "service_restart".into(),
+                target: "web-01".into(),
+                params,
+                alert: "ServiceDown".into(),
+            }],
             ..Default::default()
         },
         t(0),
