@@ -369,11 +369,18 @@ impl Engine {
 
     /// The open action for runbook@target, if any (scenario intents name
     /// actions this way).
+    /// The one waiting for a decision (approval, or an interrupted run) wins
+    /// over a newer one held behind it as a duplicate.
     pub fn find_action(&self, runbook: &str, target: &str) -> Option<ActionId> {
-        self.actions
+        let mut open = self
+            .actions
             .values()
             .rev()
-            .find(|a| a.runbook == runbook && a.target == target && !a.state.is_final())
+            .filter(|a| a.runbook == runbook && a.target == target && !a.state.is_final());
+        let all: Vec<&Action> = open.by_ref().collect();
+        all.iter()
+            .find(|a| matches!(a.state, ActionState::AwaitingApproval | ActionState::Interrupted))
+            .or_else(|| all.first())
             .map(|a| a.id)
     }
 
