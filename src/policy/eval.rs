@@ -86,7 +86,9 @@ fn fresh(at: Time, now: Time) -> bool {
 fn eval(c: &Cond, values: &[Option<(f64, Time)>], now: Option<Time>) -> bool {
     match c {
         Cond::Cmp { leaf, op, value } => match values.get(*leaf).copied().flatten() {
-            Some((v, at)) => now.is_none_or(|n| fresh(at, n)) && op.holds(v, *value),
+            // The comparison first: it is cheaper than the staleness check
+            // and false for almost every healthy sample.
+            Some((v, at)) => op.holds(v, *value) && now.is_none_or(|n| fresh(at, n)),
             None => false,
         },
         Cond::All(cs) => cs.iter().all(|c| eval(c, values, now)),
