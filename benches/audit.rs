@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil::model::{Record, RecordKind, Time};
-use vigil::store::{AuditFilter, AuditWriter, Store};
+use vigil::store::{AuditFilter, AuditWriter, Store, WriterStats};
 
 fn base_time() -> Time {
-    "2026-03-01T00:00:00Z"
-        .parse()
-        .unwrap_or_else(|_| chrono::DateTime::UNIX_EPOCH)
+    "2026-03-01T00:00:00Z".parse().expect("a valid time")
 }
 
 /// A realistic record: an action step with the fields the console filters by.
@@ -66,6 +64,19 @@ fn run_threads(w: &AuditWriter, submitters: u64, batch: u64, iters: u64) -> Dura
     start.elapsed()
 }
 
+/// How well group commit batched: records per transaction.
+fn report_batches(name: &str, before: WriterStats, after: WriterStats) {
+    let commits = after.commits - before.commits;
+    let records = after.records - before.records;
+    let busy = (after.busy_micros - before.busy_micros) as f64;
+    eprintln!(
+        "{name}: {records} records in {commits} commits, {:.1} records per commit (max {}), {:.0} us per commit",
+        records as f64 / commits.max(1) as f64,
+        after.max_batch,
+        busy / commits.max(1) as f64,
+    );
+}
+
 fn bench_append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let w = AuditWriter::open(dir.path()).expect("open writer");
@@ -81,9 +92,11 @@ fn bench_append(c: &mut Criterion) {
         ("writer_8x100", 8, 100),
     ] {
         g.throughput(Throughput::Elements(submitters * batch));
+        let before = w.stats();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| run_threads(&w, submitters, batch, iters))
         });
+        report_batches(name, before, w.stats());
     }
 
     // Many async callers (e.g. hub tasks) with one record each.
@@ -93,6 +106,7 @@ fn bench_append(c: &mut Criterion) {
         .expect("runtime");
     let tasks = 256u64;
     g.throughput(Throughput::Elements(tasks));
+    let before = w.stats();
     g.bench_function("writer_async_256x1", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -113,6 +127,7 @@ fn bench_append(c: &mut Criterion) {
             })
         })
     });
+    report_batches("writer_async_256x1", before, w.stats());
     drop(rt);
     w.shutdown().expect("shutdown");
     g.finish();

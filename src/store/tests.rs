@@ -20,7 +20,7 @@ fn signal(i: u64) -> Record {
     r.at += chrono::Duration::seconds(i as i64);
     r.target = Some(format!("web-{}", i % 3));
     r.runbook = Some(
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             "disk_cleanup"
         } else {
             "service_restart"
@@ -416,19 +416,32 @@ fn load_state_reflects_actions_breakers_modes_alerts_and_starts() {
 
 #[test]
 fn not_a_database_is_a_clear_error_and_the_file_is_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE);
-    let junk = b"this is my shopping list, not a database\n".repeat(200);
-    std::fs::write(&path, &junk).unwrap();
-    for res in [Store::open(dir.path()), Store::open_read_only(dir.path())] {
-        let err = res.unwrap_err();
-        assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
-        let msg = err.to_string();
-        assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains("not an SQLite database"), "{msg}");
+    for junk in [
+        b"this is my shopping list, not a database\n".repeat(200),
+        b"hello".to_vec(),
+        vec![0xffu8; 4096],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(&path, &junk).unwrap();
+        for res in [Store::open(dir.path()), Store::open_read_only(dir.path())] {
+            let err = res.unwrap_err();
+            assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("not an SQLite database"), "{msg}");
+            assert_eq!(err.path(), path);
+        }
+        assert!(AuditWriter::open(dir.path()).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), junk);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no -wal or -shm files were created");
     }
-    assert_eq!(std::fs::read(&path).unwrap(), junk);
-    assert!(AuditWriter::open(dir.path()).is_err());
+    // A directory where the file should be.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(DB_FILE)).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains(DB_FILE), "{err}");
 }
 
 #[test]
@@ -485,8 +498,13 @@ fn migrations_set_the_version_and_header() {
     assert_eq!(v, schema::current_version());
     assert_eq!(app, schema::APPLICATION_ID);
     assert_eq!(mode, "wal");
-    // Reopening does not migrate again.
-    drop(Store::open(dir.path()).unwrap());
+    // Reopening does not migrate again; commits are fully synced.
+    let s = Store::open(dir.path()).unwrap();
+    let sync: i64 = s
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! callers queued in one transaction, then answers each of them.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,8 +43,36 @@ enum Msg {
     Shutdown,
 }
 
+/// Counters of an [`AuditWriter`] since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Records committed.
+    pub records: u64,
+    /// Append requests answered with success.
+    pub requests: u64,
+    /// Append requests answered with an error.
+    pub failed_requests: u64,
+    /// The most records committed in one transaction.
+    pub max_batch: u64,
+    /// Time spent in transactions (writing and syncing), in microseconds.
+    pub busy_micros: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    records: AtomicU64,
+    requests: AtomicU64,
+    failed_requests: AtomicU64,
+    max_batch: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
 struct Inner {
     tx: Sender<Msg>,
+    counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
 }
@@ -112,9 +141,11 @@ impl AuditWriter {
             });
         }
         let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-audit".into())
-            .spawn(move || run(store, rx))
+            .spawn(move || run(store, rx, &c))
             .map_err(|e| StoreError::Io {
                 path: path.clone(),
                 what: "start the audit writer thread".into(),
@@ -123,6 +154,7 @@ impl AuditWriter {
         Ok(AuditWriter {
             inner: Arc::new(Inner {
                 tx,
+                counters,
                 thread: Mutex::new(Some(thread)),
                 path,
             }),
@@ -132,6 +164,19 @@ impl AuditWriter {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Counters since the writer started.
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            failed_requests: c.failed_requests.load(Ordering::Relaxed),
+            max_batch: c.max_batch.load(Ordering::Relaxed),
+            busy_micros: c.busy_micros.load(Ordering::Relaxed),
+        }
     }
 
     fn closed(&self) -> StoreError {
@@ -183,7 +228,7 @@ impl AuditWriter {
     }
 }
 
-fn run(mut store: Store, rx: Receiver<Msg>) {
+fn run(mut store: Store, rx: Receiver<Msg>, counters: &Counters) {
     let mut stop = false;
     while !stop {
         let mut batch = Batch::default();
@@ -203,7 +248,7 @@ fn run(mut store: Store, rx: Receiver<Msg>) {
                 }
             }
         }
-        commit(&mut store, batch.requests);
+        commit(&mut store, batch.requests, counters);
     }
 }
 
@@ -225,7 +270,7 @@ impl Batch {
     }
 }
 
-fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>) {
+fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>, counters: &Counters) {
     if batch.is_empty() {
         return;
     }
@@ -236,16 +281,38 @@ fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>) {
         all.append(&mut records);
         replies.push(reply);
     }
-    match store.append(&mut all) {
+    let ok = |n: usize| {
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters.records.fetch_add(n as u64, Ordering::Relaxed);
+        counters.max_batch.fetch_max(n as u64, Ordering::Relaxed);
+    };
+    let answered = |reply: Reply, answer: Answer| {
+        let c = if answer.is_ok() {
+            &counters.requests
+        } else {
+            &counters.failed_requests
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        reply.send(answer);
+    };
+    let started = std::time::Instant::now();
+    let result = store.append(&mut all);
+    let busy = |since: std::time::Instant| {
+        let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counters.busy_micros.fetch_add(us, Ordering::Relaxed);
+    };
+    busy(started);
+    match result {
         Ok(()) => {
+            ok(all.len());
             let mut it = all.into_iter();
             for (reply, len) in replies.into_iter().zip(lens) {
-                reply.send(Ok(it.by_ref().take(len).collect()));
+                answered(reply, Ok(it.by_ref().take(len).collect()));
             }
         }
         Err(e) if replies.len() == 1 => {
             for reply in replies {
-                reply.send(Err(e.clone()));
+                answered(reply, Err(e.clone()));
             }
         }
         Err(_) => {
@@ -254,8 +321,13 @@ fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>) {
             let mut it = all.into_iter();
             for (reply, len) in replies.into_iter().zip(lens) {
                 let mut part: Vec<Record> = it.by_ref().take(len).collect();
+                let started = std::time::Instant::now();
                 let answer = store.append(&mut part).map(|()| part);
-                reply.send(answer);
+                busy(started);
+                if let Ok(p) = &answer {
+                    ok(p.len());
+                }
+                answered(reply, answer);
             }
         }
     }
