@@ -35,7 +35,9 @@ fn engine_with_extra_policies() -> Engine {
         ));
     }
     let c = Config::parse("bench.toml", &text).expect("bench config parses");
-    let setup = c.build("bench.toml", &text, false, Some("sim".into())).expect("bench config builds");
+    let setup = c
+        .build("bench.toml", &text, false, Some("sim".into()))
+        .expect("bench config builds");
     Engine::new(setup)
 }
 
@@ -47,7 +49,7 @@ fn series_labels(i: usize) -> (String, Labels) {
         "zombie_processes",
         "connection_pool_used_ratio",
     ];
-    let name = if i % 2 == 0 {
+    let name = if i.is_multiple_of(2) {
         metrics[i / 2 % metrics.len()].to_string()
     } else {
         format!("metric_{}", i % 20)
@@ -164,7 +166,11 @@ fn replay_24h() {
         let h = i % 50;
         // A disk that fills up and gets cleaned every few hours per host.
         let phase = (secs + h * 600) % 14_400;
-        let v = if phase > 12_000 { 92.0 } else { 60.0 + (phase as f64 / 1000.0) };
+        let v = if phase > 12_000 {
+            92.0
+        } else {
+            60.0 + (phase as f64 / 1000.0)
+        };
         s.push_str(&format!(
             "[[events]]\nat = \"{secs}s\"\nmetric = {{ name = \"disk_used_percent\", value = {v:.1}, labels = {{ host = \"h{h:02}\", mountpoint = \"/\" }} }}\n\n"
         ));
@@ -172,7 +178,9 @@ fn replay_24h() {
     }
     s.push_str("[outcomes]\n");
     for k in outcomes.keys() {
-        s.push_str(&format!("\"{k}\" = {{ result = \"success\", set = {{ disk_used_percent = 50.0 }} }}\n"));
+        s.push_str(&format!(
+            "\"{k}\" = {{ result = \"success\", set = {{ disk_used_percent = 50.0 }} }}\n"
+        ));
     }
     let started = Instant::now();
     let sc = Scenario::parse("bench-24h.toml", &s).expect("bench scenario parses");

@@ -128,7 +128,11 @@ impl Config {
         let mut errors = Vec::new();
         let err = |needle: &str, message: String| ConfigError {
             file: file.into(),
-            line: if needle.is_empty() { None } else { line_of(text, needle) },
+            line: if needle.is_empty() {
+                None
+            } else {
+                line_of(text, needle)
+            },
             message,
         };
 
@@ -136,7 +140,10 @@ impl Config {
         if let Some(s) = &self.settings.approval_expiry {
             match parse_delta(s) {
                 Ok(d) => settings.approval_expiry = d,
-                Err(e) => errors.push(err("approval_expiry", format!("settings.approval_expiry: {e}"))),
+                Err(e) => errors.push(err(
+                    "approval_expiry",
+                    format!("settings.approval_expiry: {e}"),
+                )),
             }
         }
         if let Some(s) = &self.settings.retry_backoff {
@@ -151,7 +158,9 @@ impl Config {
             } else {
                 errors.push(err(
                     "blast_radius",
-                    format!("settings.blast_radius = {f} is out of range; expected a fraction in (0, 1]"),
+                    format!(
+                        "settings.blast_radius = {f} is out of range; expected a fraction in (0, 1]"
+                    ),
                 ));
             }
         }
@@ -184,23 +193,35 @@ impl Config {
         for (i, w) in self.maintenance.iter().enumerate() {
             match MaintenanceWindow::compile(w) {
                 Ok(c) => windows.push(c),
-                Err(e) => errors.push(err(&format!("\"{}\"", w.schedule), format!("maintenance[{i}]: {e}"))),
+                Err(e) => errors.push(err(
+                    &format!("\"{}\"", w.schedule),
+                    format!("maintenance[{i}]: {e}"),
+                )),
             }
         }
 
         let mut names = std::collections::HashSet::new();
         for h in &self.hosts {
             if h.name.trim().is_empty() {
-                errors.push(err("[[hosts]]", "hosts: a host needs a non-empty name".into()));
+                errors.push(err(
+                    "[[hosts]]",
+                    "hosts: a host needs a non-empty name".into(),
+                ));
             } else if !names.insert(h.name.clone()) {
-                errors.push(err(&format!("\"{}\"", h.name), format!("hosts: {:?} is listed twice", h.name)));
+                errors.push(err(
+                    &format!("\"{}\"", h.name),
+                    format!("hosts: {:?} is listed twice", h.name),
+                ));
             }
             if let Some(x) = &h.executor
                 && !["local", "ssh", "http", "sim"].contains(&x.as_str())
             {
                 errors.push(err(
                     &format!("\"{x}\""),
-                    format!("hosts[name={:?}].executor = {x:?}; expected local, ssh, http or sim", h.name),
+                    format!(
+                        "hosts[name={:?}].executor = {x:?}; expected local, ssh, http or sim",
+                        h.name
+                    ),
                 ));
             }
         }
@@ -222,7 +243,11 @@ impl Config {
                     } else {
                         (e.file.clone(), e.message)
                     };
-                    errors.push(ConfigError { file: f, line, message });
+                    errors.push(ConfigError {
+                        file: f,
+                        line,
+                        message,
+                    });
                 }
                 None
             }

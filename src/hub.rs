@@ -14,7 +14,8 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::{
-    Action, Alert, Breaker, Command, Engine, Event, Execution, InterruptedAction, Modes, Outcome, Restored,
+    Action, Alert, Breaker, Command, Engine, Event, Execution, InterruptedAction, Modes, Outcome,
+    Restored,
 };
 use crate::model::{ActionId, AlertStatus, Record, RecordKind, Time};
 use crate::sim::demo::DemoFleet;
@@ -113,7 +114,10 @@ pub fn restored_from(state: &PersistedState) -> Restored {
     for a in &state.actions {
         if let Some(id) = ActionId::parse(&a.action_id) {
             r.next_action = r.next_action.max(id.0 + 1);
-            let was_running = matches!(a.state, RecordKind::ActionStarted | RecordKind::ActionInterrupted);
+            let was_running = matches!(
+                a.state,
+                RecordKind::ActionStarted | RecordKind::ActionInterrupted
+            );
             if was_running {
                 r.interrupted.push(InterruptedAction {
                     id,
@@ -126,7 +130,8 @@ pub fn restored_from(state: &PersistedState) -> Restored {
         }
     }
     for b in &state.breakers {
-        r.open_breakers.push((b.runbook.clone(), b.target.clone(), b.opened_at));
+        r.open_breakers
+            .push((b.runbook.clone(), b.target.clone(), b.opened_at));
     }
     for s in &state.recent_starts {
         r.runs.push((s.runbook.clone(), s.target.clone(), s.at));
@@ -238,7 +243,9 @@ impl Hub {
 
     fn observe_hosts(&mut self, samples: &[crate::model::Sample]) {
         for s in samples {
-            let Some(host) = s.labels.get("host") else { continue };
+            let Some(host) = s.labels.get("host") else {
+                continue;
+            };
             let hv = self.hosts.entry(host.clone()).or_insert_with(|| HostView {
                 name: host.clone(),
                 group: self
@@ -288,14 +295,19 @@ impl Hub {
                     }
                 }
                 Err(e) => {
-                    tracing::error!("audit write failed; the batch's commands are not performed: {e}");
+                    tracing::error!(
+                        "audit write failed; the batch's commands are not performed: {e}"
+                    );
                     self.store_error = Some(e.to_string());
                     for c in effects {
                         if let Command::Execute(x) = c {
                             let _ = self.tx.try_send(Event::Finished {
                                 action: x.action,
                                 attempt: x.attempt,
-                                outcome: Outcome::failure(None, format!("not run: the audit record could not be written ({e})")),
+                                outcome: Outcome::failure(
+                                    None,
+                                    format!("not run: the audit record could not be written ({e})"),
+                                ),
                             });
                         }
                     }
@@ -333,7 +345,10 @@ impl Hub {
             });
             return;
         }
-        let msg = format!("no {} executor is available in this build; nothing ran", x.executor);
+        let msg = format!(
+            "no {} executor is available in this build; nothing ran",
+            x.executor
+        );
         tracing::warn!("{msg}");
         tokio::spawn(async move {
             let _ = tx
@@ -354,8 +369,21 @@ impl Hub {
                 .then(b.severity.cmp(&a.severity))
                 .then(a.since.cmp(&b.since))
         });
-        let mut actions: Vec<Action> = self.engine.actions().rev().filter(|a| !a.state.is_final()).cloned().collect();
-        actions.extend(self.engine.actions().rev().filter(|a| a.state.is_final()).take(200).cloned());
+        let mut actions: Vec<Action> = self
+            .engine
+            .actions()
+            .rev()
+            .filter(|a| !a.state.is_final())
+            .cloned()
+            .collect();
+        actions.extend(
+            self.engine
+                .actions()
+                .rev()
+                .filter(|a| a.state.is_final())
+                .take(200)
+                .cloned(),
+        );
         let breakers = self
             .engine
             .breakers()
@@ -374,7 +402,11 @@ impl Hub {
             audit_seq: self.audit_seq,
             store_error: self.store_error.clone(),
             hosts: self.hosts.values().cloned().collect(),
-            incidents: self.demo.as_ref().map(|d| d.incidents()).unwrap_or_default(),
+            incidents: self
+                .demo
+                .as_ref()
+                .map(|d| d.incidents())
+                .unwrap_or_default(),
         };
         self.snap_tx.send_replace(Arc::new(snap));
     }

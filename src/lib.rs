@@ -8,5 +8,5 @@ pub mod model;
 pub mod policy;
 pub mod runbook;
 pub mod sim;
-pub mod units;
 pub mod store;
+pub mod units;

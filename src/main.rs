@@ -13,11 +13,15 @@ use vigil::config::{Config, ConfigError, default_config_path, default_data_dir};
 use vigil::model::Labels;
 use vigil::runbook::{Catalog, RunbookOverride};
 use vigil::sim::demo::DemoFleet;
-use vigil::store::{AuditWriter, Store};
 use vigil::sim::scenario::{Scenario, replay_file};
+use vigil::store::{AuditWriter, Store};
 
 #[derive(Parser)]
-#[command(name = "vigil", version, about = "The on-call console with a self-healing control plane")]
+#[command(
+    name = "vigil",
+    version,
+    about = "The on-call console with a self-healing control plane"
+)]
 struct Cli {
     /// Config file (default: the platform config dir's config.toml).
     #[arg(long, global = true)]
@@ -124,7 +128,11 @@ fn load_config(cli: &Cli) -> Result<(Config, String, String), ConfigError> {
             let (c, text) = Config::load(&p)?;
             Ok((c, text, p.display().to_string()))
         }
-        None => Ok((Config::default(), String::new(), "(no config file: defaults)".into())),
+        None => Ok((
+            Config::default(),
+            String::new(),
+            "(no config file: defaults)".into(),
+        )),
     }
 }
 
@@ -158,7 +166,11 @@ fn cmd_replay(file: &Path, json: bool) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for r in &replay.log {
-        let line = if json { r.canonical_json() } else { r.summary() };
+        let line = if json {
+            r.canonical_json()
+        } else {
+            r.summary()
+        };
         if writeln!(out, "{line}").is_err() {
             return ExitCode::from(1);
         }
@@ -174,7 +186,11 @@ fn cmd_replay(file: &Path, json: bool) -> ExitCode {
         }
     };
     if unmet.is_empty() {
-        report(&format!("PASS {} ({} records)", file.display(), replay.log.len()));
+        report(&format!(
+            "PASS {} ({} records)",
+            file.display(),
+            replay.log.len()
+        ));
         ExitCode::SUCCESS
     } else {
         for u in &unmet {
@@ -217,7 +233,10 @@ fn cmd_check(cli: &Cli) -> ExitCode {
 fn catalog_for(cli: &Cli) -> Result<(Catalog, Config), String> {
     let (config, _text, _file) = load_config(cli).map_err(|e| e.to_string())?;
     let catalog = Catalog::load(config.runbook_dir.as_deref(), &config.runbooks).map_err(|es| {
-        es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        es.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     })?;
     Ok((catalog, config))
 }
@@ -232,7 +251,10 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
     };
     match cmd {
         RunbooksCmd::List => {
-            println!("{:<18} {:<6} {:<28} {:<9} {:<8} {:<7} ALERTS", "NAME", "RISK", "APPROVAL", "COOLDOWN", "MAX_RUNS", "STEPS");
+            println!(
+                "{:<18} {:<6} {:<28} {:<9} {:<8} {:<7} ALERTS",
+                "NAME", "RISK", "APPROVAL", "COOLDOWN", "MAX_RUNS", "STEPS"
+            );
             for rb in &catalog.runbooks {
                 println!(
                     "{:<18} {:<6} {:<28} {:<9} {:<8} {:<7} {}",
@@ -250,7 +272,13 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
         RunbooksCmd::Show { name } => match catalog.get(name) {
             Some(rb) => {
                 let builtin = vigil::runbook::BUILTIN.iter().find(|(n, _)| n == name);
-                match (config.runbook_dir.as_ref().map(|d| d.join(format!("{name}.toml"))), builtin) {
+                match (
+                    config
+                        .runbook_dir
+                        .as_ref()
+                        .map(|d| d.join(format!("{name}.toml"))),
+                    builtin,
+                ) {
                     (Some(p), _) if p.exists() => {
                         println!("# {}", p.display());
                         print!("{}", std::fs::read_to_string(&p).unwrap_or_default());
@@ -277,16 +305,30 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
             None => {
                 eprintln!(
                     "error: no runbook named {name:?}; known: {}",
-                    catalog.runbooks.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                    catalog
+                        .runbooks
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 ExitCode::from(1)
             }
         },
-        RunbooksCmd::Plan { name, target, params } => {
+        RunbooksCmd::Plan {
+            name,
+            target,
+            params,
+        } => {
             let Some(rb) = catalog.get(name) else {
                 eprintln!(
                     "error: no runbook named {name:?}; known: {}",
-                    catalog.runbooks.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                    catalog
+                        .runbooks
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 return ExitCode::from(1);
             };
@@ -310,7 +352,9 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
                 }
             };
             if let Some((p, v, g)) = rb.protected_hit(&resolved) {
-                println!("# note: {p}={v:?} is protected (matches {g:?}); the engine would block this (protected_target)");
+                println!(
+                    "# note: {p}={v:?} is protected (matches {g:?}); the engine would block this (protected_target)"
+                );
             }
             println!("# {} on {target} with {}", rb.name(), fmt_params(&resolved));
             for (i, s) in rb.plan(target, &resolved).iter().enumerate() {
@@ -321,7 +365,10 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
                     s.name,
                     vigil::units::fmt_delta(s.timeout)
                 );
-                println!("   argv: {}", serde_json::to_string(&s.argv).unwrap_or_default());
+                println!(
+                    "   argv: {}",
+                    serde_json::to_string(&s.argv).unwrap_or_default()
+                );
             }
             ExitCode::SUCCESS
         }
@@ -352,7 +399,11 @@ fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
         AuditCmd::Verify => match store.verify() {
             Ok(report) => match &report.first_bad {
                 None => {
-                    println!("ok: {} records, hash chain intact ({})", report.records, store.path().display());
+                    println!(
+                        "ok: {} records, hash chain intact ({})",
+                        report.records,
+                        store.path().display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Some(bad) => {
@@ -417,21 +468,28 @@ struct Prepared {
     demo: bool,
 }
 
-fn prepare(cli: &Cli, log_to_stderr: bool) -> Result<(Prepared, tracing_appender::non_blocking::WorkerGuard), String> {
+fn prepare(
+    cli: &Cli,
+    log_to_stderr: bool,
+) -> Result<(Prepared, tracing_appender::non_blocking::WorkerGuard), String> {
     let (mut config, text, file) = load_config(cli).map_err(|e| e.to_string())?;
     let has_config = file != "(no config file: defaults)";
     let demo = cli.demo || config.demo.unwrap_or(false) || !has_config;
     let dir = data_dir(cli, &config);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the data dir {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create the data dir {}: {e}", dir.display()))?;
     let log_dir = dir.join("logs");
-    std::fs::create_dir_all(&log_dir).map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
     let appender = tracing_appender::rolling::never(&log_dir, "vigil.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     {
         use tracing_subscriber::prelude::*;
         let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let file_layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false);
+        let file_layer = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(false);
         use std::io::IsTerminal;
         let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let stderr_layer = log_to_stderr.then(|| {
@@ -439,7 +497,11 @@ fn prepare(cli: &Cli, log_to_stderr: bool) -> Result<(Prepared, tracing_appender
                 .with_writer(std::io::stderr)
                 .with_ansi(ansi)
         });
-        let _ = tracing_subscriber::registry().with(filter).with(file_layer).with(stderr_layer).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(file_layer)
+            .with(stderr_layer)
+            .try_init();
     }
     let start = chrono::Utc::now();
     let fleet = demo.then(|| DemoFleet::new(start, 1));
@@ -455,9 +517,19 @@ fn prepare(cli: &Cli, log_to_stderr: bool) -> Result<(Prepared, tracing_appender
             }
         }
     }
-    let mut setup = config.build(&file, &text, false, fleet.as_ref().map(|_| "sim".to_string())).map_err(|es| {
-        es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
-    })?;
+    let mut setup = config
+        .build(
+            &file,
+            &text,
+            false,
+            fleet.as_ref().map(|_| "sim".to_string()),
+        )
+        .map_err(|es| {
+            es.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
     if cli.dry_run {
         setup.modes.dry_run = true;
     }
@@ -477,7 +549,10 @@ fn prepare(cli: &Cli, log_to_stderr: bool) -> Result<(Prepared, tracing_appender
     });
     if cli.dry_run {
         // --dry-run wins over the mode remembered from the last run.
-        let _ = handle.events.try_send(vigil::engine::Event::SetDryRun { on: true, actor: op });
+        let _ = handle.events.try_send(vigil::engine::Event::SetDryRun {
+            on: true,
+            actor: op,
+        });
     }
     tracing::info!(data_dir = %dir.display(), demo, "vigil starting");
     Ok((
@@ -493,14 +568,21 @@ fn prepare(cli: &Cli, log_to_stderr: bool) -> Result<(Prepared, tracing_appender
 }
 
 fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> ExitCode {
-    let limit = match duration.as_deref().map(vigil::units::parse_duration).transpose() {
+    let limit = match duration
+        .as_deref()
+        .map(vigil::units::parse_duration)
+        .transpose()
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: --duration: {e}");
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -519,7 +601,11 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
     }
     eprintln!(
         "vigil serve: {} data in {}, log {}",
-        if p.demo { "demo fleet," } else { "configured sources," },
+        if p.demo {
+            "demo fleet,"
+        } else {
+            "configured sources,"
+        },
         p.data_dir.display(),
         p.log_path.display()
     );
@@ -558,7 +644,8 @@ async fn wait_for_stop(limit: Option<std::time::Duration>) {
     };
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term_fut = async {
             match term.as_mut() {
                 Some(t) => {
@@ -584,7 +671,10 @@ async fn wait_for_stop(limit: Option<std::time::Duration>) {
 /// foreground and prints the decision log as it happens, with the mode
 /// (DEMO, LIVE or DRY-RUN, FROZEN) on every status line.
 fn cmd_console(cli: &Cli) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -657,5 +747,7 @@ fn cmd_console(cli: &Cli) -> ExitCode {
 
 #[allow(dead_code)]
 fn scenario_check(file: &str, text: &str) -> Result<(), String> {
-    Scenario::parse(file, text).map(|_| ()).map_err(|e| e.to_string())
+    Scenario::parse(file, text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -135,7 +135,9 @@ pub fn fingerprint(labels: &Labels) -> String {
 }
 
 /// Identifies one action: the engine hands them out in order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct ActionId(pub u64);
 
 impl fmt::Display for ActionId {

@@ -60,9 +60,9 @@ pub struct Rate {
 
 impl Rate {
     pub fn parse(s: &str) -> Result<Rate, String> {
-        let (n, per) = s
-            .split_once('/')
-            .ok_or_else(|| format!("invalid rate {s:?}; expected COUNT/DURATION such as \"3/10m\""))?;
+        let (n, per) = s.split_once('/').ok_or_else(|| {
+            format!("invalid rate {s:?}; expected COUNT/DURATION such as \"3/10m\"")
+        })?;
         let count: u32 = n.trim().parse().map_err(|_| {
             format!("invalid rate {s:?}: {n:?} is not a whole number; expected e.g. \"3/10m\"")
         })?;
@@ -71,7 +71,9 @@ impl Rate {
         }
         let per = parse_delta(per)?;
         if per <= TimeDelta::zero() {
-            return Err(format!("invalid rate {s:?}: the window must be longer than 0s"));
+            return Err(format!(
+                "invalid rate {s:?}: the window must be longer than 0s"
+            ));
         }
         Ok(Rate { count, per })
     }
@@ -93,9 +95,13 @@ pub fn line_of(text: &str, needle: &str) -> Option<usize> {
 /// Turns a toml parse error into `line N: message` (toml's own message
 /// already names the line; this keeps only the useful part on one line).
 pub fn toml_error_line(e: &toml::de::Error, text: &str) -> (Option<usize>, String) {
-    let line = e
-        .span()
-        .map(|sp| text[..sp.start.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1);
+    let line = e.span().map(|sp| {
+        text[..sp.start.min(text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
+    });
     (line, e.message().to_string())
 }
 
@@ -107,7 +113,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("6h3m").unwrap(), Duration::from_secs(6 * 3600 + 180));
+        assert_eq!(
+            parse_duration("6h3m").unwrap(),
+            Duration::from_secs(6 * 3600 + 180)
+        );
         assert!(parse_duration("soon").unwrap_err().contains("expected"));
         assert_eq!(fmt_delta(TimeDelta::seconds(3900)), "1h5m");
         assert_eq!(fmt_delta(TimeDelta::seconds(45)), "45s");

@@ -42,7 +42,11 @@ fn check_names_file_line_and_what_is_accepted() {
     assert!(out.contains(&format!("{}:5:", cfg.display())), "{out}");
     assert!(out.contains("expected 5"), "{out}");
 
-    std::fs::write(&cfg, "operator = \"ana\"\n[runbooks.service_restart]\napproval = \"sometimes\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "operator = \"ana\"\n[runbooks.service_restart]\napproval = \"sometimes\"\n",
+    )
+    .unwrap();
     let o = vigil(&["check", "--config", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
@@ -56,13 +60,40 @@ fn check_names_file_line_and_what_is_accepted() {
 fn runbooks_plan_prints_the_exact_argv_and_refuses_hostile_params() {
     let o = vigil(&["runbooks", "list"]);
     assert!(o.status.success());
-    for name in ["disk_cleanup", "service_restart", "memory_pressure", "log_rotation", "zombie_killer", "connection_reset"] {
+    for name in [
+        "disk_cleanup",
+        "service_restart",
+        "memory_pressure",
+        "log_rotation",
+        "zombie_killer",
+        "connection_reset",
+    ] {
         assert!(text(&o).contains(name), "{name}");
     }
-    let o = vigil(&["runbooks", "plan", "service_restart", "--target", "web-01", "--param", "service=nginx"]);
+    let o = vigil(&[
+        "runbooks",
+        "plan",
+        "service_restart",
+        "--target",
+        "web-01",
+        "--param",
+        "service=nginx",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains(r#"argv: ["systemctl","restart","--","nginx"]"#), "{}", text(&o));
-    let o = vigil(&["runbooks", "plan", "service_restart", "--target", "web-01", "--param", "service=nginx;reboot"]);
+    assert!(
+        text(&o).contains(r#"argv: ["systemctl","restart","--","nginx"]"#),
+        "{}",
+        text(&o)
+    );
+    let o = vigil(&[
+        "runbooks",
+        "plan",
+        "service_restart",
+        "--target",
+        "web-01",
+        "--param",
+        "service=nginx;reboot",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("param_invalid"), "{}", text(&o));
     let o = vigil(&["runbooks", "show", "nope"]);
@@ -74,7 +105,10 @@ fn seed(dir: &std::path::Path, n: u64) {
     let mut s = Store::open(dir).unwrap();
     let mut recs: Vec<Record> = (0..n)
         .map(|i| {
-            let mut r = Record::new(RecordKind::Signal, at("2026-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i as i64));
+            let mut r = Record::new(
+                RecordKind::Signal,
+                at("2026-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i as i64),
+            );
             r.detail = Some(format!("record {i}"));
             r
         })
@@ -92,7 +126,10 @@ fn audit_verify_names_the_first_altered_record() {
     assert!(text(&o).contains("50 records"), "{}", text(&o));
 
     let o = vigil(&["audit", "export", "--format", "jsonl", "--data-dir", d]);
-    let lines: Vec<_> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+    let lines: Vec<_> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(lines.len(), 50);
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["seq"], 1);
@@ -102,7 +139,10 @@ fn audit_verify_names_the_first_altered_record() {
     // Alter record 17 behind Vigil's back.
     let conn = rusqlite::Connection::open(dir.path().join("vigil.db")).unwrap();
     let n = conn
-        .execute("UPDATE audit SET json = replace(json, 'record 16', 'record X') WHERE seq = 17", [])
+        .execute(
+            "UPDATE audit SET json = replace(json, 'record 16', 'record X') WHERE seq = 17",
+            [],
+        )
         .unwrap();
     assert_eq!(n, 1);
     drop(conn);
@@ -136,7 +176,9 @@ fn a_restart_reports_actions_that_were_running_and_does_not_rerun_them() {
     assert_eq!(interrupted.len(), 1, "{out}");
     assert_eq!(interrupted[0]["action_id"], "A000041");
     assert!(
-        !out.lines().any(|l| l.contains("\"action_started\"") && l.contains("A000041") && !l.contains("\"seq\":1,")),
+        !out.lines().any(|l| l.contains("\"action_started\"")
+            && l.contains("A000041")
+            && !l.contains("\"seq\":1,")),
         "an interrupted action is never re-run by itself: {out}"
     );
     let o = vigil(&["audit", "verify", "--data-dir", d]);
@@ -168,7 +210,11 @@ fn sigkill_mid_run_leaves_an_intact_trail() {
 #[test]
 fn a_corrupted_database_is_reported_not_repaired() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("vigil.db"), b"this is not a database, just bytes").unwrap();
+    std::fs::write(
+        dir.path().join("vigil.db"),
+        b"this is not a database, just bytes",
+    )
+    .unwrap();
     let d = dir.path().to_str().unwrap();
     let o = vigil(&["audit", "verify", "--data-dir", d]);
     assert_eq!(o.status.code(), Some(1));

@@ -11,7 +11,9 @@ fn vigil() -> Command {
 }
 
 fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("scenarios")
 }
 
 /// The `*.toml` files directly in `dir`, sorted (sub-directories are not
@@ -33,7 +35,8 @@ fn replay(path: &Path, json: bool) -> Output {
     if json {
         c.arg("--json");
     }
-    c.output().unwrap_or_else(|e| panic!("cannot run vigil replay {}: {e}", path.display()))
+    c.output()
+        .unwrap_or_else(|e| panic!("cannot run vigil replay {}: {e}", path.display()))
 }
 
 fn text(b: &[u8]) -> String {
@@ -48,9 +51,15 @@ fn every_scenario_meets_its_expectations() {
         "expected the 3 shared examples and at least 14 more scenarios, found {}",
         files.len()
     );
-    for shared in ["backup-window.toml", "crash-loop-breaker.toml", "memory-leak-restart.toml"] {
+    for shared in [
+        "backup-window.toml",
+        "crash-loop-breaker.toml",
+        "memory-leak-restart.toml",
+    ] {
         assert!(
-            files.iter().any(|f| f.file_name().is_some_and(|n| n == shared)),
+            files
+                .iter()
+                .any(|f| f.file_name().is_some_and(|n| n == shared)),
             "the shared example {shared} is missing from tests/scenarios/"
         );
     }
@@ -74,7 +83,12 @@ fn every_scenario_meets_its_expectations() {
             );
         }
     }
-    assert!(failures.is_empty(), "{} scenario(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// The line each invalid file's error may name (where the problem is, or
@@ -112,7 +126,11 @@ fn location_line(stderr: &str, path: &str) -> Option<usize> {
 #[test]
 fn invalid_scenarios_exit_2_naming_file_and_line() {
     let files = toml_files(&scenarios_dir().join("invalid"));
-    assert!(files.len() >= 3, "expected at least 3 invalid scenarios, found {}", files.len());
+    assert!(
+        files.len() >= 3,
+        "expected at least 3 invalid scenarios, found {}",
+        files.len()
+    );
     for f in &files {
         let out = replay(f, false);
         let stderr = text(&out.stderr);
@@ -134,7 +152,11 @@ fn invalid_scenarios_exit_2_naming_file_and_line() {
                 "{name}: error points at line {line}, expected one of {allowed:?}:\n{stderr}"
             );
         }
-        assert!(out.stdout.is_empty(), "{name}: nothing should be replayed:\n{}", text(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing should be replayed:\n{}",
+            text(&out.stdout)
+        );
     }
 }
 
@@ -155,7 +177,12 @@ fn check_json_log(name: &str, stdout: &str) -> usize {
             .as_object()
             .unwrap_or_else(|| panic!("{name}: line {} is not a JSON object: {line}", i + 1));
         let seq = obj.get("seq").and_then(|s| s.as_u64());
-        assert_eq!(seq, Some(i as u64 + 1), "{name}: seq out of order at line {}: {line}", i + 1);
+        assert_eq!(
+            seq,
+            Some(i as u64 + 1),
+            "{name}: seq out of order at line {}: {line}",
+            i + 1
+        );
         let at = obj
             .get("at")
             .and_then(|s| s.as_str())
@@ -164,7 +191,11 @@ fn check_json_log(name: &str, stdout: &str) -> usize {
         let t = chrono::DateTime::parse_from_rfc3339(at)
             .unwrap_or_else(|e| panic!("{name}: `at` {at:?} is not RFC 3339: {e}"));
         if let Some(prev) = last_at {
-            assert!(t >= prev, "{name}: the virtual clock went backwards at seq {}: {line}", i + 1);
+            assert!(
+                t >= prev,
+                "{name}: the virtual clock went backwards at seq {}: {line}",
+                i + 1
+            );
         }
         last_at = Some(t);
         let kind = obj.get("kind").and_then(|s| s.as_str()).unwrap_or("");
@@ -184,7 +215,12 @@ fn json_log_is_one_object_per_line_with_seq_at_kind() {
     for f in &files {
         let out = replay(f, true);
         let name = f.display().to_string();
-        assert_eq!(out.status.code(), Some(0), "{name} --json:\n{}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name} --json:\n{}",
+            text(&out.stderr)
+        );
         total += check_json_log(&name, &text(&out.stdout));
     }
     assert!(total > 0, "no records at all");
@@ -193,9 +229,19 @@ fn json_log_is_one_object_per_line_with_seq_at_kind() {
     let out = replay(&scenarios_dir().join("crash-loop-breaker.toml"), true);
     let kinds: Vec<String> = text(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
     assert!(pos("alert_firing") < pos("action_started"));
     assert!(pos("action_started") < pos("action_succeeded"));
     assert!(pos("action_succeeded") < pos("verification_passed"));
@@ -272,9 +318,15 @@ fn unmet_expectations_exit_1_and_are_printed() {
         text(&out.stderr)
     );
     let unmet: Vec<&str> = stdout.lines().filter(|l| l.starts_with("UNMET")).collect();
-    assert_eq!(unmet.len(), 3, "expected exactly the three unmet lines:\n{stdout}");
+    assert_eq!(
+        unmet.len(),
+        3,
+        "expected exactly the three unmet lines:\n{stdout}"
+    );
     assert!(
-        unmet.iter().any(|l| l.contains("escalated") && l.contains("web-01")),
+        unmet
+            .iter()
+            .any(|l| l.contains("escalated") && l.contains("web-01")),
         "the missing escalated record is not reported:\n{stdout}"
     );
     assert!(
@@ -282,11 +334,15 @@ fn unmet_expectations_exit_1_and_are_printed() {
         "the unwanted verification_passed is not reported:\n{stdout}"
     );
     assert!(
-        unmet.iter().any(|l| l.contains("disk_cleanup@web-01") && l.trim_end().ends_with('2')),
+        unmet
+            .iter()
+            .any(|l| l.contains("disk_cleanup@web-01") && l.trim_end().ends_with('2')),
         "the max_executions overrun is not reported with its count:\n{stdout}"
     );
     assert!(
-        !unmet.iter().any(|l| l.contains("action_started") && !l.contains("disk_cleanup@web-01")),
+        !unmet
+            .iter()
+            .any(|l| l.contains("action_started") && !l.contains("disk_cleanup@web-01")),
         "the met expectation is reported as unmet:\n{stdout}"
     );
     assert!(
@@ -300,7 +356,11 @@ fn unmet_expectations_exit_1_and_are_printed() {
     let n = check_json_log("deliberately-unmet --json", &text(&out.stdout));
     assert!(n > 0);
     let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("UNMET")).count(), 3, "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("UNMET")).count(),
+        3,
+        "{stderr}"
+    );
 }
 
 #[test]

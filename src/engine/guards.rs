@@ -48,7 +48,8 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn new(hosts: Vec<HostSpec>, default_executor: Option<String>) -> Inventory {
-        let hosts: BTreeMap<String, HostSpec> = hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
+        let hosts: BTreeMap<String, HostSpec> =
+            hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for h in hosts.values() {
             if let Some(g) = h.labels.get("group") {
@@ -64,7 +65,11 @@ impl Inventory {
 
     /// Facts used for parameters and selectors: the host's labels plus `host`.
     pub fn facts(&self, host: &str) -> Labels {
-        let mut l = self.hosts.get(host).map(|h| h.labels.clone()).unwrap_or_default();
+        let mut l = self
+            .hosts
+            .get(host)
+            .map(|h| h.labels.clone())
+            .unwrap_or_default();
         l.insert("host".into(), host.to_string());
         l
     }
@@ -115,14 +120,24 @@ impl MaintenanceWindow {
                 spec.schedule
             ));
         }
-        let cron = Cron::from_str(&spec.schedule)
-            .map_err(|e| format!("schedule {:?} is not a valid cron expression: {e}", spec.schedule))?;
+        let cron = Cron::from_str(&spec.schedule).map_err(|e| {
+            format!(
+                "schedule {:?} is not a valid cron expression: {e}",
+                spec.schedule
+            )
+        })?;
         let duration = parse_delta(&spec.duration).map_err(|e| format!("duration: {e}"))?;
         if duration <= TimeDelta::zero() {
-            return Err(format!("duration {:?} must be longer than 0s", spec.duration));
+            return Err(format!(
+                "duration {:?} must be longer than 0s",
+                spec.duration
+            ));
         }
         if duration > TimeDelta::days(31) {
-            return Err(format!("duration {:?} is longer than 31 days", spec.duration));
+            return Err(format!(
+                "duration {:?} is longer than 31 days",
+                spec.duration
+            ));
         }
         Ok(MaintenanceWindow {
             spec: spec.clone(),
@@ -156,7 +171,10 @@ impl MaintenanceWindow {
         } else {
             format!(" \"{}\"", self.spec.reason)
         };
-        format!("maintenance window{reason} ({}, {})", self.spec.schedule, self.spec.duration)
+        format!(
+            "maintenance window{reason} ({}, {})",
+            self.spec.schedule, self.spec.duration
+        )
     }
 }
 
@@ -186,7 +204,11 @@ impl Block {
 }
 
 /// The active maintenance window for a host, if any: (description, end).
-pub fn maintenance_for(windows: &[MaintenanceWindow], facts: &Labels, now: Time) -> Option<(String, Time)> {
+pub fn maintenance_for(
+    windows: &[MaintenanceWindow],
+    facts: &Labels,
+    now: Time,
+) -> Option<(String, Time)> {
     windows
         .iter()
         .filter(|w| w.selects(facts))
@@ -220,8 +242,14 @@ mod tests {
             reason: "nightly backup".into(),
         })
         .unwrap();
-        assert_eq!(w.active_until(t("2026-03-01T02:00:00Z")), Some(t("2026-03-01T03:00:00Z")));
-        assert_eq!(w.active_until(t("2026-03-01T02:59:59Z")), Some(t("2026-03-01T03:00:00Z")));
+        assert_eq!(
+            w.active_until(t("2026-03-01T02:00:00Z")),
+            Some(t("2026-03-01T03:00:00Z"))
+        );
+        assert_eq!(
+            w.active_until(t("2026-03-01T02:59:59Z")),
+            Some(t("2026-03-01T03:00:00Z"))
+        );
         assert_eq!(w.active_until(t("2026-03-01T03:00:00Z")), None);
         assert_eq!(w.active_until(t("2026-03-01T01:59:59Z")), None);
         let mut facts = Labels::new();
@@ -239,12 +267,24 @@ mod tests {
             duration: "1h".into(),
             reason: String::new(),
         };
-        assert!(MaintenanceWindow::compile(&spec).unwrap_err().contains("expected 5"));
+        assert!(
+            MaintenanceWindow::compile(&spec)
+                .unwrap_err()
+                .contains("expected 5")
+        );
         spec.schedule = "0 25 * * *".into();
-        assert!(MaintenanceWindow::compile(&spec).unwrap_err().contains("not a valid cron"));
+        assert!(
+            MaintenanceWindow::compile(&spec)
+                .unwrap_err()
+                .contains("not a valid cron")
+        );
         spec.schedule = "0 2 * * *".into();
         spec.duration = "forever".into();
-        assert!(MaintenanceWindow::compile(&spec).unwrap_err().contains("duration"));
+        assert!(
+            MaintenanceWindow::compile(&spec)
+                .unwrap_err()
+                .contains("duration")
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::model::{
-    ACTOR_VIGIL, ActionId, ActionState, AlertOrigin, AlertStatus, BlockReason, IncomingAlert, Labels, Record,
-    RecordKind, Sample, Severity, Time, fingerprint, fmt_time,
+    ACTOR_VIGIL, ActionId, ActionState, AlertOrigin, AlertStatus, BlockReason, IncomingAlert,
+    Labels, Record, RecordKind, Sample, Severity, Time, fingerprint, fmt_time,
 };
 use crate::policy::Policy;
 use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
@@ -309,7 +309,9 @@ impl Engine {
 
     /// Keeps the indexes in step with an action's state.
     fn reindex(&mut self, id: ActionId) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         let key = (a.runbook.clone(), a.target.clone());
         if a.is_open() {
             self.open_keys.entry(key).or_default().insert(id);
@@ -379,7 +381,12 @@ impl Engine {
             .filter(|a| a.runbook == runbook && a.target == target && !a.state.is_final());
         let all: Vec<&Action> = open.by_ref().collect();
         all.iter()
-            .find(|a| matches!(a.state, ActionState::AwaitingApproval | ActionState::Interrupted))
+            .find(|a| {
+                matches!(
+                    a.state,
+                    ActionState::AwaitingApproval | ActionState::Interrupted
+                )
+            })
             .or_else(|| all.first())
             .map(|a| a.id)
     }
@@ -404,7 +411,11 @@ impl Engine {
             self.breakers.entry((rb, target)).or_default().open_since = Some(at);
         }
         for (rb, target, at) in r.runs {
-            self.breakers.entry((rb, target)).or_default().runs.push_back(at);
+            self.breakers
+                .entry((rb, target))
+                .or_default()
+                .runs
+                .push_back(at);
         }
         for b in self.breakers.values_mut() {
             b.runs.make_contiguous().sort();
@@ -477,11 +488,23 @@ impl Engine {
             Event::Alert(a) => self.on_alert(a, now),
             Event::Tick => self.on_tick(now),
             Event::Approve { action, actor } => self.on_approve(action, actor, now),
-            Event::Reject { action, actor, reason } => self.on_reject(action, actor, reason, now),
+            Event::Reject {
+                action,
+                actor,
+                reason,
+            } => self.on_reject(action, actor, reason, now),
             Event::SetDryRun { on, actor } => self.set_mode(Some(on), None, actor, now),
             Event::SetFrozen { on, actor } => self.set_mode(None, Some(on), actor, now),
-            Event::ResetBreaker { runbook, target, actor } => self.on_reset(runbook, target, actor, now),
-            Event::Finished { action, attempt, outcome } => self.on_finished(action, attempt, outcome, now),
+            Event::ResetBreaker {
+                runbook,
+                target,
+                actor,
+            } => self.on_reset(runbook, target, actor, now),
+            Event::Finished {
+                action,
+                attempt,
+                outcome,
+            } => self.on_finished(action, attempt, outcome, now),
         }
     }
 
@@ -508,7 +531,10 @@ impl Engine {
     }
 
     fn on_sample(&mut self, s: &Sample, now: Time) {
-        match self.eval.observe_sample(&s.name, &s.labels, s.value, now, &mut self.transitions) {
+        match self
+            .eval
+            .observe_sample(&s.name, &s.labels, s.value, now, &mut self.transitions)
+        {
             Ok(id) => {
                 // A sample that starts a pending alert is worth a signal record.
                 let _ = id;
@@ -528,7 +554,9 @@ impl Engine {
         let ts = std::mem::take(&mut self.transitions);
         for t in &ts {
             match *t {
-                Transition::Fired { instance, severity } => self.policy_fired(instance, severity, now),
+                Transition::Fired { instance, severity } => {
+                    self.policy_fired(instance, severity, now)
+                }
                 Transition::Resolved { instance, stale } => {
                     let fp = self.eval.instance(instance).fingerprint.clone();
                     let why = if stale {
@@ -576,7 +604,11 @@ impl Engine {
             .clone()
             .filter(|f| !f.is_empty())
             .unwrap_or_else(|| fingerprint(&a.labels));
-        let name = a.labels.get("alertname").cloned().unwrap_or_else(|| "unnamed".into());
+        let name = a
+            .labels
+            .get("alertname")
+            .cloned()
+            .unwrap_or_else(|| "unnamed".into());
         match a.status {
             AlertStatus::Firing => {
                 if let Some(existing) = self.alerts.get_mut(&fp)
@@ -620,7 +652,11 @@ impl Engine {
                 self.fire_alert(alert, now);
             }
             AlertStatus::Resolved => {
-                if self.alerts.get(&fp).is_some_and(|x| x.status == AlertStatus::Firing) {
+                if self
+                    .alerts
+                    .get(&fp)
+                    .is_some_and(|x| x.status == AlertStatus::Firing)
+                {
                     let src = a.source.unwrap_or_else(|| "the source".into());
                     self.resolve_alert(&fp, format!("resolved by {src}"), now);
                 }
@@ -645,7 +681,9 @@ impl Engine {
     }
 
     fn resolve_alert(&mut self, fp: &str, why: String, now: Time) {
-        let Some(alert) = self.alerts.get_mut(fp) else { return };
+        let Some(alert) = self.alerts.get_mut(fp) else {
+            return;
+        };
         if alert.status == AlertStatus::Resolved {
             return;
         }
@@ -676,7 +714,14 @@ impl Engine {
                     | ActionState::RetryWaiting
             )
         {
-            self.finish(id, ActionState::Cancelled, RecordKind::ActionCancelled, "alert_resolved", "the alert resolved before the action ran", now);
+            self.finish(
+                id,
+                ActionState::Cancelled,
+                RecordKind::ActionCancelled,
+                "alert_resolved",
+                "the alert resolved before the action ran",
+                now,
+            );
         }
     }
 
@@ -697,9 +742,13 @@ impl Engine {
 
     /// Alert → runbook → action, then guards.
     fn propose(&mut self, fp: &str, now: Time) {
-        let Some(alert) = self.alerts.get(fp).cloned() else { return };
+        let Some(alert) = self.alerts.get(fp).cloned() else {
+            return;
+        };
         let cands = self.catalog.candidates(&alert.labels);
-        let Some(&(best, _, ref why)) = cands.first() else { return };
+        let Some(&(best, _, ref why)) = cands.first() else {
+            return;
+        };
         let rb = self.catalog.runbooks[best].clone();
         let mut r = rec(RecordKind::RunbookMatched, now);
         r.alert = Some(alert.name.clone());
@@ -714,7 +763,11 @@ impl Engine {
         }));
         self.out.push(Command::Record(r));
 
-        let target = alert.labels.get(rb.target_label()).cloned().unwrap_or_default();
+        let target = alert
+            .labels
+            .get(rb.target_label())
+            .cloned()
+            .unwrap_or_default();
         let facts = self.inventory.facts(&target);
         let params = rb.resolve_params(&alert.labels, &facts, &BTreeMap::new());
         let id = self.new_action_id();
@@ -780,13 +833,22 @@ impl Engine {
     /// apply to a retry of an action already running (duplicate, cooldown).
     pub fn check_guards(&self, id: ActionId, now: Time, retry: bool) -> Result<(), Block> {
         let Some(a) = self.actions.get(&id) else {
-            return Err(Block::new(BlockReason::PreconditionFailed, "unknown action"));
+            return Err(Block::new(
+                BlockReason::PreconditionFailed,
+                "unknown action",
+            ));
         };
         let Some(rb) = self.catalog.get(&a.runbook) else {
-            return Err(Block::new(BlockReason::NoExecutor, format!("runbook {} is not in the catalog", a.runbook)));
+            return Err(Block::new(
+                BlockReason::NoExecutor,
+                format!("runbook {} is not in the catalog", a.runbook),
+            ));
         };
         if self.modes.frozen {
-            return Err(Block::new(BlockReason::Frozen, "Vigil is frozen: nothing runs until an operator unfreezes"));
+            return Err(Block::new(
+                BlockReason::Frozen,
+                "Vigil is frozen: nothing runs until an operator unfreezes",
+            ));
         }
         let facts = self.inventory.facts(&a.target);
         if let Some((what, end)) = guards::maintenance_for(&self.windows, &facts, now) {
@@ -829,7 +891,10 @@ impl Engine {
         if self.inventory.executor_of(&a.target).is_none() {
             return Err(Block::new(
                 BlockReason::NoExecutor,
-                format!("no executor is configured for host {:?}", a.target.escape_debug().to_string()),
+                format!(
+                    "no executor is configured for host {:?}",
+                    a.target.escape_debug().to_string()
+                ),
             ));
         }
         let key = (a.runbook.clone(), a.target.clone());
@@ -841,16 +906,23 @@ impl Engine {
                     // An action that is itself waiting behind a duplicate
                     // does not hold the slot.
                     ids.iter().filter(|o| **o != id).find(|o| {
-                        self.actions
-                            .get(o)
-                            .is_some_and(|x| !(x.state == ActionState::Blocked && x.block == Some(BlockReason::Duplicate)))
+                        self.actions.get(o).is_some_and(|x| {
+                            !(x.state == ActionState::Blocked
+                                && x.block == Some(BlockReason::Duplicate))
+                        })
                     })
                 })
                 .and_then(|o| self.actions.get(o))
         {
             return Err(Block::new(
                 BlockReason::Duplicate,
-                format!("{} is already {} for {}@{}", other.id, other.state.as_str(), a.runbook, a.target),
+                format!(
+                    "{} is already {} for {}@{}",
+                    other.id,
+                    other.state.as_str(),
+                    a.runbook,
+                    a.target
+                ),
             ));
         }
         let breaker = self.breakers.get(&key);
@@ -866,7 +938,12 @@ impl Engine {
             ));
         }
         let recent = breaker
-            .map(|b| b.runs.iter().filter(|t| now - **t < rb.max_runs.per).count())
+            .map(|b| {
+                b.runs
+                    .iter()
+                    .filter(|t| now - **t < rb.max_runs.per)
+                    .count()
+            })
             .unwrap_or(0);
         if recent >= rb.max_runs.count as usize {
             return Err(Block::new(
@@ -925,13 +1002,17 @@ impl Engine {
         match self.check_guards(id, now, retry) {
             Err(b) => self.block(id, b, now),
             Ok(()) => {
-                let Some(a) = self.actions.get(&id) else { return };
+                let Some(a) = self.actions.get(&id) else {
+                    return;
+                };
                 let approved = a.approved_by.is_some() || retry;
                 if approved {
                     self.start(id, now);
                     return;
                 }
-                let Some(rb) = self.catalog.get(&a.runbook) else { return };
+                let Some(rb) = self.catalog.get(&a.runbook) else {
+                    return;
+                };
                 if rb.approval.needs_human(a.severity) {
                     let expires = now + self.settings.approval_expiry;
                     let mut r = self.action_record(RecordKind::ApprovalRequested, a, now);
@@ -974,7 +1055,9 @@ impl Engine {
     }
 
     fn block(&mut self, id: ActionId, b: Block, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         let same = a.state == ActionState::Blocked && a.block == Some(b.reason);
         let opening = b.reason == BlockReason::CircuitOpen
             && self
@@ -995,7 +1078,9 @@ impl Engine {
             );
             self.escalate(id, summary, "circuit_open", now);
         }
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         if !same {
             let mut r = self.action_record(RecordKind::ActionBlocked, a, now);
             r.reason = Some(b.reason.as_str().into());
@@ -1016,7 +1101,9 @@ impl Engine {
     }
 
     fn start(&mut self, id: ActionId, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         if self.modes.dry_run {
             let mut r = self.action_record(RecordKind::DryRunPlanned, a, now);
             r.params = Some(a.params.clone());
@@ -1024,7 +1111,13 @@ impl Engine {
             r.detail = Some(
                 a.plan
                     .iter()
-                    .map(|s| format!("{}{}", if s.read_only { "[read-only] " } else { "" }, s.display()))
+                    .map(|s| {
+                        format!(
+                            "{}{}",
+                            if s.read_only { "[read-only] " } else { "" },
+                            s.display()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n"),
             );
@@ -1068,7 +1161,9 @@ impl Engine {
     }
 
     fn escalate(&mut self, id: ActionId, summary: String, reason: &str, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         let mut r = self.action_record(RecordKind::Escalated, a, now);
         r.actor = Some(ACTOR_VIGIL.into());
         r.reason = Some(reason.into());
@@ -1086,8 +1181,18 @@ impl Engine {
         }));
     }
 
-    fn finish(&mut self, id: ActionId, state: ActionState, kind: RecordKind, reason: &str, detail: &str, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+    fn finish(
+        &mut self,
+        id: ActionId,
+        state: ActionState,
+        kind: RecordKind,
+        reason: &str,
+        detail: &str,
+        now: Time,
+    ) {
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         let mut r = self.action_record(kind, a, now);
         r.actor = Some(ACTOR_VIGIL.into());
         r.reason = Some(reason.into());
@@ -1101,8 +1206,13 @@ impl Engine {
     }
 
     fn on_approve(&mut self, id: ActionId, actor: String, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
-        if !matches!(a.state, ActionState::AwaitingApproval | ActionState::Interrupted) {
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
+        if !matches!(
+            a.state,
+            ActionState::AwaitingApproval | ActionState::Interrupted
+        ) {
             return;
         }
         let mut r = self.action_record(RecordKind::ActionApproved, a, now);
@@ -1120,7 +1230,9 @@ impl Engine {
     }
 
     fn on_reject(&mut self, id: ActionId, actor: String, reason: String, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         if !matches!(
             a.state,
             ActionState::AwaitingApproval | ActionState::Interrupted | ActionState::Blocked
@@ -1154,10 +1266,18 @@ impl Engine {
         r.actor = Some(actor);
         let mut what = Vec::new();
         if before.dry_run != self.modes.dry_run {
-            what.push(if self.modes.dry_run { "dry-run on" } else { "dry-run off (LIVE)" });
+            what.push(if self.modes.dry_run {
+                "dry-run on"
+            } else {
+                "dry-run off (LIVE)"
+            });
         }
         if before.frozen != self.modes.frozen {
-            what.push(if self.modes.frozen { "frozen" } else { "unfrozen" });
+            what.push(if self.modes.frozen {
+                "frozen"
+            } else {
+                "unfrozen"
+            });
         }
         r.detail = Some(what.join(", "));
         r.data = Some(json!({ "dry_run": self.modes.dry_run, "frozen": self.modes.frozen }));
@@ -1169,7 +1289,9 @@ impl Engine {
 
     fn on_reset(&mut self, runbook: String, target: String, actor: String, now: Time) {
         let key = (runbook.clone(), target.clone());
-        let Some(b) = self.breakers.get_mut(&key) else { return };
+        let Some(b) = self.breakers.get_mut(&key) else {
+            return;
+        };
         if b.open_since.is_none() {
             return;
         }
@@ -1185,7 +1307,9 @@ impl Engine {
     }
 
     fn on_finished(&mut self, id: ActionId, attempt: u32, outcome: Outcome, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         if a.state != ActionState::Running || a.attempt != attempt {
             return;
         }
@@ -1202,7 +1326,11 @@ impl Engine {
         r.actor = Some(ACTOR_VIGIL.into());
         self.out.push(Command::Record(r));
         if outcome.success {
-            let window = self.catalog.get(&a.runbook).map(|rb| rb.verify_window).unwrap_or(TimeDelta::minutes(1));
+            let window = self
+                .catalog
+                .get(&a.runbook)
+                .map(|rb| rb.verify_window)
+                .unwrap_or(TimeDelta::minutes(1));
             self.set_state(id, ActionState::Verifying, Some(now + window), now);
         } else {
             self.retry_or_escalate(id, format!("run failed: {}", outcome.detail), now);
@@ -1210,10 +1338,17 @@ impl Engine {
     }
 
     fn retry_or_escalate(&mut self, id: ActionId, why: String, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
-        let max = self.catalog.get(&a.runbook).map(|rb| rb.max_attempts).unwrap_or(3);
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
+        let max = self
+            .catalog
+            .get(&a.runbook)
+            .map(|rb| rb.max_attempts)
+            .unwrap_or(3);
         if a.attempt < max {
-            let backoff = self.settings.retry_backoff * 2i32.pow(a.attempt.saturating_sub(1).min(16));
+            let backoff =
+                self.settings.retry_backoff * 2i32.pow(a.attempt.saturating_sub(1).min(16));
             let at = now + backoff;
             let mut r = self.action_record(RecordKind::RetryScheduled, a, now);
             r.attempt = Some(a.attempt + 1);
@@ -1238,7 +1373,9 @@ impl Engine {
     }
 
     fn verify(&mut self, id: ActionId, now: Time) {
-        let Some(a) = self.actions.get(&id) else { return };
+        let Some(a) = self.actions.get(&id) else {
+            return;
+        };
         let alert = self.alerts.get(&a.fingerprint);
         let (still_bad, why) = match alert {
             Some(al) if al.instance.is_some() => {
@@ -1246,12 +1383,32 @@ impl Engine {
                 let p = self.eval.policy(self.eval.instance(inst).policy);
                 let bad = self.eval.fire_holds_latest(inst);
                 let v = self.eval.instance(inst).values.first().copied().flatten();
-                let val = v.map(|(v, at)| format!("; latest value {v} at {}", fmt_time(&at))).unwrap_or_default();
-                (bad, format!("{} {}{val}", p.fire_text, if bad { "still holds" } else { "no longer holds" }))
+                let val = v
+                    .map(|(v, at)| format!("; latest value {v} at {}", fmt_time(&at)))
+                    .unwrap_or_default();
+                (
+                    bad,
+                    format!(
+                        "{} {}{val}",
+                        p.fire_text,
+                        if bad {
+                            "still holds"
+                        } else {
+                            "no longer holds"
+                        }
+                    ),
+                )
             }
             Some(al) => {
                 let bad = al.status == AlertStatus::Firing;
-                (bad, format!("alert {} is {}", al.name, if bad { "still firing" } else { "resolved" }))
+                (
+                    bad,
+                    format!(
+                        "alert {} is {}",
+                        al.name,
+                        if bad { "still firing" } else { "resolved" }
+                    ),
+                )
             }
             None => (false, "the alert is gone".to_string()),
         };
@@ -1286,7 +1443,9 @@ impl Engine {
                 break;
             }
             self.due.pop();
-            let Some(a) = self.actions.get(&id) else { continue };
+            let Some(a) = self.actions.get(&id) else {
+                continue;
+            };
             if a.due != Some(t) {
                 continue;
             }
@@ -1301,7 +1460,9 @@ impl Engine {
                         &format!("no operator decided within {}", fmt_delta(expiry)),
                         now,
                     );
-                    let Some(a) = self.actions.get(&id) else { continue };
+                    let Some(a) = self.actions.get(&id) else {
+                        continue;
+                    };
                     let summary = format!(
                         "{}@{} for {} waited {} for approval and expired",
                         a.runbook,
@@ -1336,7 +1497,13 @@ impl Engine {
 
     /// Which guard would block this runbook on this target right now, if
     /// any (for the console's suggestions).
-    pub fn would_block(&self, runbook: &str, target: &str, params: &BTreeMap<String, String>, now: Time) -> Option<Block> {
+    pub fn would_block(
+        &self,
+        runbook: &str,
+        target: &str,
+        params: &BTreeMap<String, String>,
+        now: Time,
+    ) -> Option<Block> {
         let mut probe = Engine {
             eval: Evaluator::new(Vec::new()),
             catalog: self.catalog.clone(),

@@ -32,7 +32,10 @@ services = ["nginx"]
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn records(cmds: &[Command]) -> Vec<&Record> {
@@ -65,9 +68,15 @@ fn firing(name: &str, host: &str, extra: &[(&str, &str)]) -> Event {
 #[test]
 fn the_same_alert_delivered_twice_is_one_alert_and_one_action() {
     let mut e = engine("");
-    let first = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(0));
+    let first = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
     assert!(kinds(&first).contains(&RecordKind::ApprovalRequested));
-    let again = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(5));
+    let again = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(5),
+    );
     assert!(again.is_empty(), "a redelivery changes nothing: {again:?}");
     assert_eq!(e.actions().count(), 1);
     assert_eq!(e.alerts().count(), 1);
@@ -76,22 +85,37 @@ fn the_same_alert_delivered_twice_is_one_alert_and_one_action() {
 #[test]
 fn records_come_before_the_execution_they_describe() {
     let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(0));
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
     let started = cmds
         .iter()
         .position(|c| matches!(c, Command::Record(r) if r.kind == RecordKind::ActionStarted))
         .unwrap();
-    let exec = cmds.iter().position(|c| matches!(c, Command::Execute(_))).unwrap();
+    let exec = cmds
+        .iter()
+        .position(|c| matches!(c, Command::Execute(_)))
+        .unwrap();
     assert!(started < exec);
-    let Command::Execute(x) = &cmds[exec] else { unreachable!() };
+    let Command::Execute(x) = &cmds[exec] else {
+        unreachable!()
+    };
     assert_eq!(x.params.get("service").unwrap(), "nginx");
-    assert!(x.steps.iter().any(|s| s.argv == ["systemctl", "restart", "--", "nginx"]));
+    assert!(
+        x.steps
+            .iter()
+            .any(|s| s.argv == ["systemctl", "restart", "--", "nginx"])
+    );
 }
 
 #[test]
 fn approval_reject_and_actor_are_recorded() {
     let mut e = engine("");
-    e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(0));
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
     let id = e.find_action("service_restart", "web-01").unwrap();
     let cmds = e.handle(
         Event::Reject {
@@ -107,29 +131,73 @@ fn approval_reject_and_actor_are_recorded() {
     assert_eq!(r[0].reason.as_deref(), Some("it is being deployed"));
     assert_eq!(e.action(id).unwrap().state, ActionState::Rejected);
     // approving a rejected action does nothing
-    assert!(e.handle(Event::Approve { action: id, actor: "bo".into() }, t(11)).is_empty());
+    assert!(
+        e.handle(
+            Event::Approve {
+                action: id,
+                actor: "bo".into()
+            },
+            t(11)
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn dry_run_plans_instead_of_running() {
     let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
-    e.handle(Event::SetDryRun { on: true, actor: "ana".into() }, t(0));
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(1));
+    e.handle(
+        Event::SetDryRun {
+            on: true,
+            actor: "ana".into(),
+        },
+        t(0),
+    );
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(1),
+    );
     assert!(kinds(&cmds).contains(&RecordKind::DryRunPlanned));
     assert!(!kinds(&cmds).contains(&RecordKind::ActionStarted));
     assert!(!cmds.iter().any(|c| matches!(c, Command::Execute(_))));
-    let plan = records(&cmds).into_iter().find(|r| r.kind == RecordKind::DryRunPlanned).unwrap();
-    assert!(plan.detail.as_deref().unwrap().contains("systemctl restart -- nginx"));
+    let plan = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::DryRunPlanned)
+        .unwrap();
+    assert!(
+        plan.detail
+            .as_deref()
+            .unwrap()
+            .contains("systemctl restart -- nginx")
+    );
 }
 
 #[test]
 fn freeze_blocks_and_unfreeze_lets_it_run() {
     let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
-    e.handle(Event::SetFrozen { on: true, actor: "ana".into() }, t(0));
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(1));
-    let blocked = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+    e.handle(
+        Event::SetFrozen {
+            on: true,
+            actor: "ana".into(),
+        },
+        t(0),
+    );
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(1),
+    );
+    let blocked = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
     assert_eq!(blocked.reason.as_deref(), Some("frozen"));
-    let cmds = e.handle(Event::SetFrozen { on: false, actor: "ana".into() }, t(60));
+    let cmds = e.handle(
+        Event::SetFrozen {
+            on: false,
+            actor: "ana".into(),
+        },
+        t(60),
+    );
     assert_eq!(kinds(&cmds)[0], RecordKind::ModeChanged);
     assert!(kinds(&cmds).contains(&RecordKind::ActionStarted));
 }
@@ -137,11 +205,28 @@ fn freeze_blocks_and_unfreeze_lets_it_run() {
 #[test]
 fn hostile_label_is_param_invalid_and_never_executes() {
     let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
-    for bad in ["nginx; reboot", "$(reboot)", "`id`", "a\nb", "../../etc", "-rf", "nginx && true"] {
+    for bad in [
+        "nginx; reboot",
+        "$(reboot)",
+        "`id`",
+        "a\nb",
+        "../../etc",
+        "-rf",
+        "nginx && true",
+    ] {
         let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", bad)]), t(0));
-        let blocked = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked);
-        assert_eq!(blocked.and_then(|r| r.reason.as_deref()), Some("param_invalid"), "{bad:?}");
-        assert!(!cmds.iter().any(|c| matches!(c, Command::Execute(_))), "{bad:?}");
+        let blocked = records(&cmds)
+            .into_iter()
+            .find(|r| r.kind == RecordKind::ActionBlocked);
+        assert_eq!(
+            blocked.and_then(|r| r.reason.as_deref()),
+            Some("param_invalid"),
+            "{bad:?}"
+        );
+        assert!(
+            !cmds.iter().any(|c| matches!(c, Command::Execute(_))),
+            "{bad:?}"
+        );
     }
 }
 
@@ -162,7 +247,10 @@ fn an_alert_without_a_host_never_acts() {
         }),
         t(0),
     );
-    let blocked = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+    let blocked = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
     assert_eq!(blocked.reason.as_deref(), Some("param_invalid"));
     assert!(blocked.detail.as_deref().unwrap().contains("no target"));
 }
@@ -178,7 +266,10 @@ fn blast_radius_allows_one_of_three_then_the_next_when_it_is_done() {
             _ => None,
         }));
         if h != "web-01" {
-            let b = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+            let b = records(&cmds)
+                .into_iter()
+                .find(|r| r.kind == RecordKind::ActionBlocked)
+                .unwrap();
             assert_eq!(b.reason.as_deref(), Some("concurrency_limit"));
         }
     }
@@ -195,7 +286,11 @@ fn blast_radius_allows_one_of_three_then_the_next_when_it_is_done() {
     );
     let cmds = e.handle(
         Event::Alert(IncomingAlert {
-            labels: labels(&[("alertname", "DiskSpaceLow"), ("host", "web-01"), ("mountpoint", "/")]),
+            labels: labels(&[
+                ("alertname", "DiskSpaceLow"),
+                ("host", "web-01"),
+                ("mountpoint", "/"),
+            ]),
             annotations: Labels::new(),
             status: AlertStatus::Resolved,
             fingerprint: None,
@@ -209,14 +304,20 @@ fn blast_radius_allows_one_of_three_then_the_next_when_it_is_done() {
     let due = e.next_deadline().unwrap();
     let cmds = e.handle(Event::Tick, due);
     assert!(kinds(&cmds).contains(&RecordKind::VerificationPassed));
-    let started = records(&cmds).into_iter().filter(|r| r.kind == RecordKind::ActionStarted).count();
+    let started = records(&cmds)
+        .into_iter()
+        .filter(|r| r.kind == RecordKind::ActionStarted)
+        .count();
     assert_eq!(started, 1, "{:?}", kinds(&cmds));
 }
 
 #[test]
 fn failed_runs_retry_with_backoff_then_escalate() {
     let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\nmax_runs = \"10/10m\"\n");
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(0));
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
     let mut x = cmds
         .iter()
         .find_map(|c| match c {
@@ -258,10 +359,16 @@ fn failed_runs_retry_with_backoff_then_escalate() {
 #[test]
 fn approval_requests_expire_and_escalate() {
     let mut e = engine("");
-    e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(0));
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
     assert_eq!(e.next_deadline(), Some(t(1800)));
     let cmds = e.handle(Event::Tick, t(1800));
-    assert_eq!(kinds(&cmds), vec![RecordKind::ActionExpired, RecordKind::Escalated]);
+    assert_eq!(
+        kinds(&cmds),
+        vec![RecordKind::ActionExpired, RecordKind::Escalated]
+    );
 }
 
 #[test]
@@ -286,31 +393,60 @@ fn interrupted_actions_wait_for_a_human_and_block_duplicates() {
     );
     assert_eq!(kinds(&cmds), vec![RecordKind::ActionInterrupted]);
     assert!(!cmds.iter().any(|c| matches!(c, Command::Execute(_))));
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(5));
-    let b = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(5),
+    );
+    let b = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
     assert_eq!(b.reason.as_deref(), Some("duplicate"));
     assert_eq!(b.action_id.as_deref(), Some("A000008"));
     // An operator approves the re-run.
-    let cmds = e.handle(Event::Approve { action: ActionId(7), actor: "ana".into() }, t(10));
+    let cmds = e.handle(
+        Event::Approve {
+            action: ActionId(7),
+            actor: "ana".into(),
+        },
+        t(10),
+    );
     assert!(kinds(&cmds).contains(&RecordKind::ActionStarted));
 }
 
 #[test]
 fn protected_and_precondition_guards_name_the_value() {
     let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "postgresql")]), t(0));
-    let b = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "postgresql")]),
+        t(0),
+    );
+    let b = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
     assert_eq!(b.reason.as_deref(), Some("protected_target"));
     assert!(b.detail.as_deref().unwrap().contains("postgresql"));
-    let cmds = e.handle(firing("ServiceDown", "web-02", &[("service", "gunicorn")]), t(0));
-    let b = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+    let cmds = e.handle(
+        firing("ServiceDown", "web-02", &[("service", "gunicorn")]),
+        t(0),
+    );
+    let b = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
     assert_eq!(b.reason.as_deref(), Some("precondition_failed"));
 }
 
 #[test]
 fn breaker_stays_open_until_reset() {
-    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\ncooldown = \"0s\"\nmax_runs = \"1/1h\"\n");
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(0));
+    let mut e = engine(
+        "[runbooks.service_restart]\napproval = \"auto\"\ncooldown = \"0s\"\nmax_runs = \"1/1h\"\n",
+    );
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
     let x = cmds
         .iter()
         .find_map(|c| match c {
@@ -318,9 +454,20 @@ fn breaker_stays_open_until_reset() {
             _ => None,
         })
         .unwrap();
-    e.handle(Event::Finished { action: x.action, attempt: 1, outcome: Outcome::success("ok") }, t(1));
+    e.handle(
+        Event::Finished {
+            action: x.action,
+            attempt: 1,
+            outcome: Outcome::success("ok"),
+        },
+        t(1),
+    );
     let resolved = IncomingAlert {
-        labels: labels(&[("alertname", "ServiceDown"), ("host", "web-01"), ("service", "nginx")]),
+        labels: labels(&[
+            ("alertname", "ServiceDown"),
+            ("host", "web-01"),
+            ("service", "nginx"),
+        ]),
         annotations: Labels::new(),
         status: AlertStatus::Resolved,
         fingerprint: None,
@@ -330,12 +477,21 @@ fn breaker_stays_open_until_reset() {
     };
     e.handle(Event::Alert(resolved.clone()), t(2));
     e.handle(Event::Tick, t(120));
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(200));
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(200),
+    );
     assert!(kinds(&cmds).contains(&RecordKind::CircuitOpened));
     // Hours later it is still open: only a human closes it.
     e.handle(Event::Alert(resolved), t(300));
-    let cmds = e.handle(firing("ServiceDown", "web-01", &[("service", "nginx")]), t(10_000));
-    let b = records(&cmds).into_iter().find(|r| r.kind == RecordKind::ActionBlocked).unwrap();
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(10_000),
+    );
+    let b = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
     assert_eq!(b.reason.as_deref(), Some("circuit_open"));
     let cmds = e.handle(
         Event::ResetBreaker {

@@ -285,7 +285,10 @@ impl Evaluator {
                 } else {
                     let sev = self.severity_of(inst, now);
                     if sev != severity {
-                        self.instances[id as usize].state = InstState::Firing { since, severity: sev };
+                        self.instances[id as usize].state = InstState::Firing {
+                            since,
+                            severity: sev,
+                        };
                     }
                 }
             }
@@ -295,10 +298,23 @@ impl Evaluator {
     fn fire(&mut self, id: InstanceId, now: Time, out: &mut Vec<Transition>) {
         let severity = self.severity_of(&self.instances[id as usize], now);
         let inst = &mut self.instances[id as usize];
-        inst.state = InstState::Firing { since: now, severity };
-        let last = inst.values.iter().flatten().map(|(_, at)| *at).max().unwrap_or(now);
-        self.deadlines.push(Reverse((last + STALENESS + TimeDelta::seconds(1), id)));
-        out.push(Transition::Fired { instance: id, severity });
+        inst.state = InstState::Firing {
+            since: now,
+            severity,
+        };
+        let last = inst
+            .values
+            .iter()
+            .flatten()
+            .map(|(_, at)| *at)
+            .max()
+            .unwrap_or(now);
+        self.deadlines
+            .push(Reverse((last + STALENESS + TimeDelta::seconds(1), id)));
+        out.push(Transition::Fired {
+            instance: id,
+            severity,
+        });
     }
 
     /// The earliest time at which `tick` has something to do.
@@ -326,7 +342,8 @@ impl Evaluator {
                     let last = inst.values.iter().flatten().map(|(_, at)| *at).max();
                     match last {
                         Some(l) if fresh(l, now) => {
-                            self.deadlines.push(Reverse((l + STALENESS + TimeDelta::seconds(1), id)));
+                            self.deadlines
+                                .push(Reverse((l + STALENESS + TimeDelta::seconds(1), id)));
                         }
                         _ => self.evaluate(id, now, out),
                     }
@@ -340,7 +357,11 @@ impl Evaluator {
     /// however old? (Verification: "does the condition still hold?")
     pub fn fire_holds_latest(&self, id: InstanceId) -> bool {
         let inst = &self.instances[id as usize];
-        eval(&self.policies[inst.policy as usize].fire, &inst.values, None)
+        eval(
+            &self.policies[inst.policy as usize].fire,
+            &inst.values,
+            None,
+        )
     }
 
     /// Is the instance firing right now?
@@ -350,7 +371,12 @@ impl Evaluator {
 
     /// The latest sample time among the instance's values.
     pub fn last_update(&self, id: InstanceId) -> Option<Time> {
-        self.instances[id as usize].values.iter().flatten().map(|(_, at)| *at).max()
+        self.instances[id as usize]
+            .values
+            .iter()
+            .flatten()
+            .map(|(_, at)| *at)
+            .max()
     }
 
     /// Looks up an instance by its fingerprint.
@@ -375,7 +401,11 @@ impl Evaluator {
 
     /// Evaluates a policy's conditions against samples without touching any
     /// state (dry evaluation for `POST /api/v1/policies/evaluate`).
-    pub fn evaluate_once(policy: &Policy, samples: &[(String, Labels, f64)], now: Time) -> Vec<(Labels, bool)> {
+    pub fn evaluate_once(
+        policy: &Policy,
+        samples: &[(String, Labels, f64)],
+        now: Time,
+    ) -> Vec<(Labels, bool)> {
         let mut ev = Evaluator::new(vec![policy.clone()]);
         for (n, l, v) in samples {
             let mut sink = Vec::new();
@@ -398,11 +428,19 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn defaults() -> Evaluator {
-        Evaluator::new(default_specs().iter().map(|s| Policy::compile(s).unwrap()).collect())
+        Evaluator::new(
+            default_specs()
+                .iter()
+                .map(|s| Policy::compile(s).unwrap())
+                .collect(),
+        )
     }
 
     #[test]
@@ -410,13 +448,20 @@ mod tests {
         let mut ev = defaults();
         let l = labels(&[("host", "h1"), ("mountpoint", "/")]);
         let mut out = Vec::new();
-        ev.observe_sample("disk_used_percent", &l, 90.0, t(0), &mut out).unwrap();
+        ev.observe_sample("disk_used_percent", &l, 90.0, t(0), &mut out)
+            .unwrap();
         assert!(out.is_empty());
         assert_eq!(ev.next_deadline(), Some(t(60)));
         ev.tick(t(59), &mut out);
         assert!(out.is_empty());
         ev.tick(t(60), &mut out);
-        assert!(matches!(out[0], Transition::Fired { severity: Severity::Warning, .. }));
+        assert!(matches!(
+            out[0],
+            Transition::Fired {
+                severity: Severity::Warning,
+                ..
+            }
+        ));
         let inst = ev.instance(0);
         assert_eq!(inst.labels.get("alertname").unwrap(), "DiskSpaceLow");
     }
@@ -426,8 +471,10 @@ mod tests {
         let mut ev = defaults();
         let l = labels(&[("host", "h1"), ("mountpoint", "/")]);
         let mut out = Vec::new();
-        ev.observe_sample("disk_used_percent", &l, 90.0, t(0), &mut out).unwrap();
-        ev.observe_sample("disk_used_percent", &l, 70.0, t(30), &mut out).unwrap();
+        ev.observe_sample("disk_used_percent", &l, 90.0, t(0), &mut out)
+            .unwrap();
+        ev.observe_sample("disk_used_percent", &l, 70.0, t(30), &mut out)
+            .unwrap();
         ev.tick(t(60), &mut out);
         assert!(out.is_empty());
     }
@@ -437,7 +484,8 @@ mod tests {
         let mut ev = defaults();
         let l = labels(&[("host", "h1"), ("mountpoint", "/")]);
         let mut out = Vec::new();
-        ev.observe_sample("disk_used_percent", &l, 97.0, t(0), &mut out).unwrap();
+        ev.observe_sample("disk_used_percent", &l, 97.0, t(0), &mut out)
+            .unwrap();
         ev.tick(t(60), &mut out);
         assert_eq!(
             out,
@@ -447,10 +495,18 @@ mod tests {
             }]
         );
         out.clear();
-        ev.observe_sample("disk_used_percent", &l, 82.0, t(70), &mut out).unwrap();
+        ev.observe_sample("disk_used_percent", &l, 82.0, t(70), &mut out)
+            .unwrap();
         assert!(out.is_empty(), "82 is inside the hysteresis band");
-        ev.observe_sample("disk_used_percent", &l, 79.0, t(80), &mut out).unwrap();
-        assert_eq!(out, vec![Transition::Resolved { instance: 0, stale: false }]);
+        ev.observe_sample("disk_used_percent", &l, 79.0, t(80), &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![Transition::Resolved {
+                instance: 0,
+                stale: false
+            }]
+        );
     }
 
     #[test]
@@ -458,7 +514,8 @@ mod tests {
         let mut ev = defaults();
         let l = labels(&[("host", "h1"), ("service", "api")]);
         let mut out = Vec::new();
-        ev.observe_sample("service_up", &l, 0.0, t(0), &mut out).unwrap();
+        ev.observe_sample("service_up", &l, 0.0, t(0), &mut out)
+            .unwrap();
         ev.tick(t(30), &mut out);
         assert_eq!(out.len(), 1);
         out.clear();
@@ -466,7 +523,13 @@ mod tests {
         assert!(out.is_empty(), "still current at exactly 5m");
         let due = ev.next_deadline().unwrap();
         ev.tick(due, &mut out);
-        assert_eq!(out, vec![Transition::Resolved { instance: 0, stale: true }]);
+        assert_eq!(
+            out,
+            vec![Transition::Resolved {
+                instance: 0,
+                stale: true
+            }]
+        );
     }
 
     #[test]
@@ -486,9 +549,11 @@ labels = ["host"]
         ev.observe_sample("cpu", &db, 99.0, t(0), &mut out).unwrap();
         ev.observe_sample("load", &db, 9.0, t(0), &mut out).unwrap();
         assert!(out.is_empty(), "role=db is not selected");
-        ev.observe_sample("cpu", &web, 95.0, t(0), &mut out).unwrap();
+        ev.observe_sample("cpu", &web, 95.0, t(0), &mut out)
+            .unwrap();
         assert!(out.is_empty(), "load not yet known for w1");
-        ev.observe_sample("load", &labels(&[("host", "w1")]), 5.0, t(1), &mut out).unwrap();
+        ev.observe_sample("load", &labels(&[("host", "w1")]), 5.0, t(1), &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
     }
 
@@ -498,7 +563,8 @@ labels = ["host"]
         let mut out = Vec::new();
         for m in ["/", "/var"] {
             let l = labels(&[("host", "h1"), ("mountpoint", m), ("device", "sda")]);
-            ev.observe_sample("disk_used_percent", &l, 99.0, t(0), &mut out).unwrap();
+            ev.observe_sample("disk_used_percent", &l, 99.0, t(0), &mut out)
+                .unwrap();
         }
         assert_eq!(ev.instances().len(), 2);
         assert_ne!(ev.instance(0).fingerprint, ev.instance(1).fingerprint);

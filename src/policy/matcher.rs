@@ -245,14 +245,21 @@ impl<'a> Parser<'a> {
     fn ident(&mut self, metric: bool) -> Result<String, String> {
         let start = self.pos;
         for (i, c) in self.rest().char_indices() {
-            let ok = c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()) || (metric && c == ':');
+            let ok = c == '_'
+                || c.is_ascii_alphabetic()
+                || (i > 0 && c.is_ascii_digit())
+                || (metric && c == ':');
             if !ok {
                 break;
             }
             self.pos = start + i + c.len_utf8();
         }
         if self.pos == start {
-            return Err(self.error(if metric { "a metric name" } else { "a label name" }));
+            return Err(self.error(if metric {
+                "a metric name"
+            } else {
+                "a label name"
+            }));
         }
         Ok(self.src[start..self.pos].to_string())
     }
@@ -363,7 +370,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -371,10 +381,18 @@ mod tests {
         let l = labels(&[("mountpoint", "/boot/efi"), ("host", "web-01")]);
         assert!(Matcher::parse(r#"host="web-01""#).unwrap().matches(&l));
         assert!(Matcher::parse(r#"host!="web-02""#).unwrap().matches(&l));
-        assert!(Matcher::parse(r#"mountpoint=~"/boot.*""#).unwrap().matches(&l));
+        assert!(
+            Matcher::parse(r#"mountpoint=~"/boot.*""#)
+                .unwrap()
+                .matches(&l)
+        );
         // anchored: a partial match is no match
         assert!(!Matcher::parse(r#"mountpoint=~"boot""#).unwrap().matches(&l));
-        assert!(!Matcher::parse(r#"mountpoint!~"/boot.*""#).unwrap().matches(&l));
+        assert!(
+            !Matcher::parse(r#"mountpoint!~"/boot.*""#)
+                .unwrap()
+                .matches(&l)
+        );
         // a missing label is the empty string
         assert!(Matcher::parse(r#"service="""#).unwrap().matches(&l));
         assert!(Matcher::parse(r#"x=~"(""#).is_err());
@@ -382,8 +400,9 @@ mod tests {
 
     #[test]
     fn comparisons_parse_with_selectors() {
-        let c = Comparison::parse(r#"disk_used_percent{mountpoint!~"/boot.*", fstype="ext4"} > 85"#)
-            .unwrap();
+        let c =
+            Comparison::parse(r#"disk_used_percent{mountpoint!~"/boot.*", fstype="ext4"} > 85"#)
+                .unwrap();
         assert_eq!(c.metric, "disk_used_percent");
         assert_eq!(c.matchers.len(), 2);
         assert_eq!(c.op, CmpOp::Gt);

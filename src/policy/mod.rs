@@ -24,8 +24,12 @@ pub const STALENESS: TimeDelta = TimeDelta::minutes(5);
 #[serde(untagged)]
 pub enum ConditionSpec {
     Expr(String),
-    All { all: Vec<ConditionSpec> },
-    Any { any: Vec<ConditionSpec> },
+    All {
+        all: Vec<ConditionSpec>,
+    },
+    Any {
+        any: Vec<ConditionSpec>,
+    },
     Table {
         metric: String,
         op: String,
@@ -125,7 +129,11 @@ pub struct Policy {
 impl Policy {
     pub fn compile(spec: &PolicySpec) -> Result<Policy, String> {
         let name = spec.name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
             return Err(format!(
                 "policy name {:?} is invalid; expected letters, digits, '_' or ':'",
                 spec.name
@@ -139,7 +147,8 @@ impl Policy {
         };
         let mut severities = Vec::new();
         for (i, r) in spec.severities.iter().enumerate() {
-            let c = compile_cond(&r.when, &mut leaves).map_err(|e| format!("severities[{i}].when: {e}"))?;
+            let c = compile_cond(&r.when, &mut leaves)
+                .map_err(|e| format!("severities[{i}].when: {e}"))?;
             severities.push((c, r.severity));
         }
         let hold = match &spec.hold {
@@ -177,10 +186,16 @@ pub fn cond_text(c: &ConditionSpec) -> String {
     match c {
         ConditionSpec::Expr(s) => s.trim().to_string(),
         ConditionSpec::All { all } => {
-            format!("all({})", all.iter().map(cond_text).collect::<Vec<_>>().join(", "))
+            format!(
+                "all({})",
+                all.iter().map(cond_text).collect::<Vec<_>>().join(", ")
+            )
         }
         ConditionSpec::Any { any } => {
-            format!("any({})", any.iter().map(cond_text).collect::<Vec<_>>().join(", "))
+            format!(
+                "any({})",
+                any.iter().map(cond_text).collect::<Vec<_>>().join(", ")
+            )
         }
         ConditionSpec::Table {
             metric,
@@ -238,7 +253,8 @@ fn compile_cond(c: &ConditionSpec, leaves: &mut Vec<Leaf>) -> Result<Cond, Strin
                 .map(|m| Matcher::parse(m))
                 .collect::<Result<Vec<_>, _>>()?;
             // Validate the metric name with the expression parser.
-            Comparison::parse(&format!("{metric} > 0")).map_err(|_| format!("metric name {metric:?} is invalid"))?;
+            Comparison::parse(&format!("{metric} > 0"))
+                .map_err(|_| format!("metric name {metric:?} is invalid"))?;
             let leaf = leaf_index(
                 leaves,
                 Leaf {
@@ -256,13 +272,21 @@ fn compile_cond(c: &ConditionSpec, leaves: &mut Vec<Leaf>) -> Result<Cond, Strin
             if all.is_empty() {
                 return Err("`all` needs at least one condition".into());
             }
-            Cond::All(all.iter().map(|c| compile_cond(c, leaves)).collect::<Result<_, _>>()?)
+            Cond::All(
+                all.iter()
+                    .map(|c| compile_cond(c, leaves))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         ConditionSpec::Any { any } => {
             if any.is_empty() {
                 return Err("`any` needs at least one condition".into());
             }
-            Cond::Any(any.iter().map(|c| compile_cond(c, leaves)).collect::<Result<_, _>>()?)
+            Cond::Any(
+                any.iter()
+                    .map(|c| compile_cond(c, leaves))
+                    .collect::<Result<_, _>>()?,
+            )
         }
     })
 }
@@ -407,7 +431,8 @@ when = { all = ["a > 1", { any = ["b < 2", "a > 5"] }] }
         let spec: PolicySpec = toml::from_str("name = \"X\"\nwhen = \"a >> 1\"").unwrap();
         let e = Policy::compile(&spec).unwrap_err();
         assert!(e.starts_with("when:"), "{e}");
-        let spec: PolicySpec = toml::from_str("name = \"X\"\nwhen = \"a > 1\"\nfor = \"later\"").unwrap();
+        let spec: PolicySpec =
+            toml::from_str("name = \"X\"\nwhen = \"a > 1\"\nfor = \"later\"").unwrap();
         assert!(Policy::compile(&spec).unwrap_err().contains("for:"));
         let spec: PolicySpec = toml::from_str("name = \"bad name\"\nwhen = \"a > 1\"").unwrap();
         assert!(Policy::compile(&spec).is_err());

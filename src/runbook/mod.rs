@@ -20,12 +20,30 @@ use crate::units::{Rate, line_of, parse_delta, toml_error_line};
 
 /// The built-in runbooks, compiled in.
 pub const BUILTIN: [(&str, &str); 6] = [
-    ("disk_cleanup", include_str!("../../runbooks/disk_cleanup.toml")),
-    ("service_restart", include_str!("../../runbooks/service_restart.toml")),
-    ("memory_pressure", include_str!("../../runbooks/memory_pressure.toml")),
-    ("log_rotation", include_str!("../../runbooks/log_rotation.toml")),
-    ("zombie_killer", include_str!("../../runbooks/zombie_killer.toml")),
-    ("connection_reset", include_str!("../../runbooks/connection_reset.toml")),
+    (
+        "disk_cleanup",
+        include_str!("../../runbooks/disk_cleanup.toml"),
+    ),
+    (
+        "service_restart",
+        include_str!("../../runbooks/service_restart.toml"),
+    ),
+    (
+        "memory_pressure",
+        include_str!("../../runbooks/memory_pressure.toml"),
+    ),
+    (
+        "log_rotation",
+        include_str!("../../runbooks/log_rotation.toml"),
+    ),
+    (
+        "zombie_killer",
+        include_str!("../../runbooks/zombie_killer.toml"),
+    ),
+    (
+        "connection_reset",
+        include_str!("../../runbooks/connection_reset.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -327,10 +345,9 @@ impl Runbook {
                 ));
             }
             let pattern = match &p.pattern {
-                Some(pat) => Some(
-                    Regex::new(&format!("^(?:{pat})$"))
-                        .map_err(|e| format!("params.{pname}.pattern {pat:?} is not a valid regex: {e}"))?,
-                ),
+                Some(pat) => Some(Regex::new(&format!("^(?:{pat})$")).map_err(|e| {
+                    format!("params.{pname}.pattern {pat:?} is not a valid regex: {e}")
+                })?),
                 None => None,
             };
             if p.source == ParamSource::Host && p.fact.is_none() && p.default.is_none() {
@@ -375,7 +392,9 @@ impl Runbook {
         let mut protected = Vec::new();
         for (pname, globs) in &spec.protected {
             if !spec.params.contains_key(pname) {
-                return Err(format!("protected.{pname}: not a parameter of this runbook"));
+                return Err(format!(
+                    "protected.{pname}: not a parameter of this runbook"
+                ));
             }
             let mut gs = Vec::new();
             for g in globs {
@@ -391,10 +410,20 @@ impl Runbook {
             .approval
             .or(spec.approval)
             .unwrap_or(ApprovalSpec::Mode(ApprovalMode::Manual));
-        let cooldown = parse_delta(o.cooldown.as_deref().or(spec.cooldown.as_deref()).unwrap_or("1m"))
-            .map_err(|e| format!("cooldown: {e}"))?;
-        let max_runs = Rate::parse(o.max_runs.as_deref().or(spec.max_runs.as_deref()).unwrap_or("3/10m"))
-            .map_err(|e| format!("max_runs: {e}"))?;
+        let cooldown = parse_delta(
+            o.cooldown
+                .as_deref()
+                .or(spec.cooldown.as_deref())
+                .unwrap_or("1m"),
+        )
+        .map_err(|e| format!("cooldown: {e}"))?;
+        let max_runs = Rate::parse(
+            o.max_runs
+                .as_deref()
+                .or(spec.max_runs.as_deref())
+                .unwrap_or("3/10m"),
+        )
+        .map_err(|e| format!("max_runs: {e}"))?;
         let verify_window = parse_delta(
             o.verify_window
                 .as_deref()
@@ -417,11 +446,9 @@ impl Runbook {
             spec,
         };
         for (k, v) in &o.params {
-            let p = rb
-                .params
-                .iter_mut()
-                .find(|p| &p.name == k)
-                .ok_or_else(|| format!("params.{k}: not a parameter of runbook {}", rb.spec.name))?;
+            let p = rb.params.iter_mut().find(|p| &p.name == k).ok_or_else(|| {
+                format!("params.{k}: not a parameter of runbook {}", rb.spec.name)
+            })?;
             p.validate(v).map_err(|e| format!("params.{k}: {e}"))?;
             p.spec.default = Some(v.clone());
         }
@@ -477,8 +504,13 @@ impl Runbook {
             };
             let Some(value) = value else {
                 let whence = match p.spec.source {
-                    ParamSource::Label => format!("alert label {:?}", p.spec.label.as_deref().unwrap_or(&p.name)),
-                    ParamSource::Host => format!("host fact {:?}", p.spec.fact.as_deref().unwrap_or(&p.name)),
+                    ParamSource::Label => format!(
+                        "alert label {:?}",
+                        p.spec.label.as_deref().unwrap_or(&p.name)
+                    ),
+                    ParamSource::Host => {
+                        format!("host fact {:?}", p.spec.fact.as_deref().unwrap_or(&p.name))
+                    }
                     ParamSource::Literal => "a default".into(),
                 };
                 return Err(ParamError {
@@ -499,7 +531,11 @@ impl Runbook {
                     message: format!(
                         "{k} is not a parameter of {}; accepted: {}",
                         self.spec.name,
-                        self.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                        self.params
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
@@ -508,7 +544,10 @@ impl Runbook {
     }
 
     /// The protected value a parameter hits, if any (and not allowed).
-    pub fn protected_hit(&self, params: &BTreeMap<String, String>) -> Option<(String, String, String)> {
+    pub fn protected_hit(
+        &self,
+        params: &BTreeMap<String, String>,
+    ) -> Option<(String, String, String)> {
         for (pname, globs) in &self.protected {
             let Some(v) = params.get(pname) else { continue };
             if self.allow_protected.iter().any(|a| a == v) {
@@ -529,7 +568,11 @@ impl Runbook {
             .filter(|s| s.when.iter().all(|(k, v)| params.get(k) == Some(v)))
             .map(|s| PlannedStep {
                 name: s.name.clone(),
-                argv: s.argv.iter().map(|a| substitute(a, target, params)).collect(),
+                argv: s
+                    .argv
+                    .iter()
+                    .map(|a| substitute(a, target, params))
+                    .collect(),
                 read_only: s.read_only,
                 timeout: s
                     .timeout
@@ -559,7 +602,11 @@ impl PlannedStep {
     /// The argv as one line a person can read (and paste), each argument
     /// quoted when it needs to be.
     pub fn display(&self) -> String {
-        self.argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+        self.argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -705,7 +752,10 @@ impl Catalog {
                 .collect();
             files.sort();
             for path in files {
-                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 let text = match std::fs::read_to_string(&path) {
                     Ok(t) => t,
                     Err(e) => {
@@ -717,7 +767,10 @@ impl Catalog {
                     }
                 };
                 let label = path.display().to_string();
-                if let Some(slot) = sources.iter_mut().find(|(n, _)| n.starts_with(&format!("runbooks/{stem}.toml"))) {
+                if let Some(slot) = sources
+                    .iter_mut()
+                    .find(|(n, _)| n.starts_with(&format!("runbooks/{stem}.toml")))
+                {
                     *slot = (label, text);
                 } else {
                     sources.push((label, text));
@@ -769,7 +822,11 @@ impl Catalog {
                     line: None,
                     message: format!(
                         "[runbooks.{name}] names no runbook; known: {}",
-                        runbooks.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                        runbooks
+                            .iter()
+                            .map(|r| r.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
             }
@@ -820,13 +877,19 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn builtins_load_and_each_handles_its_default_alert() {
         let c = Catalog::from_sources(
-            &BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect::<Vec<_>>(),
+            &BUILTIN
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect::<Vec<_>>(),
             &BTreeMap::new(),
         )
         .unwrap();
@@ -848,8 +911,14 @@ mod tests {
     fn hostile_label_values_fail_their_pattern_and_are_shown_escaped() {
         let c = Catalog::builtin();
         let rb = c.get("service_restart").unwrap();
-        let l = labels(&[("alertname", "ServiceDown"), ("host", "h"), ("service", "api; rm -rf /\n")]);
-        let e = rb.resolve_params(&l, &Labels::new(), &BTreeMap::new()).unwrap_err();
+        let l = labels(&[
+            ("alertname", "ServiceDown"),
+            ("host", "h"),
+            ("service", "api; rm -rf /\n"),
+        ]);
+        let e = rb
+            .resolve_params(&l, &Labels::new(), &BTreeMap::new())
+            .unwrap_err();
         assert_eq!(e.param, "service");
         assert!(e.message.contains("\\n"), "{}", e.message);
         assert!(!e.message.contains('\n'));
@@ -879,7 +948,10 @@ mod tests {
         p.insert("service".to_string(), "gunicorn".to_string());
         p.insert("manager".to_string(), "systemd".to_string());
         let plan = rb.plan("app-02", &p);
-        assert!(plan.iter().any(|s| s.argv.contains(&"gunicorn".to_string())));
+        assert!(
+            plan.iter()
+                .any(|s| s.argv.contains(&"gunicorn".to_string()))
+        );
         assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
         assert_eq!(shell_quote("/var/log"), "/var/log");
     }
@@ -887,12 +959,14 @@ mod tests {
     #[test]
     fn broken_runbook_names_file_line_and_key() {
         let text = "name = \"x\"\n[match]\nalertname = [\"A\"]\n[params.p]\nsource = \"label\"\n";
-        let e = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap_err();
+        let e =
+            Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap_err();
         assert_eq!(e[0].file, "x.toml");
         assert!(e[0].message.contains("params.p"), "{}", e[0].message);
         assert_eq!(e[0].line, Some(4));
         let text = "name = \"x\"\nrisk = \"extreme\"\n";
-        let e = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap_err();
+        let e =
+            Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap_err();
         assert_eq!(e[0].line, Some(2));
     }
 }

@@ -182,7 +182,11 @@ pub struct Scenario {
 }
 
 fn line_at(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 /// A line number that is only counted when an error needs it.
@@ -222,7 +226,8 @@ impl Scenario {
             let span_start = ev.span().start;
             let line = LazyLine(text, span_start);
             let e = ev.get_ref();
-            let off = parse_delta(&e.at).map_err(|m| fail(line.get(), format!("events.at: {m}")))?;
+            let off =
+                parse_delta(&e.at).map_err(|m| fail(line.get(), format!("events.at: {m}")))?;
             let at = start + off;
             let given = [
                 e.metric.is_some(),
@@ -246,7 +251,10 @@ impl Scenario {
             let actor = |a: &Option<String>| a.clone().unwrap_or_else(|| "operator".into());
             let input = if let Some(m) = &e.metric {
                 if !m.value.is_finite() {
-                    return Err(fail(line.get(), format!("metric.value {} is not a finite number", m.value)));
+                    return Err(fail(
+                        line.get(),
+                        format!("metric.value {} is not a finite number", m.value),
+                    ));
                 }
                 Input::Metric(Sample {
                     name: m.name.clone(),
@@ -260,12 +268,17 @@ impl Scenario {
                     other => {
                         return Err(fail(
                             line.get(),
-                            format!("alert.status = {other:?}; expected \"firing\" or \"resolved\""),
+                            format!(
+                                "alert.status = {other:?}; expected \"firing\" or \"resolved\""
+                            ),
                         ));
                     }
                 };
                 if !a.labels.contains_key("alertname") {
-                    return Err(fail(line.get(), "alert.labels needs an \"alertname\"".into()));
+                    return Err(fail(
+                        line.get(),
+                        "alert.labels needs an \"alertname\"".into(),
+                    ));
                 }
                 Input::Alert(IncomingAlert {
                     labels: a.labels.clone(),
@@ -301,7 +314,9 @@ impl Scenario {
         inputs.sort_by_key(|(t, _)| *t);
 
         let end = match &sf.end {
-            Some(e) => start + parse_delta(e).map_err(|m| fail(find("end"), format!("end: {m}")))?,
+            Some(e) => {
+                start + parse_delta(e).map_err(|m| fail(find("end"), format!("end: {m}")))?
+            }
             None => inputs.last().map(|(t, _)| *t).unwrap_or(start) + TimeDelta::hours(1),
         };
 
@@ -313,7 +328,9 @@ impl Scenario {
                 other => {
                     return Err(fail(
                         find(&format!("\"{key}\"")),
-                        format!("outcomes.{key:?}.result = {other:?}; expected \"success\" or \"failure\""),
+                        format!(
+                            "outcomes.{key:?}.result = {other:?}; expected \"success\" or \"failure\""
+                        ),
                     ));
                 }
             };
@@ -337,7 +354,12 @@ impl Scenario {
                                 format!("expect.{what}: kind {k:?} is not a record kind"),
                             ));
                         }
-                        None => return Err(fail(find(&format!("expect.{what}")), format!("expect.{what}: every entry needs a kind"))),
+                        None => {
+                            return Err(fail(
+                                find(&format!("expect.{what}")),
+                                format!("expect.{what}: every entry needs a kind"),
+                            ));
+                        }
                     }
                 }
             }
@@ -362,14 +384,20 @@ impl Scenario {
                 http: None,
             });
         }
-        let setup = config.build(file, text, true, Some("sim".into())).map_err(|es| {
-            let first = &es[0];
-            ScenarioError {
-                file: file.to_string(),
-                line: first.line,
-                message: es.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "),
-            }
-        })?;
+        let setup = config
+            .build(file, text, true, Some("sim".into()))
+            .map_err(|es| {
+                let first = &es[0];
+                ScenarioError {
+                    file: file.to_string(),
+                    line: first.line,
+                    message: es
+                        .iter()
+                        .map(|e| e.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                }
+            })?;
         Ok(Scenario {
             file: sf,
             start,
@@ -395,18 +423,33 @@ impl Scenario {
                     .engine
                     .find_action(&rb, &t)
                     .map(|action| Event::Approve { action, actor }),
-                Input::Reject(rb, t, actor, reason) => self
-                    .engine
-                    .find_action(&rb, &t)
-                    .map(|action| Event::Reject { action, actor, reason }),
+                Input::Reject(rb, t, actor, reason) => {
+                    self.engine
+                        .find_action(&rb, &t)
+                        .map(|action| Event::Reject {
+                            action,
+                            actor,
+                            reason,
+                        })
+                }
                 Input::Mode(d, f, actor) => {
                     if let Some(on) = d {
-                        let cmds = self.engine.handle(Event::SetDryRun { on, actor: actor.clone() }, now);
+                        let cmds = self.engine.handle(
+                            Event::SetDryRun {
+                                on,
+                                actor: actor.clone(),
+                            },
+                            now,
+                        );
                         self.apply(cmds, now, &mut log);
                     }
                     f.map(|on| Event::SetFrozen { on, actor })
                 }
-                Input::Reset(runbook, target, actor) => Some(Event::ResetBreaker { runbook, target, actor }),
+                Input::Reset(runbook, target, actor) => Some(Event::ResetBreaker {
+                    runbook,
+                    target,
+                    actor,
+                }),
             };
             if let Some(ev) = ev {
                 let cmds = self.engine.handle(ev, now);
@@ -446,7 +489,11 @@ impl Scenario {
                 Command::Escalate(_) => {}
                 Command::Execute(x) => {
                     let key = format!("{}@{}", x.runbook, x.target);
-                    let (ok, set) = self.outcomes.get(&key).cloned().unwrap_or((true, BTreeMap::new()));
+                    let (ok, set) = self
+                        .outcomes
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or((true, BTreeMap::new()));
                     let outcome = if ok {
                         Outcome::success("simulated run succeeded")
                     } else {
@@ -529,11 +576,15 @@ impl Replay {
             .iter()
             .map(|r| serde_json::to_value(r).unwrap_or_default())
             .collect();
-        let matches = |t: &toml::Table, r: &serde_json::Value| t.iter().all(|(k, v)| field_matches(r, k, v));
+        let matches =
+            |t: &toml::Table, r: &serde_json::Value| t.iter().all(|(k, v)| field_matches(r, k, v));
         let mut out = Vec::new();
         for t in &self.expect.records {
             if !json.iter().any(|r| matches(t, r)) {
-                out.push(format!("expected a record {} but none was found", describe(t)));
+                out.push(format!(
+                    "expected a record {} but none was found",
+                    describe(t)
+                ));
             }
         }
         for t in &self.expect.absent {
@@ -557,7 +608,9 @@ impl Replay {
                 })
                 .count();
             if n as u32 > *max {
-                out.push(format!("expected at most {max} action_started for {key}, got {n}"));
+                out.push(format!(
+                    "expected at most {max} action_started for {key}, got {n}"
+                ));
             }
         }
         out

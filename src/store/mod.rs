@@ -417,7 +417,10 @@ impl Store {
             .map_err(sql_err(&path, "set the busy timeout"))?;
         // Read before writing anything: a foreign file stays untouched.
         check_ident(&identify(&conn, &path)?, &path)?;
-        if let Ok(ps) = std::env::var("XPS") { conn.execute_batch(&format!("PRAGMA page_size = {ps}")).unwrap(); }
+        if let Ok(ps) = std::env::var("XPS") {
+            conn.execute_batch(&format!("PRAGMA page_size = {ps}"))
+                .unwrap();
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(sql_err(&path, "switch to WAL mode"))?;
