@@ -655,7 +655,11 @@ impl Engine {
                 if self
                     .alerts
                     .get(&fp)
-                    .is_some_and(|x| x.status == AlertStatus::Firing)
+                    // Only an external alert is resolved from outside: Vigil's
+                    // own alerts resolve from their data.
+                    .is_some_and(|x| {
+                        x.status == AlertStatus::Firing && x.origin == AlertOrigin::External
+                    })
                 {
                     let src = a.source.unwrap_or_else(|| "the source".into());
                     self.resolve_alert(&fp, format!("resolved by {src}"), now);

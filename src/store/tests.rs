@@ -669,6 +669,12 @@ fn concurrent_writer_appends_make_a_gap_free_verified_chain() {
     let report = ro.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.records, expected);
+    let stats = w.stats();
+    assert_eq!(stats.records, expected);
+    assert_eq!(stats.requests, threads * per + 1, "appends and the flush");
+    assert_eq!(stats.failed_requests, 0);
+    assert!(stats.commits >= 1 && stats.commits <= threads * per);
+    assert!(stats.max_batch >= 1);
     w.shutdown().unwrap();
     let err = w.append_blocking(vec![signal(1)]).unwrap_err();
     assert!(matches!(err, StoreError::WriterClosed { .. }), "{err}");
@@ -728,6 +734,8 @@ fn a_failed_group_commit_is_reported_to_every_requester() {
         let err = h.join().unwrap().unwrap_err();
         assert!(err.to_string().contains("disk on fire"), "{err}");
     }
+    assert_eq!(w.stats().failed_requests, 6);
+    assert_eq!(w.stats().records, 0);
     raw(dir.path()).execute_batch("DROP TRIGGER boom").unwrap();
     let back = w.append_blocking(vec![signal(9)]).unwrap();
     assert_eq!(back[0].seq, 3, "no seq was used up by the failure");

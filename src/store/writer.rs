@@ -282,6 +282,9 @@ fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>, counters: &Counte
         replies.push(reply);
     }
     let ok = |n: usize| {
+        if n == 0 {
+            return; // flushes only: nothing was written
+        }
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.records.fetch_add(n as u64, Ordering::Relaxed);
         counters.max_batch.fetch_max(n as u64, Ordering::Relaxed);
