@@ -417,10 +417,6 @@ impl Store {
             .map_err(sql_err(&path, "set the busy timeout"))?;
         // Read before writing anything: a foreign file stays untouched.
         check_ident(&identify(&conn, &path)?, &path)?;
-        if let Ok(ps) = std::env::var("XPS") {
-            conn.execute_batch(&format!("PRAGMA page_size = {ps}"))
-                .unwrap();
-        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(sql_err(&path, "switch to WAL mode"))?;
@@ -806,7 +802,13 @@ impl Store {
 
     /// Walks the whole trail in seq order, recomputing every hash, and
     /// reports the first record that was altered, removed or reordered.
-    /// Streams rows; memory use does not grow with the trail.
+    /// Checks per record, in order: seq continuity (a gap names the first
+    /// missing seq), `prev` against the previous record's hash, the JSON's
+    /// own `seq` against the row, and the recomputed hash. The chain head
+    /// (written with every append) catches records removed from the end.
+    /// The filter columns (`kind`, `target`, ...) are copies for the indexes
+    /// and are not checked; the JSON is what the hash covers. Streams rows;
+    /// memory use does not grow with the trail.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let e = || self.err("read the audit trail");
         // One read transaction: the rows and the chain head are one snapshot
