@@ -567,6 +567,32 @@ fn prepare(
     ))
 }
 
+/// The runtime and a prepared hub, or the exit code after printing why not.
+fn start_hub(
+    cli: &Cli,
+    log_to_stderr: bool,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        Prepared,
+        tracing_appender::non_blocking::WorkerGuard,
+    ),
+    ExitCode,
+> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })?;
+    let (p, guard) = prepare(cli, log_to_stderr).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    Ok((rt, p, guard))
+}
+
 fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> ExitCode {
     let limit = match duration
         .as_deref()
@@ -579,22 +605,9 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (p, _guard) = match prepare(cli, true) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    let (rt, p, _guard) = match start_hub(cli, true) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     if let Some(l) = &listen {
         tracing::warn!("--listen {l}: the HTTP listener is not part of this build yet");
@@ -671,22 +684,9 @@ async fn wait_for_stop(limit: Option<std::time::Duration>) {
 /// foreground and prints the decision log as it happens, with the mode
 /// (DEMO, LIVE or DRY-RUN, FROZEN) on every status line.
 fn cmd_console(cli: &Cli) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (p, _guard) = match prepare(cli, false) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    let (rt, p, _guard) = match start_hub(cli, false) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     println!(
         "vigil {}: data in {}, log {} (Ctrl-C to quit)",
