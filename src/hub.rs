@@ -13,13 +13,54 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
+use serde::Serialize;
+
 use crate::engine::{
-    Action, Alert, Breaker, Command, Engine, Event, Execution, InterruptedAction, Modes, Outcome,
-    Restored,
+    Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
+    Modes, Outcome, Restored,
 };
 use crate::model::{ActionId, AlertStatus, Record, RecordKind, Time};
 use crate::sim::demo::DemoFleet;
 use crate::store::{AuditWriter, PersistedState, StoreError};
+
+/// Runs the executions that are not simulated (local, ssh, http). The
+/// implementation lives in `crate::exec`; the hub only hands work over.
+pub trait Executors: Send + Sync {
+    /// Starts `x` in the background. Must send exactly one
+    /// `Event::Finished` for it on `done`, whatever happens.
+    fn spawn(&self, x: Execution, done: mpsc::Sender<Event>);
+}
+
+/// Delivers escalations to people (PagerDuty, chat webhooks). The
+/// implementation retries on its own; the hub does not wait for it.
+pub trait Escalator: Send + Sync {
+    fn escalate(&self, e: Escalation);
+}
+
+/// The health of one signal source, as the status bar shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceHealth {
+    pub name: String,
+    /// `alertmanager`, `prometheus`, `webhook`, `ingest`, `demo`, ...
+    pub kind: String,
+    pub state: HealthState,
+    /// A short human text: "12 alerts", "connection refused", ...
+    pub detail: String,
+    pub last_ok: Option<Time>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Unknown,
+    Ok,
+    Degraded,
+    Down,
+}
+
+/// Where sources report their health; the hub copies it into every
+/// snapshot. Keyed by source name.
+pub type SourceBoard = Arc<std::sync::RwLock<BTreeMap<String, SourceHealth>>>;
 
 /// How many recent records a snapshot carries.
 const RECENT: usize = 500;
@@ -51,6 +92,7 @@ pub struct Snapshot {
     pub store_error: Option<String>,
     pub hosts: Vec<HostView>,
     pub incidents: Vec<String>,
+    pub sources: Vec<SourceHealth>,
 }
 
 impl Snapshot {
@@ -72,6 +114,11 @@ pub struct HubSetup {
     /// How long a simulated run takes (real time).
     pub sim_run_time: Duration,
     pub tick: Duration,
+    /// Real executors; `None` means only the demo fleet's `sim` runs.
+    pub executors: Option<Arc<dyn Executors>>,
+    /// Where escalations go; `None` means they are only logged.
+    pub escalator: Option<Arc<dyn Escalator>>,
+    pub sources: SourceBoard,
 }
 
 /// The handle the console and the servers use.
@@ -96,6 +143,9 @@ pub struct Hub {
     sim_run_time: Duration,
     tick: Duration,
     pending_restore: Vec<Command>,
+    executors: Option<Arc<dyn Executors>>,
+    escalator: Option<Arc<dyn Escalator>>,
+    sources: SourceBoard,
 }
 
 /// Turns what the store remembers into what the engine restores, and the
@@ -156,6 +206,7 @@ impl Hub {
             store_error: None,
             hosts: Vec::new(),
             incidents: Vec::new(),
+            sources: Vec::new(),
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let mut hub = Hub {
@@ -173,6 +224,9 @@ impl Hub {
             sim_run_time: setup.sim_run_time,
             tick: setup.tick,
             pending_restore: Vec::new(),
+            executors: setup.executors,
+            escalator: setup.escalator,
+            sources: setup.sources,
         };
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
@@ -320,6 +374,9 @@ impl Hub {
                 Command::Execute(x) => self.execute(x, now),
                 Command::Escalate(e) => {
                     tracing::warn!(summary = %e.summary, "escalated");
+                    if let Some(esc) = &self.escalator {
+                        esc.escalate(e);
+                    }
                 }
                 Command::Record(_) => {}
             }
@@ -343,6 +400,12 @@ impl Hub {
                     })
                     .await;
             });
+            return;
+        }
+        if x.executor != "sim"
+            && let Some(ex) = &self.executors
+        {
+            ex.spawn(x, tx);
             return;
         }
         let msg = format!(
@@ -406,6 +469,11 @@ impl Hub {
                 .demo
                 .as_ref()
                 .map(|d| d.incidents())
+                .unwrap_or_default(),
+            sources: self
+                .sources
+                .read()
+                .map(|b| b.values().cloned().collect())
                 .unwrap_or_default(),
         };
         self.snap_tx.send_replace(Arc::new(snap));

@@ -466,6 +466,11 @@ struct Prepared {
     data_dir: PathBuf,
     log_path: PathBuf,
     demo: bool,
+    /// Where sources (pollers, the listener) report their health.
+    #[allow(dead_code)]
+    sources: vigil::hub::SourceBoard,
+    #[allow(dead_code)]
+    config: Config,
 }
 
 fn prepare(
@@ -538,6 +543,7 @@ fn prepare(
     let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
     let engine = vigil::engine::Engine::new(setup);
     let op = operator(&config);
+    let sources = vigil::hub::SourceBoard::default();
     let (hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
         engine,
         writer,
@@ -546,6 +552,9 @@ fn prepare(
         operator: op.clone(),
         sim_run_time: std::time::Duration::from_secs(3),
         tick: std::time::Duration::from_secs(1),
+        executors: None,
+        escalator: None,
+        sources: sources.clone(),
     });
     if cli.dry_run {
         // --dry-run wins over the mode remembered from the last run.
@@ -562,6 +571,8 @@ fn prepare(
             data_dir: dir,
             log_path: log_dir.join("vigil.log"),
             demo,
+            sources,
+            config,
         },
         guard,
     ))
