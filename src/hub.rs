@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::engine::{
     Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
-    Modes, Outcome, Restored,
+    Modes, Outcome, Restored, Suggestion,
 };
 use crate::model::{ActionId, AlertStatus, Record, RecordKind, Time};
 use crate::sim::demo::DemoFleet;
@@ -93,6 +93,19 @@ pub struct Snapshot {
     pub hosts: Vec<HostView>,
     pub incidents: Vec<String>,
     pub sources: Vec<SourceHealth>,
+    /// The alert the console looks at, and the runbooks that could handle it.
+    pub focus: Option<String>,
+    pub suggestions: Vec<Suggestion>,
+    /// Every runbook's name, risk and description (fixed at start).
+    pub runbooks: Arc<Vec<RunbookInfo>>,
+}
+
+/// What the console shows of a runbook without asking the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunbookInfo {
+    pub name: String,
+    pub description: String,
+    pub risk: String,
 }
 
 impl Snapshot {
@@ -126,6 +139,9 @@ pub struct HubSetup {
 pub struct HubHandle {
     pub events: mpsc::Sender<Event>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The alert (fingerprint) the console looks at: the hub adds its
+    /// runbook suggestions to the snapshots.
+    pub focus: Arc<watch::Sender<Option<String>>>,
 }
 
 pub struct Hub {
@@ -146,6 +162,8 @@ pub struct Hub {
     executors: Option<Arc<dyn Executors>>,
     escalator: Option<Arc<dyn Escalator>>,
     sources: SourceBoard,
+    focus: watch::Receiver<Option<String>>,
+    runbooks: Arc<Vec<RunbookInfo>>,
 }
 
 /// Turns what the store remembers into what the engine restores, and the
@@ -193,6 +211,20 @@ impl Hub {
     /// Builds the hub; returns it and the handle to talk to it.
     pub fn new(setup: HubSetup) -> (Hub, HubHandle) {
         let (tx, rx) = mpsc::channel(4096);
+        let (focus_tx, focus_rx) = watch::channel(None);
+        let runbooks = Arc::new(
+            setup
+                .engine
+                .catalog()
+                .runbooks
+                .iter()
+                .map(|r| RunbookInfo {
+                    name: r.name().to_string(),
+                    description: r.spec.description.clone(),
+                    risk: format!("{:?}", r.spec.risk).to_lowercase(),
+                })
+                .collect::<Vec<_>>(),
+        );
         let empty = Snapshot {
             at: Utc::now(),
             modes: setup.engine.modes(),
@@ -207,6 +239,9 @@ impl Hub {
             hosts: Vec::new(),
             incidents: Vec::new(),
             sources: Vec::new(),
+            focus: None,
+            suggestions: Vec::new(),
+            runbooks: runbooks.clone(),
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let mut hub = Hub {
@@ -227,6 +262,8 @@ impl Hub {
             executors: setup.executors,
             escalator: setup.escalator,
             sources: setup.sources,
+            focus: focus_rx,
+            runbooks,
         };
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
@@ -236,6 +273,7 @@ impl Hub {
             HubHandle {
                 events: tx,
                 snapshots: snap_rx,
+                focus: Arc::new(focus_tx),
             },
         )
     }
@@ -281,6 +319,9 @@ impl Hub {
                     self.engine.handle_into(Event::Tick, now);
                     let cmds = self.engine.take_commands();
                     self.perform(cmds, now).await;
+                    dirty = true;
+                }
+                Ok(()) = self.focus.changed() => {
                     dirty = true;
                 }
                 _ = publish.tick() => {
@@ -453,8 +494,14 @@ impl Hub {
             .filter(|(_, b)| b.open_since.is_some())
             .map(|((r, t), b)| (r.clone(), t.clone(), b.clone()))
             .collect();
+        let now = Utc::now();
+        let focus = self.focus.borrow_and_update().clone();
+        let suggestions = focus
+            .as_deref()
+            .map(|fp| self.engine.suggestions(fp, now))
+            .unwrap_or_default();
         let snap = Snapshot {
-            at: Utc::now(),
+            at: now,
             modes: self.engine.modes(),
             demo: self.demo.is_some(),
             operator: self.operator.clone(),
@@ -475,6 +522,9 @@ impl Hub {
                 .read()
                 .map(|b| b.values().cloned().collect())
                 .unwrap_or_default(),
+            focus,
+            suggestions,
+            runbooks: self.runbooks.clone(),
         };
         self.snap_tx.send_replace(Arc::new(snap));
     }

@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::policy::Policy;
 use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
-use crate::runbook::{Catalog, PlannedStep};
+use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
 use crate::units::fmt_delta;
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 
@@ -221,6 +221,23 @@ pub struct Breaker {
 pub struct Modes {
     pub dry_run: bool,
     pub frozen: bool,
+}
+
+/// A runbook that could handle an alert, as the console shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub runbook: String,
+    pub description: String,
+    pub risk: String,
+    pub score: u32,
+    pub reasons: Vec<String>,
+    pub target: String,
+    /// The resolved parameters, or why they are invalid.
+    pub params: Result<BTreeMap<String, String>, String>,
+    pub plan: Vec<PlannedStep>,
+    /// The guard that would stop it now.
+    pub block: Option<Block>,
+    pub approval: String,
 }
 
 /// What the engine needs to start.
@@ -1556,6 +1573,56 @@ impl Engine {
             },
         );
         probe.check_guards(id, now, false).err()
+    }
+
+    /// The runbooks that could handle alert `fingerprint`, best first: why
+    /// each matched, its parameters (or why they are invalid), the exact
+    /// plan, and which guard would block it now (for the console).
+    pub fn suggestions(&self, fingerprint: &str, now: Time) -> Vec<Suggestion> {
+        let Some(alert) = self.alerts.get(fingerprint) else {
+            return Vec::new();
+        };
+        self.catalog
+            .candidates(&alert.labels)
+            .into_iter()
+            .map(|(i, score, reasons)| {
+                let rb = &self.catalog.runbooks[i];
+                let target = alert
+                    .labels
+                    .get(rb.target_label())
+                    .cloned()
+                    .unwrap_or_default();
+                let facts = self.inventory.facts(&target);
+                let (params, plan, block) =
+                    match rb.resolve_params(&alert.labels, &facts, &BTreeMap::new()) {
+                        Ok(p) => {
+                            let plan = rb.plan(&target, &p);
+                            let block = self.would_block(rb.name(), &target, &p, now);
+                            (Ok(p), plan, block)
+                        }
+                        Err(e) => (Err(format!("{}: {}", e.param, e.message)), Vec::new(), None),
+                    };
+                let approval = match rb.approval {
+                    ApprovalSpec::Mode(ApprovalMode::Auto) => "auto".to_string(),
+                    ApprovalSpec::Mode(ApprovalMode::Manual) => "manual".to_string(),
+                    ApprovalSpec::Threshold { manual_at } => {
+                        format!("manual at {} and above", manual_at.as_str())
+                    }
+                };
+                Suggestion {
+                    runbook: rb.name().to_string(),
+                    description: rb.spec.description.clone(),
+                    risk: format!("{:?}", rb.spec.risk).to_lowercase(),
+                    score,
+                    reasons,
+                    target,
+                    params,
+                    plan,
+                    block,
+                    approval,
+                }
+            })
+            .collect()
     }
 
     /// Is the alert's instance currently pending (for the console)?

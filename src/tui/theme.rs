@@ -1,0 +1,581 @@
+//! Colour themes: the bundled `themes/*.toml` files, a user's overrides from
+//! the config dir, and the parsed `Theme` the views draw with.
+//!
+//! A theme never decides what is shown, only how: severity and mode are
+//! always carried by a word too, so a monochrome theme loses nothing.
+//! Loading never fails the console: problems are reported and the bundled
+//! default is used instead.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ratatui::style::{Color, Modifier, Style};
+use serde::Deserialize;
+
+use crate::model::Severity;
+use crate::units::toml_error_line;
+
+/// The bundled themes, compiled in (name, TOML).
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("default", include_str!("../../themes/default.toml")),
+    ("light", include_str!("../../themes/light.toml")),
+    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    ("mono", include_str!("../../themes/mono.toml")),
+    ("colorblind", include_str!("../../themes/colorblind.toml")),
+];
+
+/// The theme used when `NO_COLOR` is set.
+pub const NO_COLOR_THEME: &str = "mono";
+
+/// Every role a theme styles, by table and key.
+pub const ROLES: &[(&str, &[&str])] = &[
+    (
+        "ui",
+        &[
+            "text",
+            "muted",
+            "border",
+            "border_focused",
+            "title",
+            "selection",
+            "status_bar",
+            "key_hint",
+        ],
+    ),
+    (
+        "severity",
+        &["critical", "high", "warning", "info", "resolved"],
+    ),
+    (
+        "approval",
+        &["pending", "approved", "rejected", "executing", "failed"],
+    ),
+    ("mode", &["dry_run_banner", "live_banner", "frozen_banner"]),
+];
+
+/// A parsed theme: one style per role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    pub name: String,
+    pub dark: bool,
+    styles: BTreeMap<String, Style>,
+}
+
+/// A problem with a theme file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThemeError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ThemeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThemeFile {
+    meta: Meta,
+    #[serde(default)]
+    palette: BTreeMap<String, String>,
+    #[serde(default)]
+    ui: BTreeMap<String, StyleSpec>,
+    #[serde(default)]
+    severity: BTreeMap<String, StyleSpec>,
+    #[serde(default)]
+    approval: BTreeMap<String, StyleSpec>,
+    #[serde(default)]
+    mode: BTreeMap<String, StyleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    name: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    extends: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum StyleSpec {
+    Colour(String),
+    Full {
+        #[serde(default)]
+        fg: Option<String>,
+        #[serde(default)]
+        bg: Option<String>,
+        #[serde(default)]
+        modifiers: Vec<String>,
+    },
+}
+
+const MODIFIERS: &[(&str, Modifier)] = &[
+    ("bold", Modifier::BOLD),
+    ("dim", Modifier::DIM),
+    ("italic", Modifier::ITALIC),
+    ("underlined", Modifier::UNDERLINED),
+    ("reversed", Modifier::REVERSED),
+    ("crossed_out", Modifier::CROSSED_OUT),
+    ("slow_blink", Modifier::SLOW_BLINK),
+];
+
+/// Parses a colour: a name (`red`, `light_blue`, `dark_gray`, `reset`...),
+/// `#rrggbb`, or an ANSI index `0`..`255`.
+pub fn parse_colour(s: &str) -> Result<Color, String> {
+    let t = s.trim();
+    if let Some(hex) = t.strip_prefix('#') {
+        if hex.len() == 6
+            && let Ok(v) = u32::from_str_radix(hex, 16)
+        {
+            return Ok(Color::Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8));
+        }
+        return Err(format!("colour {s:?}: expected #rrggbb with six hex digits"));
+    }
+    if let Ok(i) = t.parse::<u8>() {
+        return Ok(Color::Indexed(i));
+    }
+    let c = match t.to_ascii_lowercase().replace(['-', ' '], "_").as_str() {
+        "reset" | "default" => Color::Reset,
+        "black" => Color::Black,
+        "red" => Color::Red,
+        "green" => Color::Green,
+        "yellow" => Color::Yellow,
+        "blue" => Color::Blue,
+        "magenta" => Color::Magenta,
+        "cyan" => Color::Cyan,
+        "gray" | "grey" => Color::Gray,
+        "dark_gray" | "dark_grey" => Color::DarkGray,
+        "light_red" => Color::LightRed,
+        "light_green" => Color::LightGreen,
+        "light_yellow" => Color::LightYellow,
+        "light_blue" => Color::LightBlue,
+        "light_magenta" => Color::LightMagenta,
+        "light_cyan" => Color::LightCyan,
+        "white" => Color::White,
+        _ => {
+            return Err(format!(
+                "colour {s:?}: expected a name (black, red, green, yellow, blue, magenta, cyan, \
+                 gray, dark_gray, light_red..., white, reset), #rrggbb, an index 0-255 or \
+                 $palette_name"
+            ));
+        }
+    };
+    Ok(c)
+}
+
+impl Theme {
+    /// The bundled default theme. Never fails: it is checked by the tests.
+    pub fn fallback() -> Theme {
+        let mut errs = Vec::new();
+        load_text("default", BUNDLED[0].1, "themes/default.toml", None, &mut errs)
+            .unwrap_or_else(|| Theme {
+                name: "default".into(),
+                dark: true,
+                styles: BTreeMap::new(),
+            })
+    }
+
+    /// A role's style (`ui.text`, `severity.critical`, `mode.live_banner`).
+    /// Unknown roles are unstyled.
+    pub fn style(&self, role: &str) -> Style {
+        self.styles.get(role).copied().unwrap_or_default()
+    }
+
+    pub fn text(&self) -> Style {
+        self.style("ui.text")
+    }
+    pub fn muted(&self) -> Style {
+        self.style("ui.muted")
+    }
+    pub fn border(&self, focused: bool) -> Style {
+        if focused {
+            self.style("ui.border_focused")
+        } else {
+            self.style("ui.border")
+        }
+    }
+    pub fn title(&self) -> Style {
+        self.style("ui.title")
+    }
+    pub fn selection(&self) -> Style {
+        self.style("ui.selection")
+    }
+    pub fn status_bar(&self) -> Style {
+        self.style("ui.status_bar")
+    }
+    pub fn key_hint(&self) -> Style {
+        self.style("ui.key_hint")
+    }
+
+    pub fn severity(&self, s: Severity) -> Style {
+        self.style(match s {
+            Severity::Critical => "severity.critical",
+            Severity::High => "severity.high",
+            Severity::Warning => "severity.warning",
+            Severity::Info => "severity.info",
+        })
+    }
+    pub fn resolved(&self) -> Style {
+        self.style("severity.resolved")
+    }
+}
+
+/// Loads theme `name`: the user's `DIR/themes/NAME.toml` when it exists,
+/// else the bundled one. Problems go to `errors`; `None` when nothing
+/// usable was found.
+pub fn load(name: &str, user_dir: Option<&Path>, errors: &mut Vec<ThemeError>) -> Option<Theme> {
+    let (text, file) = source(name, user_dir, errors)?;
+    load_text(name, &text, &file, user_dir, errors)
+}
+
+/// The names of every theme: bundled, then the user's.
+pub fn names(user_dir: Option<&Path>) -> Vec<String> {
+    let mut v: Vec<String> = BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
+    if let Some(d) = user_dir
+        && let Ok(rd) = std::fs::read_dir(d.join("themes"))
+    {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml")
+                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+                && !v.iter().any(|n| n == stem)
+            {
+                v.push(stem.to_string());
+            }
+        }
+    }
+    v
+}
+
+fn source(
+    name: &str,
+    user_dir: Option<&Path>,
+    errors: &mut Vec<ThemeError>,
+) -> Option<(String, String)> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        errors.push(ThemeError {
+            file: format!("theme {name:?}"),
+            line: None,
+            message: "a theme name is letters, digits, '-' and '_'".into(),
+        });
+        return None;
+    }
+    if let Some(d) = user_dir {
+        let p = d.join("themes").join(format!("{name}.toml"));
+        if p.exists() {
+            match std::fs::read_to_string(&p) {
+                Ok(t) => return Some((t, p.display().to_string())),
+                Err(e) => errors.push(ThemeError {
+                    file: p.display().to_string(),
+                    line: None,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+    }
+    if let Some((_, t)) = BUNDLED.iter().find(|(n, _)| *n == name) {
+        return Some((t.to_string(), format!("themes/{name}.toml (bundled)")));
+    }
+    errors.push(ThemeError {
+        file: format!("theme {name:?}"),
+        line: None,
+        message: format!(
+            "no such theme; known: {}",
+            names(user_dir).join(", ")
+        ),
+    });
+    None
+}
+
+fn load_text(
+    name: &str,
+    text: &str,
+    file: &str,
+    user_dir: Option<&Path>,
+    errors: &mut Vec<ThemeError>,
+) -> Option<Theme> {
+    load_depth(name, text, file, user_dir, errors, 0)
+}
+
+fn load_depth(
+    name: &str,
+    text: &str,
+    file: &str,
+    user_dir: Option<&Path>,
+    errors: &mut Vec<ThemeError>,
+    depth: usize,
+) -> Option<Theme> {
+    let err = |line: Option<usize>, message: String| ThemeError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let tf: ThemeFile = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let (line, message) = toml_error_line(&e, text);
+            errors.push(err(line, message));
+            return None;
+        }
+    };
+    let line_of = |needle: &str| crate::units::line_of(text, needle);
+    let mut theme = match tf.meta.extends.as_deref() {
+        Some(parent) if depth < 4 => {
+            let (ptext, pfile) = source(parent, user_dir, errors)?;
+            let mut t = load_depth(parent, &ptext, &pfile, user_dir, errors, depth + 1)?;
+            t.name = tf.meta.name.clone();
+            t
+        }
+        Some(parent) => {
+            errors.push(err(
+                line_of("extends"),
+                format!("extends {parent:?}: chains of more than 4 themes are refused (a loop?)"),
+            ));
+            return None;
+        }
+        None => Theme {
+            name: tf.meta.name.clone(),
+            dark: true,
+            styles: BTreeMap::new(),
+        },
+    };
+    let _ = name;
+    match tf.meta.variant.as_deref() {
+        None => {}
+        Some("dark") => theme.dark = true,
+        Some("light") => theme.dark = false,
+        Some(v) => errors.push(err(
+            line_of("variant"),
+            format!("variant {v:?}: expected \"dark\" or \"light\""),
+        )),
+    }
+    let palette = &tf.palette;
+    let resolve = |v: &str| -> Result<Color, String> {
+        if let Some(p) = v.strip_prefix('$') {
+            match palette.get(p) {
+                Some(c) => parse_colour(c).map_err(|e| format!("palette {p}: {e}")),
+                None => Err(format!(
+                    "${p}: no such palette colour; the palette has: {}",
+                    palette.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            }
+        } else {
+            parse_colour(v)
+        }
+    };
+    let tables = [
+        ("ui", &tf.ui),
+        ("severity", &tf.severity),
+        ("approval", &tf.approval),
+        ("mode", &tf.mode),
+    ];
+    let mut ok = true;
+    for (table, entries) in tables {
+        let known = ROLES
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, r)| *r)
+            .unwrap_or(&[]);
+        for (key, spec) in entries {
+            let line = key_line(text, table, key);
+            if !known.contains(&key.as_str()) {
+                errors.push(err(
+                    line,
+                    format!(
+                        "[{table}] {key}: unknown role; known: {}",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            match style_of(spec, &resolve) {
+                Ok(s) => {
+                    theme.styles.insert(format!("{table}.{key}"), s);
+                }
+                Err(e) => {
+                    ok = false;
+                    errors.push(err(line, format!("[{table}] {key}: {e}")));
+                }
+            }
+        }
+    }
+    if depth == 0 {
+        for (table, roles) in ROLES {
+            for r in *roles {
+                let k = format!("{table}.{r}");
+                if !theme.styles.contains_key(&k) {
+                    errors.push(err(
+                        None,
+                        format!("[{table}] {r} is missing (every role needs a style)"),
+                    ));
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok.then_some(theme)
+}
+
+/// The 1-based line of `key = ...` inside `[table]` of a TOML text.
+pub fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == header;
+            continue;
+        }
+        if inside
+            && let Some(rest) = t.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+fn style_of(spec: &StyleSpec, resolve: &dyn Fn(&str) -> Result<Color, String>) -> Result<Style, String> {
+    match spec {
+        StyleSpec::Colour(c) => Ok(Style::default().fg(resolve(c)?)),
+        StyleSpec::Full { fg, bg, modifiers } => {
+            let mut s = Style::default();
+            if let Some(f) = fg {
+                s = s.fg(resolve(f)?);
+            }
+            if let Some(b) = bg {
+                s = s.bg(resolve(b)?);
+            }
+            for m in modifiers {
+                match MODIFIERS.iter().find(|(n, _)| n == m) {
+                    Some((_, md)) => s = s.add_modifier(*md),
+                    None => {
+                        return Err(format!(
+                            "modifier {m:?}: expected one of {}",
+                            MODIFIERS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+            }
+            Ok(s)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bundled_theme_loads_without_problems() {
+        for (name, _) in BUNDLED {
+            let mut errs = Vec::new();
+            let t = load(name, None, &mut errs);
+            assert!(errs.is_empty(), "{name}: {errs:?}");
+            let t = t.expect(name);
+            for (table, roles) in ROLES {
+                for r in *roles {
+                    assert!(t.styles.contains_key(&format!("{table}.{r}")), "{name} {table}.{r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_live_and_dry_run_banners_differ_in_every_theme() {
+        for (name, _) in BUNDLED {
+            let t = load(name, None, &mut Vec::new()).expect(name);
+            assert_ne!(
+                t.style("mode.live_banner"),
+                t.style("mode.dry_run_banner"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_mono_theme_uses_no_colour() {
+        let t = load("mono", None, &mut Vec::new()).expect("mono");
+        for s in t.styles.values() {
+            for c in [s.fg, s.bg].into_iter().flatten() {
+                assert!(
+                    matches!(c, Color::Reset | Color::Black | Color::White | Color::Gray),
+                    "{c:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn colours_parse_and_bad_ones_say_what_is_accepted() {
+        assert_eq!(parse_colour("#ff0080"), Ok(Color::Rgb(255, 0, 128)));
+        assert_eq!(parse_colour("light-blue"), Ok(Color::LightBlue));
+        assert_eq!(parse_colour("42"), Ok(Color::Indexed(42)));
+        let e = parse_colour("#12").unwrap_err();
+        assert!(e.contains("#rrggbb"), "{e}");
+        let e = parse_colour("chartreuse").unwrap_err();
+        assert!(e.contains("expected a name"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_user_theme_names_file_line_and_role() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("themes")).unwrap();
+        std::fs::write(
+            dir.path().join("themes/mine.toml"),
+            "[meta]\nname = \"mine\"\nextends = \"default\"\n\n[ui]\ntext = \"$nope\"\nsparkle = \"red\"\n",
+        )
+        .unwrap();
+        let mut errs = Vec::new();
+        let t = load("mine", Some(dir.path()), &mut errs);
+        assert!(t.is_none());
+        let text = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(text.contains("mine.toml:6: [ui] text: $nope"), "{text}");
+        assert!(text.contains("mine.toml:7: [ui] sparkle: unknown role"), "{text}");
+    }
+
+    #[test]
+    fn a_user_theme_extends_a_bundled_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("themes")).unwrap();
+        std::fs::write(
+            dir.path().join("themes/mine.toml"),
+            "[meta]\nname = \"mine\"\nextends = \"light\"\n[palette]\nx = \"#010203\"\n[ui]\ntext = \"$x\"\n",
+        )
+        .unwrap();
+        let mut errs = Vec::new();
+        let t = load("mine", Some(dir.path()), &mut errs).expect("loads");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(t.text().fg, Some(Color::Rgb(1, 2, 3)));
+        assert!(!t.dark);
+        assert!(names(Some(dir.path())).contains(&"mine".to_string()));
+    }
+
+    #[test]
+    fn unknown_theme_lists_the_known_ones() {
+        let mut errs = Vec::new();
+        assert!(load("nope", None, &mut errs).is_none());
+        assert!(errs[0].message.contains("default, light"), "{errs:?}");
+        let mut errs = Vec::new();
+        assert!(load("../etc/passwd", None, &mut errs).is_none());
+        assert!(errs[0].message.contains("letters, digits"));
+    }
+}
