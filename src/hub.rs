@@ -93,11 +93,21 @@ pub struct Snapshot {
     pub hosts: Vec<HostView>,
     pub incidents: Vec<String>,
     pub sources: Vec<SourceHealth>,
+    /// Policy conditions that hold but not yet for long enough.
+    pub pending: Vec<PendingAlert>,
     /// The alert the console looks at, and the runbooks that could handle it.
     pub focus: Option<String>,
     pub suggestions: Vec<Suggestion>,
     /// Every runbook's name, risk and description (fixed at start).
     pub runbooks: Arc<Vec<RunbookInfo>>,
+}
+
+/// A policy condition that holds, waiting out its `for`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAlert {
+    pub name: String,
+    pub labels: crate::model::Labels,
+    pub since: Time,
 }
 
 /// What the console shows of a runbook without asking the engine.
@@ -239,6 +249,7 @@ impl Hub {
             hosts: Vec::new(),
             incidents: Vec::new(),
             sources: Vec::new(),
+            pending: Vec::new(),
             focus: None,
             suggestions: Vec::new(),
             runbooks: runbooks.clone(),
@@ -336,27 +347,40 @@ impl Hub {
         self.writer.flush_async().await
     }
 
+    /// Keeps the latest value and a short history of each metric per host;
+    /// when a host has several series of one metric (mountpoints,
+    /// services), the worst (highest) of the batch is kept.
     fn observe_hosts(&mut self, samples: &[crate::model::Sample]) {
+        let mut worst: BTreeMap<(&str, &str), f64> = BTreeMap::new();
         for s in samples {
             let Some(host) = s.labels.get("host") else {
                 continue;
             };
-            let hv = self.hosts.entry(host.clone()).or_insert_with(|| HostView {
-                name: host.clone(),
-                group: self
-                    .engine
-                    .inventory()
-                    .hosts
-                    .get(host)
-                    .and_then(|h| h.labels.get("group").cloned()),
-                metrics: BTreeMap::new(),
-                history: BTreeMap::new(),
-            });
-            // The worst value of a metric across the host's series.
-            let v = hv.metrics.entry(s.name.clone()).or_insert(s.value);
-            *v = s.value;
-            let h = hv.history.entry(s.name.clone()).or_default();
-            h.push_back(s.value);
+            let v = worst
+                .entry((host.as_str(), s.name.as_str()))
+                .or_insert(s.value);
+            if s.value > *v {
+                *v = s.value;
+            }
+        }
+        for ((host, metric), value) in worst {
+            let hv = self
+                .hosts
+                .entry(host.to_string())
+                .or_insert_with(|| HostView {
+                    name: host.to_string(),
+                    group: self
+                        .engine
+                        .inventory()
+                        .hosts
+                        .get(host)
+                        .and_then(|h| h.labels.get("group").cloned()),
+                    metrics: BTreeMap::new(),
+                    history: BTreeMap::new(),
+                });
+            hv.metrics.insert(metric.to_string(), value);
+            let h = hv.history.entry(metric.to_string()).or_default();
+            h.push_back(value);
             while h.len() > 120 {
                 h.pop_front();
             }
@@ -522,6 +546,16 @@ impl Hub {
                 .read()
                 .map(|b| b.values().cloned().collect())
                 .unwrap_or_default(),
+            pending: self
+                .engine
+                .pending_instances()
+                .take(1000)
+                .map(|(labels, since)| PendingAlert {
+                    name: labels.get("alertname").cloned().unwrap_or_default(),
+                    labels: labels.clone(),
+                    since,
+                })
+                .collect(),
             focus,
             suggestions,
             runbooks: self.runbooks.clone(),

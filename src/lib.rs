@@ -9,4 +9,5 @@ pub mod policy;
 pub mod runbook;
 pub mod sim;
 pub mod store;
+pub mod tui;
 pub mod units;

@@ -469,7 +469,6 @@ struct Prepared {
     /// Where sources (pollers, the listener) report their health.
     #[allow(dead_code)]
     sources: vigil::hub::SourceBoard,
-    #[allow(dead_code)]
     config: Config,
 }
 
@@ -509,7 +508,14 @@ fn prepare(
             .try_init();
     }
     let start = chrono::Utc::now();
-    let fleet = demo.then(|| DemoFleet::new(start, 1));
+    // VIGIL_DEMO_SPEED compresses the demo's metric clock (for demos and
+    // end-to-end tests); 1 is real time.
+    let speed = std::env::var("VIGIL_DEMO_SPEED")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .clamp(1, 60);
+    let fleet = demo.then(|| DemoFleet::new(start, speed));
     if let Some(f) = &fleet {
         config.hosts.extend(f.hosts());
         config.maintenance.extend(f.windows());
@@ -691,66 +697,83 @@ async fn wait_for_stop(limit: Option<std::time::Duration>) {
     }
 }
 
-/// Until the full-screen console lands, `vigil` runs the hub in the
-/// foreground and prints the decision log as it happens, with the mode
-/// (DEMO, LIVE or DRY-RUN, FROZEN) on every status line.
+/// The directory whose `themes/` and `keymaps/` override the bundled
+/// ones: the config file's own directory, else the platform config dir.
+fn look_dir(cli: &Cli) -> Option<PathBuf> {
+    match &cli.config {
+        Some(p) => p
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .map(Path::to_path_buf),
+        None => vigil::config::project_dirs().map(|d| d.config_dir().to_path_buf()),
+    }
+}
+
+/// The theme in force: `--theme`, the config's, `mono` when `NO_COLOR` is
+/// set, else `default`.
+fn theme_name(cli: &Cli, config: &Config) -> String {
+    cli.theme
+        .clone()
+        .or_else(|| config.theme.clone())
+        .or_else(|| {
+            std::env::var_os("NO_COLOR")
+                .filter(|v| !v.is_empty())
+                .map(|_| vigil::tui::theme::NO_COLOR_THEME.to_string())
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
+/// `vigil`: the full-screen console over the hub.
 fn cmd_console(cli: &Cli) -> ExitCode {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("error: the console needs a terminal; for a hub without one use `vigil serve`");
+        return ExitCode::from(2);
+    }
     let (rt, p, _guard) = match start_hub(cli, false) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    println!(
-        "vigil {}: data in {}, log {} (Ctrl-C to quit)",
-        if p.demo { "DEMO fleet" } else { "live" },
-        p.data_dir.display(),
-        p.log_path.display()
-    );
+    let setup = vigil::tui::run::ConsoleSetup {
+        handle: p.handle.clone(),
+        data_dir: p.data_dir.clone(),
+        log_path: p.log_path.clone(),
+        config_dir: look_dir(cli),
+        theme: theme_name(cli, &p.config),
+        keymap: cli
+            .keymap
+            .clone()
+            .or_else(|| p.config.keymap.clone())
+            .unwrap_or_else(|| "default".into()),
+        read_only: cli.read_only,
+        problems: Vec::new(),
+    };
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let hub = tokio::spawn(p.hub.run(stop_rx));
-        let mut snaps = p.handle.snapshots.clone();
-        let mut last_seq = snaps.borrow().audit_seq;
-        let mut last_status = String::new();
-        let stop = wait_for_stop(None);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => break,
-                changed = snaps.changed() => {
-                    if changed.is_err() { break; }
-                    let snap = snaps.borrow_and_update().clone();
-                    let from = last_seq;
-                    for r in snap.recent.iter().filter(|r| r.seq > from) {
-                        println!("{}", r.summary());
-                        last_seq = r.seq;
-                    }
-                    let status = format!(
-                        "[{}{}{}] firing {} | pending approvals {} | audit seq {}",
-                        if snap.demo { "DEMO " } else { "" },
-                        if snap.modes.dry_run { "DRY-RUN" } else { "LIVE" },
-                        if snap.modes.frozen { " FROZEN" } else { "" },
-                        snap.alerts.iter().filter(|a| a.status == vigil::model::AlertStatus::Firing).count(),
-                        snap.pending_approvals(),
-                        snap.audit_seq
-                    );
-                    if status != last_status {
-                        println!("{status}");
-                        last_status = status;
-                    }
-                }
-            }
-        }
+        let ui = vigil::tui::run::run(setup).await;
         let _ = stop_tx.send(true);
-        hub.await
+        (ui, hub.await)
     });
+    let log = p.log_path.display().to_string();
     match result {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
+        (Err(e), _) => {
+            eprintln!("error: the console stopped: {e} (log: {log})");
             ExitCode::from(1)
         }
-        Err(e) => {
-            eprintln!("error: the hub stopped: {e}");
+        (Ok(()), Ok(Ok(()))) => ExitCode::SUCCESS,
+        (Ok(()), Ok(Err(e))) => {
+            eprintln!("error: {e} (log: {log})");
+            ExitCode::from(1)
+        }
+        (Ok(()), Err(e)) => {
+            eprintln!("error: the hub stopped: {e} (log: {log})");
             ExitCode::from(1)
         }
     }

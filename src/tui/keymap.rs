@@ -119,31 +119,106 @@ pub const ACTIONS: &[ActionInfo] = &[
     info(UiAction::Quit, "quit", "quit the console", false),
     info(UiAction::Help, "help", "show this help", false),
     info(UiAction::Filter, "filter", "filter the focused pane", false),
-    info(UiAction::Palette, "palette", "open the command palette", false),
-    info(UiAction::Cancel, "cancel", "close a popup, clear the filter", false),
-    info(UiAction::FocusNext, "focus_next", "focus the next pane", false),
-    info(UiAction::FocusPrev, "focus_prev", "focus the previous pane", false),
-    info(UiAction::Zoom, "zoom", "zoom the focused pane in or out", false),
+    info(
+        UiAction::Palette,
+        "palette",
+        "open the command palette",
+        false,
+    ),
+    info(
+        UiAction::Cancel,
+        "cancel",
+        "close a popup, clear the filter",
+        false,
+    ),
+    info(
+        UiAction::FocusNext,
+        "focus_next",
+        "focus the next pane",
+        false,
+    ),
+    info(
+        UiAction::FocusPrev,
+        "focus_prev",
+        "focus the previous pane",
+        false,
+    ),
+    info(
+        UiAction::Zoom,
+        "zoom",
+        "zoom the focused pane in or out",
+        false,
+    ),
     info(UiAction::Up, "up", "move up", false),
     info(UiAction::Down, "down", "move down", false),
     info(UiAction::PageUp, "page_up", "move a page up", false),
     info(UiAction::PageDown, "page_down", "move a page down", false),
     info(UiAction::Top, "top", "go to the first row", false),
     info(UiAction::Bottom, "bottom", "go to the last row", false),
-    info(UiAction::Open, "open", "open the selected row's details", false),
+    info(
+        UiAction::Open,
+        "open",
+        "open the selected row's details",
+        false,
+    ),
     info(UiAction::FocusAlerts, "focus_alerts", "focus Alerts", false),
     info(UiAction::FocusDetail, "focus_detail", "focus Detail", false),
-    info(UiAction::FocusSuggestions, "focus_suggestions", "focus Runbooks", false),
-    info(UiAction::FocusApprovals, "focus_approvals", "focus Approvals", false),
+    info(
+        UiAction::FocusSuggestions,
+        "focus_suggestions",
+        "focus Runbooks",
+        false,
+    ),
+    info(
+        UiAction::FocusApprovals,
+        "focus_approvals",
+        "focus Approvals",
+        false,
+    ),
     info(UiAction::FocusAudit, "focus_audit", "focus Audit", false),
     info(UiAction::FocusHosts, "focus_hosts", "focus Hosts", false),
-    info(UiAction::Approve, "approve", "approve the selected action (confirms)", true),
-    info(UiAction::Reject, "reject", "reject the selected action with a reason", true),
-    info(UiAction::ToggleDryRun, "toggle_dry_run", "switch dry-run on or off (confirms)", true),
-    info(UiAction::ToggleFreeze, "toggle_freeze", "freeze or unfreeze all actions (confirms)", true),
-    info(UiAction::ResetBreaker, "reset_breaker", "reset the selected circuit breaker (confirms)", true),
-    info(UiAction::Silence, "silence", "silence the selected alert (palette: silence 1h)", true),
-    info(UiAction::NextTheme, "next_theme", "switch to the next theme", false),
+    info(
+        UiAction::Approve,
+        "approve",
+        "approve the selected action (confirms)",
+        true,
+    ),
+    info(
+        UiAction::Reject,
+        "reject",
+        "reject the selected action with a reason",
+        true,
+    ),
+    info(
+        UiAction::ToggleDryRun,
+        "toggle_dry_run",
+        "switch dry-run on or off (confirms)",
+        true,
+    ),
+    info(
+        UiAction::ToggleFreeze,
+        "toggle_freeze",
+        "freeze or unfreeze all actions (confirms)",
+        true,
+    ),
+    info(
+        UiAction::ResetBreaker,
+        "reset_breaker",
+        "reset the selected circuit breaker (confirms)",
+        true,
+    ),
+    info(
+        UiAction::Silence,
+        "silence",
+        "silence the selected alert (palette: silence 1h)",
+        true,
+    ),
+    info(
+        UiAction::NextTheme,
+        "next_theme",
+        "switch to the next theme",
+        false,
+    ),
 ];
 
 pub fn action_info(a: UiAction) -> &'static ActionInfo {
@@ -412,11 +487,18 @@ impl Keymap {
     /// The bundled default. Never fails: it is checked by the tests.
     pub fn fallback() -> Keymap {
         let mut errs = Vec::new();
-        parse("default", BUNDLED[0].1, "keymaps/default.toml", None, &mut errs, 0)
-            .unwrap_or(Keymap {
-                name: "default".into(),
-                bindings: BTreeMap::new(),
-            })
+        parse(
+            "default",
+            BUNDLED[0].1,
+            "keymaps/default.toml",
+            None,
+            &mut errs,
+            0,
+        )
+        .unwrap_or(Keymap {
+            name: "default".into(),
+            bindings: BTreeMap::new(),
+        })
     }
 
     /// The keys bound to `action` in `scope` (not counting global ones).
@@ -430,7 +512,11 @@ impl Keymap {
     /// The keys that trigger `action` in `scope`, pane bindings first,
     /// as text (`a`, `ctrl-c`).
     pub fn keys_text(&self, scope: Scope, action: UiAction) -> Vec<String> {
-        let mut v: Vec<String> = self.keys(scope, action).iter().map(|s| fmt_seq(s)).collect();
+        let mut v: Vec<String> = self
+            .keys(scope, action)
+            .iter()
+            .map(|s| fmt_seq(s))
+            .collect();
         if scope != Scope::Global {
             v.extend(self.keys(Scope::Global, action).iter().map(|s| fmt_seq(s)));
         }
@@ -471,8 +557,7 @@ impl Keymap {
 
     /// Removes every dangerous action (`--read-only`).
     pub fn strip_dangerous(&mut self) {
-        self.bindings
-            .retain(|(_, a), _| !action_info(*a).dangerous);
+        self.bindings.retain(|(_, a), _| !action_info(*a).dangerous);
     }
 }
 
@@ -527,7 +612,11 @@ fn source(
         line: None,
         message: format!(
             "no such keymap; bundled: {}; or put {name}.toml in the config dir's keymaps/",
-            BUNDLED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            BUNDLED
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     });
     None
@@ -599,7 +688,11 @@ fn parse(
                     line,
                     format!(
                         "[{table}] {action_name}: unknown action; known: {}",
-                        ACTIONS.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
+                        ACTIONS
+                            .iter()
+                            .map(|i| i.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
                 continue;
@@ -614,7 +707,10 @@ fn parse(
             let mut seqs = Vec::new();
             for k in list {
                 let Some(ks) = k.as_str() else {
-                    errors.push(err(line, format!("[{table}] {action_name}: keys are strings")));
+                    errors.push(err(
+                        line,
+                        format!("[{table}] {action_name}: keys are strings"),
+                    ));
                     continue;
                 };
                 match parse_seq(ks) {
@@ -726,9 +822,15 @@ mod tests {
     #[test]
     fn lookup_prefers_the_pane_and_waits_for_sequences() {
         let km = Keymap::fallback();
-        assert_eq!(km.lookup(Scope::Alerts, &[k("q")]), Lookup::Action(UiAction::Quit));
+        assert_eq!(
+            km.lookup(Scope::Alerts, &[k("q")]),
+            Lookup::Action(UiAction::Quit)
+        );
         assert_eq!(km.lookup(Scope::Alerts, &[k("g")]), Lookup::Prefix);
-        assert_eq!(km.lookup(Scope::Alerts, &[k("g"), k("g")]), Lookup::Action(UiAction::Top));
+        assert_eq!(
+            km.lookup(Scope::Alerts, &[k("g"), k("g")]),
+            Lookup::Action(UiAction::Top)
+        );
         assert_eq!(km.lookup(Scope::Alerts, &[k("F12")]), Lookup::None);
     }
 
@@ -760,25 +862,46 @@ mod tests {
         let (km, errs) = user(
             "[meta]\nname = \"mine\"\nextends = \"default\"\n[global]\nexplode = [\"x\"]\napprove = [\"j\"]\nhelp = [\"hyper-q\"]\nzoom = [\"q\"]\n",
         );
-        let text = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
-        assert!(text.contains("mine.toml:5: [global] explode: unknown action"), "{text}");
-        assert!(text.contains("mine.toml:6: [global] approve: \"j\" is a navigation key"), "{text}");
-        assert!(text.contains("mine.toml:7: [global] help: key \"hyper-q\""), "{text}");
+        let text = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("mine.toml:5: [global] explode: unknown action"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mine.toml:6: [global] approve: \"j\" is a navigation key"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mine.toml:7: [global] help: key \"hyper-q\""),
+            "{text}"
+        );
         // Fell back: the default's bindings are there.
         assert_eq!(km.name, "default");
-        assert_eq!(km.lookup(Scope::Global, &[k("z")]), Lookup::Action(UiAction::Zoom));
+        assert_eq!(
+            km.lookup(Scope::Global, &[k("z")]),
+            Lookup::Action(UiAction::Zoom)
+        );
     }
 
     #[test]
     fn conflicts_and_shadowing_prefixes_are_refused() {
-        let (_, errs) = user(
-            "[meta]\nname = \"mine\"\nextends = \"default\"\n[global]\nzoom = [\"q\"]\n",
+        let (_, errs) =
+            user("[meta]\nname = \"mine\"\nextends = \"default\"\n[global]\nzoom = [\"q\"]\n");
+        assert!(
+            errs.iter().any(|e| e.message.contains("conflict")),
+            "{errs:?}"
         );
-        assert!(errs.iter().any(|e| e.message.contains("conflict")), "{errs:?}");
         let (_, errs) = user(
             "[meta]\nname = \"mine\"\nextends = \"default\"\n[global]\nnext_theme = [\"g\"]\n",
         );
-        assert!(errs.iter().any(|e| e.message.contains("\"g g\"")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.message.contains("\"g g\"")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ use crate::units::toml_error_line;
 pub const BUNDLED: &[(&str, &str)] = &[
     ("default", include_str!("../../themes/default.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
     ("mono", include_str!("../../themes/mono.toml")),
     ("colorblind", include_str!("../../themes/colorblind.toml")),
 ];
@@ -138,7 +141,9 @@ pub fn parse_colour(s: &str) -> Result<Color, String> {
         {
             return Ok(Color::Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8));
         }
-        return Err(format!("colour {s:?}: expected #rrggbb with six hex digits"));
+        return Err(format!(
+            "colour {s:?}: expected #rrggbb with six hex digits"
+        ));
     }
     if let Ok(i) = t.parse::<u8>() {
         return Ok(Color::Indexed(i));
@@ -176,12 +181,18 @@ impl Theme {
     /// The bundled default theme. Never fails: it is checked by the tests.
     pub fn fallback() -> Theme {
         let mut errs = Vec::new();
-        load_text("default", BUNDLED[0].1, "themes/default.toml", None, &mut errs)
-            .unwrap_or_else(|| Theme {
-                name: "default".into(),
-                dark: true,
-                styles: BTreeMap::new(),
-            })
+        load_text(
+            "default",
+            BUNDLED[0].1,
+            "themes/default.toml",
+            None,
+            &mut errs,
+        )
+        .unwrap_or_else(|| Theme {
+            name: "default".into(),
+            dark: true,
+            styles: BTreeMap::new(),
+        })
     }
 
     /// A role's style (`ui.text`, `severity.critical`, `mode.live_banner`).
@@ -292,10 +303,7 @@ fn source(
     errors.push(ThemeError {
         file: format!("theme {name:?}"),
         line: None,
-        message: format!(
-            "no such theme; known: {}",
-            names(user_dir).join(", ")
-        ),
+        message: format!("no such theme; known: {}", names(user_dir).join(", ")),
     });
     None
 }
@@ -394,10 +402,7 @@ fn load_depth(
             if !known.contains(&key.as_str()) {
                 errors.push(err(
                     line,
-                    format!(
-                        "[{table}] {key}: unknown role; known: {}",
-                        known.join(", ")
-                    ),
+                    format!("[{table}] {key}: unknown role; known: {}", known.join(", ")),
                 ));
                 continue;
             }
@@ -449,7 +454,10 @@ pub fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     None
 }
 
-fn style_of(spec: &StyleSpec, resolve: &dyn Fn(&str) -> Result<Color, String>) -> Result<Style, String> {
+fn style_of(
+    spec: &StyleSpec,
+    resolve: &dyn Fn(&str) -> Result<Color, String>,
+) -> Result<Style, String> {
     match spec {
         StyleSpec::Colour(c) => Ok(Style::default().fg(resolve(c)?)),
         StyleSpec::Full { fg, bg, modifiers } => {
@@ -493,7 +501,10 @@ mod tests {
             let t = t.expect(name);
             for (table, roles) in ROLES {
                 for r in *roles {
-                    assert!(t.styles.contains_key(&format!("{table}.{r}")), "{name} {table}.{r}");
+                    assert!(
+                        t.styles.contains_key(&format!("{table}.{r}")),
+                        "{name} {table}.{r}"
+                    );
                 }
             }
         }
@@ -547,9 +558,16 @@ mod tests {
         let mut errs = Vec::new();
         let t = load("mine", Some(dir.path()), &mut errs);
         assert!(t.is_none());
-        let text = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+        let text = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(text.contains("mine.toml:6: [ui] text: $nope"), "{text}");
-        assert!(text.contains("mine.toml:7: [ui] sparkle: unknown role"), "{text}");
+        assert!(
+            text.contains("mine.toml:7: [ui] sparkle: unknown role"),
+            "{text}"
+        );
     }
 
     #[test]
