@@ -70,8 +70,28 @@ const RECENT: usize = 500;
 pub struct HostView {
     pub name: String,
     pub group: Option<String>,
+    /// The worst (highest) latest value of each metric across its series.
     pub metrics: BTreeMap<String, f64>,
+    /// The worst value of each metric per tick, oldest first.
     pub history: BTreeMap<String, VecDeque<f64>>,
+    /// Each series' own history: (metric, labels but `host`).
+    pub series: BTreeMap<(String, crate::model::Labels), VecDeque<f64>>,
+}
+
+impl HostView {
+    /// The history of the series of `metric` whose labels all appear in
+    /// `labels` (an alert's), if there is one.
+    pub fn series_for(
+        &self,
+        metric: &str,
+        labels: &crate::model::Labels,
+    ) -> Option<&VecDeque<f64>> {
+        self.series
+            .iter()
+            .filter(|((m, l), _)| m == metric && l.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .max_by_key(|((_, l), _)| l.len())
+            .map(|(_, h)| h)
+    }
 }
 
 /// Everything the console needs to draw a frame. Immutable once published.
@@ -110,6 +130,20 @@ pub struct PendingAlert {
     pub since: Time,
 }
 
+/// Every runbook's name, risk and description.
+pub fn runbook_infos(engine: &Engine) -> Vec<RunbookInfo> {
+    engine
+        .catalog()
+        .runbooks
+        .iter()
+        .map(|r| RunbookInfo {
+            name: r.name().to_string(),
+            description: r.spec.description.clone(),
+            risk: format!("{:?}", r.spec.risk).to_lowercase(),
+        })
+        .collect()
+}
+
 /// What the console shows of a runbook without asking the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunbookInfo {
@@ -119,6 +153,69 @@ pub struct RunbookInfo {
 }
 
 impl Snapshot {
+    /// What the engine knows at `now`, with the runbook suggestions for
+    /// the alert in `focus`; the hub fills in the rest (operator, hosts,
+    /// recent records, sources).
+    pub fn of_engine(engine: &Engine, now: Time, focus: Option<String>) -> Snapshot {
+        let mut alerts: Vec<Alert> = engine.alerts().cloned().collect();
+        alerts.sort_by(|a, b| {
+            (a.status == AlertStatus::Resolved)
+                .cmp(&(b.status == AlertStatus::Resolved))
+                .then(b.severity.cmp(&a.severity))
+                .then(a.since.cmp(&b.since))
+        });
+        let mut actions: Vec<Action> = engine
+            .actions()
+            .rev()
+            .filter(|a| !a.state.is_final())
+            .cloned()
+            .collect();
+        actions.extend(
+            engine
+                .actions()
+                .rev()
+                .filter(|a| a.state.is_final())
+                .take(200)
+                .cloned(),
+        );
+        let breakers = engine
+            .breakers()
+            .filter(|(_, b)| b.open_since.is_some())
+            .map(|((r, t), b)| (r.clone(), t.clone(), b.clone()))
+            .collect();
+        let suggestions = focus
+            .as_deref()
+            .map(|fp| engine.suggestions(fp, now))
+            .unwrap_or_default();
+        Snapshot {
+            at: now,
+            modes: engine.modes(),
+            demo: false,
+            operator: String::new(),
+            alerts,
+            actions,
+            breakers,
+            recent: Vec::new(),
+            audit_seq: 0,
+            store_error: None,
+            hosts: Vec::new(),
+            incidents: Vec::new(),
+            sources: Vec::new(),
+            pending: engine
+                .pending_instances()
+                .take(1000)
+                .map(|(labels, since)| PendingAlert {
+                    name: labels.get("alertname").cloned().unwrap_or_default(),
+                    labels: labels.clone(),
+                    since,
+                })
+                .collect(),
+            focus,
+            suggestions,
+            runbooks: Arc::new(runbook_infos(engine)),
+        }
+    }
+
     pub fn pending_approvals(&self) -> usize {
         self.actions
             .iter()
@@ -222,19 +319,7 @@ impl Hub {
     pub fn new(setup: HubSetup) -> (Hub, HubHandle) {
         let (tx, rx) = mpsc::channel(4096);
         let (focus_tx, focus_rx) = watch::channel(None);
-        let runbooks = Arc::new(
-            setup
-                .engine
-                .catalog()
-                .runbooks
-                .iter()
-                .map(|r| RunbookInfo {
-                    name: r.name().to_string(),
-                    description: r.spec.description.clone(),
-                    risk: format!("{:?}", r.spec.risk).to_lowercase(),
-                })
-                .collect::<Vec<_>>(),
-        );
+        let runbooks = Arc::new(runbook_infos(&setup.engine));
         let empty = Snapshot {
             at: Utc::now(),
             modes: setup.engine.modes(),
@@ -356,6 +441,20 @@ impl Hub {
             let Some(host) = s.labels.get("host") else {
                 continue;
             };
+            if let Some(hv) = self.hosts.get_mut(host.as_str()) {
+                let mut l = s.labels.clone();
+                l.remove("host");
+                // Bounded: a host with a runaway number of series keeps
+                // only the first 64.
+                let key = (s.name.clone(), l);
+                if hv.series.len() < 64 || hv.series.contains_key(&key) {
+                    let h = hv.series.entry(key).or_default();
+                    h.push_back(s.value);
+                    while h.len() > 120 {
+                        h.pop_front();
+                    }
+                }
+            }
             let v = worst
                 .entry((host.as_str(), s.name.as_str()))
                 .or_insert(s.value);
@@ -377,6 +476,7 @@ impl Hub {
                         .and_then(|h| h.labels.get("group").cloned()),
                     metrics: BTreeMap::new(),
                     history: BTreeMap::new(),
+                    series: BTreeMap::new(),
                 });
             hv.metrics.insert(metric.to_string(), value);
             let h = hv.history.entry(metric.to_string()).or_default();
@@ -490,76 +590,26 @@ impl Hub {
     }
 
     fn publish(&mut self) {
-        let mut alerts: Vec<Alert> = self.engine.alerts().cloned().collect();
-        alerts.sort_by(|a, b| {
-            (a.status == AlertStatus::Resolved)
-                .cmp(&(b.status == AlertStatus::Resolved))
-                .then(b.severity.cmp(&a.severity))
-                .then(a.since.cmp(&b.since))
-        });
-        let mut actions: Vec<Action> = self
-            .engine
-            .actions()
-            .rev()
-            .filter(|a| !a.state.is_final())
-            .cloned()
-            .collect();
-        actions.extend(
-            self.engine
-                .actions()
-                .rev()
-                .filter(|a| a.state.is_final())
-                .take(200)
-                .cloned(),
-        );
-        let breakers = self
-            .engine
-            .breakers()
-            .filter(|(_, b)| b.open_since.is_some())
-            .map(|((r, t), b)| (r.clone(), t.clone(), b.clone()))
-            .collect();
         let now = Utc::now();
         let focus = self.focus.borrow_and_update().clone();
-        let suggestions = focus
-            .as_deref()
-            .map(|fp| self.engine.suggestions(fp, now))
+        let mut snap = Snapshot::of_engine(&self.engine, now, focus);
+        snap.demo = self.demo.is_some();
+        snap.operator = self.operator.clone();
+        snap.recent = self.recent.iter().cloned().collect();
+        snap.audit_seq = self.audit_seq;
+        snap.store_error = self.store_error.clone();
+        snap.hosts = self.hosts.values().cloned().collect();
+        snap.incidents = self
+            .demo
+            .as_ref()
+            .map(|d| d.incidents())
             .unwrap_or_default();
-        let snap = Snapshot {
-            at: now,
-            modes: self.engine.modes(),
-            demo: self.demo.is_some(),
-            operator: self.operator.clone(),
-            alerts,
-            actions,
-            breakers,
-            recent: self.recent.iter().cloned().collect(),
-            audit_seq: self.audit_seq,
-            store_error: self.store_error.clone(),
-            hosts: self.hosts.values().cloned().collect(),
-            incidents: self
-                .demo
-                .as_ref()
-                .map(|d| d.incidents())
-                .unwrap_or_default(),
-            sources: self
-                .sources
-                .read()
-                .map(|b| b.values().cloned().collect())
-                .unwrap_or_default(),
-            pending: self
-                .engine
-                .pending_instances()
-                .take(1000)
-                .map(|(labels, since)| PendingAlert {
-                    name: labels.get("alertname").cloned().unwrap_or_default(),
-                    labels: labels.clone(),
-                    since,
-                })
-                .collect(),
-            focus,
-            suggestions,
-            runbooks: self.runbooks.clone(),
-        };
+        snap.sources = self
+            .sources
+            .read()
+            .map(|b| b.values().cloned().collect())
+            .unwrap_or_default();
+        snap.runbooks = self.runbooks.clone();
         self.snap_tx.send_replace(Arc::new(snap));
     }
 }

@@ -6,3 +6,7 @@ pub mod panes;
 pub mod run;
 pub mod theme;
 pub mod view;
+pub mod fixture;
+
+#[cfg(test)]
+mod tests;

@@ -155,8 +155,14 @@ fn alerts(app: &App, area: Rect) -> PaneText {
     );
     let h = usize::from(area.height.saturating_sub(3));
     let w = usize::from(area.width.saturating_sub(2));
+    let compact = w < 60;
+    let header = if compact {
+        "SEV   HOST        ALERT"
+    } else {
+        "SEV   AGE     STATE     HOST          ALERT"
+    };
     let mut lines = vec![Line::styled(
-        pad("SEV   AGE     STATE     HOST          ALERT", w),
+        pad(header, w),
         t.muted().add_modifier(Modifier::BOLD),
     )];
     if app.alert_rows.is_empty() {
@@ -176,6 +182,15 @@ fn alerts(app: &App, area: Rect) -> PaneText {
             AlertRow::Alert(ix) => {
                 let a = &snap.alerts[ix];
                 alert_line(a, snap.at, t, w)
+            }
+            AlertRow::Pending(ix) if compact => {
+                let p = &snap.pending[ix];
+                let host = p.labels.get("host").map(String::as_str).unwrap_or("-");
+                Line::from(vec![
+                    Span::styled("····  ", t.muted()),
+                    Span::styled(pad(&clean(host), 12), t.muted()),
+                    Span::styled(format!("{} (pending)", clean(&p.name)), t.muted()),
+                ])
             }
             AlertRow::Pending(ix) => {
                 let p = &snap.pending[ix];
@@ -216,6 +231,13 @@ fn alert_line(a: &Alert, now: crate::model::Time, t: &Theme, w: usize) -> Line<'
     if !extra.is_empty() {
         tail.push_str("  ");
         tail.push_str(&extra);
+    }
+    if w < 60 {
+        return Line::from(vec![
+            Span::styled(format!("{word}  "), style),
+            Span::styled(pad(&clean(host), 12), text_style),
+            Span::styled(pad(&tail, w.saturating_sub(18)), text_style),
+        ]);
     }
     let used = 6 + 8 + 10 + 14;
     Line::from(vec![
@@ -319,7 +341,7 @@ fn detail(app: &App, area: Rect) -> PaneText {
         .filter(|m| !m.is_empty());
     if let (Some(m), Some(host)) = (metric, a.host())
         && let Some(hv) = snap.hosts.iter().find(|h| h.name == host)
-        && let Some(hist) = hv.history.get(m)
+        && let Some(hist) = hv.series_for(m, &a.labels).or_else(|| hv.history.get(m))
         && !hist.is_empty()
     {
         let vals: Vec<f64> = hist.iter().copied().collect();
@@ -338,7 +360,7 @@ fn detail(app: &App, area: Rect) -> PaneText {
         let w = usize::from(area.width.saturating_sub(30)).clamp(10, 60);
         lines.push(Line::from(vec![
             Span::styled(format!("  {m} on {host}: "), t.text()),
-            Span::styled(spark(&vals, w), t.severity(a.severity)),
+            Span::styled(spark(&vals, w, None), t.severity(a.severity)),
         ]));
         lines.push(Line::styled(
             format!(
@@ -398,17 +420,27 @@ fn detail(app: &App, area: Rect) -> PaneText {
     (String::new(), lines, None)
 }
 
-/// Unicode block sparkline of `vals` squeezed into `w` cells.
-pub fn spark(vals: &[f64], w: usize) -> String {
+/// Unicode block sparkline of `vals` squeezed into `w` cells, scaled to
+/// `range` when given (percentages: 0-100), else to the values' own span
+/// widened so that noise on a steady value stays flat.
+pub fn spark(vals: &[f64], w: usize, range: Option<(f64, f64)>) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     if vals.is_empty() || w == 0 {
         return String::new();
     }
     let n = vals.len();
     let cells = w.min(n);
-    let (lo, hi) = vals
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    let (lo, hi) = range.unwrap_or_else(|| {
+        let (l, h) = vals
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+        let floor = (h.abs().max(l.abs()) * 0.05).max(1e-9);
+        if h - l < floor {
+            (l - floor, h + floor)
+        } else {
+            (l, h)
+        }
+    });
     let span = (hi - lo).max(1e-9);
     (0..cells)
         .map(|c| {
@@ -487,7 +519,19 @@ fn suggestions(app: &App) -> PaneText {
                 t.muted(),
             ));
         }
+        let open = snap
+            .actions
+            .iter()
+            .find(|x| x.runbook == s.runbook && x.target == s.target && x.is_open());
         match (&s.params, &s.block) {
+            (_, _) if open.is_some() => {
+                if let Some(x) = open {
+                    lines.push(Line::styled(
+                        format!("   in progress as {}: {}", x.id, x.state.as_str()),
+                        state_style(x.state, t),
+                    ));
+                }
+            }
             (Err(e), _) => lines.push(Line::styled(
                 format!("   blocked: param_invalid: {}", clean(e)),
                 t.style("approval.failed"),
@@ -773,7 +817,7 @@ fn hosts(app: &App, area: Rect) -> PaneText {
                 _ => t.text(),
             };
             spans.push(Span::styled(
-                format!("{:<w2$}", spark(&hist, sw), w2 = sw),
+                format!("{:<w2$}", spark(&hist, sw, Some((0.0, 100.0))), w2 = sw),
                 style,
             ));
             spans.push(Span::styled(

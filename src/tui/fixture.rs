@@ -1,0 +1,217 @@
+//! A deterministic incident for the console's tests and benchmarks: a real
+//! engine fed real alerts and samples at fixed times, so every pane has
+//! something true to show. Nothing here is used by the running console.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+
+use crate::config::Config;
+use crate::engine::{Command, Engine, Event};
+use crate::hub::{HealthState, HostView, SourceHealth, Snapshot};
+use crate::model::{AlertStatus, IncomingAlert, Labels, Record, Sample, Severity, Time};
+
+const HOSTS: &str = r#"
+operator = "alice"
+[[hosts]]
+name = "web-01"
+labels = { group = "web", service_manager = "systemd" }
+services = ["nginx"]
+[[hosts]]
+name = "web-02"
+labels = { group = "web", service_manager = "systemd" }
+services = ["nginx"]
+[[hosts]]
+name = "web-03"
+labels = { group = "web", service_manager = "systemd" }
+services = ["nginx"]
+[[hosts]]
+name = "api-01"
+labels = { group = "api", service_manager = "systemd" }
+services = ["payments"]
+[[hosts]]
+name = "db-01"
+labels = { group = "db", service_manager = "systemd" }
+services = ["postgresql"]
+"#;
+
+/// The fixed start of the story.
+pub fn t0() -> Time {
+    Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn alert(name: &str, host: &str, severity: &str, extra: &[(&str, &str)]) -> Event {
+    let mut l = labels(&[("alertname", name), ("host", host), ("severity", severity)]);
+    l.extend(labels(extra));
+    Event::Alert(IncomingAlert {
+        labels: l,
+        annotations: labels(&[("summary", &format!("{name} on {host}"))]),
+        status: AlertStatus::Firing,
+        fingerprint: None,
+        starts_at: None,
+        ends_at: None,
+        source: Some("alertmanager".into()),
+    })
+}
+
+/// An engine, its audit records (numbered), and the time it ends at.
+pub struct Incident {
+    pub engine: Engine,
+    pub records: Vec<Record>,
+    pub now: Time,
+}
+
+/// Builds the incident: a service down awaiting approval, a disk cleanup
+/// that ran, a pending memory condition, an info alert, a resolved one,
+/// and `extra` more warning alerts across made-up hosts.
+pub fn incident(extra: usize) -> Incident {
+    let c = match Config::parse("fixture.toml", HOSTS) {
+        Ok(c) => c,
+        Err(e) => panic!("fixture config: {e:?}"),
+    };
+    let setup = match c.build("fixture.toml", HOSTS, false, Some("sim".into())) {
+        Ok(s) => s,
+        Err(e) => panic!("fixture setup: {e:?}"),
+    };
+    let mut e = Engine::new(setup);
+    let mut records = Vec::new();
+    let mut at = t0();
+    let feed = |e: &mut Engine, ev: Event, at: Time, records: &mut Vec<Record>| {
+        for c in e.handle(ev, at) {
+            if let Command::Record(mut r) = c {
+                r.seq = records.len() as u64 + 1;
+                records.push(r);
+            }
+        }
+    };
+    feed(
+        &mut e,
+        alert("ServiceDown", "api-01", "critical", &[("service", "payments")]),
+        at,
+        &mut records,
+    );
+    at += TimeDelta::seconds(20);
+    feed(
+        &mut e,
+        alert("DiskSpaceLow", "web-03", "warning", &[("mountpoint", "/var")]),
+        at,
+        &mut records,
+    );
+    at += TimeDelta::seconds(15);
+    feed(
+        &mut e,
+        alert("NodeClockSkew", "db-01", "info", &[]),
+        at,
+        &mut records,
+    );
+    at += TimeDelta::seconds(5);
+    feed(
+        &mut e,
+        alert("HighLatency", "web-01", "high", &[("route", "/checkout")]),
+        at,
+        &mut records,
+    );
+    let mut resolved = match alert("CronJobFailed", "web-02", "warning", &[("job", "backup")]) {
+        Event::Alert(a) => a,
+        _ => unreachable!(),
+    };
+    feed(&mut e, Event::Alert(resolved.clone()), at, &mut records);
+    at += TimeDelta::seconds(10);
+    resolved.status = AlertStatus::Resolved;
+    feed(&mut e, Event::Alert(resolved), at, &mut records);
+    // A memory condition that holds but not yet for its `for`.
+    feed(
+        &mut e,
+        Event::Sample(Sample {
+            name: "memory_used_percent".into(),
+            labels: labels(&[("host", "web-02"), ("service", "gunicorn")]),
+            value: 93.5,
+        }),
+        at,
+        &mut records,
+    );
+    for i in 0..extra {
+        let host = format!("node-{:05}", i);
+        feed(
+            &mut e,
+            alert("DiskSpaceLow", &host, "warning", &[("mountpoint", "/data")]),
+            at,
+            &mut records,
+        );
+    }
+    at += TimeDelta::seconds(30);
+    feed(&mut e, Event::Tick, at, &mut records);
+    Incident {
+        engine: e,
+        records,
+        now: at,
+    }
+}
+
+/// The snapshot the hub would publish for the incident, with hosts and
+/// sources filled in and the first alert in focus.
+pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
+    let mut s = Snapshot::of_engine(&inc.engine, inc.now, focus);
+    s.operator = "alice".into();
+    s.audit_seq = inc.records.len() as u64;
+    s.recent = inc.records.iter().rev().take(500).rev().cloned().collect();
+    s.sources = vec![
+        SourceHealth {
+            name: "alertmanager".into(),
+            kind: "alertmanager".into(),
+            state: HealthState::Ok,
+            detail: "webhook".into(),
+            last_ok: Some(inc.now),
+        },
+        SourceHealth {
+            name: "prometheus".into(),
+            kind: "prometheus".into(),
+            state: HealthState::Down,
+            detail: "connection refused".into(),
+            last_ok: None,
+        },
+    ];
+    s.hosts = ["api-01", "db-01", "web-01", "web-02", "web-03"]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut metrics = BTreeMap::new();
+            let mut history = BTreeMap::new();
+            let disk: VecDeque<f64> = (0..60)
+                .map(|k| 40.0 + (i as f64) * 8.0 + (k as f64) * if *h == "web-03" { 0.8 } else { 0.05 })
+                .collect();
+            let mem: VecDeque<f64> = (0..60).map(|k| 50.0 + ((k * (i + 1)) % 17) as f64).collect();
+            metrics.insert("disk_used_percent".to_string(), disk.back().copied().unwrap_or(0.0));
+            metrics.insert("memory_used_percent".to_string(), mem.back().copied().unwrap_or(0.0));
+            history.insert("disk_used_percent".to_string(), disk);
+            history.insert("memory_used_percent".to_string(), mem);
+            HostView {
+                name: h.to_string(),
+                group: Some(h.split('-').next().unwrap_or("-").to_string()),
+                metrics,
+                history,
+                series: BTreeMap::new(),
+            }
+        })
+        .collect();
+    s.runbooks = Arc::new(crate::hub::runbook_infos(&inc.engine));
+    s
+}
+
+/// The fingerprint of the incident's most severe firing alert.
+pub fn first_alert(s: &Snapshot) -> Option<String> {
+    s.alerts
+        .iter()
+        .find(|a| a.status == AlertStatus::Firing && a.severity == Severity::Critical)
+        .map(|a| a.fingerprint.clone())
+}

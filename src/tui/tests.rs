@@ -1,0 +1,531 @@
+//! The console's tests: state (keys in, intents out), buffers with style
+//! checks where colour carries safety, and whole-screen snapshots at three
+//! sizes in every bundled theme.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Style;
+
+use crate::engine::Event;
+use crate::hub::Snapshot;
+use crate::model::{ActionState, Severity};
+use crate::tui::app::{App, AppOptions, AuditPage, Intent, Pane, Popup};
+use crate::tui::fixture;
+use crate::tui::keymap::Keymap;
+use crate::tui::theme::{self, Theme};
+use crate::tui::view;
+
+fn snap() -> Snapshot {
+    let inc = fixture::incident(0);
+    let s = fixture::snapshot(&inc, None);
+    let focus = fixture::first_alert(&s);
+    let mut s = fixture::snapshot(&inc, focus);
+    s.recent.clear();
+    s
+}
+
+fn app_with(s: Snapshot, read_only: bool) -> App {
+    let mut app = App::new(
+        Arc::new(s),
+        Theme::fallback(),
+        Keymap::fallback(),
+        AppOptions {
+            read_only,
+            log_path: "/var/log/vigil/vigil.log".into(),
+            config_dir: None,
+            theme_names: theme::BUNDLED.iter().map(|(n, _)| n.to_string()).collect(),
+            problems: Vec::new(),
+        },
+    );
+    // Feed the audit pane the fixture's records, as the reader would.
+    let inc = fixture::incident(0);
+    let mut recs = inc.records.clone();
+    recs.reverse();
+    let gen_ = app.audit.generation;
+    app.apply_audit_page(AuditPage {
+        generation: gen_,
+        before: None,
+        records: recs,
+        total: Some(inc.records.len() as u64),
+        error: None,
+    });
+    app.outbox.clear();
+    app
+}
+
+fn app() -> App {
+    app_with(snap(), false)
+}
+
+fn key(app: &mut App, k: KeyCode) {
+    app.on_key(&KeyEvent::new(k, KeyModifiers::NONE), Instant::now());
+}
+
+fn chr(app: &mut App, c: char) {
+    let m = if c.is_ascii_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    app.on_key(&KeyEvent::new(KeyCode::Char(c), m), Instant::now());
+}
+
+fn typed(app: &mut App, s: &str) {
+    for c in s.chars() {
+        chr(app, c);
+    }
+}
+
+fn hub_events(app: &mut App) -> Vec<Event> {
+    std::mem::take(&mut app.outbox)
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::Hub(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| view::draw(f, app)).expect("draw");
+    t.backend().buffer().clone()
+}
+
+fn text(b: &Buffer) -> String {
+    let mut s = String::new();
+    for y in 0..b.area.height {
+        for x in 0..b.area.width {
+            s.push_str(b[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+// ----- state --------------------------------------------------------------
+
+#[test]
+fn the_fixture_has_an_approval_waiting_and_the_queue_shows_it_first() {
+    let a = app();
+    assert_eq!(a.pending(), 1);
+    let first = a.selected_action().expect("an action");
+    assert_eq!(first.state, ActionState::AwaitingApproval);
+    assert_eq!(first.runbook, "service_restart");
+}
+
+#[test]
+fn approve_confirms_with_cancel_focused_and_enter_there_does_nothing() {
+    let mut a = app();
+    chr(&mut a, '4');
+    assert_eq!(a.focus, Pane::Approvals);
+    chr(&mut a, 'a');
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("no confirmation");
+    };
+    assert!(!c.ok_focused, "Cancel must be focused");
+    let all = c.lines.join("\n");
+    assert!(all.contains("Target:  api-01"), "{all}");
+    assert!(all.contains("service_restart"), "{all}");
+    assert!(all.contains("systemctl"), "the exact command: {all}");
+    assert!(all.contains("LIVE"), "{all}");
+    key(&mut a, KeyCode::Enter);
+    assert!(a.popup.is_none());
+    assert!(hub_events(&mut a).is_empty(), "Cancel sent something");
+}
+
+#[test]
+fn approve_after_moving_to_the_button_sends_one_approval() {
+    let mut a = app();
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Enter);
+    let evs = hub_events(&mut a);
+    assert!(
+        matches!(evs.as_slice(), [Event::Approve { actor, .. }] if actor == "alice"),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn the_confirmation_says_dry_run_when_dry_run_is_on() {
+    let mut s = snap();
+    s.modes.dry_run = true;
+    let mut a = app_with(s, false);
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("no confirmation");
+    };
+    assert!(c.lines.iter().any(|l| l.starts_with("DRY-RUN")), "{:?}", c.lines);
+}
+
+#[test]
+fn reject_needs_a_reason_and_sends_it() {
+    let mut a = app();
+    chr(&mut a, '4');
+    chr(&mut a, 'r');
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Enter);
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("the popup closed without a reason");
+    };
+    assert_eq!(c.error.as_deref(), Some("a reason is required"));
+    typed(&mut a, "deploy in progress");
+    key(&mut a, KeyCode::Enter);
+    let evs = hub_events(&mut a);
+    assert!(
+        matches!(evs.as_slice(), [Event::Reject { reason, .. }] if reason == "deploy in progress"),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn leaving_dry_run_confirms_but_entering_it_does_not() {
+    let mut s = snap();
+    s.modes.dry_run = true;
+    let mut a = app_with(s, false);
+    chr(&mut a, 'D');
+    assert!(matches!(a.popup, Some(Popup::Confirm(_))));
+    key(&mut a, KeyCode::Esc);
+    assert!(hub_events(&mut a).is_empty());
+
+    let mut a = app();
+    chr(&mut a, 'D');
+    assert!(a.popup.is_none());
+    let evs = hub_events(&mut a);
+    assert!(matches!(evs.as_slice(), [Event::SetDryRun { on: true, .. }]), "{evs:?}");
+}
+
+#[test]
+fn read_only_removes_every_dangerous_action() {
+    let mut a = app_with(snap(), true);
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    chr(&mut a, 'r');
+    chr(&mut a, 'D');
+    chr(&mut a, 'F');
+    assert!(a.popup.is_none());
+    assert!(hub_events(&mut a).is_empty());
+    for cmd in ["approve", "reject A000001 no", "dry-run off", "unfreeze", "freeze", "silence 1h"] {
+        let e = a.command(cmd, Instant::now()).unwrap_err();
+        assert!(e.contains("read-only"), "{cmd}: {e}");
+    }
+    // Looking stays possible.
+    assert!(a.command("theme light", Instant::now()).is_ok());
+}
+
+#[test]
+fn the_palette_runs_commands_and_explains_bad_ones() {
+    let mut a = app();
+    chr(&mut a, ':');
+    typed(&mut a, "frobnicate");
+    key(&mut a, KeyCode::Enter);
+    let Some(Popup::Palette { error: Some(e), .. }) = &a.popup else {
+        panic!("no error shown");
+    };
+    assert!(e.contains("unknown command") && e.contains("dry-run on|off"), "{e}");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.command("theme nope", Instant::now()).unwrap_err().contains("known: default"));
+    a.command("export audit /tmp/x.jsonl", Instant::now()).unwrap();
+    assert!(a.outbox.iter().any(|i| matches!(i, Intent::ExportAudit(p) if p.ends_with("x.jsonl"))));
+    a.command("approve A000001", Instant::now()).unwrap();
+    assert!(matches!(a.popup, Some(Popup::Confirm(_))));
+    assert!(a.command("approve bogus", Instant::now()).is_ok());
+    assert!(a.flashes.back().is_some_and(|f| f.text.contains("not an action id")));
+}
+
+#[test]
+fn the_audit_filter_becomes_a_store_query_and_bad_keys_are_explained() {
+    let mut a = app();
+    chr(&mut a, '5');
+    chr(&mut a, '/');
+    typed(&mut a, "host=web-03 kind=action_started");
+    key(&mut a, KeyCode::Enter);
+    assert!(a.popup.is_none());
+    let q = a
+        .outbox
+        .iter()
+        .find_map(|i| match i {
+            Intent::Audit(q) => Some(q.clone()),
+            _ => None,
+        })
+        .expect("a query");
+    assert_eq!(q.filter.target.as_deref(), Some("web-03"));
+    assert_eq!(q.filter.kind.as_deref(), Some("action_started"));
+    assert!(q.count);
+    chr(&mut a, '/');
+    typed(&mut a, " colour=red");
+    key(&mut a, KeyCode::Enter);
+    let Some(Popup::Filter { error: Some(e), .. }) = &a.popup else {
+        panic!("no error");
+    };
+    assert!(e.contains("host=, runbook=, kind= or actor="), "{e}");
+}
+
+#[test]
+fn an_audit_page_from_an_old_filter_is_ignored() {
+    let mut a = app();
+    let rows = a.audit.rows.len();
+    let old = a.audit.generation;
+    a.apply_filter(Pane::Audit, "runbook=disk_cleanup").unwrap();
+    a.apply_audit_page(AuditPage {
+        generation: old,
+        before: None,
+        records: Vec::new(),
+        total: Some(0),
+        error: None,
+    });
+    assert!(a.audit.rows.is_empty() && rows > 0);
+    assert_eq!(a.audit.total, None);
+}
+
+#[test]
+fn alert_filter_keeps_matching_rows_and_the_selection() {
+    let mut a = app();
+    chr(&mut a, '/');
+    typed(&mut a, "web-03");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.alert_rows.len(), 1);
+    assert_eq!(a.selected_alert().map(|x| x.name.as_str()), Some("DiskSpaceLow"));
+    key(&mut a, KeyCode::Esc);
+    assert!(a.alert_rows.len() > 3);
+    assert_eq!(a.selected_alert().map(|x| x.name.as_str()), Some("DiskSpaceLow"));
+}
+
+#[test]
+fn navigation_keys_and_sequences_move_the_selection() {
+    let mut a = app();
+    chr(&mut a, 'j');
+    chr(&mut a, 'j');
+    assert_eq!(a.alert_sel, 2);
+    chr(&mut a, 'g');
+    assert_eq!(a.alert_sel, 2, "a prefix alone does nothing");
+    chr(&mut a, 'g');
+    assert_eq!(a.alert_sel, 0);
+    chr(&mut a, 'G');
+    assert_eq!(a.alert_sel, a.alert_rows.len() - 1);
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.focus, Pane::Detail);
+    chr(&mut a, 'z');
+    assert!(a.zoom);
+    chr(&mut a, 'q');
+    assert!(a.quit);
+}
+
+#[test]
+fn selecting_an_alert_asks_the_hub_for_its_suggestions() {
+    let mut a = app();
+    chr(&mut a, 'j');
+    let focus: Vec<_> = a
+        .outbox
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Focus(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(focus.len(), 1);
+    assert_eq!(focus[0].as_deref(), a.selected_alert().map(|x| x.fingerprint.as_str()));
+}
+
+#[test]
+fn state_changes_in_new_snapshots_flash_and_flashes_expire() {
+    let mut a = app();
+    let inc = fixture::incident(0);
+    let mut s = snap();
+    let id = s
+        .actions
+        .iter()
+        .position(|x| x.state == ActionState::AwaitingApproval)
+        .unwrap();
+    s.actions[id].state = ActionState::Running;
+    let now = Instant::now();
+    a.set_snapshot(Arc::new(s), now);
+    let f = a.flashes.back().expect("a flash");
+    assert!(f.text.contains("executing"), "{}", f.text);
+    assert_eq!(a.expire_flashes(now + crate::tui::app::FLASH_FOR * 2), None);
+    assert!(a.flashes.is_empty());
+    drop(inc);
+}
+
+#[test]
+fn help_is_built_from_the_live_keymap() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keymaps")).unwrap();
+    std::fs::write(
+        dir.path().join("keymaps/mine.toml"),
+        "[meta]\nname = \"mine\"\nextends = \"default\"\n[global]\napprove = [\"ctrl-y\"]\n",
+    )
+    .unwrap();
+    let mut errs = Vec::new();
+    let km = crate::tui::keymap::load("mine", Some(dir.path()), &mut errs);
+    assert!(errs.is_empty(), "{errs:?}");
+    let rows = crate::tui::app::help_rows(&km);
+    assert!(rows.iter().any(|(_, k, d)| k == "ctrl-y" && d.starts_with("approve")), "{rows:?}");
+    assert!(!rows.iter().any(|(_, k, d)| k == "a" && d.starts_with("approve")));
+}
+
+// ----- buffers and styles -------------------------------------------------
+
+fn find(b: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    for y in 0..b.area.height {
+        let line: String = (0..b.area.width).map(|x| b[(x, y)].symbol().to_string()).collect();
+        if let Some(pos) = line.find(needle) {
+            let x = line[..pos].chars().count() as u16;
+            return Some((x, y));
+        }
+    }
+    None
+}
+
+fn style_at(b: &Buffer, x: u16, y: u16) -> Style {
+    b[(x, y)].style()
+}
+
+#[test]
+fn the_mode_banner_says_live_or_dry_run_in_its_own_style() {
+    let t = Theme::fallback();
+    let mut a = app();
+    let b = render(&mut a, 120, 40);
+    let (x, y) = find(&b, " LIVE ").expect("LIVE banner");
+    assert_eq!((x, y), (0, 0));
+    let live = t.style("mode.live_banner");
+    assert_eq!(style_at(&b, 1, 0).fg, live.fg);
+    assert_eq!(style_at(&b, 1, 0).bg, live.bg);
+
+    let mut s = snap();
+    s.modes.dry_run = true;
+    s.modes.frozen = true;
+    let mut a = app_with(s, false);
+    let b = render(&mut a, 120, 40);
+    assert_eq!(find(&b, " DRY-RUN "), Some((0, 0)));
+    let dry = t.style("mode.dry_run_banner");
+    assert_eq!(style_at(&b, 2, 0).bg, dry.bg);
+    assert_ne!(dry.bg, live.bg);
+    let (fx, _) = find(&b, " FROZEN ").expect("FROZEN banner");
+    assert_eq!(style_at(&b, fx + 1, 0).bg, t.style("mode.frozen_banner").bg);
+    assert!(find(&b, "1 pending").is_some());
+    assert!(find(&b, "op alice").is_some());
+    assert!(find(&b, "prometheus DOWN").is_some());
+}
+
+#[test]
+fn severities_carry_a_word_and_their_colour() {
+    let t = Theme::fallback();
+    let mut a = app();
+    let b = render(&mut a, 160, 48);
+    for (word, sev) in [
+        ("CRIT", Severity::Critical),
+        ("HIGH", Severity::High),
+        ("WARN", Severity::Warning),
+        ("INFO", Severity::Info),
+    ] {
+        let (x, y) = find(&b, &format!("│{word}  ")).unwrap_or_else(|| panic!("{word}"));
+        assert_eq!(style_at(&b, x + 1, y).fg, t.severity(sev).fg, "{word}");
+    }
+    let (x, y) = find(&b, "│OK  ").expect("a resolved row");
+    assert_eq!(style_at(&b, x + 1, y).fg, t.resolved().fg);
+}
+
+#[test]
+fn every_size_down_to_nothing_draws_without_panicking() {
+    let mut a = app();
+    for (w, h) in [(200, 50), (120, 35), (119, 35), (80, 24), (79, 23), (40, 12), (20, 5), (10, 3), (1, 1), (0, 0)] {
+        let b = render(&mut a, w, h);
+        if w >= 20 && h >= 5 {
+            let t = text(&b);
+            assert!(t.contains("LIVE"), "{w}x{h}:\n{t}");
+        }
+    }
+    // With every popup open too.
+    chr(&mut a, '?');
+    for (w, h) in [(80, 24), (20, 5), (3, 2)] {
+        render(&mut a, w, h);
+    }
+    key(&mut a, KeyCode::Esc);
+    chr(&mut a, '4');
+    chr(&mut a, 'r');
+    for (w, h) in [(80, 24), (20, 5), (3, 2)] {
+        render(&mut a, w, h);
+    }
+}
+
+#[test]
+fn the_layout_follows_the_size() {
+    let mut a = app();
+    let t = text(&render(&mut a, 160, 48));
+    for p in ["1 Alerts", "2 Detail", "3 Runbooks", "4 Approvals", "5 Audit", "6 Hosts"] {
+        assert!(t.contains(p), "dashboard lacks {p}");
+    }
+    let t = text(&render(&mut a, 80, 24));
+    assert!(t.contains("1 Alerts") && t.contains("4 Approvals") && t.contains("5 Audit"));
+    assert!(!t.contains("6 Hosts"));
+    let t = text(&render(&mut a, 40, 12));
+    assert!(t.contains("1Al") && t.contains("6Ho"), "tabs:\n{t}");
+}
+
+#[test]
+fn hostile_label_values_are_shown_escaped_never_raw() {
+    let mut s = snap();
+    if let Some(al) = s.alerts.first_mut() {
+        al.labels.insert("host".into(), "evil\n\u{1b}[2J$(rm -rf /)".into());
+    }
+    let mut a = app_with(s, false);
+    let t = text(&render(&mut a, 160, 48));
+    assert!(!t.contains('\u{1b}'));
+    assert!(t.contains("evil\\n\\u{1b}"), "{t}");
+}
+
+// ----- whole-screen snapshots ---------------------------------------------
+
+/// The screen as text, then each row's style runs, so a snapshot catches a
+/// colour change as well as a layout change.
+fn screen(b: &Buffer) -> String {
+    let mut s = text(b);
+    s.push_str("--- styles (row: from-to fg bg modifiers) ---\n");
+    for y in 0..b.area.height {
+        let mut runs: Vec<(u16, u16, Style)> = Vec::new();
+        for x in 0..b.area.width {
+            let st = b[(x, y)].style();
+            match runs.last_mut() {
+                Some((_, end, last)) if *last == st => *end = x,
+                _ => runs.push((x, x, st)),
+            }
+        }
+        let desc: Vec<String> = runs
+            .iter()
+            .filter(|(_, _, st)| *st != Style::default().fg(ratatui::style::Color::Reset).bg(ratatui::style::Color::Reset))
+            .map(|(a, e, st)| {
+                format!(
+                    "{a}-{e} {:?} {:?} {:?}",
+                    st.fg.unwrap_or(ratatui::style::Color::Reset),
+                    st.bg.unwrap_or(ratatui::style::Color::Reset),
+                    st.add_modifier
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "{y}: {}", desc.join(" | "));
+    }
+    s
+}
+
+#[test]
+fn whole_screen_snapshots_in_every_theme_and_size() {
+    for (name, _) in theme::BUNDLED {
+        for (w, h) in [(160u16, 48u16), (80, 24), (40, 12)] {
+            let mut a = app();
+            let mut errs = Vec::new();
+            a.theme = theme::load(name, None, &mut errs).expect("theme");
+            let b = render(&mut a, w, h);
+            insta::assert_snapshot!(format!("console_{name}_{w}x{h}"), screen(&b));
+        }
+    }
+}
