@@ -9,7 +9,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 
 use crate::config::Config;
 use crate::engine::{Command, Engine, Event};
-use crate::hub::{HealthState, HostView, SourceHealth, Snapshot};
+use crate::hub::{HealthState, HostView, Snapshot, SourceHealth};
 use crate::model::{AlertStatus, IncomingAlert, Labels, Record, Sample, Severity, Time};
 
 const HOSTS: &str = r#"
@@ -96,14 +96,24 @@ pub fn incident(extra: usize) -> Incident {
     };
     feed(
         &mut e,
-        alert("ServiceDown", "api-01", "critical", &[("service", "payments")]),
+        alert(
+            "ServiceDown",
+            "api-01",
+            "critical",
+            &[("service", "payments")],
+        ),
         at,
         &mut records,
     );
     at += TimeDelta::seconds(20);
     feed(
         &mut e,
-        alert("DiskSpaceLow", "web-03", "warning", &[("mountpoint", "/var")]),
+        alert(
+            "DiskSpaceLow",
+            "web-03",
+            "warning",
+            &[("mountpoint", "/var")],
+        ),
         at,
         &mut records,
     );
@@ -188,11 +198,21 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
             let mut metrics = BTreeMap::new();
             let mut history = BTreeMap::new();
             let disk: VecDeque<f64> = (0..60)
-                .map(|k| 40.0 + (i as f64) * 8.0 + (k as f64) * if *h == "web-03" { 0.8 } else { 0.05 })
+                .map(|k| {
+                    40.0 + (i as f64) * 8.0 + (k as f64) * if *h == "web-03" { 0.8 } else { 0.05 }
+                })
                 .collect();
-            let mem: VecDeque<f64> = (0..60).map(|k| 50.0 + ((k * (i + 1)) % 17) as f64).collect();
-            metrics.insert("disk_used_percent".to_string(), disk.back().copied().unwrap_or(0.0));
-            metrics.insert("memory_used_percent".to_string(), mem.back().copied().unwrap_or(0.0));
+            let mem: VecDeque<f64> = (0..60)
+                .map(|k| 50.0 + ((k * (i + 1)) % 17) as f64)
+                .collect();
+            metrics.insert(
+                "disk_used_percent".to_string(),
+                disk.back().copied().unwrap_or(0.0),
+            );
+            metrics.insert(
+                "memory_used_percent".to_string(),
+                mem.back().copied().unwrap_or(0.0),
+            );
             history.insert("disk_used_percent".to_string(), disk);
             history.insert("memory_used_percent".to_string(), mem);
             HostView {

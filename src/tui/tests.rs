@@ -164,7 +164,11 @@ fn the_confirmation_says_dry_run_when_dry_run_is_on() {
     let Some(Popup::Confirm(c)) = &a.popup else {
         panic!("no confirmation");
     };
-    assert!(c.lines.iter().any(|l| l.starts_with("DRY-RUN")), "{:?}", c.lines);
+    assert!(
+        c.lines.iter().any(|l| l.starts_with("DRY-RUN")),
+        "{:?}",
+        c.lines
+    );
 }
 
 #[test]
@@ -201,7 +205,10 @@ fn leaving_dry_run_confirms_but_entering_it_does_not() {
     chr(&mut a, 'D');
     assert!(a.popup.is_none());
     let evs = hub_events(&mut a);
-    assert!(matches!(evs.as_slice(), [Event::SetDryRun { on: true, .. }]), "{evs:?}");
+    assert!(
+        matches!(evs.as_slice(), [Event::SetDryRun { on: true, .. }]),
+        "{evs:?}"
+    );
 }
 
 #[test]
@@ -214,7 +221,14 @@ fn read_only_removes_every_dangerous_action() {
     chr(&mut a, 'F');
     assert!(a.popup.is_none());
     assert!(hub_events(&mut a).is_empty());
-    for cmd in ["approve", "reject A000001 no", "dry-run off", "unfreeze", "freeze", "silence 1h"] {
+    for cmd in [
+        "approve",
+        "reject A000001 no",
+        "dry-run off",
+        "unfreeze",
+        "freeze",
+        "silence 1h",
+    ] {
         let e = a.command(cmd, Instant::now()).unwrap_err();
         assert!(e.contains("read-only"), "{cmd}: {e}");
     }
@@ -231,15 +245,31 @@ fn the_palette_runs_commands_and_explains_bad_ones() {
     let Some(Popup::Palette { error: Some(e), .. }) = &a.popup else {
         panic!("no error shown");
     };
-    assert!(e.contains("unknown command") && e.contains("dry-run on|off"), "{e}");
+    assert!(
+        e.contains("unknown command") && e.contains("dry-run on|off"),
+        "{e}"
+    );
     key(&mut a, KeyCode::Esc);
-    assert!(a.command("theme nope", Instant::now()).unwrap_err().contains("known: default"));
-    a.command("export audit /tmp/x.jsonl", Instant::now()).unwrap();
-    assert!(a.outbox.iter().any(|i| matches!(i, Intent::ExportAudit(p) if p.ends_with("x.jsonl"))));
+    assert!(
+        a.command("theme nope", Instant::now())
+            .unwrap_err()
+            .contains("known: default")
+    );
+    a.command("export audit /tmp/x.jsonl", Instant::now())
+        .unwrap();
+    assert!(
+        a.outbox
+            .iter()
+            .any(|i| matches!(i, Intent::ExportAudit(p) if p.ends_with("x.jsonl")))
+    );
     a.command("approve A000001", Instant::now()).unwrap();
     assert!(matches!(a.popup, Some(Popup::Confirm(_))));
     assert!(a.command("approve bogus", Instant::now()).is_ok());
-    assert!(a.flashes.back().is_some_and(|f| f.text.contains("not an action id")));
+    assert!(
+        a.flashes
+            .back()
+            .is_some_and(|f| f.text.contains("not an action id"))
+    );
 }
 
 #[test]
@@ -294,10 +324,16 @@ fn alert_filter_keeps_matching_rows_and_the_selection() {
     typed(&mut a, "web-03");
     key(&mut a, KeyCode::Enter);
     assert_eq!(a.alert_rows.len(), 1);
-    assert_eq!(a.selected_alert().map(|x| x.name.as_str()), Some("DiskSpaceLow"));
+    assert_eq!(
+        a.selected_alert().map(|x| x.name.as_str()),
+        Some("DiskSpaceLow")
+    );
     key(&mut a, KeyCode::Esc);
     assert!(a.alert_rows.len() > 3);
-    assert_eq!(a.selected_alert().map(|x| x.name.as_str()), Some("DiskSpaceLow"));
+    assert_eq!(
+        a.selected_alert().map(|x| x.name.as_str()),
+        Some("DiskSpaceLow")
+    );
 }
 
 #[test]
@@ -333,7 +369,10 @@ fn selecting_an_alert_asks_the_hub_for_its_suggestions() {
         })
         .collect();
     assert_eq!(focus.len(), 1);
-    assert_eq!(focus[0].as_deref(), a.selected_alert().map(|x| x.fingerprint.as_str()));
+    assert_eq!(
+        focus[0].as_deref(),
+        a.selected_alert().map(|x| x.fingerprint.as_str())
+    );
 }
 
 #[test]
@@ -369,15 +408,25 @@ fn help_is_built_from_the_live_keymap() {
     let km = crate::tui::keymap::load("mine", Some(dir.path()), &mut errs);
     assert!(errs.is_empty(), "{errs:?}");
     let rows = crate::tui::app::help_rows(&km);
-    assert!(rows.iter().any(|(_, k, d)| k == "ctrl-y" && d.starts_with("approve")), "{rows:?}");
-    assert!(!rows.iter().any(|(_, k, d)| k == "a" && d.starts_with("approve")));
+    assert!(
+        rows.iter()
+            .any(|(_, k, d)| k == "ctrl-y" && d.starts_with("approve")),
+        "{rows:?}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|(_, k, d)| k == "a" && d.starts_with("approve"))
+    );
 }
 
 // ----- buffers and styles -------------------------------------------------
 
 fn find(b: &Buffer, needle: &str) -> Option<(u16, u16)> {
     for y in 0..b.area.height {
-        let line: String = (0..b.area.width).map(|x| b[(x, y)].symbol().to_string()).collect();
+        let line: String = (0..b.area.width)
+            .map(|x| b[(x, y)].symbol().to_string())
+            .collect();
         if let Some(pos) = line.find(needle) {
             let x = line[..pos].chars().count() as u16;
             return Some((x, y));
@@ -438,7 +487,18 @@ fn severities_carry_a_word_and_their_colour() {
 #[test]
 fn every_size_down_to_nothing_draws_without_panicking() {
     let mut a = app();
-    for (w, h) in [(200, 50), (120, 35), (119, 35), (80, 24), (79, 23), (40, 12), (20, 5), (10, 3), (1, 1), (0, 0)] {
+    for (w, h) in [
+        (200, 50),
+        (120, 35),
+        (119, 35),
+        (80, 24),
+        (79, 23),
+        (40, 12),
+        (20, 5),
+        (10, 3),
+        (1, 1),
+        (0, 0),
+    ] {
         let b = render(&mut a, w, h);
         if w >= 20 && h >= 5 {
             let t = text(&b);
@@ -462,7 +522,14 @@ fn every_size_down_to_nothing_draws_without_panicking() {
 fn the_layout_follows_the_size() {
     let mut a = app();
     let t = text(&render(&mut a, 160, 48));
-    for p in ["1 Alerts", "2 Detail", "3 Runbooks", "4 Approvals", "5 Audit", "6 Hosts"] {
+    for p in [
+        "1 Alerts",
+        "2 Detail",
+        "3 Runbooks",
+        "4 Approvals",
+        "5 Audit",
+        "6 Hosts",
+    ] {
         assert!(t.contains(p), "dashboard lacks {p}");
     }
     let t = text(&render(&mut a, 80, 24));
@@ -476,7 +543,8 @@ fn the_layout_follows_the_size() {
 fn hostile_label_values_are_shown_escaped_never_raw() {
     let mut s = snap();
     if let Some(al) = s.alerts.first_mut() {
-        al.labels.insert("host".into(), "evil\n\u{1b}[2J$(rm -rf /)".into());
+        al.labels
+            .insert("host".into(), "evil\n\u{1b}[2J$(rm -rf /)".into());
     }
     let mut a = app_with(s, false);
     let t = text(&render(&mut a, 160, 48));
@@ -502,7 +570,11 @@ fn screen(b: &Buffer) -> String {
         }
         let desc: Vec<String> = runs
             .iter()
-            .filter(|(_, _, st)| *st != Style::default().fg(ratatui::style::Color::Reset).bg(ratatui::style::Color::Reset))
+            .filter(|(_, _, st)| {
+                *st != Style::default()
+                    .fg(ratatui::style::Color::Reset)
+                    .bg(ratatui::style::Color::Reset)
+            })
             .map(|(a, e, st)| {
                 format!(
                     "{a}-{e} {:?} {:?} {:?}",
