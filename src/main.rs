@@ -209,10 +209,21 @@ fn cmd_check(cli: &Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let keymap = cli
+        .keymap
+        .clone()
+        .or_else(|| config.keymap.clone())
+        .unwrap_or_else(|| "default".into());
+    let look = vigil::tui::run::check_look(
+        &theme_name(cli, &config),
+        &keymap,
+        look_dir(cli).as_deref(),
+    );
     match config.build(&file, &text, false, None) {
-        Ok(setup) => {
+        Ok(setup) if look.is_empty() => {
             println!(
-                "ok: {file}: {} policies, {} runbooks, {} hosts, {} maintenance windows",
+                "ok: {file}: {} policies, {} runbooks, {} hosts, {} maintenance windows; \
+                 themes and keymaps ok",
                 setup.policies.len(),
                 setup.catalog.runbooks.len(),
                 setup.inventory.hosts.len(),
@@ -220,11 +231,21 @@ fn cmd_check(cli: &Cli) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Ok(_) => {
+            for e in &look {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} problem(s) found", look.len());
+            ExitCode::from(1)
+        }
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {e}");
             }
-            eprintln!("{} problem(s) found", errors.len());
+            for e in &look {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} problem(s) found", errors.len() + look.len());
             ExitCode::from(1)
         }
     }

@@ -226,3 +226,40 @@ fn a_corrupted_database_is_reported_not_repaired() {
         b"this is not a database, just bytes"
     );
 }
+
+#[test]
+fn check_reports_broken_themes_and_keymaps_beside_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "operator = \"ana\"\ntheme = \"mine\"\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("themes")).unwrap();
+    std::fs::create_dir_all(dir.path().join("keymaps")).unwrap();
+    std::fs::write(
+        dir.path().join("themes/mine.toml"),
+        "[meta]\nname = \"mine\"\nextends = \"default\"\n\n[severity]\ncritical = \"blood\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("keymaps/fast.toml"),
+        "[meta]\nname = \"fast\"\nextends = \"default\"\n[approvals]\napprove = [\"enter\"]\n",
+    )
+    .unwrap();
+    let o = vigil(&["check", "--config", cfg.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("themes/mine.toml:6: [severity] critical: colour \"blood\""), "{out}");
+    assert!(out.contains("keymaps/fast.toml:5: [approvals] approve: \"enter\" is a navigation key"), "{out}");
+    // Fixed, it passes.
+    std::fs::write(
+        dir.path().join("themes/mine.toml"),
+        "[meta]\nname = \"mine\"\nextends = \"default\"\n\n[severity]\ncritical = \"#ff0000\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("keymaps/fast.toml"),
+        "[meta]\nname = \"fast\"\nextends = \"default\"\n[approvals]\napprove = [\"ctrl-a\"]\n",
+    )
+    .unwrap();
+    let o = vigil(&["check", "--config", cfg.to_str().unwrap(), "--keymap", "fast"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -65,6 +65,46 @@ pub fn load_look(
     (theme, keymap)
 }
 
+/// Every problem with the themes and keymaps `vigil check` can see: all
+/// bundled ones, every file in the config dir's `themes/` and `keymaps/`,
+/// and the theme and keymap selected.
+pub fn check_look(theme_name: &str, keymap_name: &str, config_dir: Option<&Path>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut names = theme::names(config_dir);
+    if !names.iter().any(|n| n == theme_name) {
+        names.push(theme_name.to_string());
+    }
+    for n in names {
+        let mut errs = Vec::new();
+        let _ = theme::load(&n, config_dir, &mut errs);
+        out.extend(errs.iter().map(|e| e.to_string()));
+    }
+    let mut kms: Vec<String> = keymap::BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
+    if let Some(d) = config_dir
+        && let Ok(rd) = std::fs::read_dir(d.join("keymaps"))
+    {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml")
+                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+                && !kms.iter().any(|k| k == stem)
+            {
+                kms.push(stem.to_string());
+            }
+        }
+    }
+    if !kms.iter().any(|k| k == keymap_name) {
+        kms.push(keymap_name.to_string());
+    }
+    for k in kms {
+        let mut errs = Vec::new();
+        let _ = keymap::load(&k, config_dir, &mut errs);
+        out.extend(errs.iter().map(|e| e.to_string()));
+    }
+    out.dedup();
+    out
+}
+
 fn restore_terminal() {
     let _ = disable_raw_mode();
     let mut out = io::stdout();

@@ -418,17 +418,21 @@ fn load_depth(
         }
     }
     if depth == 0 {
-        for (table, roles) in ROLES {
-            for r in *roles {
-                let k = format!("{table}.{r}");
-                if !theme.styles.contains_key(&k) {
-                    errors.push(err(
-                        None,
-                        format!("[{table}] {r} is missing (every role needs a style)"),
-                    ));
-                    ok = false;
-                }
-            }
+        let missing: Vec<String> = ROLES
+            .iter()
+            .flat_map(|(table, roles)| roles.iter().map(move |r| format!("{table}.{r}")))
+            .filter(|k| !theme.styles.contains_key(k))
+            .collect();
+        if !missing.is_empty() {
+            errors.push(err(
+                None,
+                format!(
+                    "missing roles: {} (give each a style, or start from another theme with \
+                     `extends = \"default\"` in [meta])",
+                    missing.join(", ")
+                ),
+            ));
+            ok = false;
         }
     }
     ok.then_some(theme)
