@@ -144,6 +144,7 @@ fn data_dir(cli: &Cli, config: &Config) -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     match &cli.command {
         Some(Cmd::Replay { file, json }) => cmd_replay(file, *json),
@@ -151,7 +152,7 @@ fn main() -> ExitCode {
         Some(Cmd::Runbooks { command }) => cmd_runbooks(&cli, command),
         Some(Cmd::Audit { command }) => cmd_audit(&cli, command),
         Some(Cmd::Serve { listen, duration }) => cmd_serve(&cli, listen.clone(), duration.clone()),
-        None => cmd_console(&cli),
+        None => cmd_console(&cli, started),
     }
 }
 
@@ -214,11 +215,8 @@ fn cmd_check(cli: &Cli) -> ExitCode {
         .clone()
         .or_else(|| config.keymap.clone())
         .unwrap_or_else(|| "default".into());
-    let look = vigil::tui::run::check_look(
-        &theme_name(cli, &config),
-        &keymap,
-        look_dir(cli).as_deref(),
-    );
+    let look =
+        vigil::tui::run::check_look(&theme_name(cli, &config), &keymap, look_dir(cli).as_deref());
     match config.build(&file, &text, false, None) {
         Ok(setup) if look.is_empty() => {
             println!(
@@ -751,7 +749,7 @@ fn theme_name(cli: &Cli, config: &Config) -> String {
 }
 
 /// `vigil`: the full-screen console over the hub.
-fn cmd_console(cli: &Cli) -> ExitCode {
+fn cmd_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!("error: the console needs a terminal; for a hub without one use `vigil serve`");
@@ -774,6 +772,7 @@ fn cmd_console(cli: &Cli) -> ExitCode {
             .unwrap_or_else(|| "default".into()),
         read_only: cli.read_only,
         problems: Vec::new(),
+        started,
     };
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

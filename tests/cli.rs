@@ -247,8 +247,14 @@ fn check_reports_broken_themes_and_keymaps_beside_the_config() {
     let o = vigil(&["check", "--config", cfg.to_str().unwrap()]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("themes/mine.toml:6: [severity] critical: colour \"blood\""), "{out}");
-    assert!(out.contains("keymaps/fast.toml:5: [approvals] approve: \"enter\" is a navigation key"), "{out}");
+    assert!(
+        out.contains("themes/mine.toml:6: [severity] critical: colour \"blood\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("keymaps/fast.toml:5: [approvals] approve: \"enter\" is a navigation key"),
+        "{out}"
+    );
     // Fixed, it passes.
     std::fs::write(
         dir.path().join("themes/mine.toml"),
@@ -260,6 +266,12 @@ fn check_reports_broken_themes_and_keymaps_beside_the_config() {
         "[meta]\nname = \"fast\"\nextends = \"default\"\n[approvals]\napprove = [\"ctrl-a\"]\n",
     )
     .unwrap();
-    let o = vigil(&["check", "--config", cfg.to_str().unwrap(), "--keymap", "fast"]);
+    let o = vigil(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--keymap",
+        "fast",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }

@@ -46,6 +46,8 @@ pub struct ConsoleSetup {
     pub read_only: bool,
     /// Config problems to show in the status bar.
     pub problems: Vec<String>,
+    /// When the process started (the first frame's latency is from here).
+    pub started: Instant,
 }
 
 /// Loads the theme and keymap for a setup, falling back to the bundled
@@ -282,7 +284,7 @@ fn input_thread(tx: mpsc::Sender<TermEvent>, stop: Arc<AtomicBool>) {
 
 /// Runs the console until the operator quits or SIGTERM/SIGHUP arrives.
 pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
-    let started = Instant::now();
+    let started = setup.started;
     let mut problems = setup.problems.clone();
     let (theme, keymap) = load_look(
         &setup.theme,
@@ -348,7 +350,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
             }
             if last_frame.is_none() {
                 tracing::info!(
-                    "console: first frame {:.1} ms after start",
+                    "console: first frame {:.1} ms after the process started",
                     started.elapsed().as_secs_f64() * 1000.0
                 );
             }
