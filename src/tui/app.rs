@@ -201,6 +201,64 @@ pub struct AuditView {
     pub error: Option<String>,
 }
 
+/// What the panes need from a snapshot that would cost a pass over every
+/// alert or action: computed once per snapshot, not once per frame.
+#[derive(Debug, Default)]
+pub struct Derived {
+    /// Firing alerts by severity (index: `Severity as usize`).
+    pub firing: [usize; 4],
+    /// The worst firing severity per host.
+    pub host_worst: HashMap<String, crate::model::Severity>,
+    /// Up to 8 firing alerts per host (indices into `snap.alerts`).
+    pub host_alerts: HashMap<String, Vec<usize>>,
+    /// The action for each alert fingerprint, open ones first (index into
+    /// `snap.actions`).
+    pub action_of: HashMap<String, usize>,
+    /// Open actions per runbook@target.
+    pub open_action: HashMap<(String, String), usize>,
+    pub pending_approvals: usize,
+}
+
+impl Derived {
+    pub fn of(snap: &Snapshot) -> Derived {
+        let mut d = Derived::default();
+        for (i, a) in snap.alerts.iter().enumerate() {
+            if a.status != AlertStatus::Firing {
+                continue;
+            }
+            d.firing[a.severity as usize] += 1;
+            if let Some(h) = a.host() {
+                let w = d.host_worst.entry(h.to_string()).or_insert(a.severity);
+                if a.severity > *w {
+                    *w = a.severity;
+                }
+                let v = d.host_alerts.entry(h.to_string()).or_default();
+                if v.len() < 8 {
+                    v.push(i);
+                }
+            }
+        }
+        for (i, a) in snap.actions.iter().enumerate() {
+            if a.state == ActionState::AwaitingApproval {
+                d.pending_approvals += 1;
+            }
+            let open = a.is_open();
+            match d.action_of.get(&a.fingerprint) {
+                Some(&j) if !open || snap.actions[j].is_open() => {}
+                _ => {
+                    d.action_of.insert(a.fingerprint.clone(), i);
+                }
+            }
+            if open {
+                d.open_action
+                    .entry((a.runbook.clone(), a.target.clone()))
+                    .or_insert(i);
+            }
+        }
+        d
+    }
+}
+
 /// Options the console starts with.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
@@ -245,6 +303,7 @@ pub struct App {
     pub page_rows: usize,
     /// Where each pane was drawn last (for the mouse), set by the view.
     pub pane_areas: Vec<(Pane, ratatui::layout::Rect)>,
+    pub derived: Derived,
 }
 
 impl App {
@@ -281,7 +340,9 @@ impl App {
             dirty: true,
             page_rows: 10,
             pane_areas: Vec::new(),
+            derived: Derived::default(),
         };
+        app.derived = Derived::of(&app.snap);
         for a in &app.snap.actions {
             app.known_states.insert(a.id, a.state);
         }
@@ -292,15 +353,18 @@ impl App {
 
     // ----- data -------------------------------------------------------
 
-    /// Takes a new snapshot from the hub.
-    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now: Instant) {
-        self.snap = snap;
+    /// Takes a new snapshot from the hub; returns the previous one so that
+    /// the caller can free it off the UI thread.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now: Instant) -> Arc<Snapshot> {
+        let old = std::mem::replace(&mut self.snap, snap);
+        self.derived = Derived::of(&self.snap);
         self.flash_transitions(now);
         self.rebuild_rows();
         if self.snap.audit_seq > self.audit.seen_seq && self.audit.selected == 0 {
             self.refresh_audit(false);
         }
         self.dirty = true;
+        old
     }
 
     fn flash_transitions(&mut self, now: Instant) {
@@ -504,7 +568,7 @@ impl App {
 
     /// Pending approvals.
     pub fn pending(&self) -> usize {
-        self.snap.pending_approvals()
+        self.derived.pending_approvals
     }
 
     // ----- audit ------------------------------------------------------

@@ -373,17 +373,17 @@ fn detail(app: &App, area: Rect) -> PaneText {
             t.text(),
         ));
     }
-    let others: Vec<&Alert> = snap
-        .alerts
-        .iter()
-        .filter(|o| {
-            o.fingerprint != a.fingerprint
-                && o.status == AlertStatus::Firing
-                && o.host().is_some()
-                && o.host() == a.host()
+    let others: Vec<&Alert> = a
+        .host()
+        .and_then(|h| app.derived.host_alerts.get(h))
+        .map(|v| {
+            v.iter()
+                .filter_map(|&i| snap.alerts.get(i))
+                .filter(|o| o.fingerprint != a.fingerprint)
+                .take(5)
+                .collect()
         })
-        .take(5)
-        .collect();
+        .unwrap_or_default();
     if !others.is_empty() {
         lines.push(Line::styled(
             format!(
@@ -397,7 +397,12 @@ fn detail(app: &App, area: Rect) -> PaneText {
             t.text(),
         ));
     }
-    if let Some(act) = snap.actions.iter().find(|x| x.fingerprint == a.fingerprint) {
+    if let Some(act) = app
+        .derived
+        .action_of
+        .get(&a.fingerprint)
+        .and_then(|&i| snap.actions.get(i))
+    {
         lines.push(Line::raw(""));
         lines.push(Line::from(vec![
             Span::styled("Action ", t.title()),
@@ -519,10 +524,11 @@ fn suggestions(app: &App) -> PaneText {
                 t.muted(),
             ));
         }
-        let open = snap
-            .actions
-            .iter()
-            .find(|x| x.runbook == s.runbook && x.target == s.target && x.is_open());
+        let open = app
+            .derived
+            .open_action
+            .get(&(s.runbook.clone(), s.target.clone()))
+            .and_then(|&i| snap.actions.get(i));
         match (&s.params, &s.block) {
             (_, _) if open.is_some() => {
                 if let Some(x) = open {
@@ -783,12 +789,7 @@ fn hosts(app: &App, area: Rect) -> PaneText {
     let start = window(app.host_sel, h);
     for (i, &ix) in rows.iter().enumerate().skip(start).take(h) {
         let hv = &snap.hosts[ix];
-        let firing = snap
-            .alerts
-            .iter()
-            .filter(|a| a.status == AlertStatus::Firing && a.host() == Some(hv.name.as_str()))
-            .map(|a| a.severity)
-            .max();
+        let firing = app.derived.host_worst.get(&hv.name).copied();
         let name_style = firing.map(|s| t.severity(s)).unwrap_or_else(|| t.text());
         let mut spans = vec![
             Span::styled(

@@ -324,6 +324,16 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
             .name("vigil-audit-reader".into())
             .spawn(move || audit_reader(dir, job_rx, reply_tx))?;
     }
+    // Old snapshots are freed here, not on the UI thread: dropping ten
+    // thousand alerts takes longer than drawing them.
+    let (drop_tx, drop_rx) = std::sync::mpsc::channel::<Arc<crate::hub::Snapshot>>();
+    std::thread::Builder::new()
+        .name("vigil-snapshot-drop".into())
+        .spawn(move || {
+            for old in drop_rx {
+                drop(old)
+            }
+        })?;
     let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
 
@@ -390,7 +400,8 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
                     break Ok(());
                 }
                 let s = snaps.borrow_and_update().clone();
-                app.set_snapshot(s, Instant::now());
+                let old = app.set_snapshot(s, Instant::now());
+                let _ = drop_tx.send(old);
             }
             reply = reply_rx.recv() => match reply {
                 Some(Reply::Page(p)) => app.apply_audit_page(p),
