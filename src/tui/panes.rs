@@ -375,10 +375,10 @@ fn detail(app: &App, area: Rect) -> PaneText {
     }
     let others: Vec<&Alert> = a
         .host()
-        .and_then(|h| app.derived.host_alerts.get(h))
-        .map(|v| {
-            v.iter()
-                .filter_map(|&i| snap.alerts.get(i))
+        .map(|h| {
+            app.derived
+                .host_alerts(snap, h)
+                .into_iter()
                 .filter(|o| o.fingerprint != a.fingerprint)
                 .take(5)
                 .collect()
@@ -397,12 +397,7 @@ fn detail(app: &App, area: Rect) -> PaneText {
             t.text(),
         ));
     }
-    if let Some(act) = app
-        .derived
-        .action_of
-        .get(&a.fingerprint)
-        .and_then(|&i| snap.actions.get(i))
-    {
+    if let Some(act) = app.derived.action_of(snap, &a.fingerprint) {
         lines.push(Line::raw(""));
         lines.push(Line::from(vec![
             Span::styled("Action ", t.title()),
@@ -524,11 +519,7 @@ fn suggestions(app: &App) -> PaneText {
                 t.muted(),
             ));
         }
-        let open = app
-            .derived
-            .open_action
-            .get(&(s.runbook.clone(), s.target.clone()))
-            .and_then(|&i| snap.actions.get(i));
+        let open = app.derived.open_action(snap, &s.runbook, &s.target);
         match (&s.params, &s.block) {
             (_, _) if open.is_some() => {
                 if let Some(x) = open {
@@ -789,7 +780,7 @@ fn hosts(app: &App, area: Rect) -> PaneText {
     let start = window(app.host_sel, h);
     for (i, &ix) in rows.iter().enumerate().skip(start).take(h) {
         let hv = &snap.hosts[ix];
-        let firing = app.derived.host_worst.get(&hv.name).copied();
+        let firing = app.derived.host_worst(&hv.name);
         let name_style = firing.map(|s| t.severity(s)).unwrap_or_else(|| t.text());
         let mut spans = vec![
             Span::styled(
