@@ -168,9 +168,13 @@ pub struct VerifySpec {
     /// How long after the run to look again (default `1m`).
     #[serde(default)]
     pub window: Option<String>,
-    /// An optional command whose exit status 0 means verified.
+    /// An optional command whose exit status 0 means verified; it runs on
+    /// the host as the last step of the run (named "verify").
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// The verify command's timeout (default `60s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
     /// An optional URL that must answer 2xx.
     #[serde(default)]
     pub http: Option<String>,
@@ -365,12 +369,33 @@ impl Runbook {
             }
             params.push(param);
         }
-        for (i, step) in spec.steps.iter().chain(spec.rollback.iter()).enumerate() {
+        let verify_step = spec.verify.command.as_ref().map(|argv| StepSpec {
+            name: "verify".into(),
+            argv: argv.clone(),
+            timeout: spec.verify.timeout.clone(),
+            read_only: true,
+            when: BTreeMap::new(),
+        });
+        for (i, step) in spec
+            .steps
+            .iter()
+            .chain(spec.rollback.iter())
+            .chain(verify_step.iter())
+            .enumerate()
+        {
             if step.argv.is_empty() {
                 return Err(format!("steps[{i}] ({}): argv is empty", step.name));
             }
             if let Some(t) = &step.timeout {
                 parse_delta(t).map_err(|e| format!("steps[{i}].timeout: {e}"))?;
+            }
+            if let Some(script) = shell_script(&step.argv)
+                && let Some(p) = placeholders(script).first()
+            {
+                return Err(format!(
+                    "steps[{i}] ({}): {{{p}}} inside a shell script; values reach a script only as positional parameters after it (sh -c 'script' sh \"{{{p}}}\")",
+                    step.name
+                ));
             }
             for arg in &step.argv {
                 for p in placeholders(arg) {
@@ -560,28 +585,65 @@ impl Runbook {
         None
     }
 
-    /// The exact argument vectors of the steps a run would execute.
+    /// The exact argument vectors of the steps a run would execute: the
+    /// steps whose `when` holds, then `verify.command` (as a step named
+    /// "verify"), then the rollback steps (flagged `rollback`, run only when
+    /// a step failed).
     pub fn plan(&self, target: &str, params: &BTreeMap<String, String>) -> Vec<PlannedStep> {
-        self.spec
+        let applies = |s: &&StepSpec| s.when.iter().all(|(k, v)| params.get(k) == Some(v));
+        let planned = |s: &StepSpec, rollback: bool| PlannedStep {
+            name: s.name.clone(),
+            argv: s
+                .argv
+                .iter()
+                .map(|a| substitute(a, target, params))
+                .collect(),
+            read_only: s.read_only,
+            timeout: s
+                .timeout
+                .as_deref()
+                .and_then(|t| parse_delta(t).ok())
+                .unwrap_or(TimeDelta::seconds(60)),
+            rollback,
+        };
+        let mut out: Vec<PlannedStep> = self
+            .spec
             .steps
             .iter()
-            .filter(|s| s.when.iter().all(|(k, v)| params.get(k) == Some(v)))
-            .map(|s| PlannedStep {
-                name: s.name.clone(),
-                argv: s
-                    .argv
-                    .iter()
-                    .map(|a| substitute(a, target, params))
-                    .collect(),
-                read_only: s.read_only,
-                timeout: s
-                    .timeout
-                    .as_deref()
-                    .and_then(|t| parse_delta(t).ok())
-                    .unwrap_or(TimeDelta::seconds(60)),
-            })
-            .collect()
+            .filter(applies)
+            .map(|s| planned(s, false))
+            .collect();
+        if let Some(argv) = &self.spec.verify.command {
+            out.push(planned(
+                &StepSpec {
+                    name: "verify".into(),
+                    argv: argv.clone(),
+                    timeout: self.spec.verify.timeout.clone(),
+                    read_only: true,
+                    when: BTreeMap::new(),
+                },
+                false,
+            ));
+        }
+        out.extend(
+            self.spec
+                .rollback
+                .iter()
+                .filter(applies)
+                .map(|s| planned(s, true)),
+        );
+        out
     }
+}
+
+/// The script of a `sh -c SCRIPT ...` (or bash/dash) argv, if it is one.
+fn shell_script(argv: &[String]) -> Option<&str> {
+    let prog = argv.first()?.rsplit('/').next()?;
+    if !["sh", "bash", "dash"].contains(&prog) {
+        return None;
+    }
+    let c = argv.iter().position(|a| a == "-c")?;
+    argv.get(c + 1).map(String::as_str)
 }
 
 /// One step of a plan: what would run, exactly.
@@ -592,6 +654,9 @@ pub struct PlannedStep {
     pub read_only: bool,
     #[serde(serialize_with = "ser_secs")]
     pub timeout: TimeDelta,
+    /// A rollback step: runs only after a step of the same run failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
@@ -602,11 +667,17 @@ impl PlannedStep {
     /// The argv as one line a person can read (and paste), each argument
     /// quoted when it needs to be.
     pub fn display(&self) -> String {
-        self.argv
+        let argv = self
+            .argv
             .iter()
             .map(|a| shell_quote(a))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        if self.rollback {
+            format!("[rollback] {argv}")
+        } else {
+            argv
+        }
     }
 }
 
