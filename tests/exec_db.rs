@@ -37,7 +37,10 @@ impl Pg {
             !bin.is_empty(),
             "PostgreSQL is missing: install the Debian package postgresql"
         );
-        let dir = tempfile::Builder::new().prefix("vigil-pg-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-pg-")
+            .tempdir()
+            .unwrap();
         let st = Command::new("chown")
             .args(["postgres:postgres"])
             .arg(dir.path())
@@ -83,11 +86,22 @@ impl Pg {
 
     fn sql(&self, q: &str) -> String {
         let out = Command::new("psql")
-            .args(["-X", "-At", "-h", &self.sock(), "-p", &self.port.to_string()])
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                &self.sock(),
+                "-p",
+                &self.port.to_string(),
+            ])
             .args(["-U", "postgres", "-d", "postgres", "-c", q])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{q}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -141,7 +155,10 @@ impl Drop for Client {
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(15), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -152,7 +169,9 @@ async fn postgres_case(set: &ExecutorSet, executor: &str, host: &str) {
     let _b = pg.client("app", "SELECT 2;");
     let _t = pg.client("app", "BEGIN; SELECT 3;");
     let _s = pg.client("postgres", "SELECT 4;");
-    wait_until("4 sessions", || pg.sessions("app") == 3 && pg.sessions("postgres") >= 1);
+    wait_until("4 sessions", || {
+        pg.sessions("app") == 3 && pg.sessions("postgres") >= 1
+    });
     std::thread::sleep(Duration::from_millis(3200));
     let _young = pg.client("app", "SELECT 5;");
     wait_until("the young session", || pg.sessions("app") == 4);
@@ -175,7 +194,10 @@ async fn postgres_case(set: &ExecutorSet, executor: &str, host: &str) {
     assert!(o.success, "{}", show(&o));
     assert_eq!(fact(&o, "terminated"), Some(3), "{}", show(&o));
     wait_until("idle app sessions gone", || pg.sessions("app") == 1);
-    assert!(pg.sessions("postgres") >= 1, "a superuser session was terminated");
+    assert!(
+        pg.sessions("postgres") >= 1,
+        "a superuser session was terminated"
+    );
     assert!(fact(&o, "pool_used").is_some() && fact(&o, "pool_max").is_some());
 }
 
@@ -189,7 +211,10 @@ impl Redis {
     fn start() -> Redis {
         let server = need("redis-server", "redis-server");
         need("redis-cli", "redis-tools");
-        let dir = tempfile::Builder::new().prefix("vigil-redis-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-redis-")
+            .tempdir()
+            .unwrap();
         let port = free_port();
         let child = Command::new(server)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -199,7 +224,9 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        wait_until("redis listens", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        wait_until("redis listens", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Redis {
             child,
             port,
@@ -247,7 +274,9 @@ async fn redis_case(set: &ExecutorSet, executor: &str, host: &str) {
     // The young client still works.
     use std::io::Read;
     young.write_all(b"PING\r\n").unwrap();
-    young.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    young
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut buf = [0u8; 7];
     young.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"+PONG\r\n");

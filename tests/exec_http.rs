@@ -34,7 +34,11 @@ struct Api {
 
 type Shared = Arc<Mutex<Api>>;
 
-async fn submit(State(api): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn submit(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut a = api.lock().unwrap();
     a.posts += 1;
     if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
@@ -45,11 +49,19 @@ async fn submit(State(api): State<Shared>, headers: HeaderMap, Json(body): Json<
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
     else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "Idempotency-Key required"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key required"})),
+        )
+            .into_response();
     };
     let id = match a.keys.get(&key) {
         Some((b, _)) if *b != body => {
-            return (StatusCode::CONFLICT, Json(json!({"error": "key reused with another body"}))).into_response();
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({"error": "key reused with another body"})),
+            )
+                .into_response();
         }
         Some((_, id)) => id.clone(),
         None => {
@@ -64,7 +76,11 @@ async fn submit(State(api): State<Shared>, headers: HeaderMap, Json(body): Json<
         let s = a.fail_posts.remove(0);
         return (StatusCode::from_u16(s).unwrap(), "try again").into_response();
     }
-    (StatusCode::CREATED, Json(json!({"id": id, "status": "queued"}))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "status": "queued"})),
+    )
+        .into_response()
 }
 
 async fn status(State(api): State<Shared>, Path(id): Path<String>) -> Response {
@@ -89,7 +105,9 @@ async fn serve(api: Shared) -> u16 {
         .route("/jobs", post(submit))
         .route("/jobs/{id}", get(status))
         .with_state(api);
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
     });
@@ -185,8 +203,14 @@ fn http_settings_are_validated() {
     for (text, key) in [
         ("", "url"),
         ("url = \"ftp://x\"", "url"),
-        ("url = \"http://x\"\npoll_interval = \"soon\"", "poll_interval"),
-        ("url = \"http://x\"\ntoken_env = \"VIGIL_NO_SUCH_VAR_XYZ\"", "token_env"),
+        (
+            "url = \"http://x\"\npoll_interval = \"soon\"",
+            "poll_interval",
+        ),
+        (
+            "url = \"http://x\"\ntoken_env = \"VIGIL_NO_SUCH_VAR_XYZ\"",
+            "token_env",
+        ),
         ("url = \"http://x\"\nretries = 99", "retries"),
     ] {
         let t: toml::Table = toml::from_str(text).unwrap();

@@ -195,7 +195,7 @@ impl HttpTarget {
                         return Ok((status, v));
                     }
                 }
-                Err(e) => (true, format!("{}", without_url(&e)), backoff),
+                Err(e) => (true, without_url(&e), backoff),
             };
             if !retry || attempt >= self.retries {
                 return Err(format!("{why} (after {} retries)", attempt));

@@ -203,6 +203,30 @@ impl Sshd {
         panic!("sshd did not listen on 127.0.0.1:{}", self.port);
     }
 
+    /// The same server reached as `user` (created when missing, with
+    /// /bin/sh as its shell and no password): figures then measure Vigil
+    /// and OpenSSH, not a login shell's start-up files.
+    pub fn as_plain_user(&self, user: &str) -> SshTarget {
+        let exists = Command::new("id")
+            .arg(user)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !exists {
+            let st = Command::new("useradd")
+                .args(["-M", "-d", "/nonexistent", "-s", "/bin/sh", user])
+                .status()
+                .expect("useradd");
+            assert!(st.success(), "useradd {user}");
+            let _ = Command::new("usermod").args(["-p", "*", user]).status();
+        }
+        let mut t = self.target.clone();
+        t.user = Some(user.to_string());
+        t
+    }
+
     /// The control dir for connection sharing (short path).
     pub fn control_dir(&self) -> PathBuf {
         self.dir.path().join("c")
