@@ -123,6 +123,12 @@ async fn run_all(set: &ExecutorSet, executor: &str, host: &str) -> (usize, usize
         .prefix("vigil-hostile-")
         .tempdir()
         .unwrap();
+    // Writable by the plain user the ssh case logs in as.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let canary = dir.path().join("PWNED");
     let canary_s = canary.to_str().unwrap().to_string();
     let cat = echo_catalog();
@@ -189,7 +195,21 @@ async fn hostile_values_are_refused_or_verbatim_over_ssh() {
         return;
     }
     let sshd = Sshd::start();
-    let (refused, verbatim) = run_all(&sshd.executors("h", 4), "ssh", "h").await;
+    // A user with /bin/sh as its shell: the values meet a plain POSIX shell
+    // on the host, and no login files slow the 140 steps down.
+    let mut hosts = BTreeMap::new();
+    hosts.insert(
+        "h".to_string(),
+        vigil::exec::HostExecutor::Ssh(sshd.as_plain_user("vigil-bench")),
+    );
+    let set = ExecutorSet::new(
+        hosts,
+        vigil::exec::ExecOptions {
+            ssh_control_dir: sshd.control_dir(),
+            ..Default::default()
+        },
+    );
+    let (refused, verbatim) = run_all(&set, "ssh", "h").await;
     assert!(
         refused >= 2 && verbatim >= 50,
         "{refused} refused, {verbatim} verbatim"

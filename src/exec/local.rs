@@ -175,6 +175,37 @@ pub async fn run_argv(
     res
 }
 
+/// Runs `argv` with stdin, stdout and stderr on /dev/null (for a process
+/// that leaves a daemon behind, such as `ssh -f`); true when it exited 0
+/// within `timeout` (otherwise its process group is killed).
+pub async fn run_quiet(argv: &[String], env: &[(String, String)], timeout: Duration) -> bool {
+    let Some(exe) = argv.first().and_then(|p| resolve(p, STEP_PATH)) else {
+        return false;
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    let pid = child.id().unwrap_or(0);
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(st)) => st.success(),
+        _ => {
+            signal_group(pid, libc::SIGKILL);
+            let _ = child.wait().await;
+            false
+        }
+    }
+}
+
 /// Finds a program in PATH (or takes it as is when it has a slash).
 fn resolve(prog: &str, path: &str) -> Option<std::path::PathBuf> {
     if prog.contains('/') {

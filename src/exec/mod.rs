@@ -145,7 +145,11 @@ pub struct ExecutorSet {
     opts: ExecOptions,
     permits: Arc<Semaphore>,
     client: reqwest::Client,
+    /// One lock per ControlPath, so a master connection starts once.
+    masters: Masters,
 }
+
+type Masters = Arc<std::sync::Mutex<BTreeMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>>;
 
 impl ExecutorSet {
     /// Builds the set from the inventory; hosts with `sim` (or no executor)
@@ -182,6 +186,7 @@ impl ExecutorSet {
             permits: Arc::new(Semaphore::new(opts.max_parallel.max(1))),
             opts,
             client,
+            masters: Masters::default(),
         }
     }
 
@@ -259,12 +264,38 @@ impl ExecutorSet {
                 if let Err(e) = ssh::ensure_control_dir(&self.opts.ssh_control_dir) {
                     local::ProcOutput::not_started(e)
                 } else {
+                    self.ensure_master(t).await;
                     let outer = timeout + Duration::from_secs(5 + t.connect_timeout + 5);
                     local::run_argv(&argv, &ssh::client_env(), outer, self.opts.output_limit).await
                 }
             }
         };
         StepResult::new(s, out, started.elapsed())
+    }
+}
+
+impl ExecutorSet {
+    /// Starts the target's shared connection when there is none, one start
+    /// at a time per target. When it cannot start, the step's own `ssh`
+    /// connects directly and reports why.
+    async fn ensure_master(&self, t: &ssh::SshTarget) {
+        let path = t.control_path(&self.opts.ssh_control_dir);
+        if path.exists() {
+            return;
+        }
+        let lock = {
+            let mut m = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+            m.entry(path.clone()).or_default().clone()
+        };
+        let _g = lock.lock().await;
+        if path.exists() {
+            return;
+        }
+        let argv = t.master_command(&self.opts.ssh_control_dir);
+        let limit = Duration::from_secs(t.connect_timeout + 5);
+        if !local::run_quiet(&argv, &ssh::client_env(), limit).await {
+            tracing::warn!(host = %t.host, "the shared ssh connection could not be started");
+        }
     }
 }
 
@@ -275,6 +306,7 @@ impl Executors for ExecutorSet {
             opts: self.opts.clone(),
             permits: self.permits.clone(),
             client: self.client.clone(),
+            masters: self.masters.clone(),
         };
         tokio::spawn(async move {
             // The run happens in its own task so that a panic in it still

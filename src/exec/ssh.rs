@@ -193,8 +193,47 @@ impl SshTarget {
         s
     }
 
+    /// The ControlPath socket of this target: one per distinct connection
+    /// setting, short enough for a socket path.
+    pub fn control_path(&self, control_dir: &Path) -> PathBuf {
+        use sha2::Digest;
+        let id = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.host,
+            self.user,
+            self.port,
+            self.identity,
+            self.known_hosts,
+            self.config,
+            self.proxy_jump,
+            self.options
+        );
+        let h = sha2::Sha256::digest(id.as_bytes());
+        control_dir.join(hex::encode(&h[..10]))
+    }
+
+    /// The argv that starts this target's shared master connection in the
+    /// background (`-f -N`, `ControlMaster=yes`).
+    pub fn master_command(&self, control_dir: &Path) -> Vec<String> {
+        let mut c = self.base("yes", control_dir);
+        c.push("-f".into());
+        c.push("-N".into());
+        c.push("--".into());
+        c.push(self.host.clone());
+        c
+    }
+
     /// The full local argv of the `ssh` client for one step.
     pub fn command(&self, argv: &[String], timeout: Duration, control_dir: &Path) -> Vec<String> {
+        let mut c = self.base("auto", control_dir);
+        c.push("-T".into());
+        c.push("--".into());
+        c.push(self.host.clone());
+        c.push(Self::remote_command(argv, timeout));
+        c
+    }
+
+    fn base(&self, master: &str, control_dir: &Path) -> Vec<String> {
         let mut c: Vec<String> = vec!["ssh".into()];
         let mut o = |kv: String| {
             c.push("-o".into());
@@ -204,8 +243,11 @@ impl SshTarget {
         o("BatchMode=yes".into());
         o("StrictHostKeyChecking=yes".into());
         o(format!("ConnectTimeout={}", self.connect_timeout));
-        o("ControlMaster=auto".into());
-        o(format!("ControlPath={}/%C", control_dir.display()));
+        o(format!("ControlMaster={master}"));
+        o(format!(
+            "ControlPath={}",
+            self.control_path(control_dir).display()
+        ));
         o(format!("ControlPersist={}", self.control_persist));
         o("ServerAliveInterval=15".into());
         o("ServerAliveCountMax=3".into());
@@ -240,10 +282,6 @@ impl SshTarget {
             c.push("-J".into());
             c.push(j.clone());
         }
-        c.push("-T".into());
-        c.push("--".into());
-        c.push(self.host.clone());
-        c.push(Self::remote_command(argv, timeout));
         c
     }
 }
