@@ -53,6 +53,29 @@ async fn local_overhead() {
     for _ in 0..20 {
         set.run(&x).await;
     }
+    // The floor on this machine: a bare fork+exec+wait of /bin/true.
+    let mut bare = Vec::new();
+    for _ in 0..300 {
+        let t0 = Instant::now();
+        let _ = std::process::Command::new("/bin/true").status();
+        bare.push(t0.elapsed());
+    }
+    println!(
+        "bare fork+exec+wait of /bin/true (floor): p50 {:.2} ms, p90 {:.2} ms",
+        pct(&mut bare, 0.5),
+        pct(&mut bare, 0.9)
+    );
+    let mut tk = Vec::new();
+    for _ in 0..300 {
+        let t0 = Instant::now();
+        let _ = tokio::process::Command::new("/bin/true").output().await;
+        tk.push(t0.elapsed());
+    }
+    println!(
+        "tokio::process output() of /bin/true: p50 {:.2} ms, p90 {:.2} ms",
+        pct(&mut tk, 0.5),
+        pct(&mut tk, 0.9)
+    );
     let (mut spawn, mut total) = (Vec::new(), Vec::new());
     for i in 0..300 {
         let t0 = Instant::now();
