@@ -175,7 +175,9 @@ pub struct VerifySpec {
     /// The verify command's timeout (default `60s`).
     #[serde(default)]
     pub timeout: Option<String>,
-    /// An optional URL that must answer 2xx.
+    /// An optional URL that must answer 2xx within `timeout`; checked from
+    /// the host with curl as a step named "verify http" (`{param}`s are
+    /// substituted; the URL reaches curl as one argument).
     #[serde(default)]
     pub http: Option<String>,
     /// An optional PromQL expression that must return no series.
@@ -409,6 +411,15 @@ impl Runbook {
                 }
             }
         }
+        if let Some(url) = &spec.verify.http {
+            for p in placeholders(url) {
+                if p != "target" && !spec.params.contains_key(p) {
+                    return Err(format!(
+                        "verify.http: {{{p}}} is not a parameter of this runbook"
+                    ));
+                }
+            }
+        }
         for pc in &spec.preconditions {
             if !spec.params.contains_key(&pc.param) {
                 return Err(format!("preconditions: {:?} is not a parameter", pc.param));
@@ -625,6 +636,29 @@ impl Runbook {
                 false,
             ));
         }
+        if let Some(url) = &self.spec.verify.http {
+            let timeout = self.spec.verify.timeout.as_deref().unwrap_or("60s");
+            let secs = parse_delta(timeout)
+                .map(|d| d.num_seconds().max(1))
+                .unwrap_or(60);
+            out.push(planned(
+                &StepSpec {
+                    name: "verify http".into(),
+                    argv: vec![
+                        "sh".into(),
+                        "-c".into(),
+                        VERIFY_HTTP_SCRIPT.into(),
+                        "sh".into(),
+                        url.clone(),
+                        secs.to_string(),
+                    ],
+                    timeout: Some(format!("{}s", secs + 10)),
+                    read_only: true,
+                    when: BTreeMap::new(),
+                },
+                false,
+            ));
+        }
         out.extend(
             self.spec
                 .rollback
@@ -635,6 +669,17 @@ impl Runbook {
         out
     }
 }
+
+/// `verify.http` as a step on the host: the URL ($1) must answer 2xx
+/// within $2 seconds (curl, one try a second).
+const VERIFY_HTTP_SCRIPT: &str = r#"i=0
+while [ "$i" -lt "$2" ]; do
+  code=$(curl -s -o /dev/null --max-time 5 -w "%{""http_code}" -- "$1")
+  case "$code" in 2??) echo "vigil: http_status=$code"; exit 0 ;; esac
+  sleep 1; i=$((i + 1))
+done
+echo "$1 answered ${code:-nothing}" >&2
+exit 1"#;
 
 /// The script of a `sh -c SCRIPT ...` (or bash/dash) argv, if it is one.
 fn shell_script(argv: &[String]) -> Option<&str> {
@@ -1025,6 +1070,45 @@ mod tests {
         );
         assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
         assert_eq!(shell_quote("/var/log"), "/var/log");
+    }
+
+    #[test]
+    fn verify_and_rollback_are_planned_and_scripts_take_no_placeholders() {
+        let text = r#"
+name = "x"
+[match]
+alertname = ["A"]
+[params.svc]
+pattern = '[a-z]+'
+[[steps]]
+name = "go"
+argv = ["systemctl", "restart", "{svc}"]
+[[rollback]]
+name = "undo"
+argv = ["systemctl", "stop", "{svc}"]
+[verify]
+command = ["systemctl", "is-active", "{svc}"]
+http = "http://127.0.0.1:8080/{svc}/health"
+timeout = "5s"
+"#;
+        let c = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap();
+        let mut p = BTreeMap::new();
+        p.insert("svc".to_string(), "api".to_string());
+        let plan = c.get("x").unwrap().plan("h", &p);
+        let names: Vec<_> = plan.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["go", "verify", "verify http", "undo"]);
+        assert!(plan[3].rollback && plan[3].display().starts_with("[rollback] "));
+        assert_eq!(plan[2].argv[4], "http://127.0.0.1:8080/api/health");
+        assert_eq!(plan[2].argv[5], "5");
+
+        let bad = "name = \"y\"\n[match]\nalertname = [\"A\"]\n[params.v]\npattern = '.*'\n[[steps]]\nname = \"s\"\nargv = [\"sh\", \"-c\", \"echo {v}\"]\n";
+        let e =
+            Catalog::from_sources(&[("y.toml".into(), bad.into())], &BTreeMap::new()).unwrap_err();
+        assert!(
+            e[0].message.contains("inside a shell script"),
+            "{}",
+            e[0].message
+        );
     }
 
     #[test]
