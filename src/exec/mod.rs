@@ -149,7 +149,9 @@ pub struct ExecutorSet {
     masters: Masters,
 }
 
-type Masters = Arc<std::sync::Mutex<BTreeMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>>;
+/// Per ControlPath: a lock so a master starts once, holding when the last
+/// start failed.
+type Masters = Arc<std::sync::Mutex<BTreeMap<PathBuf, Arc<tokio::sync::Mutex<Option<Instant>>>>>>;
 
 impl ExecutorSet {
     /// Builds the set from the inventory; hosts with `sim` (or no executor)
@@ -287,13 +289,21 @@ impl ExecutorSet {
             let mut m = self.masters.lock().unwrap_or_else(|e| e.into_inner());
             m.entry(path.clone()).or_default().clone()
         };
-        let _g = lock.lock().await;
+        let mut failed_at = lock.lock().await;
         if path.exists() {
+            return;
+        }
+        // After a failed start, steps connect on their own for a while (and
+        // report why) instead of paying the connect timeout twice.
+        if failed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(30)) {
             return;
         }
         let argv = t.master_command(&self.opts.ssh_control_dir);
         let limit = Duration::from_secs(t.connect_timeout + 5);
-        if !local::run_quiet(&argv, &ssh::client_env(), limit).await {
+        if local::run_quiet(&argv, &ssh::client_env(), limit).await {
+            *failed_at = None;
+        } else {
+            *failed_at = Some(Instant::now());
             tracing::warn!(host = %t.host, "the shared ssh connection could not be started");
         }
     }

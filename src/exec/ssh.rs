@@ -105,7 +105,9 @@ impl SshTarget {
         {
             return bad(
                 "user",
-                format!("{u:?} is not a user name; expected letters, digits, '.', '_', '-'"),
+                format!(
+                    "{u:?} is not a user name; expected letters, digits, '.', '_', '-' (not leading '-')"
+                ),
             );
         }
         let port = match spec.port {
