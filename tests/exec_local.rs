@@ -243,3 +243,10 @@ async fn service_restart_through_supervisor_locally() {
         cases::service_restart_supervisor(&local_set(), "local", "localhost").await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_rotation_create_and_reopen_locally() {
+    if e2e("log_rotation_create_locally") {
+        cases::log_rotation_create(&local_set(), "local", "localhost").await;
+    }
+}

@@ -162,3 +162,11 @@ async fn service_restart_through_supervisor_over_ssh() {
         cases::service_restart_supervisor(&sshd.executors(HOST, 4), "ssh", HOST).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_rotation_create_and_reopen_over_ssh() {
+    if e2e("log_rotation_create_over_ssh") {
+        let sshd = Sshd::start();
+        cases::log_rotation_create(&sshd.executors(HOST, 4), "ssh", HOST).await;
+    }
+}

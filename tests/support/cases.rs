@@ -190,6 +190,74 @@ pub async fn log_rotation(set: &ExecutorSet, executor: &str, host: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), content);
 }
 
+/// log_rotation with method create: a live writer (one numbered line every
+/// 5 ms, reopening its log on SIGHUP) loses no line across the rotation.
+pub async fn log_rotation_create(set: &ExecutorSet, executor: &str, host: &str) {
+    need("logrotate", "logrotate");
+    let logs = tempdir_in("/var/log", "vigil-lrc-");
+    let f = logs.path().join("app.log");
+    let pid_file = logs.path().join("app.pid");
+    let stop = logs.path().join("stop");
+    let mut writer = Reaped(
+        Command::new(need("perl", "perl-base"))
+            .arg("-e")
+            .arg(
+                r#"use IO::Handle; my ($f, $p, $stop) = @ARGV; my $fh;
+                   sub reopen { open($fh, '>>', $f) or die; $fh->autoflush(1) }
+                   reopen(); $SIG{HUP} = \&reopen;
+                   open(my $ph, '>', $p) or die; print $ph "$$
+"; close $ph;
+                   my $i = 0; until (-e $stop) { print $fh "line $i
+"; $i++; select(undef, undef, undef, 0.005) }
+                   print $fh "last $i
+";"#,
+            )
+            .arg(&f)
+            .arg(&pid_file)
+            .arg(&stop)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the writer's pid file", || pid_file.exists() && f.exists());
+    std::thread::sleep(Duration::from_millis(500));
+    let x = execution(
+        "log_rotation",
+        host,
+        executor,
+        &[
+            ("path", f.to_str().unwrap()),
+            ("method", "create"),
+            ("pid_file", pid_file.to_str().unwrap()),
+            ("reopen_signal", "HUP"),
+        ],
+    );
+    let o = set.run(&x).await;
+    assert!(o.success, "{}", show(&o));
+    assert_eq!(fact(&o, "reopen_signalled"), Some(1), "{}", show(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&stop, "").unwrap();
+    let _ = writer.0.wait();
+    let rotated = std::fs::read_to_string(logs.path().join("app.log.1")).unwrap();
+    let current = std::fs::read_to_string(&f).unwrap();
+    assert!(!current.is_empty(), "the writer did not reopen its log");
+    let all = format!("{rotated}{current}");
+    let mut next = 0;
+    for l in all.lines() {
+        if let Some(n) = l.strip_prefix("line ") {
+            assert_eq!(
+                n.parse::<u64>().unwrap(),
+                next,
+                "a line was lost or reordered"
+            );
+            next += 1;
+        }
+    }
+    assert!(
+        all.contains(&format!("last {next}")),
+        "lines lost at the end"
+    );
+}
+
 /// A perl interpreter copied under a unique name, so its comm is unique.
 pub fn unique_perl(dir: &Path, name: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -357,6 +425,11 @@ pub async fn memory_pressure_pid_reuse(set: &ExecutorSet, executor: &str, host: 
     let name = format!("ru{}{}", std::process::id() % 100_000, executor.len());
     let perl = unique_perl(dir.path(), &name);
     let script = "$SIG{TERM} = sub { exit 0 }; sleep 1 while 1";
+    let last = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap_or_default();
+    assert!(
+        std::fs::write("/proc/sys/kernel/ns_last_pid", last.trim()).is_ok(),
+        "this test forces PID reuse through /proc/sys/kernel/ns_last_pid: run it as root"
+    );
     let mut conclusive = false;
     for _ in 0..6 {
         let mut old = Command::new(&perl).arg("-e").arg(script).spawn().unwrap();
