@@ -170,3 +170,73 @@ async fn log_rotation_create_and_reopen_over_ssh() {
         cases::log_rotation_create(&sshd.executors(HOST, 4), "ssh", HOST).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_config_file_and_proxy_jump_are_honoured() {
+    if !e2e("an_ssh_config_file_and_proxy_jump_are_honoured") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let d = sshd.dir.path();
+    let key = d.join("client_key");
+    let kh = d.join("known_hosts");
+    let cfg = d.join("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host bastion\n  HostName 127.0.0.1\n  Port {p}\n  User root\n  IdentityFile {k}\n  UserKnownHostsFile {kh}\n  BatchMode yes\n\n\
+             Host app-via-bastion\n  HostName 127.0.0.1\n  Port {p}\n  User root\n  IdentityFile {k}\n  UserKnownHostsFile {kh}\n",
+            p = sshd.port,
+            k = key.display(),
+            kh = kh.display()
+        ),
+    )
+    .unwrap();
+    let table: toml::Table = toml::from_str(&format!(
+        "host = \"app-via-bastion\"\nconfig = {:?}\nproxy_jump = \"bastion\"\n",
+        cfg.display().to_string()
+    ))
+    .unwrap();
+    let target = vigil::exec::ssh::SshTarget::from_table("app", Some(&table)).unwrap();
+    let argv = target.command(&["true".into()], Duration::from_secs(5), d);
+    assert!(argv.windows(2).any(|w| w[0] == "-J" && w[1] == "bastion"));
+    let mut hosts = BTreeMap::new();
+    hosts.insert("app".to_string(), vigil::exec::HostExecutor::Ssh(target));
+    let set = vigil::exec::ExecutorSet::new(
+        hosts,
+        vigil::exec::ExecOptions {
+            ssh_control_dir: d.join("cj"),
+            ..Default::default()
+        },
+    );
+    let out = d.join("via-jump");
+    let mut x = one_step(&["touch", out.to_str().unwrap()], 10);
+    x.target = "app".into();
+    let o = set.run(&x).await;
+    assert!(o.success, "{}", show(&o));
+    assert!(out.exists());
+
+    // The jump is really taken: through a bastion that does not resolve,
+    // nothing runs.
+    let table: toml::Table = toml::from_str(&format!(
+        "host = \"app-via-bastion\"\nconfig = {:?}\nproxy_jump = \"no-such-bastion.invalid\"\nconnect_timeout = 3\n",
+        cfg.display().to_string()
+    ))
+    .unwrap();
+    let target = vigil::exec::ssh::SshTarget::from_table("app", Some(&table)).unwrap();
+    let mut hosts = BTreeMap::new();
+    hosts.insert("app".to_string(), vigil::exec::HostExecutor::Ssh(target));
+    let set = vigil::exec::ExecutorSet::new(
+        hosts,
+        vigil::exec::ExecOptions {
+            ssh_control_dir: d.join("ck"),
+            ..Default::default()
+        },
+    );
+    let out2 = d.join("not-via-jump");
+    let mut x = one_step(&["touch", out2.to_str().unwrap()], 10);
+    x.target = "app".into();
+    let o = set.run(&x).await;
+    assert!(!o.success, "{}", show(&o));
+    assert!(!out2.exists());
+}
