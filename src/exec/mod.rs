@@ -141,7 +141,7 @@ fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfigErr
 
 /// The executors of a fleet: one per listed host (local, ssh, http).
 pub struct ExecutorSet {
-    hosts: BTreeMap<String, HostExecutor>,
+    hosts: Arc<BTreeMap<String, HostExecutor>>,
     opts: ExecOptions,
     permits: Arc<Semaphore>,
     client: reqwest::Client,
@@ -184,7 +184,7 @@ impl ExecutorSet {
             .build()
             .unwrap_or_default();
         ExecutorSet {
-            hosts,
+            hosts: Arc::new(hosts),
             permits: Arc::new(Semaphore::new(opts.max_parallel.max(1))),
             opts,
             client,
