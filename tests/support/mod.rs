@@ -252,9 +252,9 @@ impl Drop for Sshd {
         // Close shared master connections first, then the server.
         let _ = Command::new("sh")
             .arg("-c")
-            .arg("for s in \"$1\"/*; do [ -S \"$s\" ] && ssh -o ControlPath=\"$s\" -O exit x 2>/dev/null; done; true")
+            .arg("find \"$1\" -type s | while read -r s; do ssh -o ControlPath=\"$s\" -O exit x 2>/dev/null; done; true")
             .arg("sh")
-            .arg(self.control_dir())
+            .arg(self.dir.path())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
