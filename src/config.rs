@@ -32,6 +32,9 @@ pub struct SettingsSpec {
     /// Start frozen.
     #[serde(default)]
     pub frozen: Option<bool>,
+    /// Runs (local, ssh, http) in flight at once across all hosts (default 16).
+    #[serde(default)]
+    pub max_parallel_runs: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -152,6 +155,12 @@ impl Config {
                 Err(e) => errors.push(err("retry_backoff", format!("settings.retry_backoff: {e}"))),
             }
         }
+        if self.settings.max_parallel_runs == Some(0) {
+            errors.push(err(
+                "max_parallel_runs",
+                "settings.max_parallel_runs = 0; expected at least 1".into(),
+            ));
+        }
         if let Some(f) = self.settings.blast_radius {
             if f > 0.0 && f <= 1.0 {
                 settings.blast_radius = f;
@@ -212,6 +221,21 @@ impl Config {
                     &format!("\"{}\"", h.name),
                     format!("hosts: {:?} is listed twice", h.name),
                 ));
+            }
+            for e in crate::exec::validate_host(h) {
+                let needle = format!("[hosts.{}", e.key.split('.').next().unwrap_or(""));
+                let line = line_of(
+                    text,
+                    &format!("{} =", e.key.rsplit('.').next().unwrap_or("")),
+                )
+                .filter(|_| e.key.contains('.') && !e.key.ends_with('*'))
+                .or_else(|| line_of(text, &needle))
+                .or_else(|| line_of(text, &format!("\"{}\"", h.name)));
+                errors.push(ConfigError {
+                    file: file.into(),
+                    line,
+                    message: e.to_string(),
+                });
             }
             if let Some(x) = &h.executor
                 && !["local", "ssh", "http", "sim"].contains(&x.as_str())

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod exec;
 pub mod hub;
 pub mod model;
 pub mod policy;

@@ -380,7 +380,13 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
                 println!(
                     "{}. {}{} (timeout {})",
                     i + 1,
-                    if s.read_only { "[read-only] " } else { "" },
+                    if s.rollback {
+                        "[rollback] "
+                    } else if s.read_only {
+                        "[read-only] "
+                    } else {
+                        ""
+                    },
                     s.name,
                     vigil::units::fmt_delta(s.timeout)
                 );
@@ -563,6 +569,20 @@ fn prepare(
     if cli.dry_run {
         setup.modes.dry_run = true;
     }
+    let executors = vigil::exec::ExecutorSet::from_hosts(
+        &config.hosts,
+        vigil::exec::ExecOptions {
+            max_parallel: config.settings.max_parallel_runs.unwrap_or(16),
+            ..Default::default()
+        },
+    )
+    .map(std::sync::Arc::new)
+    .map_err(|es| {
+        es.iter()
+            .map(|e| format!("{file}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
     let store = Store::open(&dir).map_err(|e| e.to_string())?;
     let restored = store.load_state().map_err(|e| e.to_string())?;
     let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
@@ -577,7 +597,7 @@ fn prepare(
         operator: op.clone(),
         sim_run_time: std::time::Duration::from_secs(3),
         tick: std::time::Duration::from_secs(1),
-        executors: None,
+        executors: Some(executors),
         escalator: None,
         sources: sources.clone(),
     });

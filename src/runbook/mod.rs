@@ -168,10 +168,16 @@ pub struct VerifySpec {
     /// How long after the run to look again (default `1m`).
     #[serde(default)]
     pub window: Option<String>,
-    /// An optional command whose exit status 0 means verified.
+    /// An optional command whose exit status 0 means verified; it runs on
+    /// the host as the last step of the run (named "verify").
     #[serde(default)]
     pub command: Option<Vec<String>>,
-    /// An optional URL that must answer 2xx.
+    /// The verify command's timeout (default `60s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// An optional URL that must answer 2xx within `timeout`; checked from
+    /// the host with curl as a step named "verify http" (`{param}`s are
+    /// substituted; the URL reaches curl as one argument).
     #[serde(default)]
     pub http: Option<String>,
     /// An optional PromQL expression that must return no series.
@@ -365,12 +371,33 @@ impl Runbook {
             }
             params.push(param);
         }
-        for (i, step) in spec.steps.iter().chain(spec.rollback.iter()).enumerate() {
+        let verify_step = spec.verify.command.as_ref().map(|argv| StepSpec {
+            name: "verify".into(),
+            argv: argv.clone(),
+            timeout: spec.verify.timeout.clone(),
+            read_only: true,
+            when: BTreeMap::new(),
+        });
+        for (i, step) in spec
+            .steps
+            .iter()
+            .chain(spec.rollback.iter())
+            .chain(verify_step.iter())
+            .enumerate()
+        {
             if step.argv.is_empty() {
                 return Err(format!("steps[{i}] ({}): argv is empty", step.name));
             }
             if let Some(t) = &step.timeout {
                 parse_delta(t).map_err(|e| format!("steps[{i}].timeout: {e}"))?;
+            }
+            if let Some(script) = shell_script(&step.argv)
+                && let Some(p) = placeholders(script).first()
+            {
+                return Err(format!(
+                    "steps[{i}] ({}): {{{p}}} inside a shell script; values reach a script only as positional parameters after it (sh -c 'script' sh \"{{{p}}}\")",
+                    step.name
+                ));
             }
             for arg in &step.argv {
                 for p in placeholders(arg) {
@@ -381,6 +408,15 @@ impl Runbook {
                             spec.params.keys().cloned().collect::<Vec<_>>().join(", ")
                         ));
                     }
+                }
+            }
+        }
+        if let Some(url) = &spec.verify.http {
+            for p in placeholders(url) {
+                if p != "target" && !spec.params.contains_key(p) {
+                    return Err(format!(
+                        "verify.http: {{{p}}} is not a parameter of this runbook"
+                    ));
                 }
             }
         }
@@ -560,28 +596,99 @@ impl Runbook {
         None
     }
 
-    /// The exact argument vectors of the steps a run would execute.
+    /// The exact argument vectors of the steps a run would execute: the
+    /// steps whose `when` holds, then `verify.command` (as a step named
+    /// "verify"), then the rollback steps (flagged `rollback`, run only when
+    /// a step failed).
     pub fn plan(&self, target: &str, params: &BTreeMap<String, String>) -> Vec<PlannedStep> {
-        self.spec
+        let applies = |s: &&StepSpec| s.when.iter().all(|(k, v)| params.get(k) == Some(v));
+        let planned = |s: &StepSpec, rollback: bool| PlannedStep {
+            name: s.name.clone(),
+            argv: s
+                .argv
+                .iter()
+                .map(|a| substitute(a, target, params))
+                .collect(),
+            read_only: s.read_only,
+            timeout: s
+                .timeout
+                .as_deref()
+                .and_then(|t| parse_delta(t).ok())
+                .unwrap_or(TimeDelta::seconds(60)),
+            rollback,
+        };
+        let mut out: Vec<PlannedStep> = self
+            .spec
             .steps
             .iter()
-            .filter(|s| s.when.iter().all(|(k, v)| params.get(k) == Some(v)))
-            .map(|s| PlannedStep {
-                name: s.name.clone(),
-                argv: s
-                    .argv
-                    .iter()
-                    .map(|a| substitute(a, target, params))
-                    .collect(),
-                read_only: s.read_only,
-                timeout: s
-                    .timeout
-                    .as_deref()
-                    .and_then(|t| parse_delta(t).ok())
-                    .unwrap_or(TimeDelta::seconds(60)),
-            })
-            .collect()
+            .filter(applies)
+            .map(|s| planned(s, false))
+            .collect();
+        if let Some(argv) = &self.spec.verify.command {
+            out.push(planned(
+                &StepSpec {
+                    name: "verify".into(),
+                    argv: argv.clone(),
+                    timeout: self.spec.verify.timeout.clone(),
+                    read_only: true,
+                    when: BTreeMap::new(),
+                },
+                false,
+            ));
+        }
+        if let Some(url) = &self.spec.verify.http {
+            let timeout = self.spec.verify.timeout.as_deref().unwrap_or("60s");
+            let secs = parse_delta(timeout)
+                .map(|d| d.num_seconds().max(1))
+                .unwrap_or(60);
+            out.push(planned(
+                &StepSpec {
+                    name: "verify http".into(),
+                    argv: vec![
+                        "sh".into(),
+                        "-c".into(),
+                        VERIFY_HTTP_SCRIPT.into(),
+                        "sh".into(),
+                        url.clone(),
+                        secs.to_string(),
+                    ],
+                    timeout: Some(format!("{}s", secs + 10)),
+                    read_only: true,
+                    when: BTreeMap::new(),
+                },
+                false,
+            ));
+        }
+        out.extend(
+            self.spec
+                .rollback
+                .iter()
+                .filter(applies)
+                .map(|s| planned(s, true)),
+        );
+        out
     }
+}
+
+/// `verify.http` as a step on the host: the URL ($1) must answer 2xx
+/// within $2 seconds (curl, one try a second).
+const VERIFY_HTTP_SCRIPT: &str = r#"i=0
+while [ "$i" -lt "$2" ]; do
+  code=$(curl -s -o /dev/null --max-time 5 -w "%{""http_code}" -- "$1")
+  case "$code" in 2??) echo "vigil: http_status=$code"; exit 0 ;; esac
+  sleep 1; i=$((i + 1))
+done
+echo "$1 answered ${code:-nothing}" >&2
+exit 1"#;
+
+/// The script of a `sh -c SCRIPT ...` (or bash/dash) argv, if it is one.
+fn shell_script(argv: &[String]) -> Option<&str> {
+    let prog = argv.first()?.rsplit('/').next()?;
+    if !["sh", "bash", "dash"].contains(&prog) {
+        return None;
+    }
+    let c = argv.iter().position(|a| a == "-c")?;
+    argv.get(c + 1).map(String::as_str)
 }
 
 /// One step of a plan: what would run, exactly.
@@ -592,6 +699,9 @@ pub struct PlannedStep {
     pub read_only: bool,
     #[serde(serialize_with = "ser_secs")]
     pub timeout: TimeDelta,
+    /// A rollback step: runs only after a step of the same run failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
@@ -602,11 +712,17 @@ impl PlannedStep {
     /// The argv as one line a person can read (and paste), each argument
     /// quoted when it needs to be.
     pub fn display(&self) -> String {
-        self.argv
+        let argv = self
+            .argv
             .iter()
             .map(|a| shell_quote(a))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        if self.rollback {
+            format!("[rollback] {argv}")
+        } else {
+            argv
+        }
     }
 }
 
@@ -954,6 +1070,45 @@ mod tests {
         );
         assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
         assert_eq!(shell_quote("/var/log"), "/var/log");
+    }
+
+    #[test]
+    fn verify_and_rollback_are_planned_and_scripts_take_no_placeholders() {
+        let text = r#"
+name = "x"
+[match]
+alertname = ["A"]
+[params.svc]
+pattern = '[a-z]+'
+[[steps]]
+name = "go"
+argv = ["systemctl", "restart", "{svc}"]
+[[rollback]]
+name = "undo"
+argv = ["systemctl", "stop", "{svc}"]
+[verify]
+command = ["systemctl", "is-active", "{svc}"]
+http = "http://127.0.0.1:8080/{svc}/health"
+timeout = "5s"
+"#;
+        let c = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap();
+        let mut p = BTreeMap::new();
+        p.insert("svc".to_string(), "api".to_string());
+        let plan = c.get("x").unwrap().plan("h", &p);
+        let names: Vec<_> = plan.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["go", "verify", "verify http", "undo"]);
+        assert!(plan[3].rollback && plan[3].display().starts_with("[rollback] "));
+        assert_eq!(plan[2].argv[4], "http://127.0.0.1:8080/api/health");
+        assert_eq!(plan[2].argv[5], "5");
+
+        let bad = "name = \"y\"\n[match]\nalertname = [\"A\"]\n[params.v]\npattern = '.*'\n[[steps]]\nname = \"s\"\nargv = [\"sh\", \"-c\", \"echo {v}\"]\n";
+        let e =
+            Catalog::from_sources(&[("y.toml".into(), bad.into())], &BTreeMap::new()).unwrap_err();
+        assert!(
+            e[0].message.contains("inside a shell script"),
+            "{}",
+            e[0].message
+        );
     }
 
     #[test]

@@ -1569,7 +1569,11 @@ pub fn action_lines(a: &Action) -> Vec<String> {
     }
     for (i, s) in a.plan.iter().enumerate() {
         let ro = if s.read_only { "  [read-only]" } else { "" };
-        v.push(format!("  {}. {}{ro}", i + 1, s.display()));
+        v.push(format!(
+            "  {}. {}{ro}",
+            i + 1,
+            crate::tui::panes::show_cmd(&s.display())
+        ));
     }
     v
 }

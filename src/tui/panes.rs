@@ -105,6 +105,21 @@ pub fn clean(s: &str) -> String {
     }
 }
 
+/// A command line as the operator should read it: line breaks inside a
+/// script argument shown as `↵`, other control characters escaped.
+pub fn show_cmd(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str(" ↵ "),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_debug()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn fmt_value(v: f64) -> String {
     if v.abs() >= 1e9 {
         format!("{:.1}G", v / 1e9)
@@ -564,7 +579,7 @@ fn suggestions(app: &App) -> PaneText {
             lines.push(Line::styled(
                 format!(
                     "   {mode}: $ {}{}",
-                    st.display(),
+                    show_cmd(&st.display()),
                     if st.read_only { "  [read-only]" } else { "" }
                 ),
                 t.text(),

@@ -1,0 +1,368 @@
+//! The http executor: hands a run to a backing job API instead of running
+//! argv itself.
+//!
+//! Protocol (JSON over HTTP):
+//! - `POST {url}/jobs` with header `Idempotency-Key: {action_id}-{attempt}`
+//!   (e.g. `A000042-1`; a retry by the engine is a new attempt and a new
+//!   job) and body `{"idempotency_key", "action_id", "attempt", "target",
+//!   "runbook", "params", "steps": [{"name", "argv", "timeout_secs",
+//!   "read_only", "rollback"}]}`. Answer `200`/`201`/`202` with
+//!   `{"id", "status"}`. The same key with the same body must return the
+//!   same job; the same key with another body must answer `409`.
+//! - `GET {url}/jobs/{id}` answers `{"id", "status", "exit_code"?,
+//!   "output"?, "detail"?}`; `status` is `queued`, `running`, `succeeded`,
+//!   `failed` or `cancelled` (the last three are terminal).
+//! - Network errors, `429` and `5xx` are retried with exponential backoff
+//!   (honouring `Retry-After` in seconds, capped); any other answer is final.
+//!   Retrying the POST is safe because of the key.
+//!
+//! Owns `[hosts.http]` (`url`, `token` or `token_env`, `poll_interval`,
+//! `max_wait`, `retries`). Must never log or record the token.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::engine::{Execution, Outcome};
+use crate::units::parse_delta;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSpec {
+    url: Option<String>,
+    token: Option<String>,
+    token_env: Option<String>,
+    poll_interval: Option<String>,
+    max_wait: Option<String>,
+    retries: Option<i64>,
+}
+
+/// A bearer token; never printed.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// One job API, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTarget {
+    /// Base URL; jobs are at `{url}/jobs`.
+    pub url: String,
+    pub token: Option<Secret>,
+    pub poll_interval: Duration,
+    /// Longest wait for a terminal state (default: the steps' timeouts plus
+    /// a minute).
+    pub max_wait: Option<Duration>,
+    /// Retries of one request on network errors, 429 and 5xx (default 5).
+    pub retries: u32,
+}
+
+fn delta(key: &str, s: &str) -> Result<Duration, (String, String)> {
+    parse_delta(s)
+        .ok()
+        .and_then(|d| d.to_std().ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            (
+                key.to_string(),
+                format!("{s:?} is not a duration; expected e.g. \"500ms\", \"2s\", \"5m\""),
+            )
+        })
+}
+
+impl HttpTarget {
+    /// Reads `[hosts.http]`; the error is (key, what is wrong and accepted).
+    pub fn from_table(t: Option<&toml::Table>) -> Result<HttpTarget, (String, String)> {
+        let Some(t) = t else {
+            return Err((
+                "url".into(),
+                "executor = \"http\" needs [hosts.http] with url = \"http(s)://...\"".into(),
+            ));
+        };
+        let spec: HttpSpec = toml::Value::Table(t.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| ("*".to_string(), e.message().to_string()))?;
+        let url = spec.url.ok_or_else(|| {
+            (
+                "url".to_string(),
+                "missing; expected the job API's base URL, http(s)://...".to_string(),
+            )
+        })?;
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| ("url".to_string(), format!("{url:?} is not a URL: {e}")))?;
+        if !["http", "https"].contains(&parsed.scheme()) || parsed.host_str().is_none() {
+            return Err((
+                "url".into(),
+                format!("{url:?}: expected an http:// or https:// URL with a host"),
+            ));
+        }
+        let token = match (spec.token, spec.token_env) {
+            (Some(_), Some(_)) => {
+                return Err(("token".into(), "give token or token_env, not both".into()));
+            }
+            (Some(t), None) => Some(Secret(t)),
+            (None, Some(var)) => match std::env::var(&var) {
+                Ok(v) if !v.is_empty() => Some(Secret(v)),
+                _ => {
+                    return Err((
+                        "token_env".into(),
+                        format!("the environment variable {var:?} is not set"),
+                    ));
+                }
+            },
+            (None, None) => None,
+        };
+        let poll_interval = match &spec.poll_interval {
+            Some(s) => delta("poll_interval", s)?,
+            None => Duration::from_secs(1),
+        };
+        let max_wait = match &spec.max_wait {
+            Some(s) => Some(delta("max_wait", s)?),
+            None => None,
+        };
+        let retries = match spec.retries {
+            None => 5,
+            Some(n) if (0..=20).contains(&n) => n as u32,
+            Some(n) => return Err(("retries".into(), format!("{n}; expected 0..20"))),
+        };
+        Ok(HttpTarget {
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            poll_interval,
+            max_wait,
+            retries,
+        })
+    }
+
+    /// The idempotency key of one attempt of an action.
+    pub fn key(x: &Execution) -> String {
+        format!("{}-{}", x.action, x.attempt)
+    }
+
+    /// The job body for an execution.
+    pub fn body(x: &Execution) -> serde_json::Value {
+        json!({
+            "idempotency_key": Self::key(x),
+            "action_id": x.action.to_string(),
+            "attempt": x.attempt,
+            "target": x.target,
+            "runbook": x.runbook,
+            "params": x.params,
+            "steps": x.steps.iter().map(|s| json!({
+                "name": s.name,
+                "argv": s.argv,
+                "timeout_secs": s.timeout.num_seconds(),
+                "read_only": s.read_only,
+                "rollback": s.rollback,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Sends a request, retrying network errors, 429 and 5xx.
+    async fn send(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        retried: &mut u32,
+    ) -> Result<(reqwest::StatusCode, serde_json::Value), String> {
+        let mut attempt = 0u32;
+        loop {
+            let mut rb = make();
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(&t.0);
+            }
+            let backoff = Duration::from_millis(200 * 2u64.pow(attempt.min(5)));
+            let (retry, why, wait) = match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.as_u16() == 429 || status.is_server_error() {
+                        let after = resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(|s| Duration::from_secs(s.min(30)));
+                        (true, format!("HTTP {status}"), after.unwrap_or(backoff))
+                    } else {
+                        let v = resp
+                            .json::<serde_json::Value>()
+                            .await
+                            .unwrap_or(serde_json::Value::Null);
+                        return Ok((status, v));
+                    }
+                }
+                Err(e) => (true, without_url(&e), backoff),
+            };
+            if !retry || attempt >= self.retries {
+                return Err(format!("{why} (after {} retries)", attempt));
+            }
+            attempt += 1;
+            *retried += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Submits the job and polls it to a terminal state.
+    pub async fn run(&self, client: &reqwest::Client, x: &Execution) -> Outcome {
+        let key = Self::key(x);
+        let body = Self::body(x);
+        let jobs = format!("{}/jobs", self.url);
+        let mut retried = 0u32;
+        let fail = |detail: String, retried: u32, job: Option<&str>| {
+            let mut o = Outcome::failure(None, detail);
+            o.data = Some(
+                json!({"executor": "http", "idempotency_key": key, "job": job, "retries": retried}),
+            );
+            o
+        };
+        let submit = self
+            .send(
+                || {
+                    client
+                        .post(&jobs)
+                        .header("Idempotency-Key", &key)
+                        .json(&body)
+                },
+                &mut retried,
+            )
+            .await;
+        let (status, v) = match submit {
+            Ok(r) => r,
+            Err(e) => return fail(format!("job API {jobs}: {e}"), retried, None),
+        };
+        if status.as_u16() == 409 {
+            return fail(
+                format!(
+                    "job API refused the job: key {key} was already used for another request (409)"
+                ),
+                retried,
+                None,
+            );
+        }
+        if !status.is_success() {
+            return fail(
+                format!(
+                    "job API answered {status} to the job submission: {}",
+                    short(&v)
+                ),
+                retried,
+                None,
+            );
+        }
+        let Some(id) = v.get("id").and_then(json_id) else {
+            return fail(
+                format!("job API answered {status} without a job id: {}", short(&v)),
+                retried,
+                None,
+            );
+        };
+        let max_wait = self.max_wait.unwrap_or_else(|| {
+            let steps: i64 = x.steps.iter().map(|s| s.timeout.num_seconds().max(1)).sum();
+            Duration::from_secs(steps.max(0) as u64 + 60)
+        });
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let job_url = format!("{jobs}/{id}");
+        let mut last = v;
+        loop {
+            let state = last.get("status").and_then(|s| s.as_str()).unwrap_or("");
+            if ["succeeded", "failed", "cancelled", "canceled", "error"].contains(&state) {
+                let exit_code = last
+                    .get("exit_code")
+                    .and_then(|c| c.as_i64())
+                    .map(|c| c as i32);
+                let output = last
+                    .get("output")
+                    .or_else(|| last.get("detail"))
+                    .and_then(|o| o.as_str())
+                    .unwrap_or("");
+                let success = state == "succeeded";
+                let detail = format!(
+                    "job {id} {state}{}{}",
+                    if output.is_empty() { "" } else { ": " },
+                    output.chars().take(300).collect::<String>()
+                );
+                return Outcome {
+                    success,
+                    exit_code: exit_code.or(Some(if success { 0 } else { 1 })),
+                    detail: super::redact(&detail),
+                    data: Some(json!({
+                        "executor": "http",
+                        "idempotency_key": key,
+                        "job": id,
+                        "status": state,
+                        "retries": retried,
+                        "output": super::redact(&output.chars().take(4096).collect::<String>()),
+                    })),
+                };
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return fail(
+                    format!(
+                        "job {id} still {state:?} after {}s; stopped waiting (the job may still run)",
+                        max_wait.as_secs()
+                    ),
+                    retried,
+                    Some(&id),
+                );
+            }
+            tokio::time::sleep(self.poll_interval).await;
+            match self.send(|| client.get(&job_url), &mut retried).await {
+                Ok((s, v)) if s.is_success() => last = v,
+                Ok((s, v)) => {
+                    return fail(
+                        format!("job API answered {s} for job {id}: {}", short(&v)),
+                        retried,
+                        Some(&id),
+                    );
+                }
+                Err(e) => return fail(format!("polling job {id}: {e}"), retried, Some(&id)),
+            }
+        }
+    }
+}
+
+fn json_id(v: &serde_json::Value) -> Option<String> {
+    let s = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    // The id goes into a URL path: keep it to safe characters.
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    .then_some(s)
+}
+
+fn short(v: &serde_json::Value) -> String {
+    super::redact(&v.to_string().chars().take(200).collect::<String>())
+}
+
+/// A reqwest error without its URL (which may carry credentials).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_connect() {
+        "connection failed"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "network error"
+    };
+    let mut src = String::new();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        src = c.to_string();
+        cur = c.source();
+    }
+    if src.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {src}")
+    }
+}

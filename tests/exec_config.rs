@@ -1,0 +1,120 @@
+//! `[hosts.ssh]` and `[hosts.http]` as a user writes them: `vigil check`
+//! names the file, the line, the key and what is accepted; a good file
+//! passes; `vigil runbooks plan` prints the exact argv.
+
+use std::process::Command;
+
+fn check(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.toml");
+    std::fs::write(&f, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--config")
+        .arg(&f)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn bad_executor_settings_are_named_with_file_and_line() {
+    let (code, out) = check(
+        "[[hosts]]\nname = \"web-1\"\nexecutor = \"ssh\"\n[hosts.ssh]\nuser = \"deploy\"\nport = 70000\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("config.toml:6:"), "{out}");
+    assert!(out.contains("hosts[name=\"web-1\"].ssh.port"), "{out}");
+    assert!(out.contains("1..65535"), "{out}");
+
+    let (code, out) = check(
+        "[[hosts]]\nname = \"api\"\nexecutor = \"http\"\n[hosts.http]\nurl = \"ftp://jobs\"\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("config.toml:5:") && out.contains("http.url"),
+        "{out}"
+    );
+
+    let (code, out) =
+        check("[[hosts]]\nname = \"db\"\nexecutor = \"local\"\n[hosts.ssh]\nuser = \"x\"\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("set executor = \\\"ssh\\\"") || out.contains("set executor"),
+        "{out}"
+    );
+
+    let (code, out) = check(
+        "[[hosts]]\nname = \"web-2\"\nexecutor = \"ssh\"\n[hosts.ssh]\noptions = [\"StrictHostKeyChecking=no\"]\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be overridden"), "{out}");
+}
+
+#[test]
+fn good_executor_settings_pass() {
+    let (code, out) = check(
+        "[settings]\nmax_parallel_runs = 8\n\n[[hosts]]\nname = \"web-1\"\nexecutor = \"ssh\"\n[hosts.ssh]\nhost = \"10.0.0.5\"\nuser = \"deploy\"\nport = 2222\nidentity = \"/etc/vigil/id_ed25519\"\nknown_hosts = \"/etc/vigil/known_hosts\"\nproxy_jump = \"bastion.example.com\"\noptions = [\"ServerAliveInterval=10\"]\n\n[[hosts]]\nname = \"jobs\"\nexecutor = \"http\"\n[hosts.http]\nurl = \"https://jobs.example.com/api\"\ntoken = \"t\"\n\n[[hosts]]\nname = \"localhost\"\nexecutor = \"local\"\n",
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn plan_prints_the_exact_argv_with_scripts_constant_and_values_as_arguments() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "runbooks",
+            "plan",
+            "memory_pressure",
+            "--target",
+            "web-1",
+            "--param",
+            "service=app",
+            "--param",
+            "mode=kill",
+            "--param",
+            "process=java",
+            "--param",
+            "kill_allow=java",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let argv_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("argv:"))
+        .collect();
+    let kill = argv_lines
+        .iter()
+        .find(|l| l.contains("kill -TERM"))
+        .expect("the kill step");
+    let argv: Vec<String> =
+        serde_json::from_str(kill.trim_start().trim_start_matches("argv:").trim()).unwrap();
+    assert_eq!(&argv[..2], ["sh", "-c"]);
+    assert_eq!(&argv[3..], ["sh", "java", "java", "10"]);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "runbooks",
+            "plan",
+            "log_rotation",
+            "--target",
+            "web-1",
+            "--param",
+            "path=/var/log/../etc/passwd",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("param_invalid"));
+}
