@@ -1,0 +1,2 @@
+//! Unit tests for each heuristic.
+use super::*;
