@@ -338,6 +338,35 @@ const DEP_WORDS: [&str; 10] = [
     "timeout",
     "refused",
 ];
+const INFRA_WORDS: [&str; 16] = [
+    "postgres",
+    "mysql",
+    "mariadb",
+    "redis",
+    "rabbit",
+    "kafka",
+    "etcd",
+    "consul",
+    "dns",
+    "ldap",
+    "database",
+    "db",
+    "memcache",
+    "elasticsearch",
+    "mongo",
+    "zookeeper",
+];
+const DEP_PHRASES: [&str; 9] = [
+    "connection refused",
+    "could not connect",
+    "cannot connect",
+    "no route to host",
+    "unreachable",
+    "dependency",
+    "upstream",
+    "timed out connecting",
+    "name resolution",
+];
 const DATA_DIRS: [&str; 14] = [
     "postgres",
     "pgdata",
@@ -588,38 +617,46 @@ impl<'a> Findings<'a> {
             if !TRAFFIC_WORDS.iter().any(|w| n.contains(w)) {
                 continue;
             }
-            let before: Vec<f64> = s
-                .points
-                .iter()
-                .filter(|p| p.at < onset)
-                .map(|p| p.value)
-                .collect();
-            let base = median(before).or_else(|| s.points.first().map(|p| p.value));
-            let (Some(base), Some(peak)) = (
-                base,
+            // (the point to cite, the level): a counter's level is its rate.
+            let counter = n.ends_with("_total") || n.ends_with("_count");
+            let levels: Vec<(Point, f64)> = if counter {
                 s.points
-                    .iter()
-                    .filter(|p| p.at >= onset - TimeDelta::minutes(10))
-                    .max_by(|a, b| a.value.total_cmp(&b.value)),
-            ) else {
+                    .windows(2)
+                    .filter(|w| w[1].at > w[0].at && w[1].value >= w[0].value)
+                    .map(|w| {
+                        let secs = (w[1].at - w[0].at).num_milliseconds() as f64 / 1000.0;
+                        (w[1], (w[1].value - w[0].value) / secs)
+                    })
+                    .collect()
+            } else {
+                s.points.iter().map(|p| (*p, p.value)).collect()
+            };
+            let before: Vec<f64> = levels
+                .iter()
+                .filter(|(p, _)| p.at < onset)
+                .map(|(_, v)| *v)
+                .collect();
+            let base = median(before).or_else(|| levels.first().map(|(_, v)| *v));
+            let peak = levels
+                .iter()
+                .filter(|(p, _)| p.at >= onset - TimeDelta::minutes(10))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let (Some(base), Some((peak_at, peak))) = (base, peak) else {
                 continue;
             };
-            if base > 0.0 && peak.value >= 1.8 * base {
-                if let Some(b) = s.points.iter().find(|p| p.value <= base) {
-                    out.push(ev_series(
-                        s,
-                        *b,
-                        format!("{} was {}", s.name, fmt_value(b.value)),
-                    ));
+            if base > 0.0 && *peak >= 1.8 * base {
+                if let Some((b, _)) = levels.iter().find(|(_, v)| *v <= base) {
+                    out.push(ev_series(s, *b, format!("{} was at its baseline", s.name)));
                 }
                 out.push(ev_series(
                     s,
-                    *peak,
+                    *peak_at,
                     format!(
-                        "{} rose to {} ({:.1}x its baseline)",
+                        "{} rose to {:.1}{} ({:.1}x its baseline)",
                         s.name,
-                        fmt_value(peak.value),
-                        peak.value / base
+                        peak,
+                        if counter { "/s" } else { "" },
+                        peak / base
                     ),
                 ));
             }
@@ -650,9 +687,6 @@ impl<'a> Findings<'a> {
         let input = self.input;
         let mut out = Vec::new();
         for a in &input.related {
-            if a.name == input.alert.name && a.host != input.alert.host {
-                continue; // the fleet-wide check handles those
-            }
             if a.since < input.at - TimeDelta::minutes(30)
                 && a.status != crate::model::AlertStatus::Firing
             {
@@ -669,7 +703,21 @@ impl<'a> Findings<'a> {
             );
             let same_thing = a.name == input.alert.name
                 && a.labels.get("service") == input.alert.labels.get("service");
-            if !same_thing && DEP_WORDS.iter().any(|w| hay.contains(w)) {
+            let depends = if a.relation.as_deref() == Some("fleet") {
+                // Outside the group, only what looks like shared infrastructure.
+                let what = format!(
+                    "{} {} {} {}",
+                    a.name,
+                    a.labels.get("service").map(String::as_str).unwrap_or(""),
+                    a.labels.get("role").map(String::as_str).unwrap_or(""),
+                    a.host.as_deref().unwrap_or("")
+                )
+                .to_ascii_lowercase();
+                a.since <= input.alert.since && INFRA_WORDS.iter().any(|w| what.contains(w))
+            } else {
+                DEP_WORDS.iter().any(|w| hay.contains(w))
+            };
+            if !same_thing && depends {
                 out.push(ev_alert(
                     a,
                     format!(
@@ -721,13 +769,42 @@ impl<'a> Findings<'a> {
                 }
             }
         }
-        for (k, v) in &input.alert.annotations {
+        for (k, v) in input.alert.annotations.iter().chain(&input.alert.labels) {
             let lk = k.to_ascii_lowercase();
-            if lk.contains("dependency") || lk.contains("upstream") {
+            let lv = v.to_ascii_lowercase();
+            if lk.contains("dependency")
+                || lk.contains("upstream")
+                || DEP_PHRASES.iter().any(|p| lv.contains(p))
+            {
                 out.push(ev_label(k, v, "the alert names a failing dependency"));
             }
         }
         out
+    }
+
+    /// The host's memory for the service climbing to near full before the
+    /// service died (an out-of-memory kill).
+    fn memory_before_death(&self) -> Option<(&'a SeriesHistory, Trend)> {
+        let input = self.input;
+        let service = input.alert.labels.get("service");
+        input
+            .series
+            .iter()
+            .filter(|s| s.name.contains("mem") && s.name.ends_with("_percent"))
+            .filter(|s| s.labels.get("service").is_none_or(|v| Some(v) == service))
+            .find_map(|s| {
+                let pts: Vec<Point> = s
+                    .points
+                    .iter()
+                    .filter(|p| p.at <= input.alert.since)
+                    .copied()
+                    .collect();
+                let t = fit(&pts, Some(100.0));
+                (t.shape == Shape::Climb && t.last.value >= 85.0
+                    || pts.iter().any(|p| p.value >= 95.0))
+                    .then_some((s, t))
+                    .filter(|(_, t)| t.shape != Shape::Insufficient)
+            })
     }
 
     /// Top consumers named in labels or annotations, classified as logs or
@@ -742,7 +819,10 @@ impl<'a> Findings<'a> {
             ]
             .iter()
             .any(|w| lk.contains(w));
-            if !keyed {
+            // Free text (a description) counts when it names a path.
+            let names_path = !lk.contains("url")
+                && v.split_whitespace().any(|w| w.starts_with("/var/") || w.starts_with("/srv/") || w.starts_with("/data"));
+            if !keyed && !names_path {
                 return;
             }
             let lv = v.to_ascii_lowercase();
@@ -985,6 +1065,18 @@ impl Heuristic {
 
         match f.resource {
             Resource::Service => {
+                if let Some((s, t)) = f.memory_before_death() {
+                    let mut v = Verdict::new(
+                        Cause::MemoryLeak,
+                        0.6,
+                        format!("{service} on {target} died after its memory climbed to {}: likely killed out of memory by a leak", fmt_value(t.last.value)),
+                        with(vec![ev_series(s, t.onset, format!("{} was {}", s.name, fmt_value(t.onset.value))), ev_series(s, t.last, format!("{} reached {} before the service died", s.name, fmt_value(t.last.value)))], &trend_ev),
+                    )
+                    .because("no out-of-memory kill in the kernel log")
+                    .because("memory flat after the restart");
+                    v.runbooks.extend(self.rec(input, "service_restart", &[("service", service)], "brings the service back; the leak needs a fix"));
+                    return v;
+                }
                 if !dependency.is_empty() {
                     return Verdict::new(
                         Cause::DependencyDown,
@@ -1054,6 +1146,15 @@ impl Heuristic {
                 let consumers = f.consumers();
                 let logs = f.growing_logs();
                 let data = f.growing_data();
+                let mut logs = logs;
+                if let Some(mp) = input.alert.labels.get("mountpoint")
+                    && mp.starts_with("/var/log")
+                {
+                    logs.push((
+                        ev_label("mountpoint", mp, "the file system holds logs"),
+                        String::new(),
+                    ));
+                }
                 let log_consumer = consumers.iter().find(|c| c.1);
                 let data_consumer = consumers.iter().find(|c| c.2);
                 if !scheduled.is_empty() && sudden && data_consumer.is_none() {

@@ -21,6 +21,11 @@ pub const HISTORY: TimeDelta = TimeDelta::hours(24);
 pub const MAX_POINTS: usize = 720;
 /// Other alerts count as related when they were firing within this window.
 pub const RELATED_WINDOW: TimeDelta = TimeDelta::hours(1);
+/// Alerts on other hosts (outside the group) that started within this
+/// window are in view as `fleet` alerts.
+pub const FLEET_WINDOW: TimeDelta = TimeDelta::minutes(30);
+/// At most this many related alerts are in view.
+pub const MAX_RELATED: usize = 50;
 /// Records about the host within this window are in view.
 pub const RECORD_WINDOW: TimeDelta = TimeDelta::hours(2);
 /// Maintenance windows that were open within this window are in view.
@@ -69,6 +74,10 @@ pub struct AlertFacts {
     pub value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// How a related alert relates to the analysed one (`host`, `group` or
+    /// `fleet`); None for the analysed alert itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
 }
 
 impl AlertFacts {
@@ -84,6 +93,7 @@ impl AlertFacts {
             since: a.since,
             value: a.value,
             condition: a.condition.clone(),
+            relation: None,
         }
     }
 }
@@ -313,23 +323,37 @@ impl AnalysisInput {
             .as_deref()
             .map(|h| ctx.history.host_series(h, at))
             .unwrap_or_default();
-        let related = ctx
+        let group_of = |a: &AlertFacts| {
+            a.host
+                .as_deref()
+                .and_then(|h| ctx.inventory.hosts.get(h))
+                .and_then(|h| h.labels.get("group"))
+                .or(a.labels.get("group"))
+                .cloned()
+        };
+        let mut related: Vec<AlertFacts> = ctx
             .alerts
             .iter()
             .filter(|a| a.fingerprint != alert.fingerprint && a.since <= at)
             .filter(|a| a.status == AlertStatus::Firing || a.since >= at - RELATED_WINDOW)
-            .filter(|a| {
-                let same_host = host.is_some() && a.host == host;
-                let same_group = group.is_some()
-                    && a.host
-                        .as_deref()
-                        .and_then(|h| ctx.inventory.hosts.get(h))
-                        .and_then(|h| h.labels.get("group"))
-                        == group.as_ref();
-                same_host || same_group || a.labels.get("group") == group.as_ref()
+            .filter_map(|a| {
+                let relation = if host.is_some() && a.host == host {
+                    "host"
+                } else if group.is_some() && group_of(a) == group {
+                    "group"
+                } else if a.since >= at - FLEET_WINDOW {
+                    "fleet"
+                } else {
+                    return None;
+                };
+                let mut a = a.clone();
+                a.relation = Some(relation.into());
+                Some(a)
             })
-            .cloned()
             .collect();
+        // The nearest first when there are too many.
+        related.sort_by_key(|a| (a.relation.as_deref() == Some("fleet"), at - a.since));
+        related.truncate(MAX_RELATED);
         let mut records: Vec<Record> = match host.as_deref() {
             Some(h) => ctx
                 .records
