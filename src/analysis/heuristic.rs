@@ -22,6 +22,8 @@ use crate::runbook::Catalog;
 
 /// Recent actions on the target within this window count as restarts.
 pub const RESTART_WINDOW: TimeDelta = TimeDelta::minutes(30);
+/// A rise within this span counts as one jump.
+pub const JUMP_SPAN: TimeDelta = TimeDelta::minutes(30);
 /// A rise that happened within this long before the alert is a spike.
 pub const SPIKE_WINDOW: TimeDelta = TimeDelta::hours(1);
 
@@ -77,6 +79,16 @@ pub fn fit(points: &[Point], limit: Option<f64>) -> Trend {
         last,
         exhaustion: None,
     };
+    if points.len() == 2 && last.value > first.value * 1.3 && last.value - first.value > 1e-9 {
+        // Two points: only a large rise says anything (a jump between them).
+        t.jump_to = Some(last);
+        t.shape = if last.at - first.at <= SPIKE_WINDOW {
+            Shape::Spike
+        } else {
+            Shape::Step
+        };
+        return t;
+    }
     if points.len() < 3 {
         return t;
     }
@@ -109,16 +121,25 @@ pub fn fit(points: &[Point], limit: Option<f64>) -> Trend {
         t.shape = Shape::Flat;
         return t;
     }
-    let (i, jump) = points
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (i + 1, w[1].value - w[0].value))
-        .fold((0, f64::MIN), |acc, x| if x.1 > acc.1 { x } else { acc });
+    // The largest rise within any 30 minutes: a jump, even when sampled
+    // several times on the way up.
+    let (mut from, mut to, mut jump) = (0, 0, f64::MIN);
+    for i in 0..points.len() {
+        for j in i + 1..points.len() {
+            if points[j].at - points[i].at > JUMP_SPAN {
+                break;
+            }
+            let d = points[j].value - points[i].value;
+            if d > jump {
+                (from, to, jump) = (i, j, d);
+            }
+        }
+    }
     let span = last.at - first.at;
-    if jump >= 0.6 * range && last.value >= points[i - 1].value + 0.5 * jump {
-        t.onset = points[i - 1];
-        t.jump_to = Some(points[i]);
-        t.shape = if last.at - points[i - 1].at <= SPIKE_WINDOW {
+    if jump >= 0.6 * range && last.value >= points[from].value + 0.5 * jump {
+        t.onset = points[from];
+        t.jump_to = Some(points[to]);
+        t.shape = if last.at - points[from].at <= SPIKE_WINDOW {
             Shape::Spike
         } else {
             Shape::Step
@@ -567,10 +588,21 @@ impl<'a> Findings<'a> {
     fn scheduled(&self) -> Vec<Evidence> {
         let input = self.input;
         let onset = self.onset();
+        // A window is evidence when a sudden rise began inside it; a window
+        // that merely covers the alert explains nothing.
+        let sudden = matches!(self.shape(), Shape::Spike | Shape::Step);
         let mut out: Vec<Evidence> = input
             .windows
             .iter()
-            .filter(|w| w.covers(onset) || w.covers(input.at))
+            .filter(|w| {
+                sudden
+                    && (w.covers(onset)
+                        || self
+                            .trend
+                            .as_ref()
+                            .and_then(|t| t.jump_to)
+                            .is_some_and(|j| w.covers(j.at)))
+            })
             .map(|w| {
                 ev_window(
                     w,
@@ -802,8 +834,8 @@ impl<'a> Findings<'a> {
                 let t = fit(&pts, Some(100.0));
                 (t.shape == Shape::Climb && t.last.value >= 85.0
                     || pts.iter().any(|p| p.value >= 95.0))
-                    .then_some((s, t))
-                    .filter(|(_, t)| t.shape != Shape::Insufficient)
+                .then_some((s, t))
+                .filter(|(_, t)| t.shape != Shape::Insufficient)
             })
     }
 
@@ -821,7 +853,9 @@ impl<'a> Findings<'a> {
             .any(|w| lk.contains(w));
             // Free text (a description) counts when it names a path.
             let names_path = !lk.contains("url")
-                && v.split_whitespace().any(|w| w.starts_with("/var/") || w.starts_with("/srv/") || w.starts_with("/data"));
+                && v.split_whitespace().any(|w| {
+                    w.starts_with("/var/") || w.starts_with("/srv/") || w.starts_with("/data")
+                });
             if !keyed && !names_path {
                 return;
             }
@@ -1074,7 +1108,12 @@ impl Heuristic {
                     )
                     .because("no out-of-memory kill in the kernel log")
                     .because("memory flat after the restart");
-                    v.runbooks.extend(self.rec(input, "service_restart", &[("service", service)], "brings the service back; the leak needs a fix"));
+                    v.runbooks.extend(self.rec(
+                        input,
+                        "service_restart",
+                        &[("service", service)],
+                        "brings the service back; the leak needs a fix",
+                    ));
                     return v;
                 }
                 if !dependency.is_empty() {
@@ -1112,11 +1151,7 @@ impl Heuristic {
                 v
             }
             Resource::Memory => {
-                if !scheduled.is_empty()
-                    && (sudden
-                        || !scheduled.iter().any(|e| e.kind == EvidenceKind::Window)
-                        || f.shape() != Shape::Climb)
-                {
+                if !scheduled.is_empty() && f.shape() != Shape::Climb {
                     return self.scheduled_verdict(f, scheduled, trend_ev, "memory");
                 }
                 if !traffic.is_empty() || (!fleet.is_empty() && f.shape() != Shape::Climb) {
@@ -1214,9 +1249,6 @@ impl Heuristic {
                         "removes rotated logs, old temporary files and old journal",
                     ));
                     return v;
-                }
-                if !scheduled.is_empty() && f.shape() != Shape::Climb {
-                    return self.scheduled_verdict(f, scheduled, trend_ev, "disk");
                 }
                 let mut v = self.inconclusive(f, trend_ev, "disk");
                 v.runbooks.extend(self.rec(input, "disk_cleanup", &[], "frees the usual candidates (old temporary files, rotated logs, journal) while the consumer is found"));
