@@ -12,6 +12,8 @@ pub mod heuristic;
 pub mod input;
 pub mod llm;
 pub mod redact;
+pub mod signals;
+pub mod trend;
 
 use std::collections::BTreeMap;
 use std::fmt;
