@@ -123,7 +123,7 @@ fn fit_tells_climb_step_spike_flat_and_too_little() {
     assert_eq!(step.onset.at, at(60));
 
     let spike = fit(
-        &pts(&[(0, 40.0), (60, 41.0), (110, 70.0), (115, 95.0)]),
+        &pts(&[(0, 40.0), (60, 41.0), (100, 41.5), (110, 70.0), (115, 95.0)]),
         None,
     );
     assert_eq!(
@@ -131,7 +131,7 @@ fn fit_tells_climb_step_spike_flat_and_too_little() {
         Shape::Spike,
         "a rise over two samples within 30m"
     );
-    assert_eq!(spike.onset.at, at(60));
+    assert_eq!(spike.onset.at, at(100));
 
     assert_eq!(
         fit(&pts(&[(0, 5.0), (1, 5.0), (2, 5.0)]), None).shape,
