@@ -243,11 +243,14 @@ impl AnalysisInput {
     }
 }
 
+/// One series as the book keeps it: name, labels, points.
+type Kept = (String, Labels, VecDeque<Point>);
+
 /// Recent series history per host, with times: what the hub and the
 /// replayer remember for analysis.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryBook {
-    hosts: BTreeMap<String, BTreeMap<String, (String, Labels, VecDeque<Point>)>>,
+    hosts: BTreeMap<String, BTreeMap<String, Kept>>,
 }
 
 impl HistoryBook {

@@ -65,7 +65,7 @@ impl AnalysisSpec {
             || reqwest::Url::parse(url).is_err()
         {
             out.push((
-                "base_url".into(),
+                "base_url =".into(),
                 format!(
                     "analysis.llm.base_url = {url:?} is not an http(s) URL; expected e.g. \"https://api.openai.com/v1\" or \"http://127.0.0.1:11434/v1\""
                 ),
@@ -73,7 +73,7 @@ impl AnalysisSpec {
         }
         if l.model.trim().is_empty() {
             out.push((
-                "model".into(),
+                "model =".into(),
                 "analysis.llm.model is empty; expected the model name, e.g. \"gpt-4o-mini\"".into(),
             ));
         }
@@ -82,21 +82,20 @@ impl AnalysisSpec {
                 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || v.starts_with(|c: char| c.is_ascii_digit()))
         {
+            // The value is not echoed: it may be a key pasted by mistake.
             out.push((
-                "api_key_env".into(),
-                format!(
-                    "analysis.llm.api_key_env = {v:?} is not an environment variable name; expected e.g. \"OPENAI_API_KEY\" (the name, never the key)"
-                ),
+                "api_key_env =".into(),
+                "analysis.llm.api_key_env is not an environment variable name (letters, digits and _); expected e.g. \"OPENAI_API_KEY\": the variable's name, never the key itself".into(),
             ));
         }
         if let Some(t) = &l.timeout {
             match crate::units::parse_delta(t) {
                 Ok(d) if d > chrono::TimeDelta::zero() && d <= chrono::TimeDelta::minutes(10) => {}
                 Ok(_) => out.push((
-                    "timeout".into(),
+                    "timeout =".into(),
                     format!("analysis.llm.timeout = {t:?} is out of range; expected more than 0s and at most 10m"),
                 )),
-                Err(e) => out.push(("timeout".into(), format!("analysis.llm.timeout: {e}"))),
+                Err(e) => out.push(("timeout =".into(), format!("analysis.llm.timeout: {e}"))),
             }
         }
         out
@@ -140,12 +139,6 @@ pub struct LlmClient {
 impl LlmClient {
     /// Builds the client; reads the key from the named environment variable.
     pub fn from_spec(spec: &LlmSpec) -> Result<LlmClient, LlmError> {
-        let base = spec.base_url.trim().trim_end_matches('/');
-        let url = if base.ends_with("/chat/completions") {
-            base.to_string()
-        } else {
-            format!("{base}/chat/completions")
-        };
         let api_key = match &spec.api_key_env {
             Some(var) => Some(std::env::var(var).map_err(|_| {
                 LlmError::Config(format!(
@@ -153,6 +146,17 @@ impl LlmClient {
                 ))
             })?),
             None => None,
+        };
+        LlmClient::with_key(spec, api_key)
+    }
+
+    /// Builds the client with the key given directly.
+    pub fn with_key(spec: &LlmSpec, api_key: Option<String>) -> Result<LlmClient, LlmError> {
+        let base = spec.base_url.trim().trim_end_matches('/');
+        let url = if base.ends_with("/chat/completions") {
+            base.to_string()
+        } else {
+            format!("{base}/chat/completions")
         };
         let timeout = match &spec.timeout {
             Some(t) => crate::units::parse_delta(t)

@@ -408,9 +408,10 @@ impl<'a> Findings<'a> {
                         ));
                     }
                 }
-            } else if s.name.contains("restart") {
-                if let (Some(a), Some(b)) = (recent.first(), recent.last())
-                    && b.value - a.value >= 2.0
+            } else if s.name.contains("restart")
+                && let (Some(a), Some(b)) = (recent.first(), recent.last())
+                && b.value - a.value >= 2.0
+            {
                 {
                     out.push(ev_series(
                         s,
