@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 use serde::Serialize;
 
+use crate::analysis::live::{AnalysisView, LiveAnalysis};
+use crate::analysis::llm::LlmClient;
 use crate::engine::{
     Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
     Modes, Outcome, Restored,
@@ -93,6 +95,8 @@ pub struct Snapshot {
     pub hosts: Vec<HostView>,
     pub incidents: Vec<String>,
     pub sources: Vec<SourceHealth>,
+    /// Root-cause analyses by alert fingerprint (alerts the engine knows).
+    pub analyses: BTreeMap<String, AnalysisView>,
 }
 
 impl Snapshot {
@@ -146,6 +150,7 @@ pub struct Hub {
     executors: Option<Arc<dyn Executors>>,
     escalator: Option<Arc<dyn Escalator>>,
     sources: SourceBoard,
+    analysis: LiveAnalysis,
 }
 
 /// Turns what the store remembers into what the engine restores, and the
@@ -207,8 +212,10 @@ impl Hub {
             hosts: Vec::new(),
             incidents: Vec::new(),
             sources: Vec::new(),
+            analyses: BTreeMap::new(),
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
+        let analysis = LiveAnalysis::new(Arc::new(setup.engine.catalog().clone()));
         let mut hub = Hub {
             engine: setup.engine,
             writer: setup.writer,
@@ -227,6 +234,7 @@ impl Hub {
             executors: setup.executors,
             escalator: setup.escalator,
             sources: setup.sources,
+            analysis,
         };
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
@@ -238,6 +246,17 @@ impl Hub {
                 snapshots: snap_rx,
             },
         )
+    }
+
+    /// Sends every firing alert to an LLM too (OpenAI-compatible), after the
+    /// heuristic; its answer replaces the heuristic's when it validates.
+    pub fn set_llm(&mut self, client: Option<LlmClient>) {
+        self.analysis.set_llm(client);
+    }
+
+    /// Turns root-cause analysis off (`[analysis] enabled = false`).
+    pub fn set_analysis(&mut self, on: bool) {
+        self.analysis.set_enabled(on);
     }
 
     /// Runs until `shutdown` flips to true; flushes the audit trail before
@@ -258,12 +277,17 @@ impl Hub {
                 }
                 Some(ev) = self.rx.recv() => {
                     let now = Utc::now();
+                    self.analysis.observe(&ev, now);
                     self.engine.handle_into(ev, now);
                     // Drain what is queued so one commit covers the batch.
                     let mut n = 0;
                     while n < 1024 {
                         match self.rx.try_recv() {
-                            Ok(ev) => { self.engine.handle_into(ev, now); n += 1; }
+                            Ok(ev) => {
+                                self.analysis.observe(&ev, now);
+                                self.engine.handle_into(ev, now);
+                                n += 1;
+                            }
                             Err(_) => break,
                         }
                     }
@@ -271,11 +295,19 @@ impl Hub {
                     self.perform(cmds, now).await;
                     dirty = true;
                 }
+                Some(u) = self.analysis.next_update() => {
+                    let now = Utc::now();
+                    if let Some(r) = self.analysis.apply(u, now) {
+                        self.perform(vec![Command::Record(r)], now).await;
+                    }
+                    dirty = true;
+                }
                 _ = tick.tick() => {
                     let now = Utc::now();
                     if let Some(demo) = self.demo.as_mut() {
                         let samples = demo.step(now);
                         self.observe_hosts(&samples);
+                        self.analysis.observe_samples(&samples, now);
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
                     self.engine.handle_into(Event::Tick, now);
@@ -332,7 +364,15 @@ impl Hub {
         let mut effects = Vec::new();
         for c in cmds {
             match c {
-                Command::Record(r) => records.push(r),
+                Command::Record(r) => {
+                    // Orient: an alert that fires gets its analysis in the
+                    // same batch, right after its alert_firing record.
+                    let rca = (r.kind == RecordKind::AlertFiring)
+                        .then(|| self.analyse(&r, now))
+                        .flatten();
+                    records.push(r);
+                    records.extend(rca);
+                }
                 other => effects.push(other),
             }
         }
@@ -381,6 +421,14 @@ impl Hub {
                 Command::Record(_) => {}
             }
         }
+    }
+
+    /// The heuristic's `rca` record for an alert that fired (and the LLM
+    /// started in the background when configured).
+    fn analyse(&mut self, firing: &Record, now: Time) -> Option<Record> {
+        let alert = self.engine.alert(firing.fingerprint.as_deref()?)?;
+        let recent = self.recent.make_contiguous();
+        self.analysis.on_firing(alert, now, &self.engine, recent)
     }
 
     fn execute(&mut self, x: Execution, now: Time) {
@@ -475,6 +523,10 @@ impl Hub {
                 .read()
                 .map(|b| b.values().cloned().collect())
                 .unwrap_or_default(),
+            analyses: {
+                let engine = &self.engine;
+                self.analysis.views(|fp| engine.alert(fp).is_some())
+            },
         };
         self.snap_tx.send_replace(Arc::new(snap));
     }

@@ -602,7 +602,7 @@ fn prepare(
     let engine = vigil::engine::Engine::new(setup);
     let op = operator(&config);
     let sources = vigil::hub::SourceBoard::default();
-    let (hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
+    let (mut hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
         engine,
         writer,
         restored,
@@ -614,6 +614,16 @@ fn prepare(
         escalator: None,
         sources: sources.clone(),
     });
+    if let Some(a) = &config.analysis {
+        hub.set_analysis(a.enabled.unwrap_or(true));
+        if let Some(spec) = &a.llm {
+            // A missing key or a bad URL leaves the heuristic alone in charge.
+            match vigil::analysis::llm::LlmClient::from_spec(spec) {
+                Ok(c) => hub.set_llm(Some(c)),
+                Err(e) => tracing::warn!("LLM analysis is off: {e}"),
+            }
+        }
+    }
     if cli.dry_run {
         // --dry-run wins over the mode remembered from the last run.
         let _ = handle.events.try_send(vigil::engine::Event::SetDryRun {

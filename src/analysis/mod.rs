@@ -10,6 +10,7 @@
 pub mod eval;
 pub mod heuristic;
 pub mod input;
+pub mod live;
 pub mod llm;
 pub mod redact;
 pub mod signals;

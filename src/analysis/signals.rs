@@ -412,18 +412,16 @@ impl<'a> Findings<'a> {
                 && let (Some(a), Some(b)) = (recent.first(), recent.last())
                 && b.value - a.value >= 2.0
             {
-                {
-                    out.push(ev_series(
-                        s,
-                        *a,
-                        format!("{} was {}", s.name, fmt_value(a.value)),
-                    ));
-                    out.push(ev_series(
-                        s,
-                        *b,
-                        format!("{} rose to {} within minutes", s.name, fmt_value(b.value)),
-                    ));
-                }
+                out.push(ev_series(
+                    s,
+                    *a,
+                    format!("{} was {}", s.name, fmt_value(a.value)),
+                ));
+                out.push(ev_series(
+                    s,
+                    *b,
+                    format!("{} rose to {} within minutes", s.name, fmt_value(b.value)),
+                ));
             }
         }
         let name = input.alert.name.to_ascii_lowercase();
