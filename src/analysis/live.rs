@@ -73,8 +73,8 @@ pub enum AnalysisUpdate {
     },
     Finished {
         fingerprint: String,
-        alert: AlertFacts,
-        outcome: LlmOutcome,
+        alert: Box<AlertFacts>,
+        outcome: Box<LlmOutcome>,
     },
 }
 
@@ -222,8 +222,8 @@ impl LiveAnalysis {
             let _ = tx
                 .send(AnalysisUpdate::Finished {
                     fingerprint,
-                    alert,
-                    outcome,
+                    alert: Box::new(alert),
+                    outcome: Box::new(outcome),
                 })
                 .await;
         });
