@@ -133,6 +133,16 @@ fn fit_tells_climb_step_spike_flat_and_too_little() {
     );
     assert_eq!(spike.onset.at, at(100));
 
+    // A sawtooth that still climbs (garbage collection on a leaking heap).
+    let saw: Vec<(i64, f64)> = (0..24)
+        .map(|i| {
+            (
+                i * 15,
+                50.0 + i as f64 * 1.5 - if i % 3 == 2 { 12.0 } else { 0.0 },
+            )
+        })
+        .collect();
+    assert_eq!(fit(&pts(&saw), Some(100.0)).shape, Shape::Climb);
     assert_eq!(
         fit(&pts(&[(0, 5.0), (1, 5.0), (2, 5.0)]), None).shape,
         Shape::Flat

@@ -137,9 +137,9 @@ pub fn fit(points: &[Point], limit: Option<f64>) -> Trend {
             Shape::Step
         };
     } else if t.slope_per_hour > 0.0
-        && t.r2 >= 0.6
         && span >= TimeDelta::minutes(30)
         && last.value > first.value
+        && (t.r2 >= 0.6 || rising_thirds(points, range))
     {
         t.shape = Shape::Climb;
     } else if t.slope_per_hour < 0.0 && t.r2 >= 0.6 {
@@ -157,4 +157,21 @@ pub fn fit(points: &[Point], limit: Option<f64>) -> Trend {
         }
     }
     t
+}
+
+/// A noisy climb (a sawtooth of garbage collection, say): the mean of each
+/// third of the points is higher than the one before, by a fair share of
+/// the range overall.
+fn rising_thirds(points: &[Point], range: f64) -> bool {
+    if points.len() < 6 {
+        return false;
+    }
+    let n = points.len() / 3;
+    let mean = |s: &[Point]| s.iter().map(|p| p.value).sum::<f64>() / s.len() as f64;
+    let (a, b, c) = (
+        mean(&points[..n]),
+        mean(&points[n..2 * n]),
+        mean(&points[2 * n..]),
+    );
+    a < b && b < c && c - a >= 0.4 * range
 }
