@@ -8,6 +8,8 @@ use chrono::TimeDelta;
 use super::input::Point;
 use crate::model::Time;
 
+/// The jump search looks at this many points at most.
+const MAX_JUMP_POINTS: usize = 240;
 /// A rise within this span counts as one jump.
 pub const JUMP_SPAN: TimeDelta = TimeDelta::minutes(30);
 /// A rise that happened within this long before the alert is a spike.
@@ -112,23 +114,30 @@ pub fn fit(points: &[Point], limit: Option<f64>) -> Trend {
     let mut gaps: Vec<TimeDelta> = points.windows(2).map(|w| w[1].at - w[0].at).collect();
     gaps.sort();
     let usual_gap = gaps[gaps.len() / 2];
+    // Rises within the span, over at most MAX_JUMP_POINTS points (a dense
+    // series is thinned evenly, keeping its last point).
+    let step = points.len().div_ceil(MAX_JUMP_POINTS);
+    let idx: Vec<usize> = (0..points.len())
+        .filter(|i| i % step == 0 || *i == points.len() - 1)
+        .collect();
+    let mut biggest = f64::MIN;
+    each_rise(points, &idx, usual_gap * 2 * step as i32, |_, _, d| {
+        biggest = biggest.max(d);
+    });
+    // The quickest of the rises nearly as big as the biggest.
     let (mut from, mut to, mut jump) = (0, 0, f64::MIN);
-    for i in 0..points.len() {
-        for j in i + 1..points.len() {
-            // Adjacent points always count (a sparse series shows a step
-            // as one interval) unless the gap is far longer than usual.
-            let adjacent = j == i + 1 && points[j].at - points[i].at <= usual_gap * 2;
-            if points[j].at - points[i].at > JUMP_SPAN && !adjacent {
-                break;
-            }
-            let d = points[j].value - points[i].value;
-            if d > jump {
-                (from, to, jump) = (i, j, d);
-            }
+    let mut quickest = TimeDelta::MAX;
+    each_rise(points, &idx, usual_gap * 2 * step as i32, |i, j, d| {
+        let took = points[j].at - points[i].at;
+        if d >= 0.9 * biggest && took < quickest {
+            (from, to, jump, quickest) = (i, j, d, took);
         }
-    }
+    });
     let span = last.at - first.at;
-    if jump >= 0.6 * range && last.value >= points[from].value + 0.5 * jump {
+    // Sudden means the rise took a small part of the history seen: a
+    // steady climb over all of it is a climb at any time scale.
+    let quick = (points[to].at - points[from].at) * 3 <= span;
+    if quick && jump >= 0.6 * range && last.value >= points[from].value + 0.5 * jump {
         t.onset = points[from];
         t.jump_to = Some(points[to]);
         t.shape = if last.at - points[from].at <= SPIKE_WINDOW {
@@ -174,4 +183,24 @@ fn rising_thirds(points: &[Point], range: f64) -> bool {
         mean(&points[2 * n..]),
     );
     a < b && b < c && c - a >= 0.4 * range
+}
+
+/// Calls `f(from, to, rise)` for every pair of the indexed points within
+/// `JUMP_SPAN`; adjacent points always count (a sparse series shows a step
+/// as one interval) unless their gap exceeds `max_gap`.
+fn each_rise(
+    points: &[Point],
+    idx: &[usize],
+    max_gap: TimeDelta,
+    mut f: impl FnMut(usize, usize, f64),
+) {
+    for (a, &i) in idx.iter().enumerate() {
+        for (b, &j) in idx[a + 1..].iter().enumerate() {
+            let gap = points[j].at - points[i].at;
+            if gap > JUMP_SPAN && !(b == 0 && gap <= max_gap) {
+                break;
+            }
+            f(i, j, points[j].value - points[i].value);
+        }
+    }
 }
