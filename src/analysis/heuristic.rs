@@ -111,10 +111,13 @@ impl Heuristic {
     fn decide(&self, f: &Findings<'_>) -> Verdict {
         let input = f.input;
         let target = input.alert.host.as_deref().unwrap_or("the target");
+        // The alert's service, else the one its series names (an external
+        // alert may carry fewer labels than the metrics).
         let service = input
             .alert
             .labels
             .get("service")
+            .or_else(|| f.primary.and_then(|s| s.labels.get("service")))
             .map(String::as_str)
             .unwrap_or("");
         let trend_ev = f.trend_evidence();
