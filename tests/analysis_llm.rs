@@ -420,3 +420,47 @@ fn sse_lines_split_across_chunks_are_joined() {
         Err(LlmError::Protocol(_))
     ));
 }
+
+#[tokio::test]
+async fn rca_eval_with_the_llm_reports_each_fallback() {
+    let (url, _fake) = provider(Reply::Status(429)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[analysis.llm]\nbase_url = \"{url}\"\nmodel = \"test-model\"\ntimeout = \"5s\"\n"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "rca",
+            "eval",
+            "tests/rca",
+            "--analyser",
+            "llm",
+            "--json",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["analyser"], "llm (test-model)");
+    let cases = v["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        assert!(
+            c["fallback"].as_str().unwrap().contains("rate limited"),
+            "{c}"
+        );
+    }
+    // The fallback is the heuristic, so the figures are the heuristic's.
+    assert!(v["runbook_accuracy"]["ratio"].as_f64().unwrap() >= 0.9);
+}
