@@ -143,6 +143,15 @@ fn fit_tells_climb_step_spike_flat_and_too_little() {
         })
         .collect();
     assert_eq!(fit(&pts(&saw), Some(100.0)).shape, Shape::Climb);
+    // A climb over two minutes that levels off near the ceiling, sampled
+    // every 10 s (a compressed clock): still a climb, not a jump.
+    let fast: Vec<Point> = (0..16)
+        .map(|i| Point {
+            at: t0() + TimeDelta::seconds(i * 10),
+            value: (87.0 + i as f64 * 1.5).min(97.3),
+        })
+        .collect();
+    assert_eq!(fit(&fast, Some(100.0)).shape, Shape::Climb);
     assert_eq!(
         fit(&pts(&[(0, 5.0), (1, 5.0), (2, 5.0)]), None).shape,
         Shape::Flat

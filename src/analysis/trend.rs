@@ -146,8 +146,9 @@ pub fn fit(points: &[Point], limit: Option<f64>) -> Trend {
             Shape::Step
         };
     } else if t.slope_per_hour > 0.0
-        // Half an hour of history, or many points on a near-perfect line.
-        && (span >= TimeDelta::minutes(30) || (points.len() >= 10 && t.r2 >= 0.9))
+        // Half an hour of history, or enough points to see a shape (a
+        // compressed clock, a fast leak).
+        && (span >= TimeDelta::minutes(30) || points.len() >= 10)
         && last.value > first.value
         && (t.r2 >= 0.6 || rising_thirds(points, range))
     {
