@@ -75,6 +75,9 @@ pub struct Config {
     /// Where escalations go (PagerDuty, webhooks).
     #[serde(default)]
     pub escalation: Vec<toml::Table>,
+    /// Root-cause analysis (`[analysis]`, `[analysis.llm]`).
+    #[serde(default)]
+    pub analysis: Option<crate::analysis::llm::AnalysisSpec>,
 }
 
 /// A problem in a file, with where it is.
@@ -171,6 +174,12 @@ impl Config {
                         "settings.blast_radius = {f} is out of range; expected a fraction in (0, 1]"
                     ),
                 ));
+            }
+        }
+
+        if let Some(a) = &self.analysis {
+            for (needle, message) in a.problems() {
+                errors.push(err(&needle, message));
             }
         }
 

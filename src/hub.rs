@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 use serde::Serialize;
 
+use crate::analysis::live::{AnalysisView, LiveAnalysis};
+use crate::analysis::llm::LlmClient;
 use crate::engine::{
     Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
     Modes, Outcome, Restored, Suggestion,
@@ -120,6 +122,8 @@ pub struct Snapshot {
     pub suggestions: Vec<Suggestion>,
     /// Every runbook's name, risk and description (fixed at start).
     pub runbooks: Arc<Vec<RunbookInfo>>,
+    /// Root-cause analyses by alert fingerprint (alerts the engine knows).
+    pub analyses: BTreeMap<String, AnalysisView>,
 }
 
 /// A policy condition that holds, waiting out its `for`.
@@ -213,6 +217,7 @@ impl Snapshot {
             focus,
             suggestions,
             runbooks: Arc::new(runbook_infos(engine)),
+            analyses: BTreeMap::new(),
         }
     }
 
@@ -271,6 +276,7 @@ pub struct Hub {
     sources: SourceBoard,
     focus: watch::Receiver<Option<String>>,
     runbooks: Arc<Vec<RunbookInfo>>,
+    analysis: LiveAnalysis,
 }
 
 /// Turns what the store remembers into what the engine restores, and the
@@ -338,8 +344,10 @@ impl Hub {
             focus: None,
             suggestions: Vec::new(),
             runbooks: runbooks.clone(),
+            analyses: BTreeMap::new(),
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
+        let analysis = LiveAnalysis::new(Arc::new(setup.engine.catalog().clone()));
         let mut hub = Hub {
             engine: setup.engine,
             writer: setup.writer,
@@ -360,6 +368,7 @@ impl Hub {
             sources: setup.sources,
             focus: focus_rx,
             runbooks,
+            analysis,
         };
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
@@ -372,6 +381,17 @@ impl Hub {
                 focus: Arc::new(focus_tx),
             },
         )
+    }
+
+    /// Sends every firing alert to an LLM too (OpenAI-compatible), after the
+    /// heuristic; its answer replaces the heuristic's when it validates.
+    pub fn set_llm(&mut self, client: Option<LlmClient>) {
+        self.analysis.set_llm(client);
+    }
+
+    /// Turns root-cause analysis off (`[analysis] enabled = false`).
+    pub fn set_analysis(&mut self, on: bool) {
+        self.analysis.set_enabled(on);
     }
 
     /// Runs until `shutdown` flips to true; flushes the audit trail before
@@ -392,12 +412,17 @@ impl Hub {
                 }
                 Some(ev) = self.rx.recv() => {
                     let now = Utc::now();
+                    self.analysis.observe(&ev, now);
                     self.engine.handle_into(ev, now);
                     // Drain what is queued so one commit covers the batch.
                     let mut n = 0;
                     while n < 1024 {
                         match self.rx.try_recv() {
-                            Ok(ev) => { self.engine.handle_into(ev, now); n += 1; }
+                            Ok(ev) => {
+                                self.analysis.observe(&ev, now);
+                                self.engine.handle_into(ev, now);
+                                n += 1;
+                            }
                             Err(_) => break,
                         }
                     }
@@ -405,11 +430,19 @@ impl Hub {
                     self.perform(cmds, now).await;
                     dirty = true;
                 }
+                Some(u) = self.analysis.next_update() => {
+                    let now = Utc::now();
+                    if let Some(r) = self.analysis.apply(u, now) {
+                        self.perform(vec![Command::Record(r)], now).await;
+                    }
+                    dirty = true;
+                }
                 _ = tick.tick() => {
                     let now = Utc::now();
                     if let Some(demo) = self.demo.as_mut() {
                         let samples = demo.step(now);
                         self.observe_hosts(&samples);
+                        self.analysis.observe_samples(&samples, now);
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
                     self.engine.handle_into(Event::Tick, now);
@@ -497,7 +530,15 @@ impl Hub {
         let mut effects = Vec::new();
         for c in cmds {
             match c {
-                Command::Record(r) => records.push(r),
+                Command::Record(r) => {
+                    // Orient: an alert that fires gets its analysis in the
+                    // same batch, right after its alert_firing record.
+                    let rca = (r.kind == RecordKind::AlertFiring)
+                        .then(|| self.analyse(&r, now))
+                        .flatten();
+                    records.push(r);
+                    records.extend(rca);
+                }
                 other => effects.push(other),
             }
         }
@@ -546,6 +587,14 @@ impl Hub {
                 Command::Record(_) => {}
             }
         }
+    }
+
+    /// The heuristic's `rca` record for an alert that fired (and the LLM
+    /// started in the background when configured).
+    fn analyse(&mut self, firing: &Record, now: Time) -> Option<Record> {
+        let alert = self.engine.alert(firing.fingerprint.as_deref()?)?;
+        let recent = self.recent.make_contiguous();
+        self.analysis.on_firing(alert, now, &self.engine, recent)
     }
 
     fn execute(&mut self, x: Execution, now: Time) {
@@ -610,6 +659,10 @@ impl Hub {
             .map(|b| b.values().cloned().collect())
             .unwrap_or_default();
         snap.runbooks = self.runbooks.clone();
+        snap.analyses = {
+            let engine = &self.engine;
+            self.analysis.views(|fp| engine.alert(fp).is_some())
+        };
         self.snap_tx.send_replace(Arc::new(snap));
     }
 }

@@ -1,6 +1,7 @@
 //! Vigil: a terminal console for on-call engineers with a self-healing
 //! control plane. The library holds everything; `src/main.rs` is the CLI.
 
+pub mod analysis;
 pub mod config;
 pub mod engine;
 pub mod exec;

@@ -78,6 +78,25 @@ enum Cmd {
         #[command(subcommand)]
         command: AuditCmd,
     },
+    /// Root-cause analysis tools.
+    Rca {
+        #[command(subcommand)]
+        command: RcaCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RcaCmd {
+    /// Score an analyser over labelled scenario files ([expect.rca]).
+    Eval {
+        dir: PathBuf,
+        /// The report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// heuristic (default) or llm (uses [analysis.llm] of the config).
+        #[arg(long, default_value = "heuristic", value_parser = ["heuristic", "llm"])]
+        analyser: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,8 +170,47 @@ fn main() -> ExitCode {
         Some(Cmd::Check) => cmd_check(&cli),
         Some(Cmd::Runbooks { command }) => cmd_runbooks(&cli, command),
         Some(Cmd::Audit { command }) => cmd_audit(&cli, command),
+        Some(Cmd::Rca {
+            command:
+                RcaCmd::Eval {
+                    dir,
+                    json,
+                    analyser,
+                },
+        }) => cmd_rca_eval(&cli, dir, *json, analyser),
         Some(Cmd::Serve { listen, duration }) => cmd_serve(&cli, listen.clone(), duration.clone()),
         None => cmd_console(&cli, started),
+    }
+}
+
+/// `vigil rca eval`: 0 when it ran, 2 when it could not.
+fn cmd_rca_eval(cli: &Cli, dir: &Path, json: bool, analyser: &str) -> ExitCode {
+    use vigil::analysis::eval;
+    let report = if analyser == "llm" {
+        let spec = load_config(cli)
+            .map_err(|e| e.to_string())
+            .and_then(|(c, _, file)| {
+                c.analysis.and_then(|a| a.llm).ok_or(format!(
+                    "{file}: --analyser llm needs an [analysis.llm] section"
+                ))
+            });
+        spec.and_then(|s| eval::run_llm(dir, &s).map_err(|e| e.to_string()))
+    } else {
+        eval::run_heuristic(dir).map_err(|e| e.to_string())
+    };
+    match report {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            print!("{}", r.text());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -589,7 +647,7 @@ fn prepare(
     let engine = vigil::engine::Engine::new(setup);
     let op = operator(&config);
     let sources = vigil::hub::SourceBoard::default();
-    let (hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
+    let (mut hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
         engine,
         writer,
         restored,
@@ -601,6 +659,16 @@ fn prepare(
         escalator: None,
         sources: sources.clone(),
     });
+    if let Some(a) = &config.analysis {
+        hub.set_analysis(a.enabled.unwrap_or(true));
+        if let Some(spec) = &a.llm {
+            // A missing key or a bad URL leaves the heuristic alone in charge.
+            match vigil::analysis::llm::LlmClient::from_spec(spec) {
+                Ok(c) => hub.set_llm(Some(c)),
+                Err(e) => tracing::warn!("LLM analysis is off: {e}"),
+            }
+        }
+    }
     if cli.dry_run {
         // --dry-run wins over the mode remembered from the last run.
         let _ = handle.events.try_send(vigil::engine::Event::SetDryRun {

@@ -10,9 +10,12 @@ use chrono::TimeDelta;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::engine::{Command, Engine, Event, HostSpec, Outcome, WindowSpec};
+use crate::engine::{
+    Alert, Command, Engine, Event, HostSpec, Inventory, MaintenanceWindow, Outcome, WindowSpec,
+};
 use crate::model::{AlertStatus, IncomingAlert, Labels, Record, RecordKind, Sample, Time};
 use crate::policy::PolicySpec;
+use crate::runbook::Catalog;
 use crate::units::{parse_delta, toml_error_line};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +182,17 @@ pub struct Scenario {
     inputs: Vec<(Time, Input)>,
     outcomes: BTreeMap<String, (bool, BTreeMap<String, f64>)>,
     engine: Engine,
+    /// What `vigil rca eval` needs beyond the log (filled while running).
+    seen: Seen,
+}
+
+/// What a run saw besides its decision log: every sample fed (with its
+/// time) and every alert as it was when it fired (keyed by the `seq` of its
+/// `alert_firing` record). Read by `vigil rca eval`.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub samples: Vec<(Time, Sample)>,
+    pub fired: Vec<(u64, Alert)>,
 }
 
 fn line_at(text: &str, offset: usize) -> usize {
@@ -405,6 +419,7 @@ impl Scenario {
             inputs,
             outcomes,
             engine: Engine::new(setup),
+            seen: Seen::default(),
         })
     }
 
@@ -417,7 +432,10 @@ impl Scenario {
             self.advance_to(at, &mut now, &mut log);
             now = at;
             let ev = match input {
-                Input::Metric(s) => Some(Event::Sample(s)),
+                Input::Metric(s) => {
+                    self.seen.samples.push((now, s.clone()));
+                    Some(Event::Sample(s))
+                }
                 Input::Alert(a) => Some(Event::Alert(a)),
                 Input::Approve(rb, t, actor) => self
                     .engine
@@ -461,6 +479,10 @@ impl Scenario {
         Replay {
             log,
             expect: self.file.expect.clone().unwrap_or_default(),
+            seen: std::mem::take(&mut self.seen),
+            windows: self.engine.windows().to_vec(),
+            inventory: self.engine.inventory().clone(),
+            catalog: self.engine.catalog().clone(),
         }
     }
 
@@ -484,6 +506,11 @@ impl Scenario {
             match c {
                 Command::Record(mut r) => {
                     r.seq = log.len() as u64 + 1;
+                    if r.kind == RecordKind::AlertFiring
+                        && let Some(a) = r.fingerprint.as_deref().and_then(|f| self.engine.alert(f))
+                    {
+                        self.seen.fired.push((r.seq, a.clone()));
+                    }
                     log.push(r);
                 }
                 Command::Escalate(_) => {}
@@ -509,6 +536,14 @@ impl Scenario {
                     );
                     for (metric, value) in set {
                         for labels in self.series_of(&x.target, &metric) {
+                            self.seen.samples.push((
+                                now,
+                                Sample {
+                                    name: metric.clone(),
+                                    value,
+                                    labels: labels.clone(),
+                                },
+                            ));
                             more.extend(self.engine.handle(
                                 Event::Sample(Sample {
                                     name: metric.clone(),
@@ -547,6 +582,10 @@ impl Scenario {
 pub struct Replay {
     pub log: Vec<Record>,
     pub expect: ExpectSpec,
+    pub seen: Seen,
+    pub windows: Vec<MaintenanceWindow>,
+    pub inventory: Inventory,
+    pub catalog: Catalog,
 }
 
 fn field_matches(r: &serde_json::Value, key: &str, want: &toml::Value) -> bool {

@@ -225,6 +225,44 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
         })
         .collect();
     s.runbooks = Arc::new(crate::hub::runbook_infos(&inc.engine));
+    // An analysis of the service that keeps dying, as the heuristic would
+    // give it.
+    if let Some(a) = s.alerts.iter().find(|a| a.name == "ServiceDown") {
+        use crate::analysis::{
+            AnalyserKind, Analysis, Cause, Evidence, EvidenceKind, Recommendation,
+            live::{AnalysisState, AnalysisView},
+        };
+        s.analyses.insert(
+            a.fingerprint.clone(),
+            AnalysisView {
+                alert: a.name.clone(),
+                target: a.host().map(str::to_string),
+                state: AnalysisState::Done,
+                analyser: AnalyserKind::Heuristic,
+                analysis: Analysis {
+                    summary: "payments on api-01 stopped; nothing else on the host is wrong".into(),
+                    cause: Cause::Unknown,
+                    confidence: 0.4,
+                    evidence: vec![Evidence {
+                        kind: EvidenceKind::Alert,
+                        signal: "ServiceDown".into(),
+                        value: "api-01".into(),
+                        at: Some(a.since),
+                        note: "the first failure in the window".into(),
+                    }],
+                    runbooks: vec![Recommendation {
+                        runbook: "service_restart".into(),
+                        params: [("service".to_string(), "payments".to_string())].into(),
+                        why: "a first failure: one restart is reasonable".into(),
+                    }],
+                    would_change: vec!["a restart in the last 15 minutes (a crash loop)".into()],
+                },
+                streamed: String::new(),
+                fallback: None,
+                at: inc.now,
+            },
+        );
+    }
     s
 }
 

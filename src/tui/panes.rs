@@ -330,12 +330,15 @@ fn detail(app: &App, area: Rect) -> PaneText {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Root cause", t.title()));
-    // The analyser's result is not in the snapshot yet: the engine's own
-    // evidence stands in.
-    lines.push(Line::styled(
-        "evidence (the analyser's result shows here when it has one):",
-        t.muted(),
-    ));
+    if let Some(v) = snap.analyses.get(&a.fingerprint) {
+        analysis_lines(v, t, &mut lines);
+        lines.push(Line::styled("Evidence from the engine", t.title()));
+    } else {
+        lines.push(Line::styled(
+            "analysing… until then, the engine's evidence:",
+            t.muted(),
+        ));
+    }
     if let Some(c) = &a.condition {
         lines.push(Line::styled(
             format!(
@@ -433,6 +436,118 @@ fn detail(app: &App, area: Rect) -> PaneText {
         }
     }
     (String::new(), lines, None)
+}
+
+/// The analyser's answer: cause, confidence, summary, the evidence it
+/// cites, the runbooks it recommends and what would change its mind.
+fn analysis_lines(
+    v: &crate::analysis::live::AnalysisView,
+    t: &Theme,
+    lines: &mut Vec<Line<'static>>,
+) {
+    use crate::analysis::live::AnalysisState;
+    let a = &v.analysis;
+    let who = match v.analyser {
+        crate::analysis::AnalyserKind::Heuristic => "built-in analyser",
+        crate::analysis::AnalyserKind::Llm => "LLM (checked)",
+    };
+    let state = match v.state {
+        AnalysisState::Pending => " · LLM asked, waiting",
+        AnalysisState::Streaming => " · LLM answering…",
+        AnalysisState::Done => "",
+        AnalysisState::Fallback => " · LLM answer not used",
+    };
+    let cause_style = if a.inconclusive() {
+        t.muted()
+    } else {
+        t.title()
+    };
+    lines.push(Line::from(vec![
+        Span::styled(
+            if a.inconclusive() {
+                "inconclusive".to_string()
+            } else {
+                a.cause.as_str().replace('_', " ")
+            },
+            cause_style,
+        ),
+        Span::styled(
+            format!("  confidence {:.0}%  · {who}{state}", a.confidence * 100.0),
+            t.muted(),
+        ),
+    ]));
+    lines.push(Line::styled(format!("  {}", clean(&a.summary)), t.text()));
+    if let Some(f) = &v.fallback {
+        lines.push(Line::styled(format!("  (LLM: {})", clean(f)), t.muted()));
+    }
+    if v.state == AnalysisState::Streaming && !v.streamed.is_empty() {
+        let tail: String = v
+            .streamed
+            .chars()
+            .rev()
+            .take(200)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        lines.push(Line::styled(format!("  … {}", clean(&tail)), t.muted()));
+    }
+    for e in a.evidence.iter().take(6) {
+        let at =
+            e.at.map(|x| format!(" at {}", x.format("%H:%M:%S")))
+                .unwrap_or_default();
+        let note = if e.note.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", clean(&e.note))
+        };
+        lines.push(Line::styled(
+            format!("  • {} = {}{at}{note}", clean(&e.signal), clean(&e.value)),
+            t.text(),
+        ));
+    }
+    if a.runbooks.is_empty() {
+        lines.push(Line::styled(
+            "  recommends: no runbook; a human should look",
+            t.text(),
+        ));
+    }
+    for (i, r) in a.runbooks.iter().enumerate() {
+        let params = r
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", clean(v)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        lines.push(Line::styled(
+            format!(
+                "  {} {}{}{}",
+                if i == 0 {
+                    "recommends:"
+                } else {
+                    "       then:"
+                },
+                r.runbook,
+                if params.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({params})")
+                },
+                if r.why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", clean(&r.why))
+                }
+            ),
+            t.text(),
+        ));
+    }
+    for w in a.would_change.iter().take(3) {
+        lines.push(Line::styled(
+            format!("  would change it: {}", clean(w)),
+            t.muted(),
+        ));
+    }
 }
 
 /// Unicode block sparkline of `vals` squeezed into `w` cells, scaled to

@@ -1,0 +1,490 @@
+//! The built-in analyser: offline, deterministic and fast. It fits the trend
+//! of the alert's series (steady climb, step, spike; time to exhaustion),
+//! looks for other alerts on the same host or group, recent actions on the
+//! target (restarts in the last minutes mean a crash loop, where another
+//! restart is the wrong fix), maintenance windows and scheduled jobs (a
+//! backup spike is not a leak), and top consumers when labels carry them.
+//!
+//! Every evidence item it cites is taken from the input; every runbook it
+//! recommends goes through `analysis::check`. It never acts.
+
+use std::sync::Arc;
+
+use super::input::AnalysisInput;
+use super::signals::{Findings, Resource, ev_label, ev_series, is_log_file};
+use super::trend::Shape;
+use super::{
+    Analyser, AnalyserKind, Analysis, Cause, Evidence, EvidenceKind, Recommendation, fmt_value,
+    resolve_recommendation,
+};
+use crate::runbook::Catalog;
+
+/// The built-in heuristic analyser.
+#[derive(Debug, Clone)]
+pub struct Heuristic {
+    catalog: Arc<Catalog>,
+}
+
+impl Heuristic {
+    pub fn new(catalog: Arc<Catalog>) -> Heuristic {
+        Heuristic { catalog }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// A recommendation when its parameters resolve and pass; else nothing.
+    fn rec(
+        &self,
+        input: &AnalysisInput,
+        runbook: &str,
+        given: &[(&str, &str)],
+        why: &str,
+    ) -> Option<Recommendation> {
+        let given = given
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        resolve_recommendation(runbook, &given, input, &self.catalog)
+            .ok()
+            .map(|params| Recommendation {
+                runbook: runbook.into(),
+                params,
+                why: why.into(),
+            })
+    }
+}
+
+/// The decision, before it becomes an `Analysis`.
+struct Verdict {
+    cause: Cause,
+    confidence: f64,
+    summary: String,
+    evidence: Vec<Evidence>,
+    runbooks: Vec<Recommendation>,
+    would_change: Vec<String>,
+}
+
+impl Verdict {
+    fn new(cause: Cause, confidence: f64, summary: String, evidence: Vec<Evidence>) -> Verdict {
+        Verdict {
+            cause,
+            confidence,
+            summary,
+            evidence,
+            runbooks: Vec::new(),
+            would_change: Vec::new(),
+        }
+    }
+
+    fn because(mut self, why: &str) -> Verdict {
+        self.would_change.push(why.into());
+        self
+    }
+}
+
+impl Analyser for Heuristic {
+    fn kind(&self) -> AnalyserKind {
+        AnalyserKind::Heuristic
+    }
+
+    fn analyse(&self, input: &AnalysisInput) -> Analysis {
+        let f = Findings::new(input);
+        let v = self.decide(&f);
+        let mut evidence = v.evidence;
+        evidence.dedup();
+        evidence.truncate(8);
+        Analysis {
+            summary: v.summary,
+            cause: v.cause,
+            confidence: v.confidence,
+            evidence,
+            runbooks: v.runbooks,
+            would_change: v.would_change,
+        }
+    }
+}
+
+impl Heuristic {
+    fn decide(&self, f: &Findings<'_>) -> Verdict {
+        let input = f.input;
+        let target = input.alert.host.as_deref().unwrap_or("the target");
+        // The alert's service, else the one its series names (an external
+        // alert may carry fewer labels than the metrics).
+        let service = input
+            .alert
+            .labels
+            .get("service")
+            .or_else(|| f.primary.and_then(|s| s.labels.get("service")))
+            .map(String::as_str)
+            .unwrap_or("");
+        let trend_ev = f.trend_evidence();
+        let with = |mut a: Vec<Evidence>, b: &[Evidence]| {
+            a.extend_from_slice(b);
+            a
+        };
+        let sudden = matches!(f.shape(), Shape::Spike | Shape::Step);
+
+        // A crash loop trumps everything: another restart is the wrong fix.
+        let restarts = f.restarts();
+        if matches!(
+            f.resource,
+            Resource::Service | Resource::Memory | Resource::Other
+        ) && !restarts.is_empty()
+        {
+            let n = restarts
+                .iter()
+                .filter(|e| e.kind == EvidenceKind::Record)
+                .count();
+            return Verdict::new(
+                Cause::CrashLoop,
+                if n >= 2 { 0.85 } else { 0.7 },
+                format!(
+                    "{} on {target} keeps failing right after restarts: a crash loop; another restart will not fix it",
+                    if service.is_empty() { "the service" } else { service }
+                ),
+                with(restarts, &trend_ev),
+            )
+            .because("a restart that stays up for more than the verification window")
+            .because("logs showing a one-off cause (deploy, config change) that is now fixed");
+        }
+
+        let dependency = f.dependency();
+        let fleet = f.fleet_wide();
+        let scheduled = f.scheduled();
+        let traffic = f.traffic();
+
+        match f.resource {
+            Resource::Service => {
+                if let Some((s, t)) = f.memory_before_death() {
+                    let mut v = Verdict::new(
+                        Cause::MemoryLeak,
+                        0.6,
+                        format!("{service} on {target} died after its memory climbed to {}: likely killed out of memory by a leak", fmt_value(t.last.value)),
+                        with(vec![ev_series(s, t.onset, format!("{} was {}", s.name, fmt_value(t.onset.value))), ev_series(s, t.last, format!("{} reached {} before the service died", s.name, fmt_value(t.last.value)))], &trend_ev),
+                    )
+                    .because("no out-of-memory kill in the kernel log")
+                    .because("memory flat after the restart");
+                    v.runbooks.extend(self.rec(
+                        input,
+                        "service_restart",
+                        &[("service", service)],
+                        "brings the service back; the leak needs a fix",
+                    ));
+                    return v;
+                }
+                if !dependency.is_empty() {
+                    return Verdict::new(
+                        Cause::DependencyDown,
+                        0.7,
+                        format!("{service} on {target} is down after a dependency failed; fix the dependency, not the service"),
+                        with(dependency, &trend_ev),
+                    )
+                    .because("the dependency being healthy while the service still fails");
+                }
+                if !fleet.is_empty() {
+                    return Verdict::new(
+                        Cause::DependencyDown,
+                        0.55,
+                        format!("{service} is down on several hosts of the group at once: a shared dependency is the likely cause"),
+                        with(fleet, &trend_ev),
+                    )
+                    .because("the other hosts failing for unrelated reasons (a bad deploy to all of them)");
+                }
+                let mut v = Verdict::new(
+                    Cause::Unknown,
+                    0.3,
+                    format!("{service} on {target} stopped; no restart loop, dependency or scheduled job explains it yet"),
+                    trend_ev,
+                )
+                .because("a second failure soon after a restart (crash loop)")
+                .because("another alert on the host or group showing a failed dependency");
+                v.runbooks.extend(self.rec(
+                    input,
+                    "service_restart",
+                    &[("service", service)],
+                    "a first failure with no loop: a restart is the standard first step",
+                ));
+                v
+            }
+            Resource::Memory => {
+                if !scheduled.is_empty() && f.shape() != Shape::Climb {
+                    return self.scheduled_verdict(f, scheduled, trend_ev, "memory");
+                }
+                if !traffic.is_empty() || (!fleet.is_empty() && f.shape() != Shape::Climb) {
+                    return traffic_verdict(with(traffic, &fleet), trend_ev, "memory", target);
+                }
+                if f.shape() == Shape::Climb {
+                    let t = f.trend.as_ref().map(|t| t.slope_per_hour).unwrap_or(0.0);
+                    let mut v = Verdict::new(
+                        Cause::MemoryLeak,
+                        0.75,
+                        format!("memory on {target} climbed steadily ({t:.1} points/h) with no traffic change or job: a leak{}", if service.is_empty() { String::new() } else { format!(" in {service}") }),
+                        trend_ev,
+                    )
+                    .because("memory falling back by itself (a cache that is released)")
+                    .because("a matching rise in traffic or a scheduled job");
+                    v.runbooks.extend(self.rec(
+                        input,
+                        "memory_pressure",
+                        &[("service", service)],
+                        "restarting the leaking service frees its memory until the leak is fixed",
+                    ));
+                    return v;
+                }
+                self.inconclusive(f, trend_ev, "memory")
+            }
+            Resource::Disk => {
+                let consumers = f.consumers();
+                let logs = f.growing_logs();
+                let data = f.growing_data();
+                let mut logs = logs;
+                if let Some(mp) = input.alert.labels.get("mountpoint")
+                    && mp.starts_with("/var/log")
+                {
+                    logs.push((
+                        ev_label("mountpoint", mp, "the file system holds logs"),
+                        String::new(),
+                    ));
+                }
+                let log_consumer = consumers.iter().find(|c| c.1);
+                let data_consumer = consumers.iter().find(|c| c.2);
+                if !scheduled.is_empty() && sudden && data_consumer.is_none() {
+                    return self.scheduled_verdict(f, scheduled, trend_ev, "disk");
+                }
+                if data_consumer.is_some()
+                    || (!data.is_empty() && log_consumer.is_none() && logs.is_empty())
+                {
+                    let mut ev: Vec<Evidence> =
+                        data_consumer.map(|c| vec![c.0.clone()]).unwrap_or_default();
+                    ev.extend(data);
+                    return Verdict::new(
+                        Cause::DiskGrowthData,
+                        0.75,
+                        format!("the disk of {target} is filling with data, not logs or temp files: cleanup will not help; grow the volume or prune the data"),
+                        with(ev, &trend_ev),
+                    )
+                    .because("the top consumer being logs, temporary files or old archives")
+                    .because("a one-off import or backup that will be removed");
+                }
+                if log_consumer.is_some() || !logs.is_empty() {
+                    let path = log_consumer
+                        .map(|c| c.3.clone())
+                        .filter(|p| is_log_file(p))
+                        .or_else(|| logs.iter().map(|l| l.1.clone()).find(|p| is_log_file(p)))
+                        .unwrap_or_default();
+                    let mut ev: Vec<Evidence> =
+                        log_consumer.map(|c| vec![c.0.clone()]).unwrap_or_default();
+                    ev.extend(logs.into_iter().map(|l| l.0));
+                    let mut v = Verdict::new(
+                        Cause::DiskGrowthLogs,
+                        0.75,
+                        format!(
+                            "the disk of {target} is filling with logs{}",
+                            if path.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({path})")
+                            }
+                        ),
+                        with(ev, &trend_ev),
+                    )
+                    .because("the top consumer being database data (cleanup would not help)")
+                    .because("a log level or debug flag left on: rotation only buys time");
+                    if !path.is_empty() {
+                        v.runbooks.extend(self.rec(
+                            input,
+                            "log_rotation",
+                            &[("path", &path)],
+                            "rotates and compresses the growing log",
+                        ));
+                    }
+                    v.runbooks.extend(self.rec(
+                        input,
+                        "disk_cleanup",
+                        &[],
+                        "removes rotated logs, old temporary files and old journal",
+                    ));
+                    return v;
+                }
+                let mut v = self.inconclusive(f, trend_ev, "disk");
+                v.runbooks.extend(self.rec(input, "disk_cleanup", &[], "frees the usual candidates (old temporary files, rotated logs, journal) while the consumer is found"));
+                v.because("a top consumer (labels or `du`) showing what grows")
+            }
+            Resource::LogFile => {
+                let path = input.alert.labels.get("path").cloned().unwrap_or_default();
+                let mut v = Verdict::new(
+                    Cause::DiskGrowthLogs,
+                    0.8,
+                    format!("the log file {path} on {target} outgrew its rotation"),
+                    with(trend_ev, &[]),
+                )
+                .because(
+                    "the file belonging to a database or application data (then it is not a log)",
+                );
+                if let Some(p) = input.alert.labels.get("path") {
+                    v.evidence.push(ev_label("path", p, "the large file"));
+                }
+                v.runbooks.extend(self.rec(
+                    input,
+                    "log_rotation",
+                    &[("path", &path)],
+                    "rotates and compresses the file, keeping its contents",
+                ));
+                v
+            }
+            Resource::Zombies => {
+                let mut ev = trend_ev;
+                for (e, ..) in f.consumers() {
+                    ev.push(e);
+                }
+                for (k, val) in input.alert.labels.iter().chain(&input.alert.annotations) {
+                    let lk = k.to_ascii_lowercase();
+                    if lk.contains("parent") || lk.contains("ppid") {
+                        ev.push(ev_label(
+                            k,
+                            val,
+                            "the parent that does not reap its children",
+                        ));
+                    }
+                }
+                let mut v = Verdict::new(
+                    Cause::ZombieAccumulation,
+                    if f.shape() == Shape::Climb { 0.8 } else { 0.65 },
+                    format!("defunct processes pile up on {target}: a parent is not reaping its children"),
+                    ev,
+                )
+                .because("the count falling by itself (a parent catching up)");
+                v.runbooks.extend(self.rec(
+                    input,
+                    "zombie_killer",
+                    &[],
+                    "nudges the parents to reap (SIGCHLD)",
+                ));
+                v
+            }
+            Resource::Pool => {
+                if !dependency.is_empty() {
+                    return Verdict::new(
+                        Cause::DependencyDown,
+                        0.7,
+                        format!("the pool of {target} filled because its database is slow or down: connections wait, they do not leak"),
+                        with(dependency, &trend_ev),
+                    )
+                    .because("the database healthy and fast while the pool still fills");
+                }
+                if !traffic.is_empty() || !fleet.is_empty() {
+                    return traffic_verdict(
+                        with(traffic, &fleet),
+                        trend_ev,
+                        "the connection pool",
+                        target,
+                    );
+                }
+                if !scheduled.is_empty() && sudden {
+                    return self.scheduled_verdict(f, scheduled, trend_ev, "the connection pool");
+                }
+                if matches!(f.shape(), Shape::Climb | Shape::Step) {
+                    let mut v = Verdict::new(
+                        Cause::ConnectionLeak,
+                        0.7,
+                        format!("connections on {target} are taken and never given back while traffic is flat: a connection leak"),
+                        trend_ev,
+                    )
+                    .because("a rise in traffic or a slow database at the same time");
+                    v.runbooks.extend(self.rec(
+                        input,
+                        "connection_reset",
+                        &[("service", service)],
+                        "terminates idle sessions older than the threshold",
+                    ));
+                    return v;
+                }
+                self.inconclusive(f, trend_ev, "the connection pool")
+            }
+            Resource::Other => {
+                if !dependency.is_empty() {
+                    return Verdict::new(
+                        Cause::DependencyDown,
+                        0.5,
+                        format!(
+                            "{} on {target} follows a failing dependency",
+                            input.alert.name
+                        ),
+                        with(dependency, &trend_ev),
+                    )
+                    .because("the dependency healthy while the alert persists");
+                }
+                if !scheduled.is_empty() {
+                    return self.scheduled_verdict(f, scheduled, trend_ev, "the signal");
+                }
+                if !traffic.is_empty() {
+                    return traffic_verdict(traffic, trend_ev, "load", target);
+                }
+                self.inconclusive(f, trend_ev, "the signal")
+            }
+        }
+    }
+
+    fn scheduled_verdict(
+        &self,
+        f: &Findings<'_>,
+        scheduled: Vec<Evidence>,
+        trend: Vec<Evidence>,
+        what: &str,
+    ) -> Verdict {
+        let target = f.input.alert.host.as_deref().unwrap_or("the target");
+        let mut ev = scheduled;
+        ev.extend(trend);
+        Verdict::new(
+            Cause::ScheduledJob,
+            0.75,
+            format!("{what} on {target} rose while a scheduled job ran: expected, not a leak; let it finish"),
+            ev,
+        )
+        .because("the value staying high after the job ends")
+        .because("the rise starting before the window opened")
+    }
+
+    fn inconclusive(&self, f: &Findings<'_>, trend: Vec<Evidence>, what: &str) -> Verdict {
+        let target = f.input.alert.host.as_deref().unwrap_or("the target");
+        let shape = match f.shape() {
+            Shape::Insufficient => "too little history to fit a trend",
+            Shape::Spike => "a sudden spike with no job, window or traffic change to explain it",
+            Shape::Step => "a step with no job, window or traffic change to explain it",
+            Shape::Flat => "a flat series",
+            Shape::Falling => "a falling series",
+            Shape::Climb => "a climb",
+            Shape::Noisy => "an irregular series",
+        };
+        Verdict::new(
+            Cause::Unknown,
+            0.2,
+            format!("inconclusive: {what} on {target} shows {shape}"),
+            trend,
+        )
+        .because("more history, a top-consumer label, or a correlated alert on the host or group")
+    }
+}
+
+fn traffic_verdict(
+    mut ev: Vec<Evidence>,
+    trend: Vec<Evidence>,
+    what: &str,
+    target: &str,
+) -> Verdict {
+    ev.extend(trend);
+    Verdict::new(
+        Cause::TrafficSpike,
+        0.7,
+        format!("{what} on {target} rose with a surge in traffic: scale out or shed load; restarting would drop requests"),
+        ev,
+    )
+    .because("traffic back at its baseline while the value stays high (then a leak)")
+}
+
+#[cfg(test)]
+#[path = "heuristic_tests.rs"]
+mod tests;
