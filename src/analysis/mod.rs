@@ -264,7 +264,10 @@ pub fn resolve_recommendation(
             )));
         };
         p.validate(v).map_err(bad)?;
-        if p.spec.source == ParamSource::Label && !input.mentions_value(v) {
+        if p.spec.source == ParamSource::Label
+            && p.spec.default.as_deref() != Some(v.as_str())
+            && !input.mentions_value(v)
+        {
             return Err(bad(format!(
                 "{k}={:?} appears nowhere in the alert, its labels or the host's series",
                 v.escape_debug().to_string()
