@@ -258,18 +258,31 @@ impl Hub {
                 }
                 Some(ev) = self.rx.recv() => {
                     let now = Utc::now();
+                    // Alerts and operator intents are published at once (the
+                    // console and the API see them within milliseconds);
+                    // samples wait for the next publish tick.
+                    let mut urgent = !matches!(ev, Event::Sample(_) | Event::Samples(_));
                     self.engine.handle_into(ev, now);
                     // Drain what is queued so one commit covers the batch.
                     let mut n = 0;
                     while n < 1024 {
                         match self.rx.try_recv() {
-                            Ok(ev) => { self.engine.handle_into(ev, now); n += 1; }
+                            Ok(ev) => {
+                                urgent |= !matches!(ev, Event::Sample(_) | Event::Samples(_));
+                                self.engine.handle_into(ev, now);
+                                n += 1;
+                            }
                             Err(_) => break,
                         }
                     }
                     let cmds = self.engine.take_commands();
                     self.perform(cmds, now).await;
-                    dirty = true;
+                    if urgent {
+                        self.publish();
+                        dirty = false;
+                    } else {
+                        dirty = true;
+                    }
                 }
                 _ = tick.tick() => {
                     let now = Utc::now();

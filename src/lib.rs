@@ -4,7 +4,9 @@
 pub mod config;
 pub mod engine;
 pub mod hub;
+pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod runbook;
 pub mod sim;

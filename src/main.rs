@@ -467,10 +467,13 @@ struct Prepared {
     log_path: PathBuf,
     demo: bool,
     /// Where sources (pollers, the listener) report their health.
-    #[allow(dead_code)]
     sources: vigil::hub::SourceBoard,
-    #[allow(dead_code)]
     config: Config,
+    /// The compiled policies (the listener's violation checks and
+    /// `/api/v1/policies`).
+    policies: Vec<vigil::policy::Policy>,
+    /// Escalation delivery, when `[[escalation]]` lists any.
+    notifier: Option<std::sync::Arc<vigil::notify::Notifier>>,
 }
 
 fn prepare(
@@ -542,8 +545,11 @@ fn prepare(
     let restored = store.load_state().map_err(|e| e.to_string())?;
     let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
     let engine = vigil::engine::Engine::new(setup);
+    let policies = engine.evaluator().policies().to_vec();
     let op = operator(&config);
     let sources = vigil::hub::SourceBoard::default();
+    let notifier = vigil::notify::Notifier::new(&config.escalation).map_err(|e| e.to_string())?;
+    let notifier = (!notifier.is_empty()).then(|| std::sync::Arc::new(notifier));
     let (hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
         engine,
         writer,
@@ -553,7 +559,9 @@ fn prepare(
         sim_run_time: std::time::Duration::from_secs(3),
         tick: std::time::Duration::from_secs(1),
         executors: None,
-        escalator: None,
+        escalator: notifier
+            .clone()
+            .map(|n| n as std::sync::Arc<dyn vigil::hub::Escalator>),
         sources: sources.clone(),
     });
     if cli.dry_run {
@@ -573,6 +581,8 @@ fn prepare(
             demo,
             sources,
             config,
+            policies,
+            notifier,
         },
         guard,
     ))
@@ -620,9 +630,13 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
         Ok(x) => x,
         Err(code) => return code,
     };
-    if let Some(l) = &listen {
-        tracing::warn!("--listen {l}: the HTTP listener is not part of this build yet");
-    }
+    let opts = match vigil::ingest::ListenerOptions::resolve(listen.as_deref(), &p.config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     eprintln!(
         "vigil serve: {} data in {}, log {}",
         if p.demo {
@@ -635,12 +649,16 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
     );
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Err(e) = start_io(&p, opts, stop_rx.clone()).await {
+            eprintln!("error: {e}");
+            return Ok(Err(e.to_string()));
+        }
         let hub = tokio::spawn(p.hub.run(stop_rx));
         let _keep = p.handle;
         wait_for_stop(limit).await;
         tracing::info!("shutting down: flushing the audit trail");
         let _ = stop_tx.send(true);
-        hub.await
+        hub.await.map(|r| r.map_err(|e| e.to_string()))
     });
     match result {
         Ok(Ok(())) => {
@@ -656,6 +674,31 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
             ExitCode::from(1)
         }
     }
+}
+
+/// Starts the HTTP listener, the pollers and the escalation follower. A
+/// bind failure is returned (and shown on the source board as Down).
+async fn start_io(
+    p: &Prepared,
+    opts: vigil::ingest::ListenerOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<std::net::SocketAddr, vigil::ingest::ListenError> {
+    if let Some(n) = &p.notifier {
+        n.follow(p.handle.snapshots.clone());
+    }
+    let (addr, _api) = vigil::ingest::start(
+        p.handle.clone(),
+        &p.config,
+        p.policies.clone(),
+        p.data_dir.clone(),
+        opts,
+        p.sources.clone(),
+        stop,
+    )
+    .await?;
+    eprintln!("vigil: HTTP API on http://{addr}");
+    tracing::info!(%addr, "HTTP listener started");
+    Ok(addr)
 }
 
 /// Waits for SIGINT, SIGTERM or the time limit.
@@ -699,6 +742,13 @@ fn cmd_console(cli: &Cli) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let opts = match vigil::ingest::ListenerOptions::resolve(None, &p.config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     println!(
         "vigil {}: data in {}, log {} (Ctrl-C to quit)",
         if p.demo { "DEMO fleet" } else { "live" },
@@ -707,6 +757,11 @@ fn cmd_console(cli: &Cli) -> ExitCode {
     );
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // The console carries on without the listener: the failure shows
+        // on the source board (status bar) as Down.
+        if let Err(e) = start_io(&p, opts, stop_rx.clone()).await {
+            tracing::warn!("HTTP listener not started: {e}");
+        }
         let hub = tokio::spawn(p.hub.run(stop_rx));
         let mut snaps = p.handle.snapshots.clone();
         let mut last_seq = snaps.borrow().audit_seq;

@@ -656,6 +656,15 @@ impl Engine {
                     existing.annotations = a.annotations;
                     return;
                 }
+                if let Some(existing) = self.alerts.get(&fp)
+                    && existing.status == AlertStatus::Resolved
+                    && existing.origin == AlertOrigin::External
+                    && a.starts_at.is_some_and(|s| s == existing.since)
+                {
+                    // A late copy of an episode that already resolved (the
+                    // other Alertmanager of an HA pair): not a new firing.
+                    return;
+                }
                 let severity = a
                     .labels
                     .get("severity")
