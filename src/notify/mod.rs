@@ -224,6 +224,37 @@ impl Notifier {
         }
     }
 
+    /// Resolves the incident of alert `fingerprint` if one was triggered
+    /// (PagerDuty `resolve`, a webhook `RESOLVED` message); returns whether
+    /// it was.
+    pub fn resolve(
+        &self,
+        fingerprint: &str,
+        alert: Option<String>,
+        target: Option<String>,
+        detail: Option<String>,
+    ) -> bool {
+        let sev = self
+            .open
+            .lock()
+            .ok()
+            .and_then(|mut o| o.remove(fingerprint));
+        let Some(severity) = sev else {
+            return false;
+        };
+        let e = Escalation {
+            action: None,
+            alert,
+            fingerprint: Some(fingerprint.to_string()),
+            runbook: None,
+            target,
+            severity,
+            summary: detail.unwrap_or_default(),
+        };
+        self.send_all(&e, "resolve");
+        true
+    }
+
     /// Follows the hub's snapshots and resolves the incidents whose alert
     /// resolved. Runs until the hub goes away.
     pub fn follow(self: &Arc<Self>, mut snaps: watch::Receiver<Arc<Snapshot>>) {
@@ -239,19 +270,7 @@ impl Notifier {
                         continue;
                     }
                     let Some(fp) = &r.fingerprint else { continue };
-                    let sev = me.open.lock().ok().and_then(|mut o| o.remove(fp));
-                    if let Some(severity) = sev {
-                        let e = Escalation {
-                            action: None,
-                            alert: r.alert.clone(),
-                            fingerprint: Some(fp.clone()),
-                            runbook: None,
-                            target: r.target.clone(),
-                            severity,
-                            summary: r.detail.clone().unwrap_or_default(),
-                        };
-                        me.send_all(&e, "resolve");
-                    }
+                    me.resolve(fp, r.alert.clone(), r.target.clone(), r.detail.clone());
                 }
             }
         });
