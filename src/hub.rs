@@ -276,13 +276,14 @@ impl Hub {
                         }
                     }
                     let cmds = self.engine.take_commands();
-                    self.perform(cmds, now).await;
                     if urgent {
+                        // The new state is shown before its records are
+                        // synced (showing is not acting); effects still wait
+                        // for the write, and the records follow.
                         self.publish();
-                        dirty = false;
-                    } else {
-                        dirty = true;
                     }
+                    self.perform(cmds, now).await;
+                    dirty = true;
                 }
                 _ = tick.tick() => {
                     let now = Utc::now();

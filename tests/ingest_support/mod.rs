@@ -25,20 +25,11 @@ pub struct TestHub {
     hub: Option<tokio::task::JoinHandle<Result<(), vigil::store::StoreError>>>,
 }
 
+#[derive(Default)]
 pub struct Options<'a> {
     pub config: &'a str,
     pub token: Option<&'a str>,
     pub rate_limit: Option<u32>,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Options {
-            config: "",
-            token: None,
-            rate_limit: None,
-        }
-    }
 }
 
 pub async fn start(o: Options<'_>) -> TestHub {
