@@ -187,7 +187,7 @@ fn prometheus_stack_to_vigil_and_back() {
     std::fs::write(
         dir.join("vigil.toml"),
         format!(
-            "operator = \"ana\"\nlisten = \"127.0.0.1:{p_vigil}\"\n\n[[hosts]]\nname = \"web-01\"\nservices = [\"nginx\"]\nexecutor = \"sim\"\n\n[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:{p_am}\"\ninterval = \"2s\"\ntimeout = \"2s\"\n"
+            "operator = \"ana\"\nlisten = \"127.0.0.1:{p_vigil}\"\n\n[[hosts]]\nname = \"web-01\"\nservices = [\"nginx\"]\nexecutor = \"sim\"\n\n[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:{p_am}\"\ninterval = \"2s\"\ntimeout = \"2s\"\n\n[[sources]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{p_prom}\"\npoll = false\n"
         ),
     )
     .unwrap();
@@ -276,6 +276,19 @@ fn prometheus_stack_to_vigil_and_back() {
             .any(|s| s["name"] == "am" && s["state"] == "ok")
             .then_some(())
     });
+
+    // The alert's context through Vigil from the real Prometheus.
+    let v = get(&format!("{vigil}/api/v1/query?query=oncall_test_flag")).expect("query");
+    assert_eq!(v["source"], "prom", "{v}");
+    assert_eq!(v["series"][0]["points"][0][1], 1.0, "{v}");
+    let v = get(&format!(
+        "{vigil}/api/v1/query?query=oncall_test_flag&range=5m&step=2s"
+    ))
+    .expect("range");
+    assert!(
+        !v["series"][0]["points"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
 
     // 3. A silence created through Vigil is listed by Alertmanager.
     let (status, created) = post(

@@ -47,6 +47,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/policies", get(policies))
         .route("/api/v1/policies/evaluate", post(evaluate))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/query", get(query))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), guard));
     Router::new()
@@ -647,4 +648,78 @@ async fn silences(State(api): State<Arc<Api>>) -> Response {
         })
         .collect();
     axum::Json(json!({ "alertmanager": upstream, "alerts": local })).into_response()
+}
+
+const QUERY: &str = "?query=PROMQL[&source=NAME][&range=6h][&step=60s]";
+
+/// PromQL through a configured Prometheus source: an instant query, or
+/// with `range` the values over that span up to now (the context of an
+/// alert for the detail pane and the analyser).
+async fn query(State(api): State<Arc<Api>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(promql) = q.get("query").filter(|s| !s.trim().is_empty()) else {
+        return error(400, "query", "a PromQL query is required", QUERY);
+    };
+    let prom = match q.get("source") {
+        Some(name) => api.prometheus.iter().find(|c| c.name() == name),
+        None => api.prometheus.first(),
+    };
+    let Some(prom) = prom else {
+        let known: Vec<&str> = api.prometheus.iter().map(|c| c.name()).collect();
+        return error(
+            422,
+            "source",
+            "no such prometheus source",
+            &format!(
+                "one of the [[sources]] with kind = \"prometheus\": {}",
+                known.join(", ")
+            ),
+        );
+    };
+    let dur = |k: &str, default: &str| -> Result<std::time::Duration, Response> {
+        let v = q.get(k).map(String::as_str).unwrap_or(default);
+        crate::units::parse_duration(v)
+            .ok()
+            .filter(|d| !d.is_zero() && d.as_secs() <= 31 * 86400)
+            .ok_or_else(|| {
+                error(
+                    400,
+                    k,
+                    format!("{v:?} is not a duration from 1s to 31d"),
+                    QUERY,
+                )
+            })
+    };
+    let answer = match q.get("range") {
+        None => prom.query(promql).await,
+        Some(_) => {
+            let (range, step) = match (dur("range", "6h"), dur("step", "60s")) {
+                (Ok(r), Ok(s)) => (r, s),
+                (Err(e), _) | (_, Err(e)) => return e,
+            };
+            if range.as_secs() / step.as_secs().max(1) > 11_000 {
+                return error(
+                    400,
+                    "step",
+                    "too many points (over 11,000)",
+                    "a larger step",
+                );
+            }
+            let now = Utc::now();
+            let start =
+                now - chrono::TimeDelta::from_std(range).unwrap_or(chrono::TimeDelta::hours(6));
+            prom.query_range(promql, start, now, step).await
+        }
+    };
+    match answer {
+        Ok(series) => {
+            axum::Json(json!({ "source": prom.name(), "query": promql, "series": series }))
+                .into_response()
+        }
+        Err(e) => error(
+            502,
+            "query",
+            e.to_string(),
+            "a query the Prometheus source accepts",
+        ),
+    }
 }

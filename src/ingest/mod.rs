@@ -149,6 +149,8 @@ pub struct Api {
     pub violations: violations::ViolationIndex,
     pub policies: Vec<Policy>,
     pub silencer: silence::Silencer,
+    /// The `prometheus` sources, for `GET /api/v1/query` (alert context).
+    pub prometheus: Vec<client::PrometheusClient>,
     pub data_dir: PathBuf,
     pub token: Option<Token>,
     pub limiter: Option<RateLimiter>,
@@ -169,6 +171,12 @@ impl Api {
     ) -> Api {
         Api {
             silencer: silence::Silencer::new(hub.clone(), &config.sources),
+            prometheus: config
+                .sources
+                .iter()
+                .filter(|s| s.kind == SourceKind::Prometheus)
+                .map(|s| client::PrometheusClient::new(&s.name, &s.url, s.timeout()))
+                .collect(),
             hub,
             stats: stats::Stats::default(),
             violations: violations::ViolationIndex::new(&policies),
