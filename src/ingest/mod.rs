@@ -31,6 +31,9 @@ use crate::policy::Policy;
 
 /// The default listener address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
+/// Requests per second an exposed (non-loopback) listener accepts when the
+/// config sets no `rate_limit`.
+pub const DEFAULT_EXPOSED_RATE: u32 = 10_000;
 /// Bodies over this many bytes get 413.
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -134,10 +137,16 @@ impl ListenerOptions {
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(ListenError::ExposedWithoutToken(addr));
         }
+        // Off by default on loopback; an exposed listener gets a limit
+        // unless the config sets one.
+        let rate_limit = config
+            .listener
+            .rate_limit
+            .or((!addr.ip().is_loopback()).then_some(DEFAULT_EXPOSED_RATE));
         Ok(ListenerOptions {
             addr,
             token,
-            rate_limit: config.listener.rate_limit,
+            rate_limit,
         })
     }
 }
@@ -217,6 +226,11 @@ pub async fn serve(
         format!("listening on {addr}"),
     );
     let app = api::router(api);
+    // Small answers go out at once (no Nagle delay against delayed ACKs).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             while !*shutdown.borrow() {
@@ -302,7 +316,8 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, ListenError::ExposedWithoutToken(_)), "{e}");
-        assert!(ListenerOptions::resolve(Some("127.0.0.1:0"), &c).is_ok());
+        let o = ListenerOptions::resolve(Some("127.0.0.1:0"), &c).unwrap();
+        assert_eq!(o.rate_limit, None);
         assert!(ListenerOptions::resolve(Some("[::1]:0"), &c).is_ok());
         assert!(ListenerOptions::resolve(Some("nowhere"), &c).is_err());
     }
