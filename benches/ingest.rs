@@ -74,14 +74,15 @@ fn webhook_to_snapshot() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let h = ingest_support::start(ingest_support::Options::default()).await;
         let client = reqwest::Client::new();
-        let url = format!("{}/hooks/alertmanager", h.base);
-        let mut rx = h.handle.snapshots.clone();
         // Back to back: each webhook is sent as soon as the previous alert
         // shows, so it often waits for the previous batch's audit sync.
         // Paced: one every 10 ms, as Alertmanager groups deliver.
         for (label, pace) in [("back to back", None), ("paced 10 ms", Some(Duration::from_millis(10)))] {
+            // A fresh hub for each run: both start from an empty alert table.
+            let h = ingest_support::start(ingest_support::Options::default()).await;
+            let url = format!("{}/hooks/alertmanager", h.base);
+            let mut rx = h.handle.snapshots.clone();
             let mut lat = Vec::new();
             for i in 0..1000u32 {
                 let fp = format!("{:016x}", i + if pace.is_some() { 1 << 20 } else { 0 });
@@ -111,8 +112,8 @@ fn webhook_to_snapshot() {
                 "webhook received -> alert in snapshot, {label} ({} alerts, HTTP on 127.0.0.1): p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms",
                 lat.len()
             );
+            h.stop().await;
         }
-        h.stop().await;
     });
 }
 

@@ -191,8 +191,8 @@ impl Notifier {
                         return;
                     }
                     Ok(resp) => format!("HTTP {}", resp.status().as_u16()),
-                    // reqwest errors carry the URL, not the body or the key.
-                    Err(e) => e.to_string(),
+                    // The URL is left out: a chat webhook's path is a secret.
+                    Err(e) => e.without_url().to_string(),
                 };
                 tracing::warn!(escalation = %t.name, attempt, of = t.attempts, "{what} not delivered: {why}");
                 if attempt < t.attempts {
