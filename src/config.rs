@@ -69,15 +69,158 @@ pub struct Config {
     pub policies: Vec<PolicySpec>,
     #[serde(default)]
     pub runbooks: BTreeMap<String, RunbookOverride>,
+    /// HTTP listener settings (auth token, rate limit).
+    #[serde(default)]
+    pub listener: ListenerSpec,
     /// Signal sources (Alertmanager, Prometheus pollers).
     #[serde(default)]
-    pub sources: Vec<toml::Table>,
+    pub sources: Vec<SourceSpec>,
     /// Where escalations go (PagerDuty, webhooks).
     #[serde(default)]
-    pub escalation: Vec<toml::Table>,
+    pub escalation: Vec<EscalationSpec>,
     /// Root-cause analysis (`[analysis]`, `[analysis.llm]`).
     #[serde(default)]
     pub analysis: Option<crate::analysis::llm::AnalysisSpec>,
+}
+
+/// `[listener]`: how the HTTP listener admits requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSpec {
+    /// The name of the environment variable holding the bearer token. The
+    /// token itself never appears in the file.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Requests per second the listener accepts before answering 429 (off
+    /// when unset).
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+}
+
+/// What a `[[sources]]` entry talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Alertmanager,
+    Prometheus,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Alertmanager => "alertmanager",
+            SourceKind::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// `[[sources]]`: an Alertmanager or Prometheus Vigil polls (and, for an
+/// Alertmanager, where silences are created).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Base URL, e.g. `http://127.0.0.1:9093`.
+    pub url: String,
+    /// Poll its alerts (default true); an Alertmanager that delivers by
+    /// webhook can be used for silences only with `poll = false`.
+    #[serde(default)]
+    pub poll: Option<bool>,
+    /// Time between polls (default `15s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Time limit of one request (default `5s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+impl SourceSpec {
+    pub fn polls(&self) -> bool {
+        self.poll.unwrap_or(true)
+    }
+    /// The poll interval (validated by `Config::build`; default 15s).
+    pub fn interval(&self) -> std::time::Duration {
+        dur_or(&self.interval, 15)
+    }
+    pub fn timeout(&self) -> std::time::Duration {
+        dur_or(&self.timeout, 5)
+    }
+}
+
+/// What an `[[escalation]]` entry delivers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscalationKind {
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// A generic JSON webhook with a Slack-compatible `text`.
+    Webhook,
+}
+
+/// The PagerDuty Events API v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `[[escalation]]`: where escalations are delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSpec {
+    pub name: String,
+    pub kind: EscalationKind,
+    /// Endpoint; PagerDuty's public one by default, required for a webhook.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PagerDuty: the environment variable holding the integration's
+    /// routing key (required for `pagerduty`).
+    #[serde(default)]
+    pub routing_key_env: Option<String>,
+    /// Only escalations at least this severe are sent (default: all).
+    #[serde(default)]
+    pub min_severity: Option<crate::model::Severity>,
+    /// Attempts per message before giving up (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// First retry delay; doubles per attempt (default `1s`).
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// Time limit of one request (default `10s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+impl EscalationSpec {
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(PAGERDUTY_URL)
+    }
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(5).max(1)
+    }
+    pub fn backoff(&self) -> std::time::Duration {
+        dur_or(&self.backoff, 1)
+    }
+    pub fn timeout(&self) -> std::time::Duration {
+        dur_or(&self.timeout, 10)
+    }
+}
+
+fn dur_or(s: &Option<String>, default_secs: u64) -> std::time::Duration {
+    s.as_deref()
+        .and_then(|s| crate::units::parse_duration(s).ok())
+        .unwrap_or(std::time::Duration::from_secs(default_secs))
+}
+
+/// True for a name usable as an environment variable.
+fn env_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// True for an absolute `http://` or `https://` URL with a host.
+fn http_url_ok(s: &str) -> bool {
+    reqwest::Url::parse(s)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .unwrap_or(false)
 }
 
 /// A problem in a file, with where it is.
@@ -259,6 +402,8 @@ impl Config {
             }
         }
 
+        self.check_outputs(&err, &mut errors);
+
         let catalog = match Catalog::load(self.runbook_dir.as_deref(), &self.runbooks) {
             Ok(c) => Some(c),
             Err(es) => {
@@ -300,6 +445,124 @@ impl Config {
                 frozen: self.settings.frozen.unwrap_or(false),
             },
         })
+    }
+}
+
+impl Config {
+    /// Validates `[listener]`, `[[sources]]` and `[[escalation]]`.
+    fn check_outputs(
+        &self,
+        err: &dyn Fn(&str, String) -> ConfigError,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        if let Some(l) = &self.listen
+            && l.parse::<std::net::SocketAddr>().is_err()
+        {
+            errors.push(err(
+                "listen",
+                format!(
+                    "listen = {l:?} is not an address; expected IP:PORT such as \"127.0.0.1:9797\""
+                ),
+            ));
+        }
+        if let Some(t) = &self.listener.token_env
+            && !env_name_ok(t)
+        {
+            errors.push(err(
+                "token_env",
+                format!("listener.token_env = {t:?} is not an environment variable name; expected letters, digits and '_'"),
+            ));
+        }
+        if self.listener.rate_limit == Some(0) {
+            errors.push(err(
+                "rate_limit",
+                "listener.rate_limit = 0; expected requests per second of at least 1 (leave it out for no limit)".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let at = format!("\"{}\"", s.name);
+            let what = format!("sources[{i}] ({:?})", s.name);
+            if s.name.trim().is_empty() {
+                errors.push(err(
+                    "[[sources]]",
+                    format!("sources[{i}]: a source needs a non-empty name"),
+                ));
+            } else if !names.insert(s.name.clone()) {
+                errors.push(err(&at, format!("{what}: the name is used twice")));
+            }
+            if !http_url_ok(&s.url) {
+                errors.push(err(
+                    &format!("\"{}\"", s.url),
+                    format!(
+                        "{what}.url = {:?} is not a URL; expected http://HOST:PORT",
+                        s.url
+                    ),
+                ));
+            }
+            for (key, v) in [("interval", &s.interval), ("timeout", &s.timeout)] {
+                if let Some(v) = v {
+                    match crate::units::parse_duration(v) {
+                        Ok(d) if d.is_zero() => errors.push(err(
+                            &format!("\"{v}\""),
+                            format!("{what}.{key} = {v:?} must be longer than 0s"),
+                        )),
+                        Ok(_) => {}
+                        Err(e) => {
+                            errors.push(err(&format!("\"{v}\""), format!("{what}.{key}: {e}")))
+                        }
+                    }
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in self.escalation.iter().enumerate() {
+            let at = format!("\"{}\"", e.name);
+            let what = format!("escalation[{i}] ({:?})", e.name);
+            if e.name.trim().is_empty() {
+                errors.push(err(
+                    "[[escalation]]",
+                    format!("escalation[{i}]: needs a non-empty name"),
+                ));
+            } else if !names.insert(e.name.clone()) {
+                errors.push(err(&at, format!("{what}: the name is used twice")));
+            }
+            match (&e.url, e.kind) {
+                (None, EscalationKind::Webhook) => errors.push(err(
+                    &at,
+                    format!("{what}: a webhook needs url = \"http(s)://...\""),
+                )),
+                (Some(u), _) if !http_url_ok(u) => errors.push(err(
+                    &format!("\"{u}\""),
+                    format!("{what}.url = {u:?} is not a URL; expected http(s)://HOST/PATH"),
+                )),
+                _ => {}
+            }
+            match (&e.routing_key_env, e.kind) {
+                (None, EscalationKind::Pagerduty) => errors.push(err(
+                    &at,
+                    format!("{what}: pagerduty needs routing_key_env = \"NAME\" (the environment variable holding the routing key)"),
+                )),
+                (Some(k), _) if !env_name_ok(k) => errors.push(err(
+                    &format!("\"{k}\""),
+                    format!("{what}.routing_key_env = {k:?} is not an environment variable name"),
+                )),
+                _ => {}
+            }
+            if e.max_attempts == Some(0) {
+                errors.push(err(
+                    "max_attempts",
+                    format!("{what}.max_attempts = 0; expected at least 1"),
+                ));
+            }
+            for (key, v) in [("backoff", &e.backoff), ("timeout", &e.timeout)] {
+                if let Some(v) = v
+                    && let Err(er) = crate::units::parse_duration(v)
+                {
+                    errors.push(err(&format!("\"{v}\""), format!("{what}.{key}: {er}")));
+                }
+            }
+        }
     }
 }
 
@@ -364,6 +627,42 @@ duration = "1h"
         assert_eq!(e[0].line, Some(3));
         assert_eq!(e[1].line, Some(8));
         assert!(e[1].message.contains("expected 5"));
+    }
+
+    #[test]
+    fn sources_and_escalation_are_typed_and_located() {
+        let text = r#"
+[listener]
+token_env = "VIGIL_TOKEN"
+
+[[sources]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:9093"
+interval = "often"
+
+[[escalation]]
+name = "pd"
+kind = "pagerduty"
+"#;
+        let c = Config::parse("c.toml", text).unwrap();
+        assert_eq!(c.sources[0].kind, SourceKind::Alertmanager);
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].line, Some(9));
+        assert!(e[0].message.contains("interval"), "{}", e[0]);
+        assert_eq!(e[1].line, Some(12));
+        assert!(e[1].message.contains("routing_key_env"), "{}", e[1]);
+
+        let text = "[[sources]]\nname = \"x\"\nkind = \"graphite\"\nurl = \"http://a\"\n";
+        let e = Config::parse("c.toml", text).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("alertmanager"), "{e}");
+
+        let text = "[[escalation]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"not a url\"\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e[0].line, Some(4));
     }
 
     #[test]

@@ -413,6 +413,10 @@ impl Hub {
                 Some(ev) = self.rx.recv() => {
                     let now = Utc::now();
                     self.analysis.observe(&ev, now);
+                    // Alerts and operator intents are published at once (the
+                    // console and the API see them within milliseconds);
+                    // samples wait for the next publish tick.
+                    let mut urgent = !matches!(ev, Event::Sample(_) | Event::Samples(_));
                     self.engine.handle_into(ev, now);
                     // Drain what is queued so one commit covers the batch.
                     let mut n = 0;
@@ -420,6 +424,7 @@ impl Hub {
                         match self.rx.try_recv() {
                             Ok(ev) => {
                                 self.analysis.observe(&ev, now);
+                                urgent |= !matches!(ev, Event::Sample(_) | Event::Samples(_));
                                 self.engine.handle_into(ev, now);
                                 n += 1;
                             }
@@ -427,6 +432,12 @@ impl Hub {
                         }
                     }
                     let cmds = self.engine.take_commands();
+                    if urgent {
+                        // The new state is shown before its records are
+                        // synced (showing is not acting); effects still wait
+                        // for the write, and the records follow.
+                        self.publish();
+                    }
                     self.perform(cmds, now).await;
                     dirty = true;
                 }

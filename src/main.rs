@@ -550,9 +550,13 @@ struct Prepared {
     log_path: PathBuf,
     demo: bool,
     /// Where sources (pollers, the listener) report their health.
-    #[allow(dead_code)]
     sources: vigil::hub::SourceBoard,
     config: Config,
+    /// The compiled policies (the listener's violation checks and
+    /// `/api/v1/policies`).
+    policies: Vec<vigil::policy::Policy>,
+    /// Escalation delivery, when `[[escalation]]` lists any.
+    notifier: Option<std::sync::Arc<vigil::notify::Notifier>>,
 }
 
 fn prepare(
@@ -645,8 +649,11 @@ fn prepare(
     let restored = store.load_state().map_err(|e| e.to_string())?;
     let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
     let engine = vigil::engine::Engine::new(setup);
+    let policies = engine.evaluator().policies().to_vec();
     let op = operator(&config);
     let sources = vigil::hub::SourceBoard::default();
+    let notifier = vigil::notify::Notifier::new(&config.escalation).map_err(|e| e.to_string())?;
+    let notifier = (!notifier.is_empty()).then(|| std::sync::Arc::new(notifier));
     let (mut hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
         engine,
         writer,
@@ -656,7 +663,9 @@ fn prepare(
         sim_run_time: std::time::Duration::from_secs(3),
         tick: std::time::Duration::from_secs(1),
         executors: Some(executors),
-        escalator: None,
+        escalator: notifier
+            .clone()
+            .map(|n| n as std::sync::Arc<dyn vigil::hub::Escalator>),
         sources: sources.clone(),
     });
     if let Some(a) = &config.analysis {
@@ -686,6 +695,8 @@ fn prepare(
             demo,
             sources,
             config,
+            policies,
+            notifier,
         },
         guard,
     ))
@@ -733,9 +744,13 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
         Ok(x) => x,
         Err(code) => return code,
     };
-    if let Some(l) = &listen {
-        tracing::warn!("--listen {l}: the HTTP listener is not part of this build yet");
-    }
+    let opts = match vigil::ingest::ListenerOptions::resolve(listen.as_deref(), &p.config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     eprintln!(
         "vigil serve: {} data in {}, log {}",
         if p.demo {
@@ -748,12 +763,16 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
     );
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Err(e) = start_io(&p, opts, stop_rx.clone(), false).await {
+            eprintln!("error: {e}");
+            return Ok(Err(e.to_string()));
+        }
         let hub = tokio::spawn(p.hub.run(stop_rx));
         let _keep = p.handle;
         wait_for_stop(limit).await;
         tracing::info!("shutting down: flushing the audit trail");
         let _ = stop_tx.send(true);
-        hub.await
+        hub.await.map(|r| r.map_err(|e| e.to_string()))
     });
     match result {
         Ok(Ok(())) => {
@@ -769,6 +788,34 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
             ExitCode::from(1)
         }
     }
+}
+
+/// Starts the HTTP listener, the pollers and the escalation follower. A
+/// bind failure is returned (and shown on the source board as Down).
+async fn start_io(
+    p: &Prepared,
+    opts: vigil::ingest::ListenerOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+    announce: bool,
+) -> Result<std::net::SocketAddr, vigil::ingest::ListenError> {
+    if let Some(n) = &p.notifier {
+        n.follow(p.handle.snapshots.clone());
+    }
+    let (addr, _api) = vigil::ingest::start(
+        p.handle.clone(),
+        &p.config,
+        p.policies.clone(),
+        p.data_dir.clone(),
+        opts,
+        p.sources.clone(),
+        stop,
+    )
+    .await?;
+    if announce {
+        eprintln!("vigil: HTTP API on http://{addr}");
+    }
+    tracing::info!(%addr, "HTTP listener started");
+    Ok(addr)
 }
 
 /// Waits for SIGINT, SIGTERM or the time limit.
@@ -847,6 +894,13 @@ fn cmd_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let opts = match vigil::ingest::ListenerOptions::resolve(None, &p.config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let setup = vigil::tui::run::ConsoleSetup {
         handle: p.handle.clone(),
         data_dir: p.data_dir.clone(),
@@ -861,15 +915,24 @@ fn cmd_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
         read_only: cli.read_only,
         problems: Vec::new(),
         started,
+        silencer: Some(vigil::ingest::silence::Silencer::new(
+            p.handle.clone(),
+            &p.config.sources,
+        )),
     };
+    let log = p.log_path.display().to_string();
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // The console carries on without the listener: the failure shows
+        // on the source board (status bar) as Down.
+        if let Err(e) = start_io(&p, opts, stop_rx.clone(), false).await {
+            tracing::warn!("HTTP listener not started: {e}");
+        }
         let hub = tokio::spawn(p.hub.run(stop_rx));
         let ui = vigil::tui::run::run(setup).await;
         let _ = stop_tx.send(true);
         (ui, hub.await)
     });
-    let log = p.log_path.display().to_string();
     match result {
         (Err(e), _) => {
             eprintln!("error: the console stopped: {e} (log: {log})");

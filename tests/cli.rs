@@ -164,7 +164,16 @@ fn a_restart_reports_actions_that_were_running_and_does_not_rerun_them() {
         s.append(&mut [r]).unwrap();
     }
     let d = dir.path().to_str().unwrap();
-    let o = vigil(&["serve", "--demo", "--data-dir", d, "--duration", "2s"]);
+    let o = vigil(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--demo",
+        "--data-dir",
+        d,
+        "--duration",
+        "2s",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = vigil(&["audit", "export", "--data-dir", d]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
@@ -190,7 +199,14 @@ fn sigkill_mid_run_leaves_an_intact_trail() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--demo", "--data-dir", &d])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+            "--data-dir",
+            &d,
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -201,7 +217,16 @@ fn sigkill_mid_run_leaves_an_intact_trail() {
     let o = vigil(&["audit", "verify", "--data-dir", &d]);
     assert!(o.status.success(), "{}", text(&o));
     // And it starts again on the same store.
-    let o = vigil(&["serve", "--demo", "--data-dir", &d, "--duration", "1s"]);
+    let o = vigil(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--demo",
+        "--data-dir",
+        &d,
+        "--duration",
+        "1s",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = vigil(&["audit", "verify", "--data-dir", &d]);
     assert!(o.status.success(), "{}", text(&o));
@@ -219,7 +244,16 @@ fn a_corrupted_database_is_reported_not_repaired() {
     let o = vigil(&["audit", "verify", "--data-dir", d]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("vigil.db"), "{}", text(&o));
-    let o = vigil(&["serve", "--demo", "--data-dir", d, "--duration", "1s"]);
+    let o = vigil(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--demo",
+        "--data-dir",
+        d,
+        "--duration",
+        "1s",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(
         std::fs::read(dir.path().join("vigil.db")).unwrap(),

@@ -9,6 +9,7 @@
 //! `now`, effects go out as `Command`s. That is what makes it replayable.
 
 pub mod guards;
+mod silence;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -26,6 +27,7 @@ use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
 use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
 use crate::units::fmt_delta;
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
+pub use silence::AlertSilence;
 
 /// Engine-wide settings (defaults from ARCHITECTURE.md).
 #[derive(Debug, Clone)]
@@ -77,6 +79,21 @@ pub enum Event {
     ResetBreaker {
         runbook: String,
         target: String,
+        actor: String,
+    },
+    /// An operator silenced an alert until `until`: it stays in the table,
+    /// shown as silenced, and gets no new action while the silence lasts.
+    /// `id` is the Alertmanager silence id when one was created there.
+    Silence {
+        fingerprint: String,
+        id: String,
+        until: Time,
+        actor: String,
+        comment: String,
+    },
+    /// An operator expired the silence of an alert before its end.
+    Unsilence {
+        fingerprint: String,
         actor: String,
     },
     /// An executor finished a run.
@@ -166,6 +183,8 @@ pub struct Alert {
     pub condition: Option<String>,
     pub value: Option<f64>,
     pub action: Option<ActionId>,
+    /// Set while an operator's silence covers the alert.
+    pub silence: Option<AlertSilence>,
     #[serde(skip)]
     instance: Option<InstanceId>,
 }
@@ -295,6 +314,8 @@ pub struct Engine {
     flight: HashMap<String, BTreeSet<ActionId>>,
     /// Blocked actions that may clear.
     blocked: BTreeSet<ActionId>,
+    /// Active silences by alert fingerprint.
+    silences: HashMap<String, AlertSilence>,
 }
 
 fn rec(kind: RecordKind, now: Time) -> Record {
@@ -321,6 +342,7 @@ impl Engine {
             open_keys: HashMap::new(),
             flight: HashMap::new(),
             blocked: BTreeSet::new(),
+            silences: HashMap::new(),
         }
     }
 
@@ -411,6 +433,10 @@ impl Engine {
     /// The earliest time at which a `Tick` has something to do.
     pub fn next_deadline(&self) -> Option<Time> {
         let a = self.due.peek().map(|Reverse((t, _))| *t);
+        let a = match (a, self.next_silence_end()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (a, self.eval.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -517,6 +543,16 @@ impl Engine {
                 target,
                 actor,
             } => self.on_reset(runbook, target, actor, now),
+            Event::Silence {
+                fingerprint,
+                id,
+                until,
+                actor,
+                comment,
+            } => self.on_silence(fingerprint, id, until, actor, comment, now),
+            Event::Unsilence { fingerprint, actor } => {
+                self.end_silence(&fingerprint, Some(actor), now)
+            }
             Event::Finished {
                 action,
                 attempt,
@@ -610,6 +646,7 @@ impl Engine {
             condition: Some(format!("{} for {}", p.fire_text, fmt_delta(p.hold))),
             value,
             action: None,
+            silence: None,
             instance: Some(instance),
         };
         self.fire_alert(alert, now);
@@ -634,6 +671,15 @@ impl Engine {
                     // The same alert delivered again (HA Alertmanagers, polling):
                     // one alert, one action. Refresh what may have changed.
                     existing.annotations = a.annotations;
+                    return;
+                }
+                if let Some(existing) = self.alerts.get(&fp)
+                    && existing.status == AlertStatus::Resolved
+                    && existing.origin == AlertOrigin::External
+                    && a.starts_at.is_some_and(|s| s == existing.since)
+                {
+                    // A late copy of an episode that already resolved (the
+                    // other Alertmanager of an HA pair): not a new firing.
                     return;
                 }
                 let severity = a
@@ -664,6 +710,7 @@ impl Engine {
                     condition: None,
                     value: None,
                     action: None,
+                    silence: None,
                     instance: None,
                 };
                 self.fire_alert(alert, now);
@@ -697,8 +744,13 @@ impl Engine {
         self.out.push(Command::Record(r));
         let fp = alert.fingerprint.clone();
         self.resolved_order.retain(|f| f != &fp);
+        let mut alert = alert;
+        alert.silence = self.silences.get(&fp).cloned();
+        let silenced = alert.silence.is_some();
         self.alerts.insert(fp.clone(), alert);
-        self.propose(&fp, now);
+        if !silenced {
+            self.propose(&fp, now);
+        }
     }
 
     fn resolve_alert(&mut self, fp: &str, why: String, now: Time) {
@@ -1455,6 +1507,7 @@ impl Engine {
     }
 
     fn on_tick(&mut self, now: Time) {
+        self.expire_silences(now);
         self.eval.tick(now, &mut self.transitions);
         if !self.transitions.is_empty() {
             self.apply_transitions(now);
@@ -1548,6 +1601,7 @@ impl Engine {
             open_keys: self.open_keys.clone(),
             flight: self.flight.clone(),
             blocked: BTreeSet::new(),
+            silences: HashMap::new(),
         };
         let id = ActionId(u64::MAX);
         probe.actions.insert(

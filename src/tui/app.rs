@@ -98,6 +98,10 @@ pub enum Intent {
         duration: String,
         comment: String,
     },
+    /// End an alert's silence now (in Alertmanager too).
+    Unsilence {
+        fingerprint: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +153,9 @@ pub enum Confirmed {
         fingerprint: String,
         duration: String,
         comment: String,
+    },
+    Unsilence {
+        fingerprint: String,
     },
 }
 
@@ -771,7 +778,7 @@ impl App {
             UiAction::Palette => {
                 self.popup = Some(Popup::Palette {
                     input: input_line(
-                        "approve | reject | dry-run on|off | freeze | unfreeze | reset-breaker | theme NAME | export audit PATH | silence 1h",
+                        "approve | reject | dry-run on|off | freeze | unfreeze | reset-breaker | theme NAME | export audit PATH | silence 1h | unsilence",
                         "",
                     ),
                     error: None,
@@ -1159,6 +1166,10 @@ impl App {
                 });
                 return;
             }
+            Confirmed::Unsilence { fingerprint } => {
+                self.outbox.push(Intent::Unsilence { fingerprint });
+                return;
+            }
         };
         let what = match &ev {
             Event::Approve { action, .. } => format!("approval of {action} sent"),
@@ -1419,6 +1430,38 @@ impl App {
         })));
     }
 
+    fn ask_unsilence(&mut self, now: Instant) {
+        let Some(al) = self.selected_alert().cloned() else {
+            return self.flash("select a silenced alert first", Level::Bad, now);
+        };
+        let Some(sil) = &al.silence else {
+            return self.flash(format!("{} is not silenced", al.name), Level::Bad, now);
+        };
+        self.popup = Some(Popup::Confirm(Box::new(Confirm {
+            title: format!("End the silence of {}?", al.name),
+            lines: vec![
+                format!(
+                    "Silenced by {} until {}{}",
+                    sil.actor,
+                    sil.until.format("%H:%M UTC"),
+                    if sil.comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", sil.comment)
+                    }
+                ),
+                "Runbooks may be proposed for it again at once.".into(),
+            ],
+            ok_label: "End silence".into(),
+            on_ok: Confirmed::Unsilence {
+                fingerprint: al.fingerprint.clone(),
+            },
+            ok_focused: false,
+            reason: None,
+            error: None,
+        })));
+    }
+
     /// Runs one palette command; the error says what is accepted.
     pub fn command(&mut self, line: &str, now: Instant) -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -1427,7 +1470,7 @@ impl App {
         };
         let dangerous = matches!(
             cmd,
-            "approve" | "reject" | "reset-breaker" | "silence" | "unfreeze"
+            "approve" | "reject" | "reset-breaker" | "silence" | "unsilence" | "unfreeze"
         ) || (cmd == "dry-run" && args.first() == Some(&"off"))
             || cmd == "freeze";
         if self.opts.read_only && dangerous {
@@ -1475,13 +1518,14 @@ impl App {
             ("silence", []) => {
                 return Err("silence DURATION [comment], e.g. silence 1h deploy".into());
             }
+            ("unsilence", []) => self.ask_unsilence(now),
             ("help", _) => self.popup = Some(Popup::Help { scroll: 0 }),
             ("quit" | "q", _) => self.quit = true,
             _ => {
                 return Err(format!(
                     "unknown command {cmd:?}; commands: approve [ID], reject [ID] [reason], \
                      dry-run on|off, freeze, unfreeze, reset-breaker [RUNBOOK TARGET], \
-                     theme NAME, export audit PATH, silence DURATION [comment], help, quit"
+                     theme NAME, export audit PATH, silence DURATION [comment], unsilence, help, quit"
                 ));
             }
         }

@@ -231,7 +231,13 @@ fn alert_line(a: &Alert, now: crate::model::Time, t: &Theme, w: usize) -> Line<'
     } else {
         (sev_word(a.severity), t.severity(a.severity))
     };
-    let state = if resolved { "resolved" } else { "firing" };
+    let state = if resolved {
+        "resolved"
+    } else if a.silence.is_some() {
+        "silenced"
+    } else {
+        "firing"
+    };
     let host = a.host().unwrap_or("-");
     let value = a.value.map(fmt_value).unwrap_or_default();
     let extra = a
@@ -241,7 +247,11 @@ fn alert_line(a: &Alert, now: crate::model::Time, t: &Theme, w: usize) -> Line<'
         .map(|(k, v)| format!("{k}={}", clean(v)))
         .collect::<Vec<_>>()
         .join(" ");
-    let text_style = if resolved { t.muted() } else { t.text() };
+    let text_style = if resolved || a.silence.is_some() {
+        t.muted()
+    } else {
+        t.text()
+    };
     let mut tail = format!("{} {value}", clean(&a.name));
     if !extra.is_empty() {
         tail.push_str("  ");
@@ -318,6 +328,21 @@ fn detail(app: &App, area: Rect) -> PaneText {
         ),
         t.muted(),
     ));
+    if let Some(s) = &a.silence {
+        lines.push(Line::styled(
+            format!(
+                "SILENCED until {} by {}{}  (no runbook is proposed; `unsilence` ends it)",
+                s.until.format("%Y-%m-%d %H:%M UTC"),
+                clean(&s.actor),
+                if s.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", clean(&s.comment))
+                }
+            ),
+            t.severity(Severity::Warning),
+        ));
+    }
     let labels = a
         .labels
         .iter()

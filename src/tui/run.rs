@@ -48,6 +48,9 @@ pub struct ConsoleSetup {
     pub problems: Vec<String>,
     /// When the process started (the first frame's latency is from here).
     pub started: Instant,
+    /// Creates silences (in Alertmanager for its alerts, in Vigil for its
+    /// own); `None` in a console with no hub I/O.
+    pub silencer: Option<crate::ingest::silence::Silencer>,
 }
 
 /// Loads the theme and keymap for a setup, falling back to the bundled
@@ -318,6 +321,13 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
     };
     let (job_tx, job_rx) = std::sync::mpsc::channel::<AuditJob>();
     let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
+    let io = Io {
+        handle: handle.clone(),
+        jobs: job_tx,
+        replies: reply_tx.clone(),
+        silencer: setup.silencer.clone(),
+        config_dir: setup.config_dir.clone(),
+    };
     {
         let dir = setup.data_dir.clone();
         std::thread::Builder::new()
@@ -341,13 +351,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
     let result: io::Result<()> = loop {
         // Hand over what the app asked for.
         for intent in std::mem::take(&mut app.outbox) {
-            perform(
-                intent,
-                &mut app,
-                &handle,
-                &job_tx,
-                setup.config_dir.as_deref(),
-            );
+            perform(intent, &mut app, &io);
         }
         if app.quit {
             break Ok(());
@@ -385,7 +389,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
                 }
                 // A key is answered at once, not at the data frame rate.
                 for intent in std::mem::take(&mut app.outbox) {
-                    perform(intent, &mut app, &handle, &job_tx, setup.config_dir.as_deref());
+                    perform(intent, &mut app, &io);
                 }
                 if app.dirty && !app.quit {
                     if let Err(e) = guard.terminal.draw(|f| view::draw(f, &mut app)) {
@@ -434,13 +438,17 @@ fn on_term_event(app: &mut App, ev: TermEvent, now: Instant) {
     }
 }
 
-fn perform(
-    intent: Intent,
-    app: &mut App,
-    handle: &HubHandle,
-    jobs: &std::sync::mpsc::Sender<AuditJob>,
-    config_dir: Option<&Path>,
-) {
+/// What the console's intents are carried out with.
+struct Io {
+    handle: HubHandle,
+    jobs: std::sync::mpsc::Sender<AuditJob>,
+    replies: mpsc::Sender<Reply>,
+    silencer: Option<crate::ingest::silence::Silencer>,
+    config_dir: Option<PathBuf>,
+}
+
+fn perform(intent: Intent, app: &mut App, io: &Io) {
+    let (handle, jobs, config_dir) = (&io.handle, &io.jobs, io.config_dir.as_deref());
     let now = Instant::now();
     match intent {
         Intent::Hub(ev) => {
@@ -478,12 +486,55 @@ fn perform(
                 ),
             }
         }
-        Intent::Silence { .. } => {
-            app.flash(
-                "silences need an Alertmanager source; none is configured",
-                Level::Bad,
-                now,
-            );
+        Intent::Silence {
+            fingerprint,
+            duration,
+            comment,
+        } => {
+            let Some(silencer) = io.silencer.clone() else {
+                return app.flash("silences are not available here", Level::Bad, now);
+            };
+            let actor = app.snap.operator.clone();
+            let replies = io.replies.clone();
+            app.flash(format!("silencing for {duration}..."), Level::Info, now);
+            // The Alertmanager call must not hold up the keys.
+            tokio::spawn(async move {
+                let notice = match silencer
+                    .silence(&fingerprint, &duration, &actor, &comment)
+                    .await
+                {
+                    Ok(o) => Reply::Notice(
+                        match &o.alertmanager {
+                            Some(am) => format!(
+                                "silenced until {} in {am} (silence {})",
+                                o.until.format("%H:%M UTC"),
+                                o.id
+                            ),
+                            None => format!(
+                                "silenced in Vigil until {} (no runbook proposed meanwhile)",
+                                o.until.format("%H:%M UTC")
+                            ),
+                        },
+                        Level::Good,
+                    ),
+                    Err(e) => Reply::Notice(format!("silence not created: {e}"), Level::Bad),
+                };
+                let _ = replies.send(notice).await;
+            });
+        }
+        Intent::Unsilence { fingerprint } => {
+            let Some(silencer) = io.silencer.clone() else {
+                return app.flash("silences are not available here", Level::Bad, now);
+            };
+            let actor = app.snap.operator.clone();
+            let replies = io.replies.clone();
+            tokio::spawn(async move {
+                let notice = match silencer.expire(&fingerprint, &actor).await {
+                    Ok(id) => Reply::Notice(format!("silence {id} ended"), Level::Good),
+                    Err(e) => Reply::Notice(format!("silence not ended: {e}"), Level::Bad),
+                };
+                let _ = replies.send(notice).await;
+            });
         }
     }
 }

@@ -601,3 +601,73 @@ fn whole_screen_snapshots_in_every_theme_and_size() {
         }
     }
 }
+
+#[test]
+fn silence_confirms_then_asks_for_it_and_a_silenced_alert_says_so() {
+    let mut a = app();
+    let fp = a.selected_alert().expect("an alert").fingerprint.clone();
+    a.command("silence 2h deploy in progress", Instant::now())
+        .unwrap();
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("no confirmation");
+    };
+    assert!(c.title.contains("for 2h"), "{}", c.title);
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Enter);
+    let asked: Vec<_> = std::mem::take(&mut a.outbox)
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::Silence {
+                fingerprint,
+                duration,
+                comment,
+            } => Some((fingerprint, duration, comment)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![(
+            fp.clone(),
+            "2h".to_string(),
+            "deploy in progress".to_string()
+        )]
+    );
+    // Not silenced yet: unsilence explains.
+    a.command("unsilence", Instant::now()).unwrap();
+    assert!(a.popup.is_none());
+    assert!(
+        a.flashes
+            .back()
+            .is_some_and(|f| f.text.contains("not silenced"))
+    );
+    // The hub's next snapshot carries the silence.
+    let mut s = (*a.snap).clone();
+    let al = s
+        .alerts
+        .iter_mut()
+        .find(|x| x.fingerprint == fp)
+        .expect("alert");
+    al.silence = Some(crate::engine::AlertSilence {
+        id: "8a3c".into(),
+        until: s.at + chrono::TimeDelta::hours(2),
+        actor: "alice".into(),
+        comment: "deploy in progress".into(),
+    });
+    a.set_snapshot(Arc::new(s), Instant::now());
+    let b = text(&render(&mut a, 160, 48));
+    assert!(b.contains("silenced"), "{b}");
+    assert!(b.contains("SILENCED until"), "{b}");
+    a.command("unsilence", Instant::now()).unwrap();
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Enter);
+    assert!(
+        a.outbox
+            .iter()
+            .any(|i| matches!(i, Intent::Unsilence { fingerprint } if *fingerprint == fp))
+    );
+    // Read-only consoles cannot silence.
+    let mut ro = app_with(snap(), true);
+    assert!(ro.command("silence 1h", Instant::now()).is_err());
+    assert!(ro.command("unsilence", Instant::now()).is_err());
+}

@@ -1,0 +1,331 @@
+//! Signals in and the HTTP API out: the axum listener (Alertmanager webhook,
+//! ingest API, the JSON API, `/health`, `/metrics`), its bearer-token auth
+//! and rate limit, the Prometheus/Alertmanager clients and pollers, and
+//! silences.
+//!
+//! Everything here is the imperative shell: it parses, authenticates and
+//! forwards events to the hub, and reads snapshots and the store. It must
+//! not decide anything (the engine does) nor write the audit trail (the hub
+//! does).
+
+pub mod api;
+pub mod client;
+pub mod parse;
+pub mod poll;
+pub mod silence;
+pub mod stats;
+pub mod violations;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+
+use crate::config::{Config, SourceKind};
+use crate::hub::{HealthState, HubHandle, SourceBoard};
+use crate::policy::Policy;
+
+/// The default listener address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
+/// Requests per second an exposed (non-loopback) listener accepts when the
+/// config sets no `rate_limit`.
+pub const DEFAULT_EXPOSED_RATE: u32 = 10_000;
+/// Bodies over this many bytes get 413.
+pub const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("listen address {0:?} is not IP:PORT (e.g. 127.0.0.1:9797)")]
+    BadAddress(String),
+    #[error(
+        "refusing to listen on {0} without a bearer token: set [listener] token_env in the config and export that variable, or listen on 127.0.0.1"
+    )]
+    ExposedWithoutToken(SocketAddr),
+    #[error("[listener] token_env names {0}, which is not set or empty")]
+    TokenMissing(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bearer token, kept only as its SHA-256 so that comparisons take the
+/// same time whatever the input, and the token is never printed.
+#[derive(Clone)]
+pub struct Token([u8; 32]);
+
+impl Token {
+    pub fn new(secret: &str) -> Token {
+        Token(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Constant-time check of a presented token.
+    pub fn admits(&self, presented: &[u8]) -> bool {
+        let h: [u8; 32] = Sha256::digest(presented).into();
+        h.ct_eq(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// A token bucket: `rate` requests per second, bursts up to `rate`.
+pub struct RateLimiter {
+    rate: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> RateLimiter {
+        let rate = f64::from(per_second.max(1));
+        RateLimiter {
+            rate,
+            state: Mutex::new((rate, Instant::now())),
+        }
+    }
+
+    /// Takes one token; false when none is left.
+    pub fn admit(&self) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
+        s.0 = (s.0 + refill).min(self.rate);
+        s.1 = now;
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the listener needs, resolved from the command line and the config.
+pub struct ListenerOptions {
+    pub addr: SocketAddr,
+    pub token: Option<Token>,
+    pub rate_limit: Option<u32>,
+}
+
+impl ListenerOptions {
+    /// `--listen` wins over the config's `listen`; the token comes from the
+    /// environment variable `[listener] token_env` names. A non-loopback
+    /// address without a token is refused.
+    pub fn resolve(flag: Option<&str>, config: &Config) -> Result<ListenerOptions, ListenError> {
+        let text = flag.or(config.listen.as_deref()).unwrap_or(DEFAULT_LISTEN);
+        let addr: SocketAddr = text
+            .parse()
+            .map_err(|_| ListenError::BadAddress(text.to_string()))?;
+        let token = match &config.listener.token_env {
+            Some(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Some(Token::new(v.trim())),
+                _ => return Err(ListenError::TokenMissing(var.clone())),
+            },
+            None => None,
+        };
+        if !addr.ip().is_loopback() && token.is_none() {
+            return Err(ListenError::ExposedWithoutToken(addr));
+        }
+        // Off by default on loopback; an exposed listener gets a limit
+        // unless the config sets one.
+        let rate_limit = config
+            .listener
+            .rate_limit
+            .or((!addr.ip().is_loopback()).then_some(DEFAULT_EXPOSED_RATE));
+        Ok(ListenerOptions {
+            addr,
+            token,
+            rate_limit,
+        })
+    }
+}
+
+/// Everything the routes share.
+pub struct Api {
+    pub hub: HubHandle,
+    pub stats: stats::Stats,
+    pub violations: violations::ViolationIndex,
+    pub policies: Vec<Policy>,
+    pub silencer: silence::Silencer,
+    /// The `prometheus` sources, for `GET /api/v1/query` (alert context).
+    pub prometheus: Vec<client::PrometheusClient>,
+    pub data_dir: PathBuf,
+    pub token: Option<Token>,
+    pub limiter: Option<RateLimiter>,
+    /// The source name given to webhook alerts (the first Alertmanager
+    /// source, else `alertmanager`).
+    pub webhook_source: String,
+    pub board: SourceBoard,
+}
+
+impl Api {
+    pub fn new(
+        hub: HubHandle,
+        config: &Config,
+        policies: Vec<Policy>,
+        data_dir: PathBuf,
+        opts: &ListenerOptions,
+        board: SourceBoard,
+    ) -> Api {
+        Api {
+            silencer: silence::Silencer::new(hub.clone(), &config.sources),
+            prometheus: config
+                .sources
+                .iter()
+                .filter(|s| s.kind == SourceKind::Prometheus)
+                .map(|s| client::PrometheusClient::new(&s.name, &s.url, s.timeout()))
+                .collect(),
+            hub,
+            stats: stats::Stats::default(),
+            violations: violations::ViolationIndex::new(&policies),
+            policies,
+            data_dir,
+            token: opts.token.clone(),
+            limiter: opts.rate_limit.map(RateLimiter::new),
+            webhook_source: config
+                .sources
+                .iter()
+                .find(|s| s.kind == SourceKind::Alertmanager)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| "alertmanager".into()),
+            board,
+        }
+    }
+}
+
+/// Binds the address (so the caller learns of a failure at once).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ListenError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError::Bind { addr, source })
+}
+
+/// Serves the API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    poll::report(
+        &api.board,
+        "http listener",
+        "listener",
+        HealthState::Ok,
+        format!("listening on {addr}"),
+    );
+    let app = api::router(api);
+    // Small answers go out at once (no Nagle delay against delayed ACKs).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await
+}
+
+/// Starts the listener and the pollers from the config. A bind failure is
+/// returned (the console reports it on the board and carries on).
+pub async fn start(
+    hub: HubHandle,
+    config: &Config,
+    policies: Vec<Policy>,
+    data_dir: PathBuf,
+    opts: ListenerOptions,
+    board: SourceBoard,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, Arc<Api>), ListenError> {
+    poll::spawn_pollers(
+        &config.sources,
+        hub.events.clone(),
+        board.clone(),
+        shutdown.clone(),
+    );
+    let api = Arc::new(Api::new(
+        hub,
+        config,
+        policies,
+        data_dir,
+        &opts,
+        board.clone(),
+    ));
+    let listener = match bind(opts.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            poll::report(
+                &board,
+                "http listener",
+                "listener",
+                HealthState::Down,
+                e.to_string(),
+            );
+            return Err(e);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(opts.addr);
+    let served = api.clone();
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, served.clone(), shutdown).await {
+            poll::report(
+                &served.board,
+                "http listener",
+                "listener",
+                HealthState::Down,
+                e.to_string(),
+            );
+        }
+    });
+    Ok((addr, api))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_compare_and_redaction() {
+        let t = Token::new("s3cret");
+        assert!(t.admits(b"s3cret"));
+        assert!(!t.admits(b"s3cres"));
+        assert!(!t.admits(b""));
+        assert_eq!(format!("{t:?}"), "Token(<redacted>)");
+    }
+
+    #[test]
+    fn exposed_address_needs_a_token() {
+        let c = Config::default();
+        let e = ListenerOptions::resolve(Some("0.0.0.0:9797"), &c)
+            .err()
+            .unwrap();
+        assert!(matches!(e, ListenError::ExposedWithoutToken(_)), "{e}");
+        let o = ListenerOptions::resolve(Some("127.0.0.1:0"), &c).unwrap();
+        assert_eq!(o.rate_limit, None);
+        assert!(ListenerOptions::resolve(Some("[::1]:0"), &c).is_ok());
+        assert!(ListenerOptions::resolve(Some("nowhere"), &c).is_err());
+    }
+
+    #[test]
+    fn rate_limiter_refuses_past_the_burst() {
+        let l = RateLimiter::new(5);
+        let admitted = (0..20).filter(|_| l.admit()).count();
+        assert!((5..=6).contains(&admitted), "{admitted}");
+    }
+}

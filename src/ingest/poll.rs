@@ -1,0 +1,171 @@
+//! Pollers: for consoles that cannot receive webhooks, fetch the firing
+//! alerts of each `[[sources]]` entry on its interval, with a time limit and
+//! exponential backoff, hand them to the hub, resolve the ones that went
+//! away, and report each source's health on the `SourceBoard`.
+//!
+//! Reads remote servers; never decides what an alert means.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use super::client::{AlertmanagerClient, ClientError, PrometheusClient};
+use crate::config::{SourceKind, SourceSpec};
+use crate::engine::Event;
+use crate::hub::{HealthState, SourceBoard, SourceHealth};
+use crate::model::{AlertStatus, IncomingAlert};
+
+/// Consecutive failures after which a source shows as Down (Degraded before).
+const DOWN_AFTER: u32 = 3;
+/// The longest wait between polls of a failing source.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Writes a source's health to the board.
+pub fn report(board: &SourceBoard, name: &str, kind: &str, state: HealthState, detail: String) {
+    if let Ok(mut b) = board.write() {
+        let last_ok = match state {
+            HealthState::Ok => Some(Utc::now()),
+            _ => b.get(name).and_then(|h| h.last_ok),
+        };
+        b.insert(
+            name.to_string(),
+            SourceHealth {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                state,
+                detail,
+                last_ok,
+            },
+        );
+    }
+}
+
+enum Fetcher {
+    Am(AlertmanagerClient),
+    Prom(PrometheusClient),
+}
+
+impl Fetcher {
+    async fn alerts(&self) -> Result<Vec<IncomingAlert>, ClientError> {
+        match self {
+            Fetcher::Am(c) => c.alerts().await,
+            Fetcher::Prom(c) => c.alerts().await,
+        }
+    }
+}
+
+/// The delay before the next poll after `failures` consecutive failures.
+pub fn backoff(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.min(10);
+    interval
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF.max(interval))
+}
+
+/// Starts one poller per source with `poll` on; they stop when `shutdown`
+/// turns true or the hub goes away.
+pub fn spawn_pollers(
+    sources: &[SourceSpec],
+    events: mpsc::Sender<Event>,
+    board: SourceBoard,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for s in sources {
+        let kind = s.kind.as_str();
+        if !s.polls() {
+            report(
+                &board,
+                &s.name,
+                kind,
+                HealthState::Unknown,
+                "not polled (webhook or silences only)".into(),
+            );
+            continue;
+        }
+        report(
+            &board,
+            &s.name,
+            kind,
+            HealthState::Unknown,
+            "first poll pending".into(),
+        );
+        let fetcher = Arc::new(match s.kind {
+            SourceKind::Alertmanager => {
+                Fetcher::Am(AlertmanagerClient::new(&s.name, &s.url, s.timeout()))
+            }
+            SourceKind::Prometheus => {
+                Fetcher::Prom(PrometheusClient::new(&s.name, &s.url, s.timeout()))
+            }
+        });
+        let (name, interval) = (s.name.clone(), s.interval());
+        let (events, board, mut shutdown) = (events.clone(), board.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut known: BTreeMap<String, IncomingAlert> = BTreeMap::new();
+            let mut failures = 0u32;
+            loop {
+                match fetcher.alerts().await {
+                    Ok(list) => {
+                        failures = 0;
+                        let n = list.len();
+                        let now: HashSet<String> =
+                            list.iter().filter_map(|a| a.fingerprint.clone()).collect();
+                        let gone: Vec<IncomingAlert> = known
+                            .iter()
+                            .filter(|(fp, _)| !now.contains(*fp))
+                            .map(|(_, a)| IncomingAlert {
+                                status: AlertStatus::Resolved,
+                                ..a.clone()
+                            })
+                            .collect();
+                        known = list
+                            .iter()
+                            .filter_map(|a| a.fingerprint.clone().map(|f| (f, a.clone())))
+                            .collect();
+                        for a in list.into_iter().chain(gone) {
+                            if events.send(Event::Alert(a)).await.is_err() {
+                                return;
+                            }
+                        }
+                        report(&board, &name, kind, HealthState::Ok, format!("{n} alerts"));
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let state = if failures >= DOWN_AFTER {
+                            HealthState::Down
+                        } else {
+                            HealthState::Degraded
+                        };
+                        tracing::warn!(source = %name, "poll failed: {e}");
+                        report(&board, &name, kind, state, e.to_string());
+                    }
+                }
+                let wait = backoff(interval, failures);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {
+                        if *shutdown.borrow() { return; }
+                    }
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let i = Duration::from_secs(15);
+        assert_eq!(backoff(i, 0), i);
+        assert_eq!(backoff(i, 1), Duration::from_secs(30));
+        assert_eq!(backoff(i, 3), Duration::from_secs(120));
+        assert_eq!(backoff(i, 30), MAX_BACKOFF);
+    }
+}
