@@ -305,3 +305,210 @@ fn sigterm_restores_the_terminal() {
     let modes = std::fs::read_to_string(&stty).unwrap();
     assert!(modes.split_whitespace().any(|w| w == "icanon"), "{modes}");
 }
+
+/// The real Alertmanager, on a free port in a temp dir; killed on drop.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn http_json(
+    method: &str,
+    url: &str,
+    body: Option<&serde_json::Value>,
+) -> Option<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let req = match method {
+            "POST" => c.post(url).json(body.unwrap_or(&serde_json::Value::Null)),
+            _ => c.get(url),
+        };
+        let r = req.timeout(Duration::from_secs(5)).send().await.ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().await.ok().or(Some(serde_json::Value::Null))
+    })
+}
+
+fn start_alertmanager(dir: &Path) -> Alertmanager {
+    let port = free_port();
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        "route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
+    let child = Command::new("prometheus-alertmanager")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("alertmanager.yml").display()
+        ))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("VIGIL_E2E=1 but prometheus-alertmanager cannot start (apt-get install prometheus-alertmanager)");
+    let am = Alertmanager {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while http_json("GET", &format!("{}/-/ready", am.url), None).is_none() {
+        assert!(
+            Instant::now() < end,
+            "Alertmanager did not start: {}",
+            std::fs::read_to_string(dir.join("alertmanager.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    am
+}
+
+#[test]
+fn a_silence_typed_in_the_console_is_created_in_the_real_alertmanager() {
+    if !e2e() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_vigil");
+    let dir = tempfile::tempdir().unwrap();
+    let am = start_alertmanager(dir.path());
+    // An alert as Prometheus would send it.
+    let alert = serde_json::json!([{
+        "labels": {"alertname": "NodeFilesystemAlmostFull", "host": "web-01",
+                   "mountpoint": "/var", "severity": "warning"},
+        "annotations": {"summary": "/var on web-01 is 93% full"},
+        "generatorURL": "http://prometheus.example/graph"
+    }]);
+    assert!(http_json("POST", &format!("{}/api/v2/alerts", am.url), Some(&alert)).is_some());
+
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "operator = \"e2e-op\"\nlisten = \"127.0.0.1:{}\"\n\n[[hosts]]\nname = \"web-01\"\nexecutor = \"sim\"\n\n\
+             [[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+            free_port(),
+            am.url
+        ),
+    )
+    .unwrap();
+    let done = dir.path().join("exit");
+    let t = Tmux {
+        socket: format!("vigil-e2e-silence-{}", std::process::id()),
+        session: "console".into(),
+    };
+    let cmd = format!(
+        "{bin} --config {} --data-dir {}; echo $? > {}; sleep 600",
+        cfg.display(),
+        data.display(),
+        done.display()
+    );
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &t.session,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    t.wait("the polled alert", 30, |s| {
+        s.contains("NodeFilesystemAlmostFull") && s.contains("web-01")
+    });
+    t.keys(&["1", ":"]);
+    t.text("silence 1h disk swap planned");
+    t.keys(&["Enter"]);
+    let s = t.wait("the confirmation", 10, |s| {
+        s.contains("Silence NodeFilesystemAlmostFull for 1h?")
+    });
+    assert!(s.contains("[ Cancel ]"), "{s}");
+    t.keys(&["Tab", "Enter"]);
+    t.wait("the silenced alert", 20, |s| {
+        s.lines()
+            .any(|l| l.contains("silenced") && l.contains("NodeFilesystemAlmostFull"))
+            && s.contains("SILENCED until")
+    });
+    // Alertmanager holds it, from the alert's labels, by the operator.
+    let silences = http_json("GET", &format!("{}/api/v2/silences", am.url), None)
+        .expect("Alertmanager lists silences");
+    let s = silences
+        .as_array()
+        .and_then(|v| {
+            v.iter()
+                .find(|s| s["createdBy"] == "e2e-op" && s["comment"] == "disk swap planned")
+        })
+        .unwrap_or_else(|| panic!("no silence by e2e-op in {silences:#}"));
+    assert_eq!(s["status"]["state"], "active", "{s:#}");
+    let matchers = s["matchers"].as_array().unwrap();
+    assert!(
+        matchers.iter().any(|m| m["name"] == "alertname"
+            && m["value"] == "NodeFilesystemAlmostFull"
+            && m["isEqual"] == true),
+        "{matchers:?}"
+    );
+
+    // Ending it from the console expires it in Alertmanager too.
+    t.keys(&[":"]);
+    t.text("unsilence");
+    t.keys(&["Enter"]);
+    t.wait("the end-silence confirmation", 10, |s| {
+        s.contains("End the silence of NodeFilesystemAlmostFull?")
+    });
+    t.keys(&["Tab", "Enter"]);
+    let id = s["id"].as_str().unwrap().to_string();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all =
+            http_json("GET", &format!("{}/api/v2/silences", am.url), None).unwrap_or_default();
+        let state = all
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["id"] == id.as_str()))
+            .map(|x| x["status"]["state"].clone());
+        if state.as_ref().is_some_and(|st| st == "expired") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "silence {id} still {state:?}; the screen:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    t.keys(&["q"]);
+    let end = Instant::now() + Duration::from_secs(20);
+    while !done.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recs = audit_json(bin, &data);
+    for kind in ["silence_created", "silence_expired"] {
+        assert!(
+            recs.iter()
+                .any(|r| r["kind"] == kind && r["actor"] == "e2e-op"),
+            "no {kind} by e2e-op in the trail"
+        );
+    }
+}
