@@ -2,7 +2,7 @@
 //! 1,000,000 audit records in the store, and key press to updated frame
 //! while 1,000 alerts a second arrive. Prints p50/p99.
 //!
-//! The store it builds stays in `target/console-bench-data` so that
+//! The store it builds stays in `target/console-bench-store` so that
 //! `scripts/console-figures.sh` can start the real binary on it.
 //!
 //! Run: `cargo bench --bench console`
@@ -37,7 +37,7 @@ fn ms(d: Duration) -> String {
 
 /// A store with a million records (built once, then reused).
 fn store_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-bench-data");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-bench-store");
     if let Ok(s) = Store::open_read_only(&dir)
         && s.last_seq().unwrap_or(0) >= AUDIT
     {
@@ -62,9 +62,11 @@ fn store_dir() -> PathBuf {
         let mut batch: Vec<Record> = (0..20_000u64)
             .map(|i| {
                 let k = n + i;
+                // A month of history ending at the fixture's time: a
+                // record every 2.6 s.
                 let mut r = Record::new(
                     kinds[(k % 8) as usize],
-                    t0 + chrono::TimeDelta::milliseconds(k as i64),
+                    t0 - chrono::TimeDelta::milliseconds(((AUDIT - k) * 2592) as i64),
                 );
                 r.target = Some(format!("node-{:05}", k % 5000));
                 r.runbook = Some(

@@ -256,6 +256,9 @@ pub struct HubHandle {
     pub focus: Arc<watch::Sender<Option<String>>>,
 }
 
+/// The longest a snapshot goes unpublished when nothing changes.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
 pub struct Hub {
     engine: Engine,
     writer: AuditWriter,
@@ -283,7 +286,7 @@ pub struct Hub {
 /// records that close actions that cannot be resumed.
 pub fn restored_from(state: &PersistedState) -> Restored {
     let mut r = Restored {
-        next_action: 1,
+        next_action: state.max_action + 1,
         ..Default::default()
     };
     if state.dry_run.is_some() || state.frozen.is_some() {
@@ -404,6 +407,8 @@ impl Hub {
         let mut publish = tokio::time::interval(Duration::from_millis(100));
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut dirty = true;
+        let mut last_publish = std::time::Instant::now();
+        let mut board_seen = 0u64;
         loop {
             tokio::select! {
                 biased;
@@ -458,8 +463,19 @@ impl Hub {
                     }
                     self.engine.handle_into(Event::Tick, now);
                     let cmds = self.engine.take_commands();
+                    // Publishing costs in proportion to the alert table:
+                    // only when something changed (or, for ages and the
+                    // sources' last-OK times, every HEARTBEAT).
+                    let board = self.board_signature();
+                    if !cmds.is_empty()
+                        || self.demo.is_some()
+                        || board != board_seen
+                        || last_publish.elapsed() >= HEARTBEAT
+                    {
+                        dirty = true;
+                    }
+                    board_seen = board;
                     self.perform(cmds, now).await;
-                    dirty = true;
                 }
                 Ok(()) = self.focus.changed() => {
                     dirty = true;
@@ -468,6 +484,7 @@ impl Hub {
                     if dirty {
                         self.publish();
                         dirty = false;
+                        last_publish = std::time::Instant::now();
                     }
                 }
             }
@@ -647,6 +664,19 @@ impl Hub {
                 })
                 .await;
         });
+    }
+
+    /// A hash of what the source board shows (name, state, detail), not
+    /// the last-OK times that change with every poll.
+    fn board_signature(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        if let Ok(b) = self.sources.read() {
+            for s in b.values() {
+                (&s.name, s.state as u8, &s.detail).hash(&mut h);
+            }
+        }
+        h.finish()
     }
 
     fn publish(&mut self) {

@@ -164,6 +164,7 @@ fn data_dir(cli: &Cli, config: &Config) -> PathBuf {
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
+    limit_malloc_arenas();
     let cli = Cli::parse();
     match &cli.command {
         Some(Cmd::Replay { file, json }) => cmd_replay(file, *json),
@@ -645,8 +646,14 @@ fn prepare(
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    let t0 = std::time::Instant::now();
     let store = Store::open(&dir).map_err(|e| e.to_string())?;
     let restored = store.load_state().map_err(|e| e.to_string())?;
+    tracing::info!(
+        audit_seq = restored.last_seq,
+        "store opened and state loaded in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
     let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
     let engine = vigil::engine::Engine::new(setup);
     let policies = engine.evaluator().policies().to_vec();
@@ -787,6 +794,19 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
             eprintln!("error: the hub stopped: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own arena (up to 8 per
+/// core); the hub, the console and the listener hand data between threads,
+/// and the freed memory stays spread over the arenas. Two arenas keep the
+/// resident size of a console with 10,000 alerts near its live data.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

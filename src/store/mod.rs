@@ -270,9 +270,14 @@ pub struct ActionStart {
 pub struct PersistedState {
     /// The newest record's seq (0 for an empty trail).
     pub last_seq: u64,
-    /// Every action ever recorded with the kind of its latest record, oldest
-    /// first; the caller decides which are still open or were interrupted.
+    /// The actions whose latest record is `action_started` or
+    /// `action_interrupted` (they were running when the process stopped),
+    /// oldest first. Finished actions are not loaded: a start must not cost
+    /// in proportion to the history.
     pub actions: Vec<PersistedAction>,
+    /// The highest action number ever recorded (0 when none): new actions
+    /// continue after it.
+    pub max_action: u64,
     /// Open circuit breakers.
     pub breakers: Vec<PersistedBreaker>,
     /// The latest `dry_run` value of a `mode_changed` record, if any.
@@ -675,7 +680,8 @@ impl Store {
             .prepare(
                 "SELECT action_id, runbook, target, alert, fingerprint, params, state, first_at,
                         last_at, attempt, first_seq, last_seq
-                 FROM actions ORDER BY first_seq",
+                 FROM actions WHERE state IN ('action_started', 'action_interrupted')
+                 ORDER BY first_seq",
             )
             .map_err(e())?;
         let mut rows = stmt.query([]).map_err(e())?;
@@ -707,6 +713,27 @@ impl Store {
         }
         drop(rows);
         drop(stmt);
+        // Both through an index: the newest proposal in the trail, and the
+        // greatest id of the actions table (ids of one width sort by number).
+        let newest: Option<String> = tx
+            .query_row(
+                "SELECT action_id FROM audit WHERE kind = 'action_proposed'
+                 AND action_id IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(e())?;
+        let greatest: Option<String> = tx
+            .query_row("SELECT max(action_id) FROM actions", [], |r| r.get(0))
+            .map_err(e())?;
+        st.max_action = [newest, greatest]
+            .into_iter()
+            .flatten()
+            .chain(st.actions.iter().map(|a| a.action_id.clone()))
+            .filter_map(|id| id.strip_prefix('A').and_then(|n| n.parse::<u64>().ok()))
+            .max()
+            .unwrap_or(0);
 
         let mut stmt = tx
             .prepare("SELECT runbook, target, opened_at, reason, seq FROM breakers ORDER BY seq")
@@ -773,18 +800,22 @@ impl Store {
         let cutoff = micros(&(now - chrono::Duration::hours(24)));
         let mut stmt = tx
             .prepare(
-                "SELECT runbook, target, action_id, at, seq FROM action_starts
+                "SELECT runbook, target, action_id, at_us, seq FROM action_starts
                  WHERE at_us >= ?1 ORDER BY at_us, seq",
             )
             .map_err(e())?;
         let mut rows = stmt.query([cutoff]).map_err(e())?;
         while let Some(row) = rows.next().map_err(e())? {
             let seq = row.get::<_, i64>(4).map_err(e())? as u64;
+            // The indexed microseconds, not the text: no parsing per row.
+            let at_us: i64 = row.get(3).map_err(e())?;
+            let at = chrono::DateTime::from_timestamp_micros(at_us)
+                .ok_or_else(|| self.corrupt(seq, format!("stored start time {at_us} µs")))?;
             st.recent_starts.push(ActionStart {
                 runbook: row.get(0).map_err(e())?,
                 target: row.get(1).map_err(e())?,
                 action_id: row.get(2).map_err(e())?,
-                at: self.time(seq, row.get_ref(3).map_err(e())?)?,
+                at,
                 seq,
             });
         }

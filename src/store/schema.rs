@@ -92,6 +92,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX action_starts_at ON action_starts(at_us);
     "#,
+    // 2: the actions a restart must report as interrupted, found without
+    // reading the whole history.
+    r#"
+    CREATE INDEX actions_open ON actions(state)
+        WHERE state IN ('action_started', 'action_interrupted');
+    "#,
 ];
 
 /// The schema version this build writes and understands.

@@ -337,6 +337,9 @@ pub struct AppOptions {
 
 pub struct App {
     pub snap: Arc<Snapshot>,
+    /// Time since the snapshot was taken: the hub publishes only when
+    /// something changes, and ages and the clock move on meanwhile.
+    pub since_snapshot: chrono::TimeDelta,
     pub theme: Theme,
     pub keymap: Keymap,
     pub opts: AppOptions,
@@ -403,6 +406,7 @@ impl App {
             pending_keys: Vec::new(),
             known_states: HashMap::new(),
             dirty: true,
+            since_snapshot: chrono::TimeDelta::zero(),
             page_rows: 10,
             pane_areas: Vec::new(),
             derived: Derived::default(),
@@ -418,10 +422,16 @@ impl App {
 
     // ----- data -------------------------------------------------------
 
+    /// The time shown: the snapshot's, moved on by the time since it came.
+    pub fn now(&self) -> crate::model::Time {
+        self.snap.at + self.since_snapshot
+    }
+
     /// Takes a new snapshot from the hub; returns the previous one so that
     /// the caller can free it off the UI thread.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now: Instant) -> Arc<Snapshot> {
         let old = std::mem::replace(&mut self.snap, snap);
+        self.since_snapshot = chrono::TimeDelta::zero();
         self.derived = Derived::of(&self.snap);
         self.flash_transitions(now);
         self.rebuild_rows();

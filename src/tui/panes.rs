@@ -196,7 +196,7 @@ fn alerts(app: &App, area: Rect) -> PaneText {
         let line = match *row {
             AlertRow::Alert(ix) => {
                 let a = &snap.alerts[ix];
-                alert_line(a, snap.at, t, w)
+                alert_line(a, app.now(), t, w)
             }
             AlertRow::Pending(ix) if compact => {
                 let p = &snap.pending[ix];
@@ -212,7 +212,7 @@ fn alerts(app: &App, area: Rect) -> PaneText {
                 let host = p.labels.get("host").map(String::as_str).unwrap_or("-");
                 Line::from(vec![
                     Span::styled("····  ", t.muted()),
-                    Span::styled(pad(&age(snap.at - p.since), 8), t.muted()),
+                    Span::styled(pad(&age(app.now() - p.since), 8), t.muted()),
                     Span::styled(pad("pending", 10), t.muted()),
                     Span::styled(pad(&clean(host), 14), t.muted()),
                     Span::styled(clean(&p.name), t.muted()),
@@ -286,7 +286,7 @@ fn detail(app: &App, area: Rect) -> PaneText {
                 t.title(),
             ));
             lines.push(Line::styled(
-                format!("The condition holds since {} ago; it fires when it has held for the policy's `for`.", age(snap.at - p.since)),
+                format!("The condition holds since {} ago; it fires when it has held for the policy's `for`.", age(app.now() - p.since)),
                 t.text(),
             ));
             for (k, v) in &p.labels {
@@ -312,7 +312,7 @@ fn detail(app: &App, area: Rect) -> PaneText {
             format!(
                 "  {} for {}  ·  source {}",
                 if resolved { "resolved" } else { "firing" },
-                age(a.resolved_at.unwrap_or(snap.at) - a.since),
+                age(a.resolved_at.unwrap_or(app.now()) - a.since),
                 clean(&a.source)
             ),
             t.text(),
@@ -765,7 +765,7 @@ fn approvals(app: &App, area: Rect) -> PaneText {
             .map(|r| r.risk.clone())
             .unwrap_or_else(|| "-".into());
         let left = match (a.state, a.due) {
-            (ActionState::AwaitingApproval, Some(d)) => age(d - snap.at),
+            (ActionState::AwaitingApproval, Some(d)) => age(d - app.now()),
             _ => "-".into(),
         };
         let state = match a.block {

@@ -348,6 +348,10 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
 
     let mut last_frame: Option<Instant> = None;
+    let mut snap_came = Instant::now();
+    // The clock and ages move on between snapshots.
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let result: io::Result<()> = loop {
         // Hand over what the app asked for.
         for intent in std::mem::take(&mut app.outbox) {
@@ -404,8 +408,17 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
                     break Ok(());
                 }
                 let s = snaps.borrow_and_update().clone();
-                let old = app.set_snapshot(s, Instant::now());
+                snap_came = Instant::now();
+                let old = app.set_snapshot(s, snap_came);
                 let _ = drop_tx.send(old);
+            }
+            _ = clock.tick() => {
+                let since = chrono::TimeDelta::from_std(snap_came.elapsed()).unwrap_or_default();
+                // Redraw when the shown second changes.
+                if (app.snap.at + since).timestamp() != app.now().timestamp() {
+                    app.dirty = true;
+                }
+                app.since_snapshot = since;
             }
             reply = reply_rx.recv() => match reply {
                 Some(Reply::Page(p)) => app.apply_audit_page(p),

@@ -207,7 +207,7 @@ fn status_bar(f: &mut Frame, app: &App, area: Rect) {
     spans.push(Span::styled(" │ ", bar));
     spans.push(Span::styled(format!("op {}", app.snap.operator), bar));
     spans.push(Span::styled(
-        format!(" │ {}", app.snap.at.format("%H:%M:%S UTC")),
+        format!(" │ {}", app.now().format("%H:%M:%S UTC")),
         bar,
     ));
     f.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
