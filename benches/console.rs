@@ -194,7 +194,7 @@ fn main() {
         // stays at ~10,000 as the hub's would.
         for _ in 0..33 {
             if let Some(a) = fresh.get(next) {
-                s.alerts.push(a.clone());
+                s.alerts.push(Arc::new(a.clone()));
                 next += 1;
             }
         }

@@ -104,7 +104,7 @@ pub struct Snapshot {
     pub demo: bool,
     pub operator: String,
     /// Firing first, then resolved; by severity, then age.
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<Arc<Alert>>,
     /// Open actions first, then the most recent finished ones.
     pub actions: Vec<Action>,
     pub breakers: Vec<(String, String, Breaker)>,
@@ -123,7 +123,7 @@ pub struct Snapshot {
     /// Every runbook's name, risk and description (fixed at start).
     pub runbooks: Arc<Vec<RunbookInfo>>,
     /// Root-cause analyses by alert fingerprint (alerts the engine knows).
-    pub analyses: BTreeMap<String, AnalysisView>,
+    pub analyses: Arc<BTreeMap<String, AnalysisView>>,
 }
 
 /// A policy condition that holds, waiting out its `for`.
@@ -161,7 +161,7 @@ impl Snapshot {
     /// the alert in `focus`; the hub fills in the rest (operator, hosts,
     /// recent records, sources).
     pub fn of_engine(engine: &Engine, now: Time, focus: Option<String>) -> Snapshot {
-        let mut alerts: Vec<Alert> = engine.alerts().cloned().collect();
+        let mut alerts: Vec<Arc<Alert>> = engine.alerts_shared().cloned().collect();
         alerts.sort_by(|a, b| {
             (a.status == AlertStatus::Resolved)
                 .cmp(&(b.status == AlertStatus::Resolved))
@@ -217,7 +217,7 @@ impl Snapshot {
             focus,
             suggestions,
             runbooks: Arc::new(runbook_infos(engine)),
-            analyses: BTreeMap::new(),
+            analyses: Default::default(),
         }
     }
 
@@ -347,7 +347,7 @@ impl Hub {
             focus: None,
             suggestions: Vec::new(),
             runbooks: runbooks.clone(),
-            analyses: BTreeMap::new(),
+            analyses: Default::default(),
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let analysis = LiveAnalysis::new(Arc::new(setup.engine.catalog().clone()));

@@ -85,6 +85,8 @@ pub struct LiveAnalysis {
     enabled: bool,
     history: HistoryBook,
     views: BTreeMap<String, AnalysisView>,
+    /// The last map handed out, shared until `views` changes.
+    published: Option<std::sync::Arc<BTreeMap<String, AnalysisView>>>,
     tx: mpsc::Sender<AnalysisUpdate>,
     rx: mpsc::Receiver<AnalysisUpdate>,
     in_flight: usize,
@@ -99,6 +101,7 @@ impl LiveAnalysis {
             enabled: true,
             history: HistoryBook::new(),
             views: BTreeMap::new(),
+            published: None,
             tx,
             rx,
             in_flight: 0,
@@ -189,6 +192,7 @@ impl LiveAnalysis {
                 self.spawn_llm(client.clone(), facts, input);
             }
         }
+        self.published = None;
         self.views.insert(alert.fingerprint.clone(), view);
         while self.views.len() > MAX_VIEWS {
             let oldest = self
@@ -240,6 +244,7 @@ impl LiveAnalysis {
     pub fn apply(&mut self, u: AnalysisUpdate, now: Time) -> Option<Record> {
         match u {
             AnalysisUpdate::Text { fingerprint, text } => {
+                self.published = None;
                 if let Some(v) = self.views.get_mut(&fingerprint)
                     && matches!(v.state, AnalysisState::Pending | AnalysisState::Streaming)
                 {
@@ -260,6 +265,7 @@ impl LiveAnalysis {
                     None => (AnalyserKind::Llm, AnalysisState::Done),
                     Some(_) => (AnalyserKind::Heuristic, AnalysisState::Fallback),
                 };
+                self.published = None;
                 if let Some(v) = self.views.get_mut(&fingerprint) {
                     v.state = state;
                     v.analyser = kind;
@@ -278,9 +284,18 @@ impl LiveAnalysis {
     }
 
     /// The views of alerts the engine still knows.
-    pub fn views(&mut self, known: impl Fn(&str) -> bool) -> BTreeMap<String, AnalysisView> {
+    pub fn views(
+        &mut self,
+        known: impl Fn(&str) -> bool,
+    ) -> std::sync::Arc<BTreeMap<String, AnalysisView>> {
+        let before = self.views.len();
         self.views.retain(|fp, _| known(fp));
-        self.views.clone()
+        if self.views.len() != before {
+            self.published = None;
+        }
+        self.published
+            .get_or_insert_with(|| std::sync::Arc::new(self.views.clone()))
+            .clone()
     }
 }
 

@@ -13,6 +13,7 @@ mod silence;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::TimeDelta;
 use serde::Serialize;
@@ -300,7 +301,9 @@ pub struct Engine {
     windows: Vec<MaintenanceWindow>,
     settings: Settings,
     modes: Modes,
-    alerts: HashMap<String, Alert>,
+    /// Shared with the snapshots: publishing copies pointers, and a change
+    /// copies only the alert it touches.
+    alerts: HashMap<String, Arc<Alert>>,
     resolved_order: VecDeque<String>,
     actions: BTreeMap<ActionId, Action>,
     next_action: u64,
@@ -393,10 +396,14 @@ impl Engine {
         &self.eval
     }
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values().map(|a| &**a)
+    }
+    /// The alerts as the shared pointers snapshots hold.
+    pub fn alerts_shared(&self) -> impl Iterator<Item = &Arc<Alert>> {
         self.alerts.values()
     }
     pub fn alert(&self, fp: &str) -> Option<&Alert> {
-        self.alerts.get(fp)
+        self.alerts.get(fp).map(|a| &**a)
     }
     pub fn actions(&self) -> impl DoubleEndedIterator<Item = &Action> {
         self.actions.values()
@@ -665,7 +672,7 @@ impl Engine {
             .unwrap_or_else(|| "unnamed".into());
         match a.status {
             AlertStatus::Firing => {
-                if let Some(existing) = self.alerts.get_mut(&fp)
+                if let Some(existing) = self.alerts.get_mut(&fp).map(Arc::make_mut)
                     && existing.status == AlertStatus::Firing
                 {
                     // The same alert delivered again (HA Alertmanagers, polling):
@@ -747,14 +754,14 @@ impl Engine {
         let mut alert = alert;
         alert.silence = self.silences.get(&fp).cloned();
         let silenced = alert.silence.is_some();
-        self.alerts.insert(fp.clone(), alert);
+        self.alerts.insert(fp.clone(), Arc::new(alert));
         if !silenced {
             self.propose(&fp, now);
         }
     }
 
     fn resolve_alert(&mut self, fp: &str, why: String, now: Time) {
-        let Some(alert) = self.alerts.get_mut(fp) else {
+        let Some(alert) = self.alerts.get_mut(fp).map(Arc::make_mut) else {
             return;
         };
         if alert.status == AlertStatus::Resolved {
@@ -880,7 +887,7 @@ impl Engine {
         self.out.push(Command::Record(r));
         self.actions.insert(id, action);
         self.reindex(id);
-        if let Some(a) = self.alerts.get_mut(fp) {
+        if let Some(a) = self.alerts.get_mut(fp).map(Arc::make_mut) {
             a.action = Some(id);
         }
         if target.is_empty() {

@@ -53,7 +53,11 @@ impl Engine {
         r.reason = Some(s.comment.clone());
         r.detail = Some(format!("silenced until {}", fmt_time(&until)));
         r.data = Some(json!({ "silence_id": s.id, "ends_at": fmt_time(&until) }));
-        if let Some(a) = self.alerts.get_mut(&fingerprint) {
+        if let Some(a) = self
+            .alerts
+            .get_mut(&fingerprint)
+            .map(std::sync::Arc::make_mut)
+        {
             r.alert = Some(a.name.clone());
             r.target = a.host().map(str::to_string);
             r.labels = Some(a.labels.clone());
@@ -79,7 +83,11 @@ impl Engine {
         });
         r.data = Some(json!({ "silence_id": s.id }));
         let mut propose = false;
-        if let Some(a) = self.alerts.get_mut(fingerprint) {
+        if let Some(a) = self
+            .alerts
+            .get_mut(fingerprint)
+            .map(std::sync::Arc::make_mut)
+        {
             r.alert = Some(a.name.clone());
             r.target = a.host().map(str::to_string);
             a.silence = None;

@@ -260,7 +260,7 @@ fn alert_json(a: &crate::engine::Alert) -> Value {
 
 async fn alerts(State(api): State<Arc<Api>>) -> Response {
     let snap = api.hub.snapshots.borrow().clone();
-    let list: Vec<Value> = snap.alerts.iter().map(alert_json).collect();
+    let list: Vec<Value> = snap.alerts.iter().map(|a| alert_json(a)).collect();
     axum::Json(json!({ "alerts": list })).into_response()
 }
 

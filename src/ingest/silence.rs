@@ -140,7 +140,7 @@ impl Silencer {
             .find(|a| a.fingerprint == fingerprint)
             .cloned()
             .ok_or_else(|| SilenceError::UnknownAlert(fingerprint.to_string()))?;
-        let s = alert.silence.ok_or(SilenceError::NotSilenced)?;
+        let s = alert.silence.clone().ok_or(SilenceError::NotSilenced)?;
         if !s.id.starts_with("vigil-")
             && let Some(c) = self.upstream_for(&alert.source)
         {

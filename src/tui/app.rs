@@ -295,7 +295,7 @@ impl Derived {
             .get(&h64(host))
             .map(|e| {
                 e.1.iter()
-                    .filter_map(|&i| snap.alerts.get(i))
+                    .filter_map(|&i| snap.alerts.get(i).map(|a| &**a))
                     .filter(|a| a.host() == Some(host))
                     .collect()
             })
@@ -600,7 +600,7 @@ impl App {
 
     pub fn selected_alert(&self) -> Option<&Alert> {
         match self.alert_rows.get(self.alert_sel)? {
-            AlertRow::Alert(i) => self.snap.alerts.get(*i),
+            AlertRow::Alert(i) => self.snap.alerts.get(*i).map(|a| &**a),
             AlertRow::Pending(_) => None,
         }
     }

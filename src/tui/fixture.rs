@@ -232,7 +232,7 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
             AnalyserKind, Analysis, Cause, Evidence, EvidenceKind, Recommendation,
             live::{AnalysisState, AnalysisView},
         };
-        s.analyses.insert(
+        Arc::make_mut(&mut s.analyses).insert(
             a.fingerprint.clone(),
             AnalysisView {
                 alert: a.name.clone(),

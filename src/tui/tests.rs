@@ -542,7 +542,7 @@ fn the_layout_follows_the_size() {
 #[test]
 fn hostile_label_values_are_shown_escaped_never_raw() {
     let mut s = snap();
-    if let Some(al) = s.alerts.first_mut() {
+    if let Some(al) = s.alerts.first_mut().map(Arc::make_mut) {
         al.labels
             .insert("host".into(), "evil\n\u{1b}[2J$(rm -rf /)".into());
     }
@@ -647,6 +647,7 @@ fn silence_confirms_then_asks_for_it_and_a_silenced_alert_says_so() {
         .alerts
         .iter_mut()
         .find(|x| x.fingerprint == fp)
+        .map(Arc::make_mut)
         .expect("alert");
     al.silence = Some(crate::engine::AlertSilence {
         id: "8a3c".into(),
