@@ -75,6 +75,14 @@ impl Drop for Tmux {
     }
 }
 
+/// Waits up to 20 s for the shell to write the console's exit file.
+fn wait_for_exit(done: &Path) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !done.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn audit_json(bin: &str, data: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(bin)
         .args(["audit", "export", "--data-dir"])
@@ -217,10 +225,7 @@ runbook = "memory_pressure"
 
     // Quit; the terminal comes back as it was.
     t.keys(&["q"]);
-    let end = Instant::now() + Duration::from_secs(20);
-    while !done.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_exit(&done);
     std::thread::sleep(Duration::from_millis(300));
     let code = std::fs::read_to_string(&done).expect("vigil exited");
     assert_eq!(code.trim(), "0");
@@ -290,10 +295,7 @@ fn sigterm_restores_the_terminal() {
         .args(["-TERM", pid.trim()])
         .status()
         .unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
-    while !done.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_exit(&done);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         done.exists(),
@@ -499,10 +501,7 @@ fn a_silence_typed_in_the_console_is_created_in_the_real_alertmanager() {
         std::thread::sleep(Duration::from_millis(250));
     }
     t.keys(&["q"]);
-    let end = Instant::now() + Duration::from_secs(20);
-    while !done.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_exit(&done);
     let recs = audit_json(bin, &data);
     for kind in ["silence_created", "silence_expired"] {
         assert!(

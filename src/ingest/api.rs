@@ -127,6 +127,17 @@ async fn guard(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respons
 const DRAIN_MAX: u64 = 16 << 20;
 
 /// Reads a body of at most `MAX_BODY` bytes.
+/// Reads a JSON body into `T`; the error response names the field and
+/// what is `accepted`.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    accepted: &str,
+) -> Result<T, Response> {
+    let bytes = read_body(headers, body).await?;
+    parse_json(&bytes, accepted).map_err(bad)
+}
+
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Response> {
     use http_body_util::BodyExt;
     let too_large = || {
@@ -340,13 +351,9 @@ async fn decide(
     body: Body,
     approve: bool,
 ) -> Response {
-    let bytes = match read_body(&headers, body).await {
-        Ok(b) => b,
+    let d: Decision = match read_json(&headers, body, DECISION).await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let d: Decision = match parse_json(&bytes, DECISION) {
-        Ok(d) => d,
-        Err(e) => return bad(e),
     };
     if d.actor.trim().is_empty() {
         return error(422, "actor", "the actor is empty", DECISION);
@@ -437,13 +444,9 @@ struct EvaluateRequest {
 }
 
 async fn evaluate(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match read_body(&headers, body).await {
-        Ok(b) => b,
+    let req: EvaluateRequest = match read_json(&headers, body, EVALUATE).await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let req: EvaluateRequest = match parse_json(&bytes, EVALUATE) {
-        Ok(r) => r,
-        Err(e) => return bad(e),
     };
     let policy = match &req.policy {
         Value::String(name) => match api.policies.iter().find(|p| &p.name == name) {
@@ -579,13 +582,9 @@ async fn silence(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match read_body(&headers, body).await {
-        Ok(b) => b,
+    let req: SilenceRequest = match read_json(&headers, body, SILENCE).await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let req: SilenceRequest = match parse_json(&bytes, SILENCE) {
-        Ok(r) => r,
-        Err(e) => return bad(e),
     };
     if req.actor.trim().is_empty() {
         return error(422, "actor", "the actor is empty", SILENCE);
@@ -612,13 +611,9 @@ async fn unsilence(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let bytes = match read_body(&headers, body).await {
-        Ok(b) => b,
+    let req: UnsilenceRequest = match read_json(&headers, body, "{\"actor\": NAME}").await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    let req: UnsilenceRequest = match parse_json(&bytes, "{\"actor\": NAME}") {
-        Ok(r) => r,
-        Err(e) => return bad(e),
     };
     match api.silencer.expire(&fp, &req.actor).await {
         Ok(id) => axum::Json(json!({ "expired": id })).into_response(),
