@@ -487,6 +487,24 @@ impl Store {
         self.read_only
     }
 
+    /// Sets how many WAL pages a commit may leave before it copies them into
+    /// the database itself (0: never; an [`AuditWriter`] checkpoints from
+    /// its own thread instead).
+    pub(crate) fn set_auto_checkpoint(&self, pages: u32) -> Result<(), StoreError> {
+        self.conn
+            .query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |_| {
+                Ok(())
+            })
+            .map_err(self.err("set the WAL checkpoint threshold"))
+    }
+
+    /// Copies committed WAL pages into the database without waiting for
+    /// readers (`PRAGMA wal_checkpoint(PASSIVE)`). True when it copied all
+    /// of them (so the WAL can start over).
+    pub(crate) fn checkpoint(&self) -> Result<bool, StoreError> {
+        checkpoint(&self.conn).map_err(self.err("checkpoint the WAL"))
+    }
+
     fn err<'a, W: Into<String> + 'a>(
         &'a self,
         what: W,
@@ -582,6 +600,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e())?;
         let (mut seq, mut prev) = head(&tx).map_err(e())?;
+        let mut derived = DerivedBatch::default();
         {
             let mut ins = tx
                 .prepare_cached(
@@ -607,10 +626,11 @@ impl Store {
                     hash,
                 ])
                 .map_err(e())?;
-                apply_derived(&tx, r).map_err(e())?;
+                apply_derived(&tx, r, &mut derived).map_err(e())?;
                 prev = hash;
             }
         }
+        derived.flush(&tx).map_err(e())?;
         tx.execute(
             "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -640,6 +660,7 @@ impl Store {
              DELETE FROM modes; DELETE FROM action_starts;",
         )
         .map_err(e())?;
+        let mut derived = DerivedBatch::default();
         {
             let mut stmt = tx
                 .prepare("SELECT seq, json FROM audit ORDER BY seq")
@@ -655,9 +676,13 @@ impl Store {
                         why: format!("stored JSON is not a record: {err}"),
                     })?;
                 rec.seq = seq as u64;
-                apply_derived(&tx, &rec).map_err(e())?;
+                apply_derived(&tx, &rec, &mut derived).map_err(e())?;
+                if derived.actions.len() >= DerivedBatch::MAX_PENDING {
+                    derived.flush(&tx).map_err(e())?;
+                }
             }
         }
+        derived.flush(&tx).map_err(e())?;
         tx.commit().map_err(e())
     }
 
@@ -1115,6 +1140,45 @@ impl Store {
     }
 }
 
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    // One row: busy (another checkpoint held the lock), WAL frames, frames
+    // copied.
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        let (busy, log, copied): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok(busy == 0 && log == copied)
+    })
+}
+
+/// Opens a second read-write connection to `path` whose only job is to
+/// checkpoint the WAL beside the writer.
+pub(crate) fn checkpoint_connection(path: &Path) -> Result<Checkpointer, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql_err(path, "open the database to checkpoint it"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql_err(path, "set the busy timeout"))?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")
+        .map_err(sql_err(path, "set synchronous=FULL"))?;
+    Ok(Checkpointer {
+        conn,
+        path: path.to_path_buf(),
+    })
+}
+
+/// A connection that checkpoints the WAL (see [`checkpoint_connection`]).
+pub(crate) struct Checkpointer {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Checkpointer {
+    pub(crate) fn checkpoint(&self) -> Result<bool, StoreError> {
+        checkpoint(&self.conn).map_err(sql_err(&self.path, "checkpoint the WAL"))
+    }
+}
+
 fn head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
     let row: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
@@ -1126,19 +1190,109 @@ fn head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
     })
 }
 
-/// Updates the derived tables for one (numbered) record.
-fn apply_derived(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
-    let seq = r.seq as i64;
-    let at = fmt_time(&r.at);
-    if let Some(id) = &r.action_id {
-        let params_json = r
+/// One `actions` row as the records of one transaction leave it, written
+/// once when the transaction's records are all applied. Fields merge the way
+/// the upsert does: a record's value replaces the earlier one, an absent
+/// value keeps it.
+struct PendingAction {
+    runbook: Option<String>,
+    target: Option<String>,
+    alert: Option<String>,
+    fingerprint: Option<String>,
+    params: Option<String>,
+    state: &'static str,
+    first_at: String,
+    last_at: String,
+    attempt: Option<u32>,
+    first_seq: i64,
+    last_seq: i64,
+}
+
+/// The derived-state writes of one transaction. Most records of a batch
+/// change an action's row; merging them per action writes each row once.
+#[derive(Default)]
+struct DerivedBatch {
+    /// Action ids in the order they first appeared (rows are written in it).
+    order: Vec<String>,
+    actions: std::collections::HashMap<String, PendingAction>,
+}
+
+impl DerivedBatch {
+    /// Rebuilding over a long history flushes now and then instead of
+    /// holding every action in memory.
+    const MAX_PENDING: usize = 4096;
+
+    fn merge_action(&mut self, id: &str, r: &Record, at: &str) {
+        let params = r
             .params
             .as_ref()
             .and_then(|p| serde_json::to_string(p).ok());
-        tx.prepare_cached(
+        let seq = r.seq as i64;
+        if let Some(p) = self.actions.get_mut(id) {
+            let keep = |new: &Option<String>, old: &mut Option<String>| {
+                if new.is_some() {
+                    old.clone_from(new);
+                }
+            };
+            keep(&r.runbook, &mut p.runbook);
+            keep(&r.target, &mut p.target);
+            keep(&r.alert, &mut p.alert);
+            keep(&r.fingerprint, &mut p.fingerprint);
+            if params.is_some() {
+                p.params = params;
+            }
+            p.state = r.kind.as_str();
+            at.clone_into(&mut p.last_at);
+            p.attempt = r.attempt.or(p.attempt);
+            p.last_seq = seq;
+            return;
+        }
+        self.order.push(id.to_string());
+        self.actions.insert(
+            id.to_string(),
+            PendingAction {
+                runbook: r.runbook.clone(),
+                target: r.target.clone(),
+                alert: r.alert.clone(),
+                fingerprint: r.fingerprint.clone(),
+                params,
+                state: r.kind.as_str(),
+                first_at: at.to_string(),
+                last_at: at.to_string(),
+                attempt: r.attempt,
+                first_seq: seq,
+                last_seq: seq,
+            },
+        );
+    }
+
+    /// The runbook and target an action has so far: this transaction's
+    /// records first, then the stored row.
+    fn action_subject(
+        &self,
+        tx: &Connection,
+        id: &str,
+    ) -> rusqlite::Result<Option<(Option<String>, Option<String>)>> {
+        let stored: Option<(Option<String>, Option<String>)> = tx
+            .prepare_cached("SELECT runbook, target FROM actions WHERE action_id = ?1")?
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(match (self.actions.get(id), stored) {
+            (Some(p), Some((rb, t))) => Some((p.runbook.clone().or(rb), p.target.clone().or(t))),
+            (Some(p), None) => Some((p.runbook.clone(), p.target.clone())),
+            (None, stored) => stored,
+        })
+    }
+
+    /// Writes the merged rows.
+    fn flush(&mut self, tx: &Connection) -> rusqlite::Result<()> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx.prepare_cached(
             "INSERT INTO actions (action_id, runbook, target, alert, fingerprint, params, state,
                                   first_at, last_at, attempt, first_seq, last_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?10)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (action_id) DO UPDATE SET
                  runbook = coalesce(excluded.runbook, runbook),
                  target = coalesce(excluded.target, target),
@@ -1149,19 +1303,37 @@ fn apply_derived(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
                  last_at = excluded.last_at,
                  attempt = coalesce(excluded.attempt, attempt),
                  last_seq = excluded.last_seq",
-        )?
-        .execute(params![
-            id,
-            r.runbook,
-            r.target,
-            r.alert,
-            r.fingerprint,
-            params_json,
-            r.kind.as_str(),
-            at,
-            r.attempt,
-            seq,
-        ])?;
+        )?;
+        for id in self.order.drain(..) {
+            let Some(p) = self.actions.remove(&id) else {
+                continue;
+            };
+            stmt.execute(params![
+                id,
+                p.runbook,
+                p.target,
+                p.alert,
+                p.fingerprint,
+                p.params,
+                p.state,
+                p.first_at,
+                p.last_at,
+                p.attempt,
+                p.first_seq,
+                p.last_seq,
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// Updates the derived tables for one (numbered) record. The `actions` row
+/// is merged into `batch`; [`DerivedBatch::flush`] writes it.
+fn apply_derived(tx: &Connection, r: &Record, batch: &mut DerivedBatch) -> rusqlite::Result<()> {
+    let seq = r.seq as i64;
+    let at = fmt_time(&r.at);
+    if let Some(id) = &r.action_id {
+        batch.merge_action(id, r, &at);
     }
     match r.kind {
         RecordKind::CircuitOpened => {
@@ -1247,15 +1419,11 @@ fn apply_derived(tx: &Connection, r: &Record) -> rusqlite::Result<()> {
         }
         RecordKind::ActionStarted => {
             let (mut runbook, mut target) = (r.runbook.clone(), r.target.clone());
-            if let (Some(id), true) = (&r.action_id, runbook.is_none() || target.is_none()) {
-                let known: Option<(Option<String>, Option<String>)> = tx
-                    .prepare_cached("SELECT runbook, target FROM actions WHERE action_id = ?1")?
-                    .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                if let Some((rb, t)) = known {
-                    runbook = runbook.or(rb);
-                    target = target.or(t);
-                }
+            if let (Some(id), true) = (&r.action_id, runbook.is_none() || target.is_none())
+                && let Some((rb, t)) = batch.action_subject(tx, id)?
+            {
+                runbook = runbook.or(rb);
+                target = target.or(t);
             }
             if let Some(runbook) = runbook {
                 tx.prepare_cached(

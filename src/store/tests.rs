@@ -852,3 +852,147 @@ fn the_next_action_number_survives_ids_growing_a_digit() {
     assert!(st.actions.is_empty());
     assert_eq!(st.max_action, 1_000_000);
 }
+
+/// The `actions` rows are merged per transaction: appending an action's
+/// records together must leave exactly the rows that appending them one by
+/// one does (values replaced only by present ones, first_* from the first).
+#[test]
+fn action_rows_are_the_same_however_records_are_batched() {
+    let mut recs = Vec::new();
+    for (i, (id, kind)) in [
+        ("A000001", RecordKind::ActionProposed),
+        ("A000002", RecordKind::ActionProposed),
+        ("A000001", RecordKind::ActionApproved),
+        ("A000001", RecordKind::ActionStarted),
+        ("A000002", RecordKind::ActionBlocked),
+        ("A000001", RecordKind::ActionFailed),
+        ("A000001", RecordKind::ActionStarted),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec(kind, "2026-03-01T10:00:00Z");
+        r.at += chrono::Duration::seconds(i as i64);
+        r.action_id = Some(id.into());
+        if kind == RecordKind::ActionProposed {
+            r.runbook = Some("disk_cleanup".into());
+            r.target = Some(format!("web-{i}"));
+            r.alert = Some("DiskSpaceLow".into());
+            r.params = Some(BTreeMap::from([("mountpoint".into(), "/var".into())]));
+        }
+        if kind == RecordKind::ActionStarted {
+            r.attempt = Some(i as u32);
+        }
+        if i == 5 {
+            r.target = Some("web-9".into()); // a later value replaces
+            r.params = Some(BTreeMap::from([("mountpoint".into(), "/srv".into())]));
+        }
+        recs.push(r);
+    }
+    let rows = |dir: &Path| -> Vec<Vec<String>> {
+        let c = raw(dir);
+        let mut stmt = c
+            .prepare("SELECT * FROM actions ORDER BY action_id")
+            .unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |row| {
+            Ok((0..n)
+                .map(|i| match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    v => format!("{v:?}"),
+                })
+                .collect())
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let starts = |dir: &Path| -> Vec<(String, String, i64)> {
+        let c = raw(dir);
+        let mut stmt = c
+            .prepare("SELECT runbook, target, seq FROM action_starts ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+
+    let one_by_one = tempfile::tempdir().unwrap();
+    let mut s = Store::open(one_by_one.path()).unwrap();
+    for r in recs.clone() {
+        s.append(&mut [r]).unwrap();
+    }
+    drop(s);
+    let together = tempfile::tempdir().unwrap();
+    let mut s = Store::open(together.path()).unwrap();
+    let mut all = recs.clone();
+    s.append(&mut all).unwrap();
+
+    let expected = rows(one_by_one.path());
+    assert_eq!(expected.len(), 2);
+    // A000001: target and params from the later record, attempt from the
+    // last start, first_seq 1 and last_seq 7.
+    let a1 = &expected[0];
+    assert_eq!(a1[2], "web-9");
+    assert!(a1.iter().any(|v| v.contains("/srv")), "{a1:?}");
+    assert_eq!(a1[6], "action_started");
+    assert_eq!(a1[9], "Integer(6)");
+    assert_eq!(
+        (a1[10].as_str(), a1[11].as_str()),
+        ("Integer(1)", "Integer(7)")
+    );
+    assert_eq!(rows(together.path()), expected);
+    // Starts take the runbook and target the action had at that moment.
+    let st = starts(one_by_one.path());
+    assert_eq!(
+        st,
+        vec![
+            ("disk_cleanup".to_string(), "web-0".to_string(), 4),
+            ("disk_cleanup".to_string(), "web-9".to_string(), 7)
+        ]
+    );
+    assert_eq!(starts(together.path()), st);
+
+    // A rebuild from the trail gives the same rows too.
+    s.rebuild_state().unwrap();
+    assert_eq!(rows(together.path()), expected);
+}
+
+/// The writer leaves copying the WAL into the database to its checkpoint
+/// thread: while it runs, the database file grows and the WAL stops
+/// growing once a checkpoint has caught up (it is reused from the start).
+#[test]
+fn the_writer_checkpoints_the_wal_beside_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = AuditWriter::open(dir.path()).unwrap();
+    let db = dir.path().join(DB_FILE);
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let empty_db = size(&db);
+    let mut n = 0;
+    let mut wal_after_first = None;
+    // Up to 40 rounds of 1,000 records: checkpoints are asked for every
+    // 2,000, so the database must have grown long before the end.
+    for round in 0..40 {
+        w.append_blocking((n..n + 1000).map(signal).collect())
+            .unwrap();
+        n += 1000;
+        if size(&db) > empty_db + (256 << 10) {
+            wal_after_first.get_or_insert((round, size(&wal)));
+        }
+    }
+    let (round, wal_then) = wal_after_first.expect("the database file grew while the writer ran");
+    assert!(round < 20, "first checkpoint only after round {round}");
+    // 40,000 records are about 15 MB of pages; a WAL that is reused stays
+    // well under that.
+    assert!(
+        size(&wal) < 12 << 20,
+        "WAL grew to {} bytes (was {wal_then})",
+        size(&wal)
+    );
+    drop(w);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.last_seq().unwrap(), 40_000);
+    assert!(s.verify().unwrap().is_ok());
+}

@@ -143,9 +143,13 @@ impl AuditWriter {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
+        // Commits only append to the WAL; copying it into the database (and
+        // that fsync) happens on a thread of its own.
+        let checkpointer = super::checkpoint_connection(&path)?;
+        store.set_auto_checkpoint(0)?;
         let thread = std::thread::Builder::new()
             .name("vigil-audit".into())
-            .spawn(move || run(store, rx, &c))
+            .spawn(move || run(store, rx, &c, checkpointer))
             .map_err(|e| StoreError::Io {
                 path: path.clone(),
                 what: "start the audit writer thread".into(),
@@ -228,7 +232,48 @@ impl AuditWriter {
     }
 }
 
-fn run(mut store: Store, rx: Receiver<Msg>, counters: &Counters) {
+/// Records committed since the last checkpoint at which the writer asks for
+/// one (SQLite's automatic threshold is 1000 pages, roughly as many).
+const CHECKPOINT_AFTER_RECORDS: u64 = 2_000;
+/// ... and at which it checkpoints itself before committing more. The WAL
+/// only starts over once a checkpoint has copied all of it, which a thread
+/// beside a busy writer never quite does; by then it has copied most of it,
+/// so this one is short.
+const CHECKPOINT_INLINE_AFTER_RECORDS: u64 = 8_000;
+
+/// The checkpoint thread: copies the WAL into the database whenever the
+/// writer nudges it, until the writer goes away.
+fn spawn_checkpointer(
+    checkpointer: super::Checkpointer,
+) -> Option<(SyncSender<()>, JoinHandle<()>)> {
+    let (nudge, wait) = mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new()
+        .name("vigil-checkpoint".into())
+        .spawn(move || {
+            while wait.recv().is_ok() {
+                if let Err(e) = checkpointer.checkpoint() {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the writer will catch up");
+                }
+            }
+        })
+        .ok()?;
+    Some((nudge, handle))
+}
+
+fn run(
+    mut store: Store,
+    rx: Receiver<Msg>,
+    counters: &Counters,
+    checkpointer: super::Checkpointer,
+) {
+    let mut background = spawn_checkpointer(checkpointer);
+    if background.is_none() {
+        // No thread: commits checkpoint as SQLite does by default.
+        let _ = store.set_auto_checkpoint(1000);
+    }
+    // Records committed since the last nudge, and since the writer's own
+    // last checkpoint.
+    let (mut since_nudge, mut since_inline) = (0u64, 0u64);
     let mut stop = false;
     while !stop {
         let mut batch = Batch::default();
@@ -248,7 +293,27 @@ fn run(mut store: Store, rx: Receiver<Msg>, counters: &Counters) {
                 }
             }
         }
+        let records = batch.records as u64;
         commit(&mut store, batch.requests, counters);
+        if let Some((nudge, _)) = &background {
+            since_nudge += records;
+            since_inline += records;
+            if since_inline >= CHECKPOINT_INLINE_AFTER_RECORDS {
+                match store.checkpoint() {
+                    Ok(true) => (since_nudge, since_inline) = (0, 0),
+                    // Another checkpoint was running: try after the next commit.
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                }
+            } else if since_nudge >= CHECKPOINT_AFTER_RECORDS {
+                since_nudge = 0;
+                let _ = nudge.try_send(());
+            }
+        }
+    }
+    if let Some((nudge, handle)) = background.take() {
+        drop(nudge);
+        let _ = handle.join();
     }
 }
 
