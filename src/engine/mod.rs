@@ -636,7 +636,13 @@ impl Engine {
     fn policy_fired(&mut self, instance: InstanceId, severity: Severity, now: Time) {
         let inst = self.eval.instance(instance);
         let p = self.eval.policy(inst.policy);
-        let value = inst.values.first().copied().flatten().map(|(v, _)| v);
+        let value = self
+            .eval
+            .values(instance)
+            .first()
+            .copied()
+            .flatten()
+            .map(|(v, _)| v);
         let mut labels = inst.labels.clone();
         labels.insert("severity".into(), severity.as_str().into());
         let alert = Alert {
@@ -1462,7 +1468,7 @@ impl Engine {
                 let inst = al.instance.unwrap_or_default();
                 let p = self.eval.policy(self.eval.instance(inst).policy);
                 let bad = self.eval.fire_holds_latest(inst);
-                let v = self.eval.instance(inst).values.first().copied().flatten();
+                let v = self.eval.values(inst).first().copied().flatten();
                 let val = v
                     .map(|(v, at)| format!("; latest value {v} at {}", fmt_time(&at)))
                     .unwrap_or_default();
@@ -1688,10 +1694,14 @@ impl Engine {
 
     /// Is the alert's instance currently pending (for the console)?
     pub fn pending_instances(&self) -> impl Iterator<Item = (&Labels, Time)> {
-        self.eval.instances().iter().filter_map(|i| match i.state {
-            InstState::Pending { since } => Some((&i.labels, since)),
-            _ => None,
-        })
+        self.eval
+            .instances()
+            .iter()
+            .enumerate()
+            .filter_map(|(id, i)| match self.eval.state(id as InstanceId) {
+                InstState::Pending { since } => Some((&i.labels, since)),
+                _ => None,
+            })
     }
 }
 

@@ -5,6 +5,11 @@
 //! Series are interned once (matchers run at interning, not per sample), so a
 //! sample costs a lookup and the comparisons of the policies that read it.
 //! Pure: `now` is always an argument.
+//!
+//! What a sample touches lives apart from what it does not: the latest value
+//! of a series and the state and values of an alert instance sit in compact
+//! arrays (`series_hot`, `hot`, `vals`), in the order they were interned;
+//! names, labels and fingerprints stay in `series` and `instances`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -24,9 +29,16 @@ pub const MAX_SERIES: usize = 1_000_000;
 pub struct Series {
     pub name: String,
     pub labels: Labels,
-    pub value: f64,
-    pub at: Option<Time>,
-    subs: Vec<(InstanceId, u32)>,
+}
+
+/// What a sample of a series updates: its latest value, and the range of
+/// `subs` (instance, value slot) that it feeds.
+#[derive(Debug, Clone, Copy)]
+struct SeriesHot {
+    value: f64,
+    at: Option<Time>,
+    subs_start: u32,
+    subs_len: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +49,7 @@ pub enum InstState {
 }
 
 /// One alert of one policy: a distinct combination of the policy's labels.
+/// (Its state and latest values: [`Evaluator::state`], [`Evaluator::values`].)
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub policy: u32,
@@ -45,10 +58,21 @@ pub struct Instance {
     /// `key` plus the other labels of the series that feed it.
     pub labels: Labels,
     pub fingerprint: String,
-    /// Latest value and time per leaf of the policy.
-    pub values: Vec<Option<(f64, Time)>>,
-    pub state: InstState,
 }
+
+/// What evaluating an instance reads and writes.
+#[derive(Debug, Clone, Copy)]
+struct HotInst {
+    state: InstState,
+    policy: u32,
+    /// Its values are `vals[vals_start..vals_start + leaves]`, one per leaf
+    /// of the policy.
+    vals_start: u32,
+    leaves: u32,
+}
+
+/// Latest value and time of one leaf of one instance.
+type Slot = Option<(f64, Time)>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
@@ -74,7 +98,12 @@ pub struct Evaluator {
     by_metric: HashMap<String, Vec<(u32, u32)>>,
     series_ids: HashMap<String, HashMap<Labels, SeriesId>>,
     series: Vec<Series>,
+    series_hot: Vec<SeriesHot>,
+    /// (instance, index in `vals`) per series, each series' run contiguous.
+    subs: Vec<(InstanceId, u32)>,
     instances: Vec<Instance>,
+    hot: Vec<HotInst>,
+    vals: Vec<Slot>,
     inst_index: HashMap<(u32, Labels), InstanceId>,
     deadlines: BinaryHeap<Reverse<(Time, InstanceId)>>,
 }
@@ -83,7 +112,10 @@ fn fresh(at: Time, now: Time) -> bool {
     now - at <= STALENESS
 }
 
-fn eval(c: &Cond, values: &[Option<(f64, Time)>], now: Option<Time>) -> bool {
+/// Does `c` hold on `values` (ignoring staleness when `now` is `None`)? A
+/// single comparison, the usual case, is decided here without a call.
+#[inline(always)]
+fn eval(c: &Cond, values: &[Slot], now: Option<Time>) -> bool {
     match c {
         Cond::Cmp { leaf, op, value } => match values.get(*leaf).copied().flatten() {
             // The comparison first: it is cheaper than the staleness check
@@ -91,6 +123,14 @@ fn eval(c: &Cond, values: &[Option<(f64, Time)>], now: Option<Time>) -> bool {
             Some((v, at)) => op.holds(v, *value) && now.is_none_or(|n| fresh(at, n)),
             None => false,
         },
+        _ => eval_composite(c, values, now),
+    }
+}
+
+#[inline(never)]
+fn eval_composite(c: &Cond, values: &[Slot], now: Option<Time>) -> bool {
+    match c {
+        Cond::Cmp { .. } => eval(c, values, now),
         Cond::All(cs) => cs.iter().all(|c| eval(c, values, now)),
         Cond::Any(cs) => cs.iter().any(|c| eval(c, values, now)),
         Cond::Not(c) => !eval(c, values, now),
@@ -113,7 +153,11 @@ impl Evaluator {
             by_metric,
             series_ids: HashMap::new(),
             series: Vec::new(),
+            series_hot: Vec::new(),
+            subs: Vec::new(),
             instances: Vec::new(),
+            hot: Vec::new(),
+            vals: Vec::new(),
             inst_index: HashMap::new(),
             deadlines: BinaryHeap::new(),
         }
@@ -135,6 +179,17 @@ impl Evaluator {
         &self.instances
     }
 
+    /// The state of an instance.
+    pub fn state(&self, id: InstanceId) -> InstState {
+        self.hot[id as usize].state
+    }
+
+    /// Latest value and time per leaf of the instance's policy.
+    pub fn values(&self, id: InstanceId) -> &[Slot] {
+        let h = &self.hot[id as usize];
+        &self.vals[h.vals_start as usize..(h.vals_start + h.leaves) as usize]
+    }
+
     pub fn series(&self) -> &[Series] {
         &self.series
     }
@@ -153,7 +208,7 @@ impl Evaluator {
             return Err(SeriesLimit { name: name.into() });
         }
         let id = self.series.len() as SeriesId;
-        let mut subs = Vec::new();
+        let subs_start = self.subs.len() as u32;
         if let Some(readers) = self.by_metric.get(name) {
             for &(pi, li) in readers.clone().iter() {
                 let p = &self.policies[pi as usize];
@@ -179,9 +234,14 @@ impl Evaluator {
                             key: key.clone(),
                             labels: key.clone(),
                             fingerprint: fp,
-                            values: vec![None; nleaves],
-                            state: InstState::Inactive,
                         });
+                        self.hot.push(HotInst {
+                            state: InstState::Inactive,
+                            policy: pi,
+                            vals_start: self.vals.len() as u32,
+                            leaves: nleaves as u32,
+                        });
+                        self.vals.extend(std::iter::repeat_n(None, nleaves));
                         self.inst_index.insert((pi, key), i);
                         i
                     }
@@ -190,15 +250,19 @@ impl Evaluator {
                 for (k, v) in labels {
                     inst_labels.entry(k.clone()).or_insert_with(|| v.clone());
                 }
-                subs.push((inst, li));
+                let slot = self.hot[inst as usize].vals_start + li;
+                self.subs.push((inst, slot));
             }
         }
         self.series.push(Series {
             name: name.to_string(),
             labels: labels.clone(),
+        });
+        self.series_hot.push(SeriesHot {
             value: f64::NAN,
             at: None,
-            subs,
+            subs_start,
+            subs_len: self.subs.len() as u32 - subs_start,
         });
         self.series_ids
             .entry(name.to_string())
@@ -210,12 +274,13 @@ impl Evaluator {
     /// Records a sample of an interned series and evaluates the alerts it feeds.
     #[inline]
     pub fn observe(&mut self, id: SeriesId, value: f64, now: Time, out: &mut Vec<Transition>) {
-        let s = &mut self.series[id as usize];
+        let s = &mut self.series_hot[id as usize];
         s.value = value;
         s.at = Some(now);
-        for i in 0..self.series[id as usize].subs.len() {
-            let (inst, leaf) = self.series[id as usize].subs[i];
-            self.instances[inst as usize].values[leaf as usize] = Some((value, now));
+        let (start, len) = (s.subs_start as usize, s.subs_len as usize);
+        for k in start..start + len {
+            let (inst, slot) = self.subs[k];
+            self.vals[slot as usize] = Some((value, now));
             self.evaluate(inst, now, out);
         }
     }
@@ -234,58 +299,60 @@ impl Evaluator {
         Ok(id)
     }
 
-    fn severity_of(&self, inst: &Instance, now: Time) -> Severity {
-        let p = &self.policies[inst.policy as usize];
+    fn severity_of(&self, id: InstanceId, now: Time) -> Severity {
+        let p = &self.policies[self.hot[id as usize].policy as usize];
+        let values = self.values(id);
         p.severities
             .iter()
-            .filter(|(c, _)| eval(c, &inst.values, Some(now)))
+            .filter(|(c, _)| eval(c, values, Some(now)))
             .map(|(_, s)| *s)
             .fold(p.severity, Severity::max)
     }
 
+    #[inline]
     fn evaluate(&mut self, id: InstanceId, now: Time, out: &mut Vec<Transition>) {
-        let inst = &self.instances[id as usize];
-        let p = &self.policies[inst.policy as usize];
-        match inst.state {
+        let h = self.hot[id as usize];
+        let p = &self.policies[h.policy as usize];
+        let values = &self.vals[h.vals_start as usize..(h.vals_start + h.leaves) as usize];
+        match h.state {
             InstState::Inactive => {
-                if eval(&p.fire, &inst.values, Some(now)) {
+                if eval(&p.fire, values, Some(now)) {
                     if p.hold <= TimeDelta::zero() {
                         self.fire(id, now, out);
                     } else {
                         let due = now + p.hold;
-                        self.instances[id as usize].state = InstState::Pending { since: now };
+                        self.hot[id as usize].state = InstState::Pending { since: now };
                         self.deadlines.push(Reverse((due, id)));
                     }
                 }
             }
             InstState::Pending { since } => {
-                if !eval(&p.fire, &inst.values, Some(now)) {
-                    self.instances[id as usize].state = InstState::Inactive;
+                if !eval(&p.fire, values, Some(now)) {
+                    self.hot[id as usize].state = InstState::Inactive;
                 } else if now - since >= p.hold {
                     self.fire(id, now, out);
                 }
             }
             InstState::Firing { since, severity } => {
-                let all_stale = inst
-                    .values
+                let all_stale = values
                     .iter()
                     .all(|v| v.is_none_or(|(_, at)| !fresh(at, now)));
                 if all_stale {
-                    self.instances[id as usize].state = InstState::Inactive;
+                    self.hot[id as usize].state = InstState::Inactive;
                     out.push(Transition::Resolved {
                         instance: id,
                         stale: true,
                     });
-                } else if eval(&p.resolve, &inst.values, Some(now)) {
-                    self.instances[id as usize].state = InstState::Inactive;
+                } else if eval(&p.resolve, values, Some(now)) {
+                    self.hot[id as usize].state = InstState::Inactive;
                     out.push(Transition::Resolved {
                         instance: id,
                         stale: false,
                     });
                 } else {
-                    let sev = self.severity_of(inst, now);
+                    let sev = self.severity_of(id, now);
                     if sev != severity {
-                        self.instances[id as usize].state = InstState::Firing {
+                        self.hot[id as usize].state = InstState::Firing {
                             since,
                             severity: sev,
                         };
@@ -296,14 +363,13 @@ impl Evaluator {
     }
 
     fn fire(&mut self, id: InstanceId, now: Time, out: &mut Vec<Transition>) {
-        let severity = self.severity_of(&self.instances[id as usize], now);
-        let inst = &mut self.instances[id as usize];
-        inst.state = InstState::Firing {
+        let severity = self.severity_of(id, now);
+        self.hot[id as usize].state = InstState::Firing {
             since: now,
             severity,
         };
-        let last = inst
-            .values
+        let last = self
+            .values(id)
             .iter()
             .flatten()
             .map(|(_, at)| *at)
@@ -330,16 +396,15 @@ impl Evaluator {
                 break;
             }
             self.deadlines.pop();
-            match self.instances[id as usize].state {
+            match self.hot[id as usize].state {
                 InstState::Pending { since } => {
-                    let hold = self.policies[self.instances[id as usize].policy as usize].hold;
+                    let hold = self.policies[self.hot[id as usize].policy as usize].hold;
                     if since + hold <= now {
                         self.evaluate(id, now, out);
                     }
                 }
                 InstState::Firing { .. } => {
-                    let inst = &self.instances[id as usize];
-                    let last = inst.values.iter().flatten().map(|(_, at)| *at).max();
+                    let last = self.last_update(id);
                     match last {
                         Some(l) if fresh(l, now) => {
                             self.deadlines
@@ -356,27 +421,21 @@ impl Evaluator {
     /// Does the instance's firing condition hold on its latest values,
     /// however old? (Verification: "does the condition still hold?")
     pub fn fire_holds_latest(&self, id: InstanceId) -> bool {
-        let inst = &self.instances[id as usize];
         eval(
-            &self.policies[inst.policy as usize].fire,
-            &inst.values,
+            &self.policies[self.hot[id as usize].policy as usize].fire,
+            self.values(id),
             None,
         )
     }
 
     /// Is the instance firing right now?
     pub fn is_firing(&self, id: InstanceId) -> bool {
-        matches!(self.instances[id as usize].state, InstState::Firing { .. })
+        matches!(self.hot[id as usize].state, InstState::Firing { .. })
     }
 
     /// The latest sample time among the instance's values.
     pub fn last_update(&self, id: InstanceId) -> Option<Time> {
-        self.instances[id as usize]
-            .values
-            .iter()
-            .flatten()
-            .map(|(_, at)| *at)
-            .max()
+        self.values(id).iter().flatten().map(|(_, at)| *at).max()
     }
 
     /// Looks up an instance by its fingerprint.
@@ -393,7 +452,7 @@ impl Evaluator {
         m.iter()
             .filter(|(l, _)| l.get("host").map(String::as_str) == Some(host))
             .filter_map(|(_, id)| {
-                let s = &self.series[*id as usize];
+                let s = &self.series_hot[*id as usize];
                 s.at.map(|a| (s.value, a))
             })
             .max_by_key(|(_, a)| *a)
@@ -413,7 +472,11 @@ impl Evaluator {
         }
         ev.instances
             .iter()
-            .map(|i| (i.labels.clone(), eval(&policy.fire, &i.values, Some(now))))
+            .enumerate()
+            .map(|(id, i)| {
+                let values = ev.values(id as InstanceId);
+                (i.labels.clone(), eval(&policy.fire, values, Some(now)))
+            })
             .collect()
     }
 }
