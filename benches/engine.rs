@@ -195,10 +195,18 @@ fn replay_24h() {
     );
 }
 
+/// `VIGIL_BENCH_ONLY=alerts|replay` runs only that figure (for profiling).
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    bench_samples(&mut c);
-    c.final_summary();
-    alert_latency();
-    replay_24h();
+    let only = std::env::var("VIGIL_BENCH_ONLY").ok();
+    if only.is_none() {
+        let mut c = Criterion::default().configure_from_args();
+        bench_samples(&mut c);
+        c.final_summary();
+    }
+    if only.as_deref().is_none_or(|o| o == "alerts") {
+        alert_latency();
+    }
+    if only.as_deref().is_none_or(|o| o == "replay") {
+        replay_24h();
+    }
 }

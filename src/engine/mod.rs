@@ -296,7 +296,7 @@ pub struct InterruptedAction {
 
 pub struct Engine {
     eval: Evaluator,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     inventory: Inventory,
     windows: Vec<MaintenanceWindow>,
     settings: Settings,
@@ -329,7 +329,7 @@ impl Engine {
     pub fn new(setup: Setup) -> Engine {
         Engine {
             eval: Evaluator::new(setup.policies),
-            catalog: setup.catalog,
+            catalog: Arc::new(setup.catalog),
             inventory: setup.inventory,
             windows: setup.windows,
             settings: setup.settings,
@@ -835,7 +835,9 @@ impl Engine {
         let Some(&(best, _, ref why)) = cands.first() else {
             return;
         };
-        let rb = self.catalog.runbooks[best].clone();
+        // The catalog is shared: no copy of the runbook per proposal.
+        let catalog = self.catalog.clone();
+        let rb = &catalog.runbooks[best];
         let mut r = rec(RecordKind::RunbookMatched, now);
         r.alert = Some(alert.name.clone());
         r.fingerprint = Some(fp.to_string());
