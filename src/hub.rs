@@ -246,14 +246,110 @@ pub struct HubSetup {
     pub sources: SourceBoard,
 }
 
+/// Samples sent to the hub and not yet evaluated. The event queue is
+/// bounded in events, and an event can carry thousands of samples: senders of
+/// sample batches wait here so that a fast client cannot make the queue
+/// hold gigabytes.
+#[derive(Debug, Default)]
+pub struct SampleBacklog {
+    queued: std::sync::atomic::AtomicU64,
+    drained: tokio::sync::Notify,
+}
+
+impl SampleBacklog {
+    /// At most this many samples wait for the hub (a batch is let in when
+    /// nothing waits, however large).
+    pub const MAX_SAMPLES: u64 = 250_000;
+
+    /// Waits until `n` more samples fit, and counts them in. Unless
+    /// [`Admitted::sent`] is called, dropping the ticket counts them out
+    /// again (a client that went away before its batch was sent).
+    pub async fn admit(self: &Arc<Self>, n: u64) -> Admitted {
+        self.wait_for_room(n).await;
+        Admitted {
+            backlog: self.clone(),
+            n,
+        }
+    }
+
+    async fn wait_for_room(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let drained = self.drained.notified();
+            let before = self.queued.load(Ordering::Acquire);
+            if (before == 0 || before + n <= Self::MAX_SAMPLES)
+                && self
+                    .queued
+                    .compare_exchange(before, before + n, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                return;
+            }
+            if before != 0 && before + n > Self::MAX_SAMPLES {
+                drained.await;
+            }
+        }
+    }
+
+    /// The hub evaluated `n` samples that were counted in (or a sender gave
+    /// up before sending them).
+    pub fn done(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
+        self.drained.notify_waiters();
+    }
+
+    /// Samples waiting now.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Samples counted into a [`SampleBacklog`] and not sent yet.
+#[must_use]
+pub struct Admitted {
+    backlog: Arc<SampleBacklog>,
+    n: u64,
+}
+
+impl Admitted {
+    /// The samples are in the hub's queue: the hub counts them out.
+    pub fn sent(mut self) {
+        self.n = 0;
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.backlog.done(self.n);
+        }
+    }
+}
+
 /// The handle the console and the servers use.
 #[derive(Clone)]
 pub struct HubHandle {
     pub events: mpsc::Sender<Event>,
+    /// Senders of `Event::Samples` go through it first (see
+    /// [`SampleBacklog`]).
+    pub backlog: Arc<SampleBacklog>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// The alert (fingerprint) the console looks at: the hub adds its
     /// runbook suggestions to the snapshots.
     pub focus: Arc<watch::Sender<Option<String>>>,
+}
+
+/// Samples an event carries that went through the [`SampleBacklog`].
+fn sample_count(ev: &Event) -> u64 {
+    match ev {
+        Event::Samples(v) => v.len() as u64,
+        _ => 0,
+    }
 }
 
 /// The longest a snapshot goes unpublished when nothing changes.
@@ -266,6 +362,7 @@ pub struct Hub {
     operator: String,
     rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
+    backlog: Arc<SampleBacklog>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     recent: VecDeque<Record>,
     audit_seq: u64,
@@ -351,6 +448,7 @@ impl Hub {
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let analysis = LiveAnalysis::new(Arc::new(setup.engine.catalog().clone()));
+        let backlog = Arc::new(SampleBacklog::default());
         let mut hub = Hub {
             engine: setup.engine,
             writer: setup.writer,
@@ -358,6 +456,7 @@ impl Hub {
             operator: setup.operator,
             rx,
             tx: tx.clone(),
+            backlog: backlog.clone(),
             snap_tx,
             recent: VecDeque::new(),
             audit_seq: setup.restored.last_seq,
@@ -380,6 +479,7 @@ impl Hub {
             hub,
             HubHandle {
                 events: tx,
+                backlog,
                 snapshots: snap_rx,
                 focus: Arc::new(focus_tx),
             },
@@ -417,6 +517,7 @@ impl Hub {
                 }
                 Some(ev) = self.rx.recv() => {
                     let now = Utc::now();
+                    let mut samples = sample_count(&ev);
                     self.analysis.observe(&ev, now);
                     // Alerts and operator intents are published at once (the
                     // console and the API see them within milliseconds);
@@ -428,6 +529,7 @@ impl Hub {
                     while n < 1024 {
                         match self.rx.try_recv() {
                             Ok(ev) => {
+                                samples += sample_count(&ev);
                                 self.analysis.observe(&ev, now);
                                 urgent |= !matches!(ev, Event::Sample(_) | Event::Samples(_));
                                 self.engine.handle_into(ev, now);
@@ -436,6 +538,7 @@ impl Hub {
                             Err(_) => break,
                         }
                     }
+                    self.backlog.done(samples);
                     let cmds = self.engine.take_commands();
                     if urgent {
                         // The new state is shown before its records are
@@ -705,5 +808,48 @@ impl Hub {
             self.analysis.views(|fp| engine.alert(fp).is_some())
         };
         self.snap_tx.send_replace(Arc::new(snap));
+    }
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::SampleBacklog;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn senders_wait_while_the_hub_is_behind_and_go_when_it_drains() {
+        let b = Arc::new(SampleBacklog::default());
+        // A batch larger than the bound still goes when nothing waits.
+        let big = b.admit(SampleBacklog::MAX_SAMPLES + 10).await;
+        big.sent();
+        assert_eq!(b.queued(), SampleBacklog::MAX_SAMPLES + 10);
+        // The next one waits until the hub counts samples out.
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move { b.admit(5).await.sent() })
+        };
+        tokio::task::yield_now().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), async {
+                while !waiter.is_finished() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .is_err(),
+            "admitted while the backlog was full"
+        );
+        b.done(SampleBacklog::MAX_SAMPLES + 10);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("admitted once drained")
+            .unwrap();
+        assert_eq!(b.queued(), 5);
+        // A ticket dropped before its batch was sent counts it out again.
+        let t = b.admit(7).await;
+        assert_eq!(b.queued(), 12);
+        drop(t);
+        assert_eq!(b.queued(), 5);
     }
 }

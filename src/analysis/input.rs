@@ -6,7 +6,8 @@
 //!
 //! Plain data and pure functions: no clock reads, no I/O.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher as _;
 
 use chrono::TimeDelta;
 use serde::Serialize;
@@ -247,10 +248,35 @@ impl AnalysisInput {
 type Kept = (String, Labels, VecDeque<Point>);
 
 /// Recent series history per host, with times: what the hub and the
-/// replayer remember for analysis.
+/// replayer remember for analysis. Every ingested sample passes through
+/// `observe`, so finding a known series allocates nothing: hosts and series
+/// are found by hash (seeded per process), series by name and labels.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryBook {
-    hosts: BTreeMap<String, BTreeMap<String, Kept>>,
+    hash: foldhash::fast::RandomState,
+    /// Host → hash of (name, labels) → the series with that hash.
+    hosts: HashMap<String, HashMap<u64, Vec<Kept>, BuildU64>, foldhash::fast::RandomState>,
+}
+
+/// The inner maps are keyed by hashes already: no second hashing.
+type BuildU64 = std::hash::BuildHasherDefault<U64Hasher>;
+
+#[derive(Default)]
+struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed with this; anything else still mixes in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl HistoryBook {
@@ -263,12 +289,23 @@ impl HistoryBook {
         let Some(host) = s.labels.get("host") else {
             return;
         };
-        let series = self.hosts.entry(host.clone()).or_default();
-        let key = series_key(&s.name, &s.labels);
-        let entry = series
-            .entry(key)
-            .or_insert_with(|| (s.name.clone(), s.labels.clone(), VecDeque::new()));
-        let points = &mut entry.2;
+        let h = self.hash.hash_one((&s.name, &s.labels));
+        let by_hash = match self.hosts.get_mut(host.as_str()) {
+            Some(m) => m,
+            None => self.hosts.entry(host.clone()).or_default(),
+        };
+        let bucket = by_hash.entry(h).or_default();
+        let i = match bucket
+            .iter()
+            .position(|(n, l, _)| *n == s.name && *l == s.labels)
+        {
+            Some(i) => i,
+            None => {
+                bucket.push((s.name.clone(), s.labels.clone(), VecDeque::new()));
+                bucket.len() - 1
+            }
+        };
+        let points = &mut bucket[i].2;
         points.push_back(Point { at, value: s.value });
         while points
             .front()
@@ -278,13 +315,15 @@ impl HistoryBook {
         }
     }
 
-    /// The host's series with their points up to `until`.
+    /// The host's series with their points up to `until`, ordered by name
+    /// and then labels.
     pub fn host_series(&self, host: &str, until: Time) -> Vec<SeriesHistory> {
         let Some(series) = self.hosts.get(host) else {
             return Vec::new();
         };
-        series
-            .values()
+        let mut kept: Vec<&Kept> = series.values().flatten().collect();
+        kept.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        kept.into_iter()
             .filter_map(|(name, labels, pts)| {
                 let points: Vec<Point> = pts
                     .iter()

@@ -242,9 +242,13 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
     let n = samples.len() as u64;
     Stats::add(&api.stats.samples_ingested, n);
     let violations = api.violations.check(&samples);
+    // Waits while the hub has many samples still to evaluate (memory stays
+    // bounded; clients slow down instead).
+    let ticket = api.hub.backlog.admit(n).await;
     if let Err(r) = send(&api, Event::Samples(samples)).await {
         return r;
     }
+    ticket.sent();
     Stats::add(&api.stats.samples_evaluated, n);
     for v in &violations {
         api.stats.violation(&v.policy, 1);

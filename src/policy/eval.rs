@@ -20,6 +20,8 @@ use super::{Cond, Policy, STALENESS};
 use crate::model::{Labels, Severity, Time, fingerprint};
 
 pub type SeriesId = u32;
+
+type FastHash = foldhash::fast::RandomState;
 pub type InstanceId = u32;
 
 /// Series beyond this many are refused (hostile or runaway label sets).
@@ -96,7 +98,9 @@ pub struct SeriesLimit {
 pub struct Evaluator {
     policies: Vec<Policy>,
     by_metric: HashMap<String, Vec<(u32, u32)>>,
-    series_ids: HashMap<String, HashMap<Labels, SeriesId>>,
+    /// Looked up for every sample that comes by labels: a fast hash, seeded
+    /// per process (label values come from outside).
+    series_ids: HashMap<String, HashMap<Labels, SeriesId, FastHash>, FastHash>,
     series: Vec<Series>,
     series_hot: Vec<SeriesHot>,
     /// (instance, index in `vals`) per series, each series' run contiguous.
@@ -151,7 +155,7 @@ impl Evaluator {
         Evaluator {
             policies,
             by_metric,
-            series_ids: HashMap::new(),
+            series_ids: HashMap::default(),
             series: Vec::new(),
             series_hot: Vec::new(),
             subs: Vec::new(),
