@@ -15,7 +15,7 @@ use criterion::{Criterion, Throughput};
 
 use vigil::config::Config;
 use vigil::engine::{Engine, Event};
-use vigil::ingest::parse::parse_ingest;
+use vigil::ingest::parse::parse_ingest_keyed;
 use vigil::model::Time;
 
 const BATCH: usize = 5000;
@@ -46,15 +46,15 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("parse 5000-sample batch", |b| {
-        b.iter(|| black_box(parse_ingest(black_box(&body)).map(|v| v.len())))
+        b.iter(|| black_box(parse_ingest_keyed(black_box(&body)).map(|v| v.len())))
     });
     let mut e = engine();
     let now: Time = "2026-01-01T00:00:00Z".parse().unwrap_or_default();
     g.bench_function("parse + evaluate 5000-sample batch", |b| {
         b.iter(|| {
-            if let Ok(v) = parse_ingest(&body) {
+            if let Ok(v) = parse_ingest_keyed(&body) {
                 let samples = v.into_iter().map(|m| m.into_sample()).collect();
-                e.handle_into(Event::Samples(samples), now);
+                e.handle_into(Event::Keyed(samples), now);
                 black_box(e.take_commands());
             }
         })

@@ -348,6 +348,7 @@ pub struct HubHandle {
 fn sample_count(ev: &Event) -> u64 {
     match ev {
         Event::Samples(v) => v.len() as u64,
+        Event::Keyed(v) => v.len() as u64,
         _ => 0,
     }
 }
@@ -522,7 +523,7 @@ impl Hub {
                     // Alerts and operator intents are published at once (the
                     // console and the API see them within milliseconds);
                     // samples wait for the next publish tick.
-                    let mut urgent = !matches!(ev, Event::Sample(_) | Event::Samples(_));
+                    let mut urgent = !matches!(ev, Event::Sample(_) | Event::Samples(_) | Event::Keyed(_));
                     self.engine.handle_into(ev, now);
                     // Drain what is queued so one commit covers the batch.
                     let mut n = 0;
@@ -531,7 +532,7 @@ impl Hub {
                             Ok(ev) => {
                                 samples += sample_count(&ev);
                                 self.analysis.observe(&ev, now);
-                                urgent |= !matches!(ev, Event::Sample(_) | Event::Samples(_));
+                                urgent |= !matches!(ev, Event::Sample(_) | Event::Samples(_) | Event::Keyed(_));
                                 self.engine.handle_into(ev, now);
                                 n += 1;
                             }

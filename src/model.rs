@@ -68,6 +68,93 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A series (metric name and labels) as one flat byte string: the name,
+/// then each label in name order, every string preceded by its length (u32,
+/// little-endian). Equal series have equal keys, so a known series is found
+/// with one hash and one comparison, and a sample costs one allocation.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SeriesKey(Box<[u8]>);
+
+impl SeriesKey {
+    /// `labels` must be in name order without repeated names (as a
+    /// [`Labels`] map iterates, or as the ingest parser sorts them).
+    pub fn new<'a>(
+        name: &str,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> SeriesKey {
+        let len = 4
+            + name.len()
+            + labels
+                .clone()
+                .into_iter()
+                .map(|(k, v)| 8 + k.len() + v.len())
+                .sum::<usize>();
+        let mut b = Vec::with_capacity(len);
+        let mut put = |s: &str| {
+            // Label names and values are bounded far below 4 GiB.
+            b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        };
+        put(name);
+        for (k, v) in labels {
+            put(k);
+            put(v);
+        }
+        SeriesKey(b.into_boxed_slice())
+    }
+
+    pub fn of(name: &str, labels: &Labels) -> SeriesKey {
+        SeriesKey::new(name, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// The strings in order: the name, then label name, label value, ...
+    fn parts(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut rest: &[u8] = &self.0;
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let (s, tail) = tail.split_at_checked(len)?;
+            rest = tail;
+            // Built from &str only: always UTF-8.
+            std::str::from_utf8(s).ok()
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.parts().next().unwrap_or_default()
+    }
+
+    /// The labels in name order.
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut p = self.parts().skip(1);
+        std::iter::from_fn(move || Some((p.next()?, p.next()?)))
+    }
+
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    pub fn to_labels(&self) -> Labels {
+        self.labels()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:?}", self.name(), self.to_labels())
+    }
+}
+
+/// A sample whose series is given by its [`SeriesKey`] (the ingest API's
+/// form: cheap to parse into and to look up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedSample {
+    pub key: SeriesKey,
+    pub value: f64,
+}
+
 /// One metric sample as it enters the engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -508,6 +595,28 @@ mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_keys_round_trip_and_differ_when_series_differ() {
+        let mut l = Labels::new();
+        l.insert("host".into(), "web-1".into());
+        l.insert("path".into(), "a\u{0}b=\"c\",d".into());
+        l.insert("z".into(), String::new());
+        let k = SeriesKey::of("disk_used_percent", &l);
+        assert_eq!(k.name(), "disk_used_percent");
+        assert_eq!(k.to_labels(), l);
+        assert_eq!(k.label("host"), Some("web-1"));
+        assert_eq!(k.label("nope"), None);
+        assert_eq!(SeriesKey::of("disk_used_percent", &l.clone()), k);
+        // Boundaries are lengths, not separators: moving bytes between a
+        // name and a value, or between labels, gives another key.
+        let one = SeriesKey::new("m", [("a", "bc")]);
+        let two = SeriesKey::new("m", [("ab", "c")]);
+        let three = SeriesKey::new("ma", [("b", "c")]);
+        assert!(one != two && two != three && one != three);
+        assert_ne!(SeriesKey::new("m", []), SeriesKey::new("m", [("", "")]));
+        assert!(SeriesKey::new("m", []).to_labels().is_empty());
+    }
 
     #[test]
     fn record_json_leaves_out_empty_fields_and_uses_utc() {

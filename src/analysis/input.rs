@@ -7,14 +7,13 @@
 //! Plain data and pure functions: no clock reads, no I/O.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher as _;
 
 use chrono::TimeDelta;
 use serde::Serialize;
 
 use super::{Evidence, EvidenceKind, series_key};
 use crate::engine::{Alert, Inventory, MaintenanceWindow};
-use crate::model::{AlertStatus, Labels, Record, Sample, Severity, Time};
+use crate::model::{AlertStatus, Labels, Record, Sample, SeriesKey, Severity, Time};
 
 /// How far back series history reaches.
 pub const HISTORY: TimeDelta = TimeDelta::hours(24);
@@ -247,37 +246,22 @@ impl AnalysisInput {
 /// One series as the book keeps it: name, labels, points.
 type Kept = (String, Labels, VecDeque<Point>);
 
+type FastHash = foldhash::fast::RandomState;
+
 /// Recent series history per host, with times: what the hub and the
 /// replayer remember for analysis. Every ingested sample passes through
-/// `observe`, so finding a known series allocates nothing: hosts and series
-/// are found by hash (seeded per process), series by name and labels.
+/// here, so a known series is found by its [`SeriesKey`] (one hash, one
+/// comparison) and nothing is allocated for it.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryBook {
-    hash: foldhash::fast::RandomState,
-    /// Host → hash of (name, labels) → the series with that hash.
-    hosts: HashMap<String, HashMap<u64, Vec<Kept>, BuildU64>, foldhash::fast::RandomState>,
+    /// Series → index in `kept`, or [`NOT_KEPT`] for a series without a
+    /// `host` label.
+    index: HashMap<SeriesKey, u32, FastHash>,
+    kept: Vec<Kept>,
+    hosts: HashMap<String, Vec<u32>, FastHash>,
 }
 
-/// The inner maps are keyed by hashes already: no second hashing.
-type BuildU64 = std::hash::BuildHasherDefault<U64Hasher>;
-
-#[derive(Default)]
-struct U64Hasher(u64);
-
-impl std::hash::Hasher for U64Hasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed with this; anything else still mixes in.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+const NOT_KEPT: u32 = u32::MAX;
 
 impl HistoryBook {
     pub fn new() -> HistoryBook {
@@ -286,27 +270,36 @@ impl HistoryBook {
 
     /// Remembers a sample (samples without a `host` label are not kept).
     pub fn observe(&mut self, s: &Sample, at: Time) {
-        let Some(host) = s.labels.get("host") else {
+        if !s.labels.contains_key("host") {
             return;
-        };
-        let h = self.hash.hash_one((&s.name, &s.labels));
-        let by_hash = match self.hosts.get_mut(host.as_str()) {
-            Some(m) => m,
-            None => self.hosts.entry(host.clone()).or_default(),
-        };
-        let bucket = by_hash.entry(h).or_default();
-        let i = match bucket
-            .iter()
-            .position(|(n, l, _)| *n == s.name && *l == s.labels)
-        {
-            Some(i) => i,
+        }
+        self.observe_key(&SeriesKey::of(&s.name, &s.labels), s.value, at);
+    }
+
+    /// Remembers a sample given by series key.
+    pub fn observe_key(&mut self, key: &SeriesKey, value: f64, at: Time) {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
             None => {
-                bucket.push((s.name.clone(), s.labels.clone(), VecDeque::new()));
-                bucket.len() - 1
+                let i = match key.label("host") {
+                    Some(host) => {
+                        let i = self.kept.len() as u32;
+                        self.kept
+                            .push((key.name().to_string(), key.to_labels(), VecDeque::new()));
+                        self.hosts.entry(host.to_string()).or_default().push(i);
+                        i
+                    }
+                    None => NOT_KEPT,
+                };
+                self.index.insert(key.clone(), i);
+                i
             }
         };
-        let points = &mut bucket[i].2;
-        points.push_back(Point { at, value: s.value });
+        let Some(entry) = self.kept.get_mut(i as usize) else {
+            return;
+        };
+        let points = &mut entry.2;
+        points.push_back(Point { at, value });
         while points
             .front()
             .is_some_and(|p| p.at < at - HISTORY || points.len() > MAX_POINTS)
@@ -318,10 +311,13 @@ impl HistoryBook {
     /// The host's series with their points up to `until`, ordered by name
     /// and then labels.
     pub fn host_series(&self, host: &str, until: Time) -> Vec<SeriesHistory> {
-        let Some(series) = self.hosts.get(host) else {
+        let Some(slots) = self.hosts.get(host) else {
             return Vec::new();
         };
-        let mut kept: Vec<&Kept> = series.values().flatten().collect();
+        let mut kept: Vec<&Kept> = slots
+            .iter()
+            .filter_map(|&i| self.kept.get(i as usize))
+            .collect();
         kept.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         kept.into_iter()
             .filter_map(|(name, labels, pts)| {

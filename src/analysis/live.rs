@@ -125,6 +125,11 @@ impl LiveAnalysis {
                     self.history.observe(s, now);
                 }
             }
+            Event::Keyed(v) => {
+                for s in v {
+                    self.history.observe_key(&s.key, s.value, now);
+                }
+            }
             _ => {}
         }
     }

@@ -57,6 +57,8 @@ impl Default for Settings {
 pub enum Event {
     Sample(Sample),
     Samples(Vec<Sample>),
+    /// Samples by series key (the ingest API).
+    Keyed(Vec<crate::model::KeyedSample>),
     Alert(IncomingAlert),
     /// Time passed; deadlines due at `now` fire.
     Tick,
@@ -535,6 +537,14 @@ impl Engine {
                     self.on_sample(s, now);
                 }
             }
+            Event::Keyed(v) => {
+                for s in &v {
+                    let r = self
+                        .eval
+                        .observe_key(&s.key, s.value, now, &mut self.transitions);
+                    self.after_sample(r, now);
+                }
+            }
             Event::Alert(a) => self.on_alert(a, now),
             Event::Tick => self.on_tick(now),
             Event::Approve { action, actor } => self.on_approve(action, actor, now),
@@ -591,14 +601,19 @@ impl Engine {
     }
 
     fn on_sample(&mut self, s: &Sample, now: Time) {
-        match self
+        let r = self
             .eval
-            .observe_sample(&s.name, &s.labels, s.value, now, &mut self.transitions)
-        {
-            Ok(id) => {
-                // A sample that starts a pending alert is worth a signal record.
-                let _ = id;
-            }
+            .observe_sample(&s.name, &s.labels, s.value, now, &mut self.transitions);
+        self.after_sample(r, now);
+    }
+
+    fn after_sample(
+        &mut self,
+        r: Result<crate::policy::eval::SeriesId, crate::policy::eval::SeriesLimit>,
+        now: Time,
+    ) {
+        match r {
+            Ok(_) => {}
             Err(e) => {
                 let mut r = rec(RecordKind::Signal, now);
                 r.detail = Some(e.to_string());

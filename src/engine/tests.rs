@@ -504,3 +504,44 @@ fn breaker_stays_open_until_reset() {
     assert_eq!(kinds(&cmds)[0], RecordKind::CircuitClosed);
     assert!(kinds(&cmds).contains(&RecordKind::ActionStarted));
 }
+
+/// Samples by series key (the ingest API) and by labels (the simulator)
+/// drive the same alerts and actions.
+#[test]
+fn keyed_samples_fire_and_resolve_like_labelled_ones() {
+    let mut by_labels = engine("");
+    let mut by_key = engine("");
+    let l = labels(&[("host", "web-02"), ("mountpoint", "/")]);
+    let key = crate::model::SeriesKey::of("disk_used_percent", &l);
+    let mut fired = false;
+    for (i, v) in [50.0, 96.0, 97.0, 97.0, 97.0, 97.0, 97.0, 97.0, 40.0, 40.0]
+        .into_iter()
+        .enumerate()
+    {
+        let now = t(i as i64 * 60);
+        let a = by_labels.handle(
+            Event::Samples(vec![Sample {
+                name: "disk_used_percent".into(),
+                value: v,
+                labels: l.clone(),
+            }]),
+            now,
+        );
+        let b = by_key.handle(
+            Event::Keyed(vec![crate::model::KeyedSample {
+                key: key.clone(),
+                value: v,
+            }]),
+            now,
+        );
+        assert_eq!(kinds(&a), kinds(&b), "after sample {i} ({v})");
+        fired |= kinds(&b).contains(&RecordKind::AlertFiring);
+    }
+    assert!(fired, "the disk policy fired");
+    assert!(
+        by_key
+            .alerts()
+            .all(|a| a.status == crate::model::AlertStatus::Resolved),
+        "and resolved"
+    );
+}

@@ -21,12 +21,14 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::parse::{BadInput, IngestMetric, parse_ingest, parse_json, parse_webhook};
+use super::parse::{
+    BadInput, IngestMetric, KeyedMetric, parse_ingest_keyed, parse_json, parse_webhook,
+};
 use super::silence::SilenceError;
 use super::stats::Stats;
 use super::{Api, MAX_BODY};
 use crate::engine::Event;
-use crate::model::{ActionId, ActionState, AlertStatus, Sample};
+use crate::model::{ActionId, ActionState, AlertStatus, KeyedSample};
 use crate::policy::eval::Evaluator;
 use crate::policy::{Policy, PolicySpec};
 
@@ -234,18 +236,18 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
         Ok(b) => b,
         Err(r) => return r,
     };
-    let metrics = match parse_ingest(&bytes) {
+    let metrics = match parse_ingest_keyed(&bytes) {
         Ok(m) => m,
         Err(e) => return bad(e),
     };
-    let samples: Vec<Sample> = metrics.into_iter().map(IngestMetric::into_sample).collect();
+    let samples: Vec<KeyedSample> = metrics.into_iter().map(KeyedMetric::into_sample).collect();
     let n = samples.len() as u64;
     Stats::add(&api.stats.samples_ingested, n);
-    let violations = api.violations.check(&samples);
+    let violations = api.violations.check_keyed(&samples);
     // Waits while the hub has many samples still to evaluate (memory stays
     // bounded; clients slow down instead).
     let ticket = api.hub.backlog.admit(n).await;
-    if let Err(r) = send(&api, Event::Samples(samples)).await {
+    if let Err(r) = send(&api, Event::Keyed(samples)).await {
         return r;
     }
     ticket.sent();

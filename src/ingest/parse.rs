@@ -4,13 +4,14 @@
 //!
 //! Pure functions over bytes: no I/O, no clock, no engine access.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AlertStatus, IncomingAlert, Labels, Sample, Time};
+use crate::model::{AlertStatus, IncomingAlert, KeyedSample, Labels, Sample, SeriesKey, Time};
 
 /// At most this many labels (or tags, or annotations) per object.
 pub const MAX_LABELS: usize = 128;
@@ -60,28 +61,9 @@ impl<'de> Deserialize<'de> for StrictLabels {
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<StrictLabels, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(k) = m.next_key::<String>()? {
-                    if out.len() >= MAX_LABELS {
-                        return Err(de::Error::custom(format!(
-                            "more than {MAX_LABELS} labels; accepted: at most {MAX_LABELS}"
-                        )));
-                    }
-                    if k.is_empty() || k.len() > MAX_LABEL_NAME {
-                        return Err(de::Error::custom(format!(
-                            "label name {:?} must be 1 to {MAX_LABEL_NAME} bytes",
-                            truncate(&k, 40)
-                        )));
-                    }
+                    check_label_name(out.len(), &k)?;
                     let v: String = m.next_value()?;
-                    if v.len() > MAX_LABEL_VALUE {
-                        return Err(de::Error::custom(format!(
-                            "label {k:?} has a value over {MAX_LABEL_VALUE} bytes"
-                        )));
-                    }
-                    if out.contains_key(&k) {
-                        return Err(de::Error::custom(format!(
-                            "label {k:?} appears twice; each name once"
-                        )));
-                    }
+                    check_label_value(&k, &v, out.contains_key(&k))?;
                     out.insert(k, v);
                 }
                 Ok(StrictLabels(out))
@@ -89,6 +71,37 @@ impl<'de> Deserialize<'de> for StrictLabels {
         }
         d.deserialize_map(V)
     }
+}
+
+/// The label name checks: the count of labels before this one, the name.
+fn check_label_name<E: de::Error>(before: usize, k: &str) -> Result<(), E> {
+    if before >= MAX_LABELS {
+        return Err(E::custom(format!(
+            "more than {MAX_LABELS} labels; accepted: at most {MAX_LABELS}"
+        )));
+    }
+    if k.is_empty() || k.len() > MAX_LABEL_NAME {
+        return Err(E::custom(format!(
+            "label name {:?} must be 1 to {MAX_LABEL_NAME} bytes",
+            truncate(k, 40)
+        )));
+    }
+    Ok(())
+}
+
+/// The label value checks; `repeated` when the name was seen already.
+fn check_label_value<E: de::Error>(k: &str, v: &str, repeated: bool) -> Result<(), E> {
+    if v.len() > MAX_LABEL_VALUE {
+        return Err(E::custom(format!(
+            "label {k:?} has a value over {MAX_LABEL_VALUE} bytes"
+        )));
+    }
+    if repeated {
+        return Err(E::custom(format!(
+            "label {k:?} appears twice; each name once"
+        )));
+    }
+    Ok(())
 }
 
 fn truncate(s: &str, n: usize) -> &str {
@@ -278,10 +291,24 @@ pub fn metric_name_ok(s: &str) -> bool {
 /// Parses an ingest body: one metric or an array of them. An empty array
 /// is refused (nothing to evaluate is a client mistake).
 pub fn parse_ingest(body: &[u8]) -> Result<Vec<IngestMetric>, BadInput> {
+    Ok(parse_ingest_keyed(body)?
+        .into_iter()
+        .map(|m| IngestMetric {
+            name: m.key.name().to_string(),
+            value: m.value,
+            tags: StrictLabels(m.key.to_labels()),
+            timestamp: m.timestamp,
+        })
+        .collect())
+}
+
+/// [`parse_ingest`] into series keys: what the ingest API sends the hub.
+/// The same checks and errors.
+pub fn parse_ingest_keyed(body: &[u8]) -> Result<Vec<KeyedMetric>, BadInput> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let metrics = match first {
-        Some(b'[') => parse_json::<Vec<IngestMetric>>(body, INGEST_ACCEPTED)?,
-        Some(b'{') => vec![parse_json::<IngestMetric>(body, INGEST_ACCEPTED)?],
+        Some(b'[') => parse_json::<Vec<KeyedMetric>>(body, INGEST_ACCEPTED)?,
+        Some(b'{') => vec![parse_json::<KeyedMetric>(body, INGEST_ACCEPTED)?],
         Some(_) => {
             // Let the JSON parser say what is wrong where.
             return Err(match serde_json::from_slice::<serde_json::Value>(body) {
@@ -313,7 +340,8 @@ pub fn parse_ingest(body: &[u8]) -> Result<Vec<IngestMetric>, BadInput> {
     }
     let array = first == Some(b'[');
     for (i, m) in metrics.iter().enumerate() {
-        if !metric_name_ok(&m.name) {
+        let name = m.key.name();
+        if !metric_name_ok(name) {
             let field = if array {
                 format!("[{i}].name")
             } else {
@@ -322,12 +350,139 @@ pub fn parse_ingest(body: &[u8]) -> Result<Vec<IngestMetric>, BadInput> {
             return Err(BadInput::new(
                 422,
                 &field,
-                format!("{:?} is not a metric name", truncate(&m.name, 60)),
+                format!("{:?} is not a metric name", truncate(name, 60)),
                 "a Prometheus metric name: [a-zA-Z_:][a-zA-Z0-9_:]*",
             ));
         }
     }
     Ok(metrics)
+}
+
+/// One metric of the ingest API with its series as a [`SeriesKey`]: parsed
+/// from borrowed strings where the JSON has no escapes, tags checked like
+/// [`StrictLabels`], one allocation per metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedMetric {
+    pub key: SeriesKey,
+    pub value: f64,
+    pub timestamp: Option<IngestTime>,
+}
+
+impl KeyedMetric {
+    pub fn into_sample(self) -> KeyedSample {
+        KeyedSample {
+            key: self.key,
+            value: self.value,
+        }
+    }
+}
+
+/// A string borrowed from the body when it has no escapes.
+struct CowStr<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Tags as [`StrictLabels`] checks them, kept as borrowed pairs.
+struct Tags<'de>(Vec<(Cow<'de, str>, Cow<'de, str>)>);
+
+impl<'de> Deserialize<'de> for Tags<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tags<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Tags<'de>, A::Error> {
+                let mut out: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::new();
+                while let Some(CowStr(k)) = m.next_key::<CowStr<'de>>()? {
+                    check_label_name(out.len(), &k)?;
+                    let CowStr(v) = m.next_value::<CowStr<'de>>()?;
+                    check_label_value(&k, &v, out.iter().any(|(seen, _)| *seen == k))?;
+                    out.push((k, v));
+                }
+                Ok(Tags(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyedMetric {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const FIELDS: &[&str] = &["name", "value", "tags", "timestamp"];
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Field {
+            Name,
+            Value,
+            Tags,
+            Timestamp,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyedMetric;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object {name, value, tags, timestamp}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<KeyedMetric, A::Error> {
+                let mut name: Option<Cow<'de, str>> = None;
+                let mut value: Option<f64> = None;
+                let mut tags: Option<Tags<'de>> = None;
+                let mut timestamp: Option<Option<IngestTime>> = None;
+                while let Some(f) = m.next_key::<Field>()? {
+                    match f {
+                        Field::Name if name.is_some() => {
+                            return Err(de::Error::duplicate_field("name"));
+                        }
+                        Field::Name => name = Some(m.next_value::<CowStr<'de>>()?.0),
+                        Field::Value if value.is_some() => {
+                            return Err(de::Error::duplicate_field("value"));
+                        }
+                        Field::Value => value = Some(m.next_value()?),
+                        Field::Tags if tags.is_some() => {
+                            return Err(de::Error::duplicate_field("tags"));
+                        }
+                        Field::Tags => tags = Some(m.next_value()?),
+                        Field::Timestamp if timestamp.is_some() => {
+                            return Err(de::Error::duplicate_field("timestamp"));
+                        }
+                        Field::Timestamp => timestamp = Some(m.next_value()?),
+                    }
+                }
+                let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
+                let value = value.ok_or_else(|| de::Error::missing_field("value"))?;
+                let mut tags = tags.map(|t| t.0).unwrap_or_default();
+                tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Ok(KeyedMetric {
+                    key: SeriesKey::new(&name, tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))),
+                    value,
+                    timestamp: timestamp.flatten(),
+                })
+            }
+        }
+        d.deserialize_struct("IngestMetric", FIELDS, V)
+    }
 }
 
 impl IngestMetric {
@@ -371,6 +526,33 @@ pub fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8], accepted: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_parse_gives_the_same_series_as_labels() {
+        // Escaped strings are owned, plain ones borrowed: the same keys.
+        let body = br#"[{"tags":{"mountpoint":"/v\u0061r","host":"web-1"},"value":3,"name":"disk_used_percent"},
+                        {"name":"disk_used_percent","value":4,"tags":{"host":"web-1","mountpoint":"/var"}},
+                        {"name":"up","value":1}]"#;
+        let keyed = parse_ingest_keyed(body).unwrap();
+        assert_eq!(keyed.len(), 3);
+        assert_eq!(keyed[0].key, keyed[1].key);
+        assert_eq!(keyed[0].value, 3.0);
+        let plain = parse_ingest(body).unwrap();
+        for (k, p) in keyed.iter().zip(&plain) {
+            assert_eq!(k.key, SeriesKey::of(&p.name, &p.tags.0));
+        }
+        assert_eq!(keyed[2].key.name(), "up");
+        assert!(keyed[2].key.to_labels().is_empty());
+        let e = parse_ingest_keyed(br#"{"name":"c","value":1,"extra":2}"#).unwrap_err();
+        assert_eq!((e.status, e.field.as_str()), (422, "extra"), "{e:?}");
+        let e = parse_ingest_keyed(br#"{"value":1}"#).unwrap_err();
+        assert!(e.message.contains("missing field `name`"), "{e:?}");
+        let e = parse_ingest_keyed(br#"{"name":"c","value":1,"tags":{"a":"1","b":"2","a":"3"}}"#)
+            .unwrap_err();
+        // The map is named, and the message names the label.
+        assert_eq!(e.field, "tags", "{e:?}");
+        assert!(e.message.contains("\"a\" appears twice"), "{e:?}");
+    }
 
     #[test]
     fn ingest_errors_name_the_field() {

@@ -9,7 +9,14 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::model::Sample;
+use crate::model::{KeyedSample, Labels, Sample, SeriesKey};
+
+/// Where a sample's labels are.
+#[derive(Clone, Copy)]
+enum LabelsOf<'a> {
+    Map(&'a Labels),
+    Key(&'a SeriesKey),
+}
 use crate::policy::matcher::{CmpOp, Matcher, matches_all};
 use crate::policy::{Cond, Policy};
 
@@ -75,19 +82,48 @@ impl ViolationIndex {
 
     /// The violations of `samples`, in order.
     pub fn check(&self, samples: &[Sample]) -> Vec<Violation> {
+        self.check_each(
+            samples
+                .iter()
+                .map(|s| (s.name.as_str(), s.value, LabelsOf::Map(&s.labels))),
+        )
+    }
+
+    /// [`ViolationIndex::check`] for samples given by series key: labels are
+    /// decoded only for a sample that crosses a threshold.
+    pub fn check_keyed(&self, samples: &[KeyedSample]) -> Vec<Violation> {
+        self.check_each(
+            samples
+                .iter()
+                .map(|s| (s.key.name(), s.value, LabelsOf::Key(&s.key))),
+        )
+    }
+
+    fn check_each<'a>(
+        &self,
+        samples: impl Iterator<Item = (&'a str, f64, LabelsOf<'a>)>,
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
-        for (i, s) in samples.iter().enumerate() {
-            let Some(checks) = self.by_metric.get(&s.name) else {
+        for (i, (name, value, labels)) in samples.enumerate() {
+            let Some(checks) = self.by_metric.get(name) else {
                 continue;
             };
+            let mut decoded = None;
             for c in checks {
-                if c.op.holds(s.value, c.threshold) && matches_all(&c.matchers, &s.labels) {
+                if !c.op.holds(value, c.threshold) {
+                    continue;
+                }
+                let labels = match labels {
+                    LabelsOf::Map(l) => l,
+                    LabelsOf::Key(k) => decoded.get_or_insert_with(|| k.to_labels()),
+                };
+                if matches_all(&c.matchers, labels) {
                     out.push(Violation {
                         index: i,
-                        metric: s.name.clone(),
+                        metric: name.to_string(),
                         policy: self.names[c.policy].clone(),
-                        condition: format!("{} {} {}", s.name, c.op.as_str(), c.threshold),
-                        value: s.value,
+                        condition: format!("{} {} {}", name, c.op.as_str(), c.threshold),
+                        value,
                     });
                 }
             }

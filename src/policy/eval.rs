@@ -17,7 +17,7 @@ use std::collections::{BinaryHeap, HashMap};
 use chrono::TimeDelta;
 
 use super::{Cond, Policy, STALENESS};
-use crate::model::{Labels, Severity, Time, fingerprint};
+use crate::model::{Labels, SeriesKey, Severity, Time, fingerprint};
 
 pub type SeriesId = u32;
 
@@ -101,6 +101,8 @@ pub struct Evaluator {
     /// Looked up for every sample that comes by labels: a fast hash, seeded
     /// per process (label values come from outside).
     series_ids: HashMap<String, HashMap<Labels, SeriesId, FastHash>, FastHash>,
+    /// The same series by flat key (samples from the ingest API).
+    key_ids: HashMap<SeriesKey, SeriesId, FastHash>,
     series: Vec<Series>,
     series_hot: Vec<SeriesHot>,
     /// (instance, index in `vals`) per series, each series' run contiguous.
@@ -156,6 +158,7 @@ impl Evaluator {
             policies,
             by_metric,
             series_ids: HashMap::default(),
+            key_ids: HashMap::default(),
             series: Vec::new(),
             series_hot: Vec::new(),
             subs: Vec::new(),
@@ -287,6 +290,27 @@ impl Evaluator {
             self.vals[slot as usize] = Some((value, now));
             self.evaluate(inst, now, out);
         }
+    }
+
+    /// Observes a sample given by series key; a key seen for the first time
+    /// is interned by its name and labels.
+    pub fn observe_key(
+        &mut self,
+        key: &SeriesKey,
+        value: f64,
+        now: Time,
+        out: &mut Vec<Transition>,
+    ) -> Result<SeriesId, SeriesLimit> {
+        let id = match self.key_ids.get(key) {
+            Some(id) => *id,
+            None => {
+                let id = self.intern(key.name(), &key.to_labels())?;
+                self.key_ids.insert(key.clone(), id);
+                id
+            }
+        };
+        self.observe(id, value, now, out);
+        Ok(id)
     }
 
     /// Interns and observes in one call.
