@@ -540,7 +540,9 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let snap = api.hub.snapshots.borrow().clone();
     let depth = api.hub.events.max_capacity() - api.hub.events.capacity();
     let sources = api.board.read().map(|b| b.len()).unwrap_or(0);
-    let text = api.stats.render(&snap, depth, sources);
+    let text = api
+        .stats
+        .render(&snap, depth, api.hub.backlog.queued(), sources);
     (
         [(
             header::CONTENT_TYPE,

@@ -100,7 +100,15 @@ impl Stats {
     }
 
     /// The exposition text (format 0.0.4).
-    pub fn render(&self, snap: &Snapshot, queue_depth: usize, sources: usize) -> String {
+    /// `queue_depth`: events waiting for the hub; `backlog`: ingested
+    /// samples among them.
+    pub fn render(
+        &self,
+        snap: &Snapshot,
+        queue_depth: usize,
+        backlog: u64,
+        sources: usize,
+    ) -> String {
         self.follow(snap);
         let mut o = String::with_capacity(4096);
         let c = |o: &mut String, name: &str, help: &str, v: u64| {
@@ -183,6 +191,12 @@ impl Stats {
             "vigil_event_queue_depth",
             "Events waiting for the hub.",
             queue_depth as f64,
+        );
+        g(
+            &mut o,
+            "vigil_ingest_backlog_samples",
+            "Ingested samples waiting for the hub to evaluate them.",
+            backlog as f64,
         );
         g(
             &mut o,
