@@ -280,6 +280,9 @@ impl HistoryBook {
     pub fn observe_key(&mut self, key: &SeriesKey, value: f64, at: Time) {
         let i = match self.index.get(key) {
             Some(&i) => i,
+            // As many series as the engine takes, and no more: a client
+            // inventing label values must not grow this without bound.
+            None if self.index.len() >= crate::policy::eval::MAX_SERIES => return,
             None => {
                 let i = match key.label("host") {
                     Some(host) => {
