@@ -275,18 +275,17 @@ impl SampleBacklog {
     async fn wait_for_room(&self, n: u64) {
         use std::sync::atomic::Ordering;
         loop {
+            // Registered before the check, so a drain in between wakes it.
             let drained = self.drained.notified();
             let before = self.queued.load(Ordering::Acquire);
-            if (before == 0 || before + n <= Self::MAX_SAMPLES)
-                && self
-                    .queued
-                    .compare_exchange(before, before + n, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                return;
-            }
             if before != 0 && before + n > Self::MAX_SAMPLES {
                 drained.await;
+            } else if self
+                .queued
+                .compare_exchange(before, before + n, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
             }
         }
     }
@@ -351,6 +350,12 @@ fn sample_count(ev: &Event) -> u64 {
         Event::Keyed(v) => v.len() as u64,
         _ => 0,
     }
+}
+
+/// Alerts and operator intents are published at once; samples wait for the
+/// next publish tick.
+fn is_urgent(ev: &Event) -> bool {
+    !matches!(ev, Event::Sample(_) | Event::Samples(_) | Event::Keyed(_))
 }
 
 /// The longest a snapshot goes unpublished when nothing changes.
@@ -448,7 +453,7 @@ impl Hub {
             analyses: Default::default(),
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
-        let analysis = LiveAnalysis::new(Arc::new(setup.engine.catalog().clone()));
+        let analysis = LiveAnalysis::new(setup.engine.shared_catalog());
         let backlog = Arc::new(SampleBacklog::default());
         let mut hub = Hub {
             engine: setup.engine,
@@ -520,10 +525,8 @@ impl Hub {
                     let now = Utc::now();
                     let mut samples = sample_count(&ev);
                     self.analysis.observe(&ev, now);
-                    // Alerts and operator intents are published at once (the
-                    // console and the API see them within milliseconds);
-                    // samples wait for the next publish tick.
-                    let mut urgent = !matches!(ev, Event::Sample(_) | Event::Samples(_) | Event::Keyed(_));
+                    // Urgent events are shown within milliseconds.
+                    let mut urgent = is_urgent(&ev);
                     self.engine.handle_into(ev, now);
                     // Drain what is queued so one commit covers the batch.
                     let mut n = 0;
@@ -532,7 +535,7 @@ impl Hub {
                             Ok(ev) => {
                                 samples += sample_count(&ev);
                                 self.analysis.observe(&ev, now);
-                                urgent |= !matches!(ev, Event::Sample(_) | Event::Samples(_) | Event::Keyed(_));
+                                urgent |= is_urgent(&ev);
                                 self.engine.handle_into(ev, now);
                                 n += 1;
                             }

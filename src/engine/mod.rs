@@ -388,6 +388,10 @@ impl Engine {
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
+    /// The catalog itself, shared (it never changes after start).
+    pub fn shared_catalog(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
     }

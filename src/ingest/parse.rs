@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AlertStatus, IncomingAlert, KeyedSample, Labels, Sample, SeriesKey, Time};
+use crate::model::{AlertStatus, IncomingAlert, KeyedSample, Labels, SeriesKey, Time};
 
 /// At most this many labels (or tags, or annotations) per object.
 pub const MAX_LABELS: usize = 128;
@@ -482,16 +482,6 @@ impl<'de> Deserialize<'de> for KeyedMetric {
             }
         }
         d.deserialize_struct("IngestMetric", FIELDS, V)
-    }
-}
-
-impl IngestMetric {
-    pub fn into_sample(self) -> Sample {
-        Sample {
-            name: self.name,
-            value: self.value,
-            labels: self.tags.0,
-        }
     }
 }
 
