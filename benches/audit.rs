@@ -5,14 +5,25 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil::model::{Record, RecordKind, Time};
 use vigil::store::{AuditFilter, AuditWriter, Store, WriterStats};
 
-fn base_time() -> Time {
-    "2026-03-01T00:00:00Z".parse().expect("a valid time")
+static BASE_TIME: LazyLock<Time> =
+    LazyLock::new(|| "2026-03-01T00:00:00Z".parse().expect("a valid time"));
+
+/// Numbers records in the order they are made: as in the hub, concurrent
+/// records belong to recent actions and carry recent times.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// `n` records numbered after every record made so far.
+fn next_records(n: u64) -> Vec<Record> {
+    let first = NEXT.fetch_add(n, Ordering::Relaxed);
+    (first..first + n).map(record).collect()
 }
 
 /// A realistic record: an action step with the fields the console filters by.
@@ -26,7 +37,7 @@ fn record(i: u64) -> Record {
     ];
     let mut r = Record::new(
         kinds[(i % kinds.len() as u64) as usize],
-        base_time() + chrono::Duration::milliseconds(i as i64),
+        *BASE_TIME + chrono::Duration::milliseconds(i as i64),
     );
     r.alert = Some("DiskSpaceLow".into());
     r.runbook = Some("disk_cleanup".into());
@@ -49,14 +60,11 @@ fn record(i: u64) -> Record {
 fn run_threads(w: &AuditWriter, submitters: u64, batch: u64, iters: u64) -> Duration {
     let start = Instant::now();
     std::thread::scope(|s| {
-        for t in 0..submitters {
+        for _ in 0..submitters {
             let w = w.clone();
             s.spawn(move || {
-                for i in 0..iters {
-                    let recs: Vec<Record> = (0..batch)
-                        .map(|k| record((t * iters + i) * batch + k))
-                        .collect();
-                    black_box(w.append_blocking(recs).expect("append"));
+                for _ in 0..iters {
+                    black_box(w.append_blocking(next_records(batch)).expect("append"));
                 }
             });
         }
@@ -112,11 +120,11 @@ fn bench_append(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 let mut hs = Vec::new();
-                for t in 0..tasks {
+                for _ in 0..tasks {
                     let w = w.clone();
                     hs.push(tokio::spawn(async move {
-                        for i in 0..iters {
-                            black_box(w.append(vec![record(t * iters + i)]).await.expect("append"));
+                        for _ in 0..iters {
+                            black_box(w.append(next_records(1)).await.expect("append"));
                         }
                     }));
                 }
@@ -192,6 +200,11 @@ fn bench_verify(c: &mut Criterion) {
     g.bench_function("page_50_by_target_mid_200k", |b| {
         b.iter(|| black_box(store.page(&filter, Some(N / 2), 50).expect("page")))
     });
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("count_by_target_200k", |b| {
+        b.iter(|| black_box(store.count(&filter).expect("count")))
+    });
+    g.throughput(Throughput::Elements(50));
     g.bench_function("tail_50", |b| {
         b.iter(|| black_box(store.tail(50).expect("tail")))
     });

@@ -556,6 +556,19 @@ impl Record {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// [`Record::canonical_json`] without its leading `{"seq":N`: the part
+    /// that does not depend on the number the store gives the record, so
+    /// that callers can serialise before the store numbers it.
+    /// [`canonical_json_with_seq`] puts the two together.
+    pub fn canonical_json_after_seq(&self) -> String {
+        let mut json = self.canonical_json();
+        let digits = json.strip_prefix(SEQ_PREFIX).map_or(0, |rest| {
+            rest.bytes().take_while(u8::is_ascii_digit).count()
+        });
+        json.drain(..SEQ_PREFIX.len() + digits);
+        json
+    }
+
     /// One line for people: `seq at kind key=value ...`.
     pub fn summary(&self) -> String {
         let mut s = format!("{:>6} {} {:<20}", self.seq, fmt_time(&self.at), self.kind);
@@ -573,6 +586,19 @@ impl Record {
         push("detail", &self.detail);
         s
     }
+}
+
+/// How every record's canonical JSON starts: `seq` is its first field.
+const SEQ_PREFIX: &str = "{\"seq\":";
+
+/// The canonical JSON of a record numbered `seq` whose
+/// [`Record::canonical_json_after_seq`] is `after_seq`.
+pub fn canonical_json_with_seq(seq: u64, after_seq: &str) -> String {
+    let mut json = String::with_capacity(SEQ_PREFIX.len() + 20 + after_seq.len());
+    json.push_str(SEQ_PREFIX);
+    let _ = std::fmt::Write::write_fmt(&mut json, format_args!("{seq}"));
+    json.push_str(after_seq);
+    json
 }
 
 mod rfc3339 {
@@ -630,6 +656,26 @@ mod tests {
         );
         let back: Record = serde_json::from_str(&r.canonical_json()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn json_serialised_before_numbering_is_the_canonical_json() {
+        let mut r = Record::new(
+            RecordKind::ActionStarted,
+            "2026-03-01T02:19:00Z".parse().unwrap(),
+        );
+        r.detail = Some("{\"seq\":9} \\ \u{2028} \"quoted\"".into());
+        r.params = Some(BTreeMap::from([("seq".to_string(), "1".to_string())]));
+        for before in [0, 7, 12345] {
+            r.seq = before;
+            let after = r.canonical_json_after_seq();
+            assert!(after.starts_with(",\"at\":"), "{after}");
+            for seq in [1, 10, u64::MAX] {
+                r.seq = seq;
+                assert_eq!(canonical_json_with_seq(seq, &after), r.canonical_json());
+                r.seq = before;
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   [`Store::rebuild_state`] recomputes them from the trail if they must.
 //! - [`AuditWriter`] owns a [`Store`] on a dedicated thread and commits the
 //!   requests of many callers together (group commit).
+//! - Filters by target, runbook, kind and actor read `audit_tags`, one index
+//!   keyed by (seq bucket, value id, seq): see [`Store::page`].
 //!
 //! The store never repairs or overwrites a file it does not recognise: a file
 //! that is not an SQLite database, an SQLite database that is not Vigil's, or
@@ -37,7 +39,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Labels, Record, RecordKind, Severity, Time, fingerprint, fmt_time};
+use crate::model::{
+    Labels, Record, RecordKind, Severity, Time, canonical_json_with_seq, fingerprint, fmt_time,
+};
 
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "vigil.db";
@@ -195,21 +199,18 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn conditions(&self) -> (String, Vec<String>) {
-        let mut sql = String::new();
-        let mut args = Vec::new();
-        for (col, v) in [
-            ("target", &self.target),
-            ("runbook", &self.runbook),
-            ("kind", &self.kind),
-            ("actor", &self.actor),
-        ] {
-            if let Some(v) = v {
-                args.push(v.clone());
-                let _ = write!(sql, " AND {col} = ?{}", args.len());
-            }
-        }
-        (sql, args)
+    /// The set fields as (tag column, value), the one that usually selects
+    /// fewest records first: target, actor, runbook, kind.
+    fn tags(&self) -> Vec<(usize, &str)> {
+        [
+            (2, &self.target),
+            (3, &self.actor),
+            (1, &self.runbook),
+            (0, &self.kind),
+        ]
+        .into_iter()
+        .filter_map(|(col, v)| v.as_deref().map(|v| (col, v)))
+        .collect()
     }
 }
 
@@ -336,6 +337,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     read_only: bool,
+    /// The writer's cache of `audit_names` ids.
+    names: NameIds,
 }
 
 impl std::fmt::Debug for Store {
@@ -420,6 +423,7 @@ impl Store {
             .map_err(sql_err(&path, "open the database"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sql_err(&path, "set the busy timeout"))?;
+        conn.set_prepared_statement_cache_capacity(64);
         // Read before writing anything: a foreign file stays untouched.
         check_ident(&identify(&conn, &path)?, &path)?;
         let mode: String = conn
@@ -440,6 +444,7 @@ impl Store {
             conn,
             path,
             read_only: false,
+            names: NameIds::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -475,6 +480,7 @@ impl Store {
             conn,
             path,
             read_only: true,
+            names: NameIds::default(),
         })
     }
 
@@ -572,6 +578,17 @@ impl Store {
     /// returns once it is committed. `at` is kept as given. On error nothing
     /// was written and the records' `seq` are as they were.
     pub fn append(&mut self, records: &mut [Record]) -> Result<(), StoreError> {
+        self.append_serialised(records, None)
+    }
+
+    /// [`Store::append`] of records whose
+    /// [`Record::canonical_json_after_seq`] the caller already made (one per
+    /// record, in order): the writer thread then only numbers and chains.
+    pub(crate) fn append_serialised(
+        &mut self,
+        records: &mut [Record],
+        after_seq: Option<&[String]>,
+    ) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -582,25 +599,33 @@ impl Store {
             });
         }
         let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
-        let res = self.append_tx(records);
+        let res = self.append_tx(records, after_seq);
         if res.is_err() {
             for (r, s) in records.iter_mut().zip(before) {
                 r.seq = s;
             }
+            // Ids the rolled-back transaction assigned are not in the file.
+            self.names.clear();
         }
         res
     }
 
-    fn append_tx(&mut self, records: &mut [Record]) -> Result<(), StoreError> {
-        let path = self.path.clone();
+    fn append_tx(
+        &mut self,
+        records: &mut [Record],
+        after_seq: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let Store {
+            conn, path, names, ..
+        } = self;
         let what = "append audit records";
-        let e = || sql_err(&path, what);
-        let tx = self
-            .conn
+        let e = || sql_err(path, what);
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e())?;
         let (mut seq, mut prev) = head(&tx).map_err(e())?;
         let mut derived = DerivedBatch::default();
+        let mut tags = Vec::with_capacity(records.len() * 4);
         {
             let mut ins = tx
                 .prepare_cached(
@@ -608,10 +633,13 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(e())?;
-            for r in records.iter_mut() {
+            for (i, r) in records.iter_mut().enumerate() {
                 seq += 1;
                 r.seq = seq;
-                let json = r.canonical_json();
+                let json = match after_seq.and_then(|a| a.get(i)) {
+                    Some(after) => canonical_json_with_seq(seq, after),
+                    None => r.canonical_json(),
+                };
                 let hash = chain_hash(&prev, &json);
                 ins.execute(params![
                     seq as i64,
@@ -626,10 +654,20 @@ impl Store {
                     hash,
                 ])
                 .map_err(e())?;
+                for (col, value) in tag_values(r).into_iter().enumerate() {
+                    if let Some(value) = value {
+                        tags.push((
+                            seq >> schema::BUCKET_SHIFT,
+                            names.id(&tx, col, value).map_err(e())?,
+                            seq,
+                        ));
+                    }
+                }
                 apply_derived(&tx, r, &mut derived).map_err(e())?;
                 prev = hash;
             }
         }
+        insert_tags(&tx, &mut tags).map_err(e())?;
         derived.flush(&tx).map_err(e())?;
         tx.execute(
             "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2)
@@ -740,15 +778,7 @@ impl Store {
         drop(stmt);
         // Both through an index: the newest proposal in the trail, and the
         // greatest id of the actions table (ids of one width sort by number).
-        let newest: Option<String> = tx
-            .query_row(
-                "SELECT action_id FROM audit WHERE kind = 'action_proposed'
-                 AND action_id IS NOT NULL ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(e())?;
+        let newest = self.newest_proposal()?;
         let greatest: Option<String> = tx
             .query_row("SELECT max(action_id) FROM actions", [], |r| r.get(0))
             .map_err(e())?;
@@ -845,6 +875,25 @@ impl Store {
             });
         }
         Ok(st)
+    }
+
+    /// The action id of the newest `action_proposed` record that has one.
+    fn newest_proposal(&self) -> Result<Option<String>, StoreError> {
+        let proposals = AuditFilter {
+            kind: Some(RecordKind::ActionProposed.as_str().to_string()),
+            ..AuditFilter::default()
+        };
+        let mut before = None;
+        loop {
+            let page = self.page(&proposals, before, 64)?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            before = Some(last.seq);
+            if let Some(id) = page.into_iter().find_map(|r| r.action_id) {
+                return Ok(Some(id));
+            }
+        }
     }
 
     fn time(&self, seq: u64, v: ValueRef<'_>) -> Result<Time, StoreError> {
@@ -1103,41 +1152,102 @@ impl Store {
     /// Up to `limit` records matching `filter` with seq below `before_seq`
     /// (all when `None`), newest first: page back through a long trail by
     /// passing the smallest seq of the previous page.
+    ///
+    /// A filtered page reads `audit_tags` one bucket of 1,024 seqs at a time,
+    /// newest first, until the page is full.
     pub fn page(
         &self,
         filter: &AuditFilter,
         before_seq: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let (cond, args) = filter.conditions();
         let before = before_seq.map_or(i64::MAX, |s| s.min(i64::MAX as u64) as i64);
-        let limit = limit.min(i64::MAX as usize) as i64;
-        let n = args.len();
+        let Some(tags) = self.filter_ids(filter)? else {
+            return Ok(Vec::new());
+        };
+        let Some(&lead) = tags.first() else {
+            let limit = limit.min(i64::MAX as usize) as i64;
+            return self.records(
+                "SELECT seq, json FROM audit WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+                &[&before, &limit],
+            );
+        };
+        if before <= 1 || limit == 0 {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "SELECT seq, json FROM audit WHERE seq < ?{}{cond} ORDER BY seq DESC LIMIT ?{}",
-            n + 1,
-            n + 2
+            "SELECT a.seq, a.json FROM audit_tags t JOIN audit a ON a.seq = t.seq
+             WHERE t.bucket = ?1 AND t.tag = ?2 AND t.seq < ?3{} ORDER BY t.seq DESC LIMIT ?4",
+            also_tagged(tags.len(), 5)
         );
-        let mut params: Vec<&dyn rusqlite::ToSql> =
-            args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
-        params.push(&before);
-        params.push(&limit);
-        self.records(&sql, &params)
+        let newest = self.last_seq()?.min(before as u64 - 1);
+        let mut out = Vec::new();
+        let mut bucket = (newest >> schema::BUCKET_SHIFT) as i64;
+        while bucket >= 0 && out.len() < limit {
+            let want = (limit - out.len()) as i64;
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&bucket, &lead, &before, &want];
+            args.extend(tags[1..].iter().map(|t| t as &dyn rusqlite::ToSql));
+            out.extend(self.records(&sql, &args)?);
+            bucket -= 1;
+        }
+        Ok(out)
     }
 
     /// How many records match `filter`.
     pub fn count(&self, filter: &AuditFilter) -> Result<u64, StoreError> {
-        let (cond, args) = filter.conditions();
-        let sql = format!("SELECT count(*) FROM audit WHERE 1{cond}");
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(self.err("count audit records"))?;
-        let n: i64 = stmt
-            .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
-            .map_err(self.err("count audit records"))?;
-        Ok(n.max(0) as u64)
+        let e = || self.err("count audit records");
+        let Some(tags) = self.filter_ids(filter)? else {
+            return Ok(0);
+        };
+        let Some(&lead) = tags.first() else {
+            let n: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+                .map_err(e())?;
+            return Ok(n.max(0) as u64);
+        };
+        let sql = format!(
+            "SELECT count(*) FROM audit_tags t WHERE t.bucket = ?1 AND t.tag = ?2{}",
+            also_tagged(tags.len(), 3)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(e())?;
+        let mut total = 0u64;
+        for bucket in 0..=(self.last_seq()? >> schema::BUCKET_SHIFT) as i64 {
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&bucket, &lead];
+            args.extend(tags[1..].iter().map(|t| t as &dyn rusqlite::ToSql));
+            let n: i64 = stmt.query_row(args.as_slice(), |r| r.get(0)).map_err(e())?;
+            total += n.max(0) as u64;
+        }
+        Ok(total)
     }
+
+    /// The `audit_names` ids of the filter's values, the leading one first;
+    /// `None` when a value was never recorded (nothing can match).
+    fn filter_ids(&self, filter: &AuditFilter) -> Result<Option<Vec<i64>>, StoreError> {
+        let mut ids = Vec::new();
+        for (col, value) in filter.tags() {
+            match name_id(&self.conn, col, value).map_err(self.err("read the audit names"))? {
+                Some(id) => ids.push(id),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(ids))
+    }
+}
+
+/// SQL requiring that `t.seq` also carries the tags bound from `?first` on,
+/// for the `n - 1` tags after the leading one.
+fn also_tagged(n: usize, first: usize) -> String {
+    let mut sql = String::new();
+    for i in 0..n.saturating_sub(1) {
+        let _ = write!(
+            sql,
+            " AND EXISTS (SELECT 1 FROM audit_tags u
+                          WHERE u.bucket = t.bucket AND u.tag = ?{} AND u.seq = t.seq)",
+            first + i
+        );
+    }
+    sql
 }
 
 fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
@@ -1188,6 +1298,95 @@ fn head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
         Some((seq, hash)) => (seq.max(0) as u64, hash),
         None => (0, GENESIS_PREV.to_string()),
     })
+}
+
+/// A record's values of [`schema::TAG_COLS`], in that order.
+fn tag_values(r: &Record) -> [Option<&str>; 4] {
+    [
+        Some(r.kind.as_str()),
+        r.runbook.as_deref(),
+        r.target.as_deref(),
+        r.actor.as_deref(),
+    ]
+}
+
+/// The writer's memory of `audit_names` ids, one map per tag column. Ids
+/// are never reused or changed once committed; a failed transaction clears
+/// the maps, since ids it assigned were rolled back.
+#[derive(Default)]
+struct NameIds {
+    cols: [std::collections::HashMap<String, i64>; 4],
+}
+
+impl NameIds {
+    /// Invented label values must not grow the maps without bound: a full
+    /// map starts over (the ids stay in the file).
+    const MAX_PER_COL: usize = 65_536;
+
+    fn clear(&mut self) {
+        self.cols
+            .iter_mut()
+            .for_each(std::collections::HashMap::clear);
+    }
+
+    /// The id of `name` in column `col`, numbering it if it is new.
+    fn id(&mut self, tx: &Connection, col: usize, name: &str) -> rusqlite::Result<i64> {
+        if let Some(&id) = self.cols[col].get(name) {
+            return Ok(id);
+        }
+        let id = match name_id(tx, col, name)? {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT INTO audit_names (col, name) VALUES (?1, ?2)")?
+                    .execute(params![schema::TAG_COLS[col], name])?;
+                tx.last_insert_rowid()
+            }
+        };
+        let map = &mut self.cols[col];
+        if map.len() >= Self::MAX_PER_COL {
+            map.clear();
+        }
+        map.insert(name.to_string(), id);
+        Ok(id)
+    }
+}
+
+/// Writes a transaction's `audit_tags` rows (tag id, seq) in key order,
+/// many rows per statement: a statement per row cost more than the b-tree
+/// work itself.
+fn insert_tags(tx: &Connection, tags: &mut [(u64, i64, u64)]) -> rusqlite::Result<()> {
+    tags.sort_unstable();
+    let mut rest = &tags[..];
+    for rows in [256usize, 32, 4, 1] {
+        if rest.len() < rows {
+            continue;
+        }
+        let mut sql = String::from("INSERT INTO audit_tags (bucket, tag, seq) VALUES ");
+        for i in 0..rows {
+            let sep = if i == 0 { "" } else { "," };
+            let (t, q) = (2 * i + 1, 2 * i + 2);
+            let _ = write!(sql, "{sep}(?{q} >> {}, ?{t}, ?{q})", schema::BUCKET_SHIFT);
+        }
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut args: Vec<i64> = Vec::with_capacity(2 * rows);
+        while rest.len() >= rows {
+            let (now, later) = rest.split_at(rows);
+            args.clear();
+            for &(_, tag, seq) in now {
+                args.extend([tag, seq as i64]);
+            }
+            stmt.execute(rusqlite::params_from_iter(args.iter()))?;
+            rest = later;
+        }
+    }
+    Ok(())
+}
+
+/// The stored id of `name` in tag column `col`, if any record had it.
+fn name_id(conn: &Connection, col: usize, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM audit_names WHERE col = ?1 AND name = ?2")?
+        .query_row(params![schema::TAG_COLS[col], name], |r| r.get(0))
+        .optional()
 }
 
 /// One `actions` row as the records of one transaction leave it, written

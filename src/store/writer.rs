@@ -39,7 +39,12 @@ impl Reply {
 }
 
 enum Msg {
-    Append { records: Vec<Record>, reply: Reply },
+    Append {
+        records: Vec<Record>,
+        /// Each record's JSON after its `seq`, made by the caller's thread.
+        after_seq: Vec<String>,
+        reply: Reply,
+    },
     Shutdown,
 }
 
@@ -189,10 +194,21 @@ impl AuditWriter {
         }
     }
 
+    /// Queues `records` for the writer. Serialising them happens here, on
+    /// the caller's thread, so that many callers share that work instead of
+    /// queueing it on the one writer.
     fn send(&self, records: Vec<Record>, reply: Reply) -> Result<(), StoreError> {
+        let after_seq = records
+            .iter()
+            .map(Record::canonical_json_after_seq)
+            .collect();
         self.inner
             .tx
-            .send(Msg::Append { records, reply })
+            .send(Msg::Append {
+                records,
+                after_seq,
+                reply,
+            })
             .map_err(|_| self.closed())
     }
 
@@ -317,33 +333,43 @@ fn run(
     }
 }
 
+/// One caller's records, their JSON after `seq`, and where the answer goes.
+type Request = (Vec<Record>, Vec<String>, Reply);
+
 #[derive(Default)]
 struct Batch {
-    requests: Vec<(Vec<Record>, Reply)>,
+    requests: Vec<Request>,
     records: usize,
 }
 
 impl Batch {
     fn take(&mut self, m: Msg, stop: &mut bool) {
         match m {
-            Msg::Append { records, reply } => {
+            Msg::Append {
+                records,
+                after_seq,
+                reply,
+            } => {
                 self.records += records.len();
-                self.requests.push((records, reply));
+                self.requests.push((records, after_seq, reply));
             }
             Msg::Shutdown => *stop = true,
         }
     }
 }
 
-fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>, counters: &Counters) {
+fn commit(store: &mut Store, batch: Vec<Request>, counters: &Counters) {
     if batch.is_empty() {
         return;
     }
-    let lens: Vec<usize> = batch.iter().map(|(r, _)| r.len()).collect();
-    let mut all: Vec<Record> = Vec::with_capacity(lens.iter().sum());
+    let lens: Vec<usize> = batch.iter().map(|(r, _, _)| r.len()).collect();
+    let total = lens.iter().sum();
+    let mut all: Vec<Record> = Vec::with_capacity(total);
+    let mut all_json: Vec<String> = Vec::with_capacity(total);
     let mut replies = Vec::with_capacity(batch.len());
-    for (mut records, reply) in batch {
+    for (mut records, mut after_seq, reply) in batch {
         all.append(&mut records);
+        all_json.append(&mut after_seq);
         replies.push(reply);
     }
     let ok = |n: usize| {
@@ -364,7 +390,7 @@ fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>, counters: &Counte
         reply.send(answer);
     };
     let started = std::time::Instant::now();
-    let result = store.append(&mut all);
+    let result = store.append_serialised(&mut all, Some(&all_json));
     let busy = |since: std::time::Instant| {
         let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
         counters.busy_micros.fetch_add(us, Ordering::Relaxed);
@@ -387,10 +413,14 @@ fn commit(store: &mut Store, batch: Vec<(Vec<Record>, Reply)>, counters: &Counte
             // Retry each caller alone: a failure that belongs to one request
             // must not fail the others; a general failure fails them all.
             let mut it = all.into_iter();
+            let mut json = all_json.into_iter();
             for (reply, len) in replies.into_iter().zip(lens) {
                 let mut part: Vec<Record> = it.by_ref().take(len).collect();
+                let part_json: Vec<String> = json.by_ref().take(len).collect();
                 let started = std::time::Instant::now();
-                let answer = store.append(&mut part).map(|()| part);
+                let answer = store
+                    .append_serialised(&mut part, Some(&part_json))
+                    .map(|()| part);
                 busy(started);
                 if let Ok(p) = &answer {
                     ok(p.len());
