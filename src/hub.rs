@@ -250,10 +250,18 @@ pub struct HubSetup {
 /// bounded in events, and an event can carry thousands of samples: senders of
 /// sample batches wait here so that a fast client cannot make the queue
 /// hold gigabytes.
+///
+/// Ingested samples reach the hub through its `inbox` rather than the event
+/// channel ([`Admitted::deliver`]): the hub takes everything delivered in a
+/// millisecond at once, so that a thousand single-sample requests cost it one
+/// wakeup instead of a thousand.
 #[derive(Debug, Default)]
 pub struct SampleBacklog {
     queued: std::sync::atomic::AtomicU64,
     drained: tokio::sync::Notify,
+    inbox: std::sync::Mutex<Vec<crate::model::KeyedSample>>,
+    /// Notified when the inbox stops being empty.
+    arrived: tokio::sync::Notify,
 }
 
 impl SampleBacklog {
@@ -306,6 +314,17 @@ impl SampleBacklog {
     pub fn queued(&self) -> u64 {
         self.queued.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Vec<crate::model::KeyedSample>> {
+        self.inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every delivered sample not taken yet, in the order delivered.
+    pub fn take_delivered(&self) -> Vec<crate::model::KeyedSample> {
+        std::mem::take(&mut *self.inbox())
+    }
 }
 
 /// Samples counted into a [`SampleBacklog`] and not sent yet.
@@ -318,6 +337,25 @@ pub struct Admitted {
 impl Admitted {
     /// The samples are in the hub's queue: the hub counts them out.
     pub fn sent(mut self) {
+        self.n = 0;
+    }
+
+    /// Hands the admitted samples to the hub's inbox (the hub counts them
+    /// out once it evaluated them).
+    pub fn deliver(mut self, samples: Vec<crate::model::KeyedSample>) {
+        let first = {
+            let mut inbox = self.backlog.inbox();
+            let first = inbox.is_empty();
+            if first {
+                *inbox = samples;
+            } else {
+                inbox.extend(samples);
+            }
+            first
+        };
+        if first {
+            self.backlog.arrived.notify_one();
+        }
         self.n = 0;
     }
 }
@@ -357,6 +395,10 @@ fn sample_count(ev: &Event) -> u64 {
 fn is_urgent(ev: &Event) -> bool {
     !matches!(ev, Event::Sample(_) | Event::Samples(_) | Event::Keyed(_))
 }
+
+/// How long the hub lets ingested samples gather in its inbox before it
+/// evaluates them together (see [`SampleBacklog`]).
+const DELIVERY_WINDOW: Duration = Duration::from_millis(1);
 
 /// The longest a snapshot goes unpublished when nothing changes.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -503,6 +545,39 @@ impl Hub {
         self.analysis.set_enabled(on);
     }
 
+    /// Evaluates `ev` and what else is queued behind it, so that one commit
+    /// covers the batch.
+    async fn handle_events(&mut self, ev: Event) {
+        let now = Utc::now();
+        let mut samples = sample_count(&ev);
+        self.analysis.observe(&ev, now);
+        // Urgent events are shown within milliseconds.
+        let mut urgent = is_urgent(&ev);
+        self.engine.handle_into(ev, now);
+        let mut n = 0;
+        while n < 1024 {
+            match self.rx.try_recv() {
+                Ok(ev) => {
+                    samples += sample_count(&ev);
+                    self.analysis.observe(&ev, now);
+                    urgent |= is_urgent(&ev);
+                    self.engine.handle_into(ev, now);
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        self.backlog.done(samples);
+        let cmds = self.engine.take_commands();
+        if urgent {
+            // The new state is shown before its records are synced (showing
+            // is not acting); effects still wait for the write, and the
+            // records follow.
+            self.publish();
+        }
+        self.perform(cmds, now).await;
+    }
+
     /// Runs until `shutdown` flips to true; flushes the audit trail before
     /// returning.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
@@ -515,6 +590,9 @@ impl Hub {
         let mut dirty = true;
         let mut last_publish = std::time::Instant::now();
         let mut board_seen = 0u64;
+        // While set, samples are being delivered: they are taken when it
+        // elapses.
+        let mut delivering: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             tokio::select! {
                 biased;
@@ -522,36 +600,19 @@ impl Hub {
                     if *shutdown.borrow() { break; }
                 }
                 Some(ev) = self.rx.recv() => {
-                    let now = Utc::now();
-                    let mut samples = sample_count(&ev);
-                    self.analysis.observe(&ev, now);
-                    // Urgent events are shown within milliseconds.
-                    let mut urgent = is_urgent(&ev);
-                    self.engine.handle_into(ev, now);
-                    // Drain what is queued so one commit covers the batch.
-                    let mut n = 0;
-                    while n < 1024 {
-                        match self.rx.try_recv() {
-                            Ok(ev) => {
-                                samples += sample_count(&ev);
-                                self.analysis.observe(&ev, now);
-                                urgent |= is_urgent(&ev);
-                                self.engine.handle_into(ev, now);
-                                n += 1;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    self.backlog.done(samples);
-                    let cmds = self.engine.take_commands();
-                    if urgent {
-                        // The new state is shown before its records are
-                        // synced (showing is not acting); effects still wait
-                        // for the write, and the records follow.
-                        self.publish();
-                    }
-                    self.perform(cmds, now).await;
+                    self.handle_events(ev).await;
                     dirty = true;
+                }
+                _ = self.backlog.arrived.notified(), if delivering.is_none() => {
+                    delivering = Some(Box::pin(tokio::time::sleep(DELIVERY_WINDOW)));
+                }
+                () = async { if let Some(s) = delivering.as_mut() { s.await } }, if delivering.is_some() => {
+                    delivering = None;
+                    let samples = self.backlog.take_delivered();
+                    if !samples.is_empty() {
+                        self.handle_events(Event::Keyed(samples)).await;
+                        dirty = true;
+                    }
                 }
                 Some(u) = self.analysis.next_update() => {
                     let now = Utc::now();
@@ -855,5 +916,44 @@ mod backlog_tests {
         assert_eq!(b.queued(), 12);
         drop(t);
         assert_eq!(b.queued(), 5);
+    }
+
+    fn keyed(host: &str, value: f64) -> crate::model::KeyedSample {
+        crate::model::KeyedSample {
+            key: crate::model::SeriesKey::new("m", [("host", host)]),
+            value,
+        }
+    }
+
+    #[tokio::test]
+    async fn delivered_samples_wait_in_order_and_wake_the_hub_once() {
+        let b = Arc::new(SampleBacklog::default());
+        b.admit(2)
+            .await
+            .deliver(vec![keyed("a", 1.0), keyed("b", 2.0)]);
+        b.admit(1).await.deliver(vec![keyed("a", 3.0)]);
+        // Counted until the hub evaluated them.
+        assert_eq!(b.queued(), 3);
+        tokio::time::timeout(Duration::from_secs(5), b.arrived.notified())
+            .await
+            .expect("the first delivery wakes the hub");
+        // The second delivery found the inbox busy: no second wakeup.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), b.arrived.notified())
+                .await
+                .is_err()
+        );
+        let got = b.take_delivered();
+        let seen: Vec<(Option<&str>, f64)> =
+            got.iter().map(|s| (s.key.label("host"), s.value)).collect();
+        assert_eq!(seen, [(Some("a"), 1.0), (Some("b"), 2.0), (Some("a"), 3.0)]);
+        assert!(b.take_delivered().is_empty());
+        b.done(3);
+        assert_eq!(b.queued(), 0);
+        // Empty again: the next delivery wakes the hub again.
+        b.admit(1).await.deliver(vec![keyed("c", 4.0)]);
+        tokio::time::timeout(Duration::from_secs(5), b.arrived.notified())
+            .await
+            .expect("woken again");
     }
 }

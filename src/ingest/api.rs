@@ -186,14 +186,16 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
 }
 
 async fn send(api: &Api, ev: Event) -> Result<(), Response> {
-    api.hub.events.send(ev).await.map_err(|_| {
-        error(
-            503,
-            "hub",
-            "the hub has stopped",
-            "retry after Vigil restarts",
-        )
-    })
+    api.hub.events.send(ev).await.map_err(|_| hub_stopped())
+}
+
+fn hub_stopped() -> Response {
+    error(
+        503,
+        "hub",
+        "the hub has stopped",
+        "retry after Vigil restarts",
+    )
 }
 
 async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Response {
@@ -247,17 +249,26 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
     // Waits while the hub has many samples still to evaluate (memory stays
     // bounded; clients slow down instead).
     let ticket = api.hub.backlog.admit(n).await;
-    if let Err(r) = send(&api, Event::Keyed(samples)).await {
-        return r;
+    if api.hub.events.is_closed() {
+        return hub_stopped();
     }
-    ticket.sent();
+    ticket.deliver(samples);
     Stats::add(&api.stats.samples_evaluated, n);
     for v in &violations {
         api.stats.violation(&v.policy, 1);
     }
+    /// The 201 body, serialised without building a JSON value first.
+    #[derive(serde::Serialize)]
+    struct Ingested<'a> {
+        evaluated: u64,
+        violations: &'a [super::violations::Violation],
+    }
     (
         StatusCode::CREATED,
-        axum::Json(json!({ "evaluated": n, "violations": violations })),
+        axum::Json(Ingested {
+            evaluated: n,
+            violations: &violations,
+        }),
     )
         .into_response()
 }
