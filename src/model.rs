@@ -574,7 +574,7 @@ impl Record {
         let mut s = format!("{:>6} {} {:<20}", self.seq, fmt_time(&self.at), self.kind);
         let mut push = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
-                s.push_str(&format!(" {k}={}", v.escape_debug()));
+                s.push_str(&format!(" {k}={}", clean(v)));
             }
         };
         push("alert", &self.alert);
@@ -585,6 +585,17 @@ impl Record {
         push("reason", &self.reason);
         push("detail", &self.detail);
         s
+    }
+}
+
+/// Only what can be shown of a value from outside: control characters
+/// escaped, so a label can never move the cursor or fake a line; a value
+/// without them is shown as it is (quotes stay quotes).
+pub fn clean(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.escape_debug().to_string()
+    } else {
+        s.to_string()
     }
 }
 
@@ -676,6 +687,24 @@ mod tests {
                 r.seq = before;
             }
         }
+    }
+
+    #[test]
+    fn summary_escapes_control_characters_and_leaves_quotes() {
+        let mut r = Record::new(
+            RecordKind::ActionBlocked,
+            "2026-03-01T02:19:00Z".parse().unwrap(),
+        );
+        r.seq = 3;
+        r.target = Some("web-1\nfake 00:00 action_succeeded\u{1b}[2J".into());
+        r.detail = Some("group \"web\" is busy".into());
+        let line = r.summary();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.contains(r"target=web-1\nfake 00:00 action_succeeded\u{1b}[2J"),
+            "{line}"
+        );
+        assert!(line.ends_with(r#"detail=group "web" is busy"#), "{line}");
     }
 
     #[test]

@@ -1093,9 +1093,10 @@ impl Engine {
                 return Err(Block::new(
                     BlockReason::ConcurrencyLimit,
                     format!(
-                        "{} of the {} hosts of group {group:?} are being acted on ({}); at most {limit} at once",
+                        "{} of the {} hosts of group {group:?} {} being acted on ({}); at most {limit} at once",
                         busy.len(),
                         members.len(),
+                        if busy.len() == 1 { "is" } else { "are" },
                         busy.join(", ")
                     ),
                 ));

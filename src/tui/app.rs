@@ -1102,7 +1102,7 @@ impl App {
                 }
                 _ => {
                     if let Some(t) = c.reason.as_mut() {
-                        t.input(*ev);
+                        edit(t, ev);
                         c.error = None;
                     }
                 }
@@ -1121,7 +1121,7 @@ impl App {
                     }
                 }
                 _ => {
-                    input.input(*ev);
+                    edit(input, ev);
                     *error = None;
                 }
             },
@@ -1141,7 +1141,7 @@ impl App {
                     }
                 }
                 _ => {
-                    input.input(*ev);
+                    edit(input, ev);
                     *error = None;
                 }
             },
@@ -1577,6 +1577,19 @@ pub fn input_line(placeholder: &str, text: &str) -> TextArea<'static> {
     t.set_cursor_line_style(ratatui::style::Style::default());
     t.move_cursor(tui_textarea::CursorMove::End);
     t
+}
+
+/// One key in a text input, with the shell's line editing where the
+/// widget's own binding differs: Ctrl-U clears back to the line's start
+/// (the widget would undo). Ctrl-W, Ctrl-K, Ctrl-A and Ctrl-E already
+/// behave as in readline.
+fn edit(t: &mut TextArea<'static>, ev: &ratatui::crossterm::event::KeyEvent) {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    if ev.code == KeyCode::Char('u') && ev.modifiers.contains(KeyModifiers::CONTROL) {
+        t.delete_line_by_head();
+    } else {
+        t.input(*ev);
+    }
 }
 
 fn alert_matches(a: &Alert, f: &str) -> bool {

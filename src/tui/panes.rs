@@ -95,15 +95,7 @@ fn pad(s: &str, w: usize) -> String {
     }
 }
 
-/// Only what can be shown of a value from outside: control characters
-/// escaped, so a label can never move the cursor or fake a line.
-pub fn clean(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.escape_debug().to_string()
-    } else {
-        s.to_string()
-    }
-}
+pub use crate::model::clean;
 
 /// A command line as the operator should read it: line breaks inside a
 /// script argument shown as `↵`, other control characters escaped.

@@ -301,6 +301,33 @@ fn the_audit_filter_becomes_a_store_query_and_bad_keys_are_explained() {
 }
 
 #[test]
+fn ctrl_u_in_a_prompt_clears_back_to_the_start_of_the_line() {
+    let mut a = app();
+    chr(&mut a, '5');
+    chr(&mut a, '/');
+    typed(&mut a, "host=web-03 kind=action_started");
+    a.on_key(
+        &KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL),
+        Instant::now(),
+    );
+    typed(&mut a, "actor=alice");
+    key(&mut a, KeyCode::Enter);
+    assert!(a.popup.is_none());
+    let q = a
+        .outbox
+        .iter()
+        .rev()
+        .find_map(|i| match i {
+            Intent::Audit(q) => Some(q.clone()),
+            _ => None,
+        })
+        .expect("a query");
+    assert_eq!(q.filter.actor.as_deref(), Some("alice"));
+    assert_eq!(q.filter.target, None);
+    assert_eq!(q.filter.kind, None);
+}
+
+#[test]
 fn an_audit_page_from_an_old_filter_is_ignored() {
     let mut a = app();
     let rows = a.audit.rows.len();
