@@ -15,7 +15,7 @@ use ratatui::style::Style;
 use crate::engine::Event;
 use crate::hub::Snapshot;
 use crate::model::{ActionState, Severity};
-use crate::tui::app::{App, AppOptions, AuditPage, Intent, Pane, Popup};
+use crate::tui::app::{App, AppOptions, AuditPage, AuditQuery, Intent, Pane, Popup};
 use crate::tui::fixture;
 use crate::tui::keymap::Keymap;
 use crate::tui::theme::{self, Theme};
@@ -90,6 +90,18 @@ fn hub_events(app: &mut App) -> Vec<Event> {
             _ => None,
         })
         .collect()
+}
+
+/// The newest audit query the console asked for.
+fn last_audit_query(app: &App) -> AuditQuery {
+    app.outbox
+        .iter()
+        .rev()
+        .find_map(|i| match i {
+            Intent::Audit(q) => Some(q.clone()),
+            _ => None,
+        })
+        .expect("an audit query")
 }
 
 fn render(app: &mut App, w: u16, h: u16) -> Buffer {
@@ -280,14 +292,7 @@ fn the_audit_filter_becomes_a_store_query_and_bad_keys_are_explained() {
     typed(&mut a, "host=web-03 kind=action_started");
     key(&mut a, KeyCode::Enter);
     assert!(a.popup.is_none());
-    let q = a
-        .outbox
-        .iter()
-        .find_map(|i| match i {
-            Intent::Audit(q) => Some(q.clone()),
-            _ => None,
-        })
-        .expect("a query");
+    let q = last_audit_query(&a);
     assert_eq!(q.filter.target.as_deref(), Some("web-03"));
     assert_eq!(q.filter.kind.as_deref(), Some("action_started"));
     assert!(q.count);
@@ -313,15 +318,7 @@ fn ctrl_u_in_a_prompt_clears_back_to_the_start_of_the_line() {
     typed(&mut a, "actor=alice");
     key(&mut a, KeyCode::Enter);
     assert!(a.popup.is_none());
-    let q = a
-        .outbox
-        .iter()
-        .rev()
-        .find_map(|i| match i {
-            Intent::Audit(q) => Some(q.clone()),
-            _ => None,
-        })
-        .expect("a query");
+    let q = last_audit_query(&a);
     assert_eq!(q.filter.actor.as_deref(), Some("alice"));
     assert_eq!(q.filter.target, None);
     assert_eq!(q.filter.kind, None);
