@@ -153,6 +153,30 @@ fn approve_confirms_with_cancel_focused_and_enter_there_does_nothing() {
 }
 
 #[test]
+fn the_confirmation_keeps_live_and_its_buttons_in_view_when_commands_are_long() {
+    let mut s = snap();
+    let long = "x".repeat(400);
+    for act in &mut s.actions {
+        for step in &mut act.plan {
+            step.argv.push(long.clone());
+        }
+    }
+    let mut a = app_with(s, false);
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    assert!(matches!(a.popup, Some(Popup::Confirm(_))));
+    for (w, h) in [(200, 50), (120, 35), (80, 24), (60, 16)] {
+        let t = text(&render(&mut a, w, h));
+        assert!(t.contains("LIVE: these commands"), "{w}x{h}:\n{t}");
+        assert!(t.contains("[ Cancel ]"), "{w}x{h}:\n{t}");
+        // All of it fits down to 120x35; smaller, the cut is said.
+        let cut = t.contains("more row(s) not shown");
+        assert_eq!(cut, h < 35, "{w}x{h}:\n{t}");
+        assert_eq!(t.matches("[read-only]").count() == 2, !cut, "{w}x{h}:\n{t}");
+    }
+}
+
+#[test]
 fn approve_after_moving_to_the_button_sends_one_approval() {
     let mut a = app();
     chr(&mut a, '4');

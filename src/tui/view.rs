@@ -381,14 +381,42 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
         }
         Popup::Confirm(c) => {
             let extra = if c.reason.is_some() { 4 } else { 0 };
-            let h = (c.lines.len() as u16 + 6 + extra).min(area.height);
             let w = c
                 .lines
                 .iter()
                 .map(|l| l.chars().count() as u16 + 4)
                 .max()
                 .unwrap_or(40)
-                .clamp(40, 110);
+                .clamp(40, 110)
+                .min(area.width);
+            let inner_w = w.saturating_sub(2);
+            // The mode line (LIVE or DRY-RUN) and what follows it are pinned
+            // above the buttons: long commands may be cut, the mode never.
+            let split = c
+                .lines
+                .iter()
+                .position(|l| l.starts_with("LIVE") || l.starts_with("DRY-RUN"))
+                .unwrap_or(c.lines.len());
+            let (body_lines, pinned_lines) = c.lines.split_at(split);
+            let styled = |l: &String| {
+                if l.starts_with("LIVE") {
+                    Line::styled(l.clone(), theme.style("mode.live_banner"))
+                } else if l.starts_with("DRY-RUN") {
+                    Line::styled(l.clone(), theme.style("mode.dry_run_banner"))
+                } else {
+                    Line::styled(l.clone(), theme.text())
+                }
+            };
+            let body_text = Paragraph::new(body_lines.iter().map(styled).collect::<Vec<_>>())
+                .wrap(Wrap { trim: false });
+            let pinned_text = Paragraph::new(pinned_lines.iter().map(styled).collect::<Vec<_>>())
+                .wrap(Wrap { trim: false });
+            let rows = |p: &Paragraph| u16::try_from(p.line_count(inner_w)).unwrap_or(u16::MAX);
+            let (body_rows, pinned_rows) = (rows(&body_text), rows(&pinned_text));
+            let h = body_rows
+                .saturating_add(pinned_rows)
+                .saturating_add(4 + extra)
+                .min(area.height);
             let r = centered(area, w, h);
             f.render_widget(Clear, r);
             let block = Block::bordered()
@@ -397,27 +425,33 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                 .border_style(theme.border(true));
             let inner = block.inner(r);
             f.render_widget(block, r);
-            let [body, reason, err, buttons] = Layout::vertical([
+            let [body, pinned, reason, err, buttons] = Layout::vertical([
                 Constraint::Fill(1),
+                Constraint::Length(pinned_rows),
                 Constraint::Length(extra),
                 Constraint::Length(1),
                 Constraint::Length(1),
             ])
             .areas(inner);
-            let lines: Vec<Line> = c
-                .lines
-                .iter()
-                .map(|l| {
-                    if l.starts_with("LIVE") {
-                        Line::styled(l.clone(), theme.style("mode.live_banner"))
-                    } else if l.starts_with("DRY-RUN") {
-                        Line::styled(l.clone(), theme.style("mode.dry_run_banner"))
-                    } else {
-                        Line::styled(l.clone(), theme.text())
-                    }
-                })
-                .collect();
-            f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
+            let mut body_area = body;
+            if body_rows > body.height && body.height > 0 {
+                // Say that something is cut rather than cut it silently.
+                let [b, more] =
+                    Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(body);
+                body_area = b;
+                f.render_widget(
+                    Paragraph::new(Line::styled(
+                        format!(
+                            "… {} more row(s) not shown: enlarge the terminal to read them all",
+                            body_rows - b.height
+                        ),
+                        theme.style("approval.failed"),
+                    )),
+                    more,
+                );
+            }
+            f.render_widget(body_text, body_area);
+            f.render_widget(pinned_text, pinned);
             if let Some(t) = c.reason.as_ref() {
                 f.render_widget(t, reason);
             }
