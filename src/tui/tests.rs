@@ -92,6 +92,13 @@ fn hub_events(app: &mut App) -> Vec<Event> {
         .collect()
 }
 
+/// Focuses Audit, opens its filter prompt and types `text` (not entered).
+fn audit_filter_typed(app: &mut App, text: &str) {
+    chr(app, '5');
+    chr(app, '/');
+    typed(app, text);
+}
+
 /// The newest audit query the console asked for.
 fn last_audit_query(app: &App) -> AuditQuery {
     app.outbox
@@ -311,9 +318,7 @@ fn the_palette_runs_commands_and_explains_bad_ones() {
 #[test]
 fn the_audit_filter_becomes_a_store_query_and_bad_keys_are_explained() {
     let mut a = app();
-    chr(&mut a, '5');
-    chr(&mut a, '/');
-    typed(&mut a, "host=web-03 kind=action_started");
+    audit_filter_typed(&mut a, "host=web-03 kind=action_started");
     key(&mut a, KeyCode::Enter);
     assert!(a.popup.is_none());
     let q = last_audit_query(&a);
@@ -332,9 +337,7 @@ fn the_audit_filter_becomes_a_store_query_and_bad_keys_are_explained() {
 #[test]
 fn ctrl_u_in_a_prompt_clears_back_to_the_start_of_the_line() {
     let mut a = app();
-    chr(&mut a, '5');
-    chr(&mut a, '/');
-    typed(&mut a, "host=web-03 kind=action_started");
+    audit_filter_typed(&mut a, "host=web-03 kind=action_started");
     a.on_key(
         &KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL),
         Instant::now(),
