@@ -9,6 +9,7 @@ pub mod hub;
 pub mod ingest;
 pub mod model;
 pub mod notify;
+pub mod owner;
 pub mod policy;
 pub mod runbook;
 pub mod sim;

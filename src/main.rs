@@ -558,6 +558,8 @@ struct Prepared {
     policies: Vec<vigil::policy::Policy>,
     /// Escalation delivery, when `[[escalation]]` lists any.
     notifier: Option<std::sync::Arc<vigil::notify::Notifier>>,
+    /// The data dir's lock, held for the life of the process.
+    lock: vigil::owner::DirLock,
 }
 
 fn prepare(
@@ -646,6 +648,15 @@ fn prepare(
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    // One control plane per data dir: taken before the store is opened and
+    // held until the process ends.
+    let lock = vigil::owner::DirLock::acquire(&dir).map_err(|e| match e {
+        vigil::owner::OwnError::Taken { .. } => format!(
+            "{e}\n  a console attaches to it: vigil --data-dir {}\n  or stop that hub first",
+            dir.display()
+        ),
+        other => other.to_string(),
+    })?;
     let t0 = std::time::Instant::now();
     let store = Store::open(&dir).map_err(|e| e.to_string())?;
     let restored = store.load_state().map_err(|e| e.to_string())?;
@@ -704,6 +715,7 @@ fn prepare(
             config,
             policies,
             notifier,
+            lock,
         },
         guard,
     ))
@@ -769,8 +781,9 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
         p.log_path.display()
     );
     let result = rt.block_on(async move {
+        let mut p = p;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let Err(e) = start_io(&p, opts, stop_rx.clone(), false).await {
+        if let Err(e) = start_io(&mut p, opts, stop_rx.clone(), false).await {
             eprintln!("error: {e}");
             return Ok(Err(e.to_string()));
         }
@@ -813,7 +826,7 @@ fn limit_malloc_arenas() {
 /// Starts the HTTP listener, the pollers and the escalation follower. A
 /// bind failure is returned (and shown on the source board as Down).
 async fn start_io(
-    p: &Prepared,
+    p: &mut Prepared,
     opts: vigil::ingest::ListenerOptions,
     stop: tokio::sync::watch::Receiver<bool>,
     announce: bool,
@@ -834,6 +847,7 @@ async fn start_io(
     if announce {
         eprintln!("vigil: HTTP API on http://{addr}");
     }
+    p.lock.set_listen(&addr.to_string());
     tracing::info!(%addr, "HTTP listener started");
     Ok(addr)
 }
@@ -942,10 +956,11 @@ fn cmd_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
     };
     let log = p.log_path.display().to_string();
     let result = rt.block_on(async move {
+        let mut p = p;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         // The console carries on without the listener: the failure shows
         // on the source board (status bar) as Down.
-        if let Err(e) = start_io(&p, opts, stop_rx.clone(), false).await {
+        if let Err(e) = start_io(&mut p, opts, stop_rx.clone(), false).await {
             tracing::warn!("HTTP listener not started: {e}");
         }
         let hub = tokio::spawn(p.hub.run(stop_rx));
