@@ -81,6 +81,12 @@ pub struct Config {
     /// Root-cause analysis (`[analysis]`, `[analysis.llm]`).
     #[serde(default)]
     pub analysis: Option<crate::analysis::llm::AnalysisSpec>,
+    /// People with tokens (consoles and tools over TCP).
+    #[serde(default)]
+    pub operators: Vec<crate::access::OperatorSpec>,
+    /// The unix socket's group and the roles of OS users on it.
+    #[serde(default)]
+    pub access: crate::access::AccessSpec,
 }
 
 /// `[listener]`: how the HTTP listener admits requests.

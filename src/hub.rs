@@ -40,7 +40,7 @@ pub trait Escalator: Send + Sync {
 }
 
 /// The health of one signal source, as the status bar shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SourceHealth {
     pub name: String,
     /// `alertmanager`, `prometheus`, `webhook`, `ingest`, `demo`, ...
@@ -51,7 +51,7 @@ pub struct SourceHealth {
     pub last_ok: Option<Time>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
     Unknown,
@@ -68,7 +68,7 @@ pub type SourceBoard = Arc<std::sync::RwLock<BTreeMap<String, SourceHealth>>>;
 const RECENT: usize = 500;
 
 /// A host as the console shows it: latest values and a short history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct HostView {
     pub name: String,
     pub group: Option<String>,
@@ -77,6 +77,7 @@ pub struct HostView {
     /// The worst value of each metric per tick, oldest first.
     pub history: BTreeMap<String, VecDeque<f64>>,
     /// Each series' own history: (metric, labels but `host`).
+    #[serde(with = "crate::model::map_as_pairs")]
     pub series: BTreeMap<(String, crate::model::Labels), VecDeque<f64>>,
 }
 
@@ -97,7 +98,7 @@ impl HostView {
 }
 
 /// Everything the console needs to draw a frame. Immutable once published.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub at: Time,
     pub modes: Modes,
@@ -124,10 +125,41 @@ pub struct Snapshot {
     pub runbooks: Arc<Vec<RunbookInfo>>,
     /// Root-cause analyses by alert fingerprint (alerts the engine knows).
     pub analyses: Arc<BTreeMap<String, AnalysisView>>,
+    /// Who is attached to the hub (filled in by the client from the stream).
+    #[serde(default)]
+    pub presence: Vec<crate::stream::Presence>,
+    /// The console's connection to the hub (the client's own, never sent).
+    #[serde(skip)]
+    pub link: Option<Link>,
+}
+
+/// A console's connection to its hub, as the status bar shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// What the console is attached to: `vigil.sock`, `http://...`.
+    pub to: String,
+    /// Who the hub says the console is.
+    pub me: Option<crate::access::Identity>,
+    /// The console started the hub it talks to.
+    pub owns_hub: bool,
+    /// Attached and receiving; false while it reconnects.
+    pub up: bool,
+    /// Why it is down, when it is.
+    pub problem: Option<String>,
+}
+
+/// The order of the Alerts pane: firing first, then by severity (worst
+/// first), then age (oldest first), then fingerprint.
+pub fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    (a.status == AlertStatus::Resolved)
+        .cmp(&(b.status == AlertStatus::Resolved))
+        .then(b.severity.cmp(&a.severity))
+        .then(a.since.cmp(&b.since))
+        .then(a.fingerprint.cmp(&b.fingerprint))
 }
 
 /// A policy condition that holds, waiting out its `for`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PendingAlert {
     pub name: String,
     pub labels: crate::model::Labels,
@@ -149,7 +181,7 @@ pub fn runbook_infos(engine: &Engine) -> Vec<RunbookInfo> {
 }
 
 /// What the console shows of a runbook without asking the engine.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunbookInfo {
     pub name: String,
     pub description: String,
@@ -162,12 +194,7 @@ impl Snapshot {
     /// recent records, sources).
     pub fn of_engine(engine: &Engine, now: Time, focus: Option<String>) -> Snapshot {
         let mut alerts: Vec<Arc<Alert>> = engine.alerts_shared().cloned().collect();
-        alerts.sort_by(|a, b| {
-            (a.status == AlertStatus::Resolved)
-                .cmp(&(b.status == AlertStatus::Resolved))
-                .then(b.severity.cmp(&a.severity))
-                .then(a.since.cmp(&b.since))
-        });
+        alerts.sort_by(|a, b| alert_order(a, b));
         let mut actions: Vec<Action> = engine
             .actions()
             .rev()
@@ -218,6 +245,34 @@ impl Snapshot {
             suggestions,
             runbooks: Arc::new(runbook_infos(engine)),
             analyses: Default::default(),
+            presence: Vec::new(),
+            link: None,
+        }
+    }
+
+    /// Nothing known yet (a console waiting for its hub's first snapshot).
+    pub fn empty(at: Time) -> Snapshot {
+        Snapshot {
+            at,
+            modes: Modes::default(),
+            demo: false,
+            operator: String::new(),
+            alerts: Vec::new(),
+            actions: Vec::new(),
+            breakers: Vec::new(),
+            recent: Vec::new(),
+            audit_seq: 0,
+            store_error: None,
+            hosts: Vec::new(),
+            incidents: Vec::new(),
+            sources: Vec::new(),
+            pending: Vec::new(),
+            focus: None,
+            suggestions: Vec::new(),
+            runbooks: Default::default(),
+            analyses: Default::default(),
+            presence: Vec::new(),
+            link: None,
         }
     }
 
@@ -379,6 +434,48 @@ pub struct HubHandle {
     /// The alert (fingerprint) the console looks at: the hub adds its
     /// runbook suggestions to the snapshots.
     pub focus: Arc<watch::Sender<Option<String>>>,
+    /// Questions and operator intents that want an answer.
+    pub queries: mpsc::Sender<Query>,
+}
+
+/// A request to the hub that is answered.
+#[derive(Debug)]
+pub enum Query {
+    /// The runbooks that could handle an alert now, with their guards.
+    Suggestions {
+        fingerprint: String,
+        reply: tokio::sync::oneshot::Sender<Vec<Suggestion>>,
+    },
+    /// An operator's intent. Answered once its records are durable, or
+    /// with why it was refused.
+    Intent {
+        event: Event,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+}
+
+impl HubHandle {
+    /// Carries out an operator's intent and waits for the hub's answer.
+    pub async fn intent(&self, event: Event) -> Result<(), String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries
+            .send(Query::Intent { event, reply })
+            .await
+            .map_err(|_| "the hub has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the hub has stopped".to_string())?
+    }
+
+    /// The runbooks that could handle the alert `fingerprint` now.
+    pub async fn suggestions(&self, fingerprint: String) -> Result<Vec<Suggestion>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries
+            .send(Query::Suggestions { fingerprint, reply })
+            .await
+            .map_err(|_| "the hub has stopped".to_string())?;
+        answer.await.map_err(|_| "the hub has stopped".to_string())
+    }
 }
 
 /// Samples an event carries that went through the [`SampleBacklog`].
@@ -409,6 +506,7 @@ pub struct Hub {
     demo: Option<DemoFleet>,
     operator: String,
     rx: mpsc::Receiver<Event>,
+    queries: mpsc::Receiver<Query>,
     tx: mpsc::Sender<Event>,
     backlog: Arc<SampleBacklog>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
@@ -472,27 +570,16 @@ impl Hub {
     /// Builds the hub; returns it and the handle to talk to it.
     pub fn new(setup: HubSetup) -> (Hub, HubHandle) {
         let (tx, rx) = mpsc::channel(4096);
+        let (qtx, qrx) = mpsc::channel(256);
         let (focus_tx, focus_rx) = watch::channel(None);
         let runbooks = Arc::new(runbook_infos(&setup.engine));
         let empty = Snapshot {
-            at: Utc::now(),
             modes: setup.engine.modes(),
             demo: setup.demo.is_some(),
             operator: setup.operator.clone(),
-            alerts: Vec::new(),
-            actions: Vec::new(),
-            breakers: Vec::new(),
-            recent: Vec::new(),
             audit_seq: setup.restored.last_seq,
-            store_error: None,
-            hosts: Vec::new(),
-            incidents: Vec::new(),
-            sources: Vec::new(),
-            pending: Vec::new(),
-            focus: None,
-            suggestions: Vec::new(),
             runbooks: runbooks.clone(),
-            analyses: Default::default(),
+            ..Snapshot::empty(Utc::now())
         };
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let analysis = LiveAnalysis::new(setup.engine.shared_catalog());
@@ -503,6 +590,7 @@ impl Hub {
             demo: setup.demo,
             operator: setup.operator,
             rx,
+            queries: qrx,
             tx: tx.clone(),
             backlog: backlog.clone(),
             snap_tx,
@@ -530,6 +618,7 @@ impl Hub {
                 backlog,
                 snapshots: snap_rx,
                 focus: Arc::new(focus_tx),
+                queries: qtx,
             },
         )
     }
@@ -603,6 +692,16 @@ impl Hub {
                     self.handle_events(ev).await;
                     dirty = true;
                 }
+                Some(q) = self.queries.recv() => match q {
+                    Query::Suggestions { fingerprint, reply } => {
+                        let _ = reply.send(self.engine.suggestions(&fingerprint, Utc::now()));
+                    }
+                    Query::Intent { event, reply } => {
+                        self.handle_events(event).await;
+                        dirty = true;
+                        let _ = reply.send(Ok(()));
+                    }
+                },
                 _ = self.backlog.arrived.notified(), if delivering.is_none() => {
                     delivering = Some(Box::pin(tokio::time::sleep(DELIVERY_WINDOW)));
                 }

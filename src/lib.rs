@@ -1,7 +1,9 @@
 //! Vigil: a terminal console for on-call engineers with a self-healing
 //! control plane. The library holds everything; `src/main.rs` is the CLI.
 
+pub mod access;
 pub mod analysis;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod exec;
@@ -14,5 +16,6 @@ pub mod policy;
 pub mod runbook;
 pub mod sim;
 pub mod store;
+pub mod stream;
 pub mod tui;
 pub mod units;

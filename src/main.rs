@@ -41,9 +41,16 @@ struct Cli {
     /// Key bindings of the console.
     #[arg(long, global = true)]
     keymap: Option<String>,
-    /// Hide every dangerous action in the console.
+    /// Attach as a viewer: watch only, never start a hub.
     #[arg(long, global = true)]
     read_only: bool,
+    /// Attach the console to a hub: `http://HOST:PORT` (token from
+    /// VIGIL_TOKEN) or the path of its unix socket.
+    #[arg(long, global = true, value_name = "URL")]
+    connect: Option<String>,
+    /// The console's own hub listens here (default 127.0.0.1:9797).
+    #[arg(long, global = true, value_name = "ADDR")]
+    listen: Option<String>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -52,9 +59,6 @@ struct Cli {
 enum Cmd {
     /// Run the hub without a terminal.
     Serve {
-        /// HTTP listener address (default 127.0.0.1:9797).
-        #[arg(long)]
-        listen: Option<String>,
         /// Stop after this long (e.g. `5m`); runs until SIGINT/SIGTERM otherwise.
         #[arg(long)]
         duration: Option<String>,
@@ -179,7 +183,7 @@ fn main() -> ExitCode {
                     analyser,
                 },
         }) => cmd_rca_eval(&cli, dir, *json, analyser),
-        Some(Cmd::Serve { listen, duration }) => cmd_serve(&cli, listen.clone(), duration.clone()),
+        Some(Cmd::Serve { duration }) => cmd_serve(&cli, cli.listen.clone(), duration.clone()),
         None => cmd_console(&cli, started),
     }
 }
@@ -543,6 +547,38 @@ fn operator(config: &Config) -> String {
         .unwrap_or_else(|| "operator".into())
 }
 
+/// Logs to `log_dir/file` (and stderr when asked), never to the terminal
+/// the console draws on. `VIGIL_LOG` sets the level (default info).
+fn init_logging(
+    log_dir: &Path,
+    file: &str,
+    to_stderr: bool,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+    std::fs::create_dir_all(log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    let appender = tracing_appender::rolling::never(log_dir, file);
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let file_layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let stderr_layer = to_stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init();
+    Ok(guard)
+}
+
 /// Everything a hub needs, from the command line and the config.
 struct Prepared {
     hub: vigil::hub::Hub,
@@ -573,30 +609,7 @@ fn prepare(
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create the data dir {}: {e}", dir.display()))?;
     let log_dir = dir.join("logs");
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
-    let appender = tracing_appender::rolling::never(&log_dir, "vigil.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    {
-        use tracing_subscriber::prelude::*;
-        let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let file_layer = tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .with_ansi(false);
-        use std::io::IsTerminal;
-        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let stderr_layer = log_to_stderr.then(|| {
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(ansi)
-        });
-        let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(file_layer)
-            .with(stderr_layer)
-            .try_init();
-    }
+    let guard = init_logging(&log_dir, "vigil.log", log_to_stderr)?;
     let start = chrono::Utc::now();
     // VIGIL_DEMO_SPEED compresses the demo's metric clock (for demos and
     // end-to-end tests); 1 is real time.
@@ -783,9 +796,12 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
     let result = rt.block_on(async move {
         let mut p = p;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let Err(e) = start_io(&mut p, opts, stop_rx.clone(), false).await {
-            eprintln!("error: {e}");
-            return Ok(Err(e.to_string()));
+        match start_io(&mut p, opts, stop_rx.clone()).await {
+            Ok(vigil::ingest::Started { tcp: Ok(_), .. }) => {}
+            Ok(vigil::ingest::Started { tcp: Err(e), .. }) | Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(Err(e.to_string()));
+            }
         }
         let hub = tokio::spawn(p.hub.run(stop_rx));
         let _keep = p.handle;
@@ -823,18 +839,18 @@ fn limit_malloc_arenas() {
     }
 }
 
-/// Starts the HTTP listener, the pollers and the escalation follower. A
-/// bind failure is returned (and shown on the source board as Down).
+/// Starts the unix socket, the HTTP listener, the pollers and the
+/// escalation follower. A socket that cannot be bound is an error; the TCP
+/// listener's failure is in `Started::tcp` (and on the source board).
 async fn start_io(
     p: &mut Prepared,
     opts: vigil::ingest::ListenerOptions,
     stop: tokio::sync::watch::Receiver<bool>,
-    announce: bool,
-) -> Result<std::net::SocketAddr, vigil::ingest::ListenError> {
+) -> Result<vigil::ingest::Started, vigil::ingest::ListenError> {
     if let Some(n) = &p.notifier {
         n.follow(p.handle.snapshots.clone());
     }
-    let (addr, _api) = vigil::ingest::start(
+    let started = vigil::ingest::start(
         p.handle.clone(),
         &p.config,
         p.policies.clone(),
@@ -844,12 +860,14 @@ async fn start_io(
         stop,
     )
     .await?;
-    if announce {
-        eprintln!("vigil: HTTP API on http://{addr}");
+    if let Ok(addr) = &started.tcp {
+        p.lock.set_listen(&addr.to_string());
+        tracing::info!(%addr, "HTTP listener started");
     }
-    p.lock.set_listen(&addr.to_string());
-    tracing::info!(%addr, "HTTP listener started");
-    Ok(addr)
+    if let Some(sock) = &started.socket {
+        tracing::info!(socket = %sock.display(), "unix socket serving");
+    }
+    Ok(started)
 }
 
 /// Waits for SIGINT, SIGTERM or the time limit.
@@ -917,68 +935,222 @@ fn theme_name(cli: &Cli, config: &Config) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-/// `vigil`: the full-screen console over the hub.
+/// `vigil`: the full-screen console. It attaches to the hub that owns the
+/// data dir (or to `--connect URL`); with none running it starts one in
+/// this process and attaches to it the same way, through its socket.
 fn cmd_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!("error: the console needs a terminal; for a hub without one use `vigil serve`");
         return ExitCode::from(2);
     }
+    let (config, _, _) = match load_config(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let dir = data_dir(cli, &config);
+    let socket = dir.join(vigil::owner::SOCKET_FILE);
+    let remote = match &cli.connect {
+        Some(url) => {
+            let token = std::env::var("VIGIL_TOKEN").ok().filter(|t| !t.is_empty());
+            match vigil::client::Endpoint::parse(url, token) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None if vigil::client::hub_listening(&socket) => {
+            Some(vigil::client::Endpoint::Socket(socket.clone()))
+        }
+        // A hub is starting on this data dir: wait for its socket.
+        None if matches!(vigil::owner::current_owner(&dir), Ok(Some(_))) => {
+            let t0 = std::time::Instant::now();
+            while !vigil::client::hub_listening(&socket) {
+                if t0.elapsed() > std::time::Duration::from_secs(10) {
+                    let owner = vigil::owner::current_owner(&dir)
+                        .ok()
+                        .flatten()
+                        .map(|o| o.to_string())
+                        .unwrap_or_else(|| "another process".into());
+                    eprintln!(
+                        "error: the data dir {} is owned by {owner}, but its socket {} does not answer",
+                        dir.display(),
+                        socket.display()
+                    );
+                    return ExitCode::from(1);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Some(vigil::client::Endpoint::Socket(socket.clone()))
+        }
+        None if cli.read_only => {
+            eprintln!(
+                "error: no hub is running on {}; --read-only only watches one.\n  start it with `vigil serve --data-dir {}`, or attach elsewhere with --connect URL",
+                dir.display(),
+                dir.display()
+            );
+            return ExitCode::from(1);
+        }
+        None => None,
+    };
+    match remote {
+        Some(endpoint) => attach_console(cli, &config, endpoint, started),
+        None => own_console(cli, started),
+    }
+}
+
+/// The console's settings that do not depend on where the hub is.
+fn console_setup(
+    cli: &Cli,
+    config: &Config,
+    client: vigil::client::HubClient,
+    owns_hub: bool,
+    log_path: PathBuf,
+    first: std::sync::Arc<vigil::hub::Snapshot>,
+    started: std::time::Instant,
+) -> vigil::tui::run::ConsoleSetup {
+    vigil::tui::run::ConsoleSetup {
+        client,
+        owns_hub,
+        log_path,
+        config_dir: look_dir(cli),
+        theme: theme_name(cli, config),
+        keymap: cli
+            .keymap
+            .clone()
+            .or_else(|| config.keymap.clone())
+            .unwrap_or_else(|| "default".into()),
+        read_only: cli.read_only,
+        problems: Vec::new(),
+        started,
+        first,
+    }
+}
+
+/// A console attached to a hub that runs elsewhere (another process on
+/// this data dir, or `--connect`).
+fn attach_console(
+    cli: &Cli,
+    config: &Config,
+    endpoint: vigil::client::Endpoint,
+    started: std::time::Instant,
+) -> ExitCode {
+    // The log goes to this user's own data dir: the hub's may not be
+    // writable by them.
+    let own = default_data_dir().join("logs");
+    let _guard = match init_logging(&own, "console.log", false) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("warning: {e}; the console runs without a log");
+            None
+        }
+    };
+    let log_path = own.join("console.log");
+    let client = match vigil::client::HubClient::new(&endpoint, cli.read_only) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Refused credentials are said before the screen opens.
+    if let Err(e) = rt.block_on(client.whoami()) {
+        eprintln!("error: cannot attach to the hub at {}: {e}", client.label());
+        return ExitCode::from(1);
+    }
+    tracing::info!(to = client.label(), "console attaching");
+    let first = std::sync::Arc::new(vigil::hub::Snapshot::empty(chrono::Utc::now()));
+    let setup = console_setup(cli, config, client, false, log_path.clone(), first, started);
+    match rt.block_on(vigil::tui::run::run(setup)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "error: the console stopped: {e} (log: {})",
+                log_path.display()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// No hub runs on the data dir: this process becomes its hub, and the
+/// console attaches to it through its socket like any other.
+fn own_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
     let (rt, p, _guard) = match start_hub(cli, false) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = match vigil::ingest::ListenerOptions::resolve(None, &p.config) {
+    let opts = match vigil::ingest::ListenerOptions::resolve(cli.listen.as_deref(), &p.config) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let setup = vigil::tui::run::ConsoleSetup {
-        handle: p.handle.clone(),
-        data_dir: p.data_dir.clone(),
-        log_path: p.log_path.clone(),
-        config_dir: look_dir(cli),
-        theme: theme_name(cli, &p.config),
-        keymap: cli
-            .keymap
-            .clone()
-            .or_else(|| p.config.keymap.clone())
-            .unwrap_or_else(|| "default".into()),
-        read_only: cli.read_only,
-        problems: Vec::new(),
-        started,
-        silencer: Some(vigil::ingest::silence::Silencer::new(
-            p.handle.clone(),
-            &p.config.sources,
-        )),
-    };
     let log = p.log_path.display().to_string();
     let result = rt.block_on(async move {
         let mut p = p;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // The console carries on without the listener: the failure shows
-        // on the source board (status bar) as Down.
-        if let Err(e) = start_io(&mut p, opts, stop_rx.clone(), false).await {
+        let started_io = match start_io(&mut p, opts, stop_rx.clone()).await {
+            Ok(s) => s,
+            Err(e) => return (Err(std::io::Error::other(e.to_string())), None),
+        };
+        // The console carries on without the TCP listener: the failure
+        // shows on the source board (status bar) as Down.
+        if let Err(e) = &started_io.tcp {
             tracing::warn!("HTTP listener not started: {e}");
         }
+        let Some(sock) = started_io.socket.clone() else {
+            return (Err(std::io::Error::other("the hub has no socket")), None);
+        };
+        let first = p.handle.snapshots.borrow().clone();
         let hub = tokio::spawn(p.hub.run(stop_rx));
+        let client = match vigil::client::HubClient::new(
+            &vigil::client::Endpoint::Socket(sock),
+            cli.read_only,
+        ) {
+            Ok(c) => c,
+            Err(e) => return (Err(std::io::Error::other(e)), None),
+        };
+        let setup = console_setup(
+            cli,
+            &p.config,
+            client,
+            true,
+            p.log_path.clone(),
+            first,
+            started,
+        );
         let ui = vigil::tui::run::run(setup).await;
         let _ = stop_tx.send(true);
-        (ui, hub.await)
+        (ui, Some(hub.await))
     });
     match result {
         (Err(e), _) => {
             eprintln!("error: the console stopped: {e} (log: {log})");
             ExitCode::from(1)
         }
-        (Ok(()), Ok(Ok(()))) => ExitCode::SUCCESS,
-        (Ok(()), Ok(Err(e))) => {
+        (Ok(()), Some(Ok(Ok(())))) | (Ok(()), None) => ExitCode::SUCCESS,
+        (Ok(()), Some(Ok(Err(e)))) => {
             eprintln!("error: {e} (log: {log})");
             ExitCode::from(1)
         }
-        (Ok(()), Err(e)) => {
+        (Ok(()), Some(Err(e))) => {
             eprintln!("error: the hub stopped: {e} (log: {log})");
             ExitCode::from(1)
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use ingest_support::{Options, fixture, start};
+use ingest_support::{ADAM_TOKEN, ANA_TOKEN, Options, VIC_TOKEN, fixture, start};
 use vigil::model::AlertStatus;
 
 fn client() -> reqwest::Client {
@@ -396,8 +396,42 @@ async fn actions_can_be_listed_approved_and_rejected() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Over TCP a decision needs an operator's token, on loopback too;
+    // a viewer's token is refused naming the role it needs.
+    let r = c
+        .post(format!("{}/api/v1/actions/{a}/approve", h.base))
+        .json(&json!({"actor": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{}/api/v1/actions/{a}/approve", h.base))
+        .bearer_auth("ana-wrong-token-0123456789abcdef0123")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{}/api/v1/actions/{a}/approve", h.base))
+        .bearer_auth(VIC_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the operator role"),
+        "{v}"
+    );
     let r = c
         .post(format!("{}/api/v1/actions/{a}/reject", h.base))
+        .bearer_auth(ANA_TOKEN)
         .json(&json!({"actor": "ana"}))
         .send()
         .await
@@ -407,13 +441,15 @@ async fn actions_can_be_listed_approved_and_rejected() {
     assert_eq!(v["field"], "reason");
     let r = c
         .post(format!("{}/api/v1/actions/{a}/reject", h.base))
-        .json(&json!({"actor": "ana", "reason": "restarting by hand"}))
+        .bearer_auth(ANA_TOKEN)
+        .json(&json!({"actor": "mallory", "reason": "restarting by hand"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
     let r = c
         .post(format!("{}/api/v1/actions/{b}/approve", h.base))
+        .bearer_auth(ADAM_TOKEN)
         .json(&json!({"actor": "bo"}))
         .send()
         .await
@@ -426,16 +462,18 @@ async fn actions_can_be_listed_approved_and_rejected() {
         .iter()
         .find(|r| r["kind"] == "action_rejected")
         .unwrap();
+    // The actor is the token's operator, never the body's name.
     assert_eq!(rej["actor"], "ana");
     assert_eq!(rej["reason"], "restarting by hand");
     let app = recs
         .iter()
         .find(|r| r["kind"] == "action_approved")
         .unwrap();
-    assert_eq!(app["actor"], "bo");
+    assert_eq!(app["actor"], "adam");
     // A decided action cannot be decided again.
     let r = c
         .post(format!("{}/api/v1/actions/{a}/approve", h.base))
+        .bearer_auth(ADAM_TOKEN)
         .json(&json!({"actor": "bo"}))
         .send()
         .await
@@ -515,6 +553,14 @@ async fn a_policy_alert_is_silenced_in_vigil_and_recorded() {
     let fp = s.alerts[0].fingerprint.clone();
     let r = c
         .post(format!("{}/api/v1/alerts/{fp}/silence", h.base))
+        .json(&json!({"duration": "2h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a silence needs an operator");
+    let r = c
+        .post(format!("{}/api/v1/alerts/{fp}/silence", h.base))
+        .bearer_auth(ANA_TOKEN)
         .json(&json!({"duration": "soon", "actor": "ana"}))
         .send()
         .await
@@ -522,6 +568,7 @@ async fn a_policy_alert_is_silenced_in_vigil_and_recorded() {
     assert_eq!(r.status(), 422);
     let r = c
         .post(format!("{}/api/v1/alerts/{fp}/silence", h.base))
+        .bearer_auth(ANA_TOKEN)
         .json(&json!({"duration": "2h", "actor": "ana", "comment": "rotating by hand"}))
         .send()
         .await
@@ -542,6 +589,7 @@ async fn a_policy_alert_is_silenced_in_vigil_and_recorded() {
     assert_eq!(v["alerts"][0]["state"], "silenced");
     let r = c
         .post(format!("{}/api/v1/alerts/{fp}/unsilence", h.base))
+        .bearer_auth(ADAM_TOKEN)
         .json(&json!({"actor": "bo"}))
         .send()
         .await

@@ -31,7 +31,7 @@ const MAX_STREAM: usize = 16 * 1024;
 const MAX_VIEWS: usize = 500;
 
 /// Where an alert's analysis is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnalysisState {
     /// The heuristic's answer is shown; the LLM has not answered yet.
@@ -46,7 +46,7 @@ pub enum AnalysisState {
 }
 
 /// One alert's analysis as the console shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AnalysisView {
     pub alert: String,
     pub target: Option<String>,

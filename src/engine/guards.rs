@@ -181,7 +181,7 @@ impl MaintenanceWindow {
 /// A guard's "no": which one, why, and when to look again (None: only an
 /// event such as unfreeze, a breaker reset or another action ending can
 /// change it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Block {
     pub reason: BlockReason,
     pub detail: String,

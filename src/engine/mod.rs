@@ -170,7 +170,7 @@ pub enum Command {
 }
 
 /// An alert in the alert table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Alert {
     pub fingerprint: String,
     pub name: String,
@@ -199,7 +199,7 @@ impl Alert {
 }
 
 /// An action and where it is in its life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Action {
     pub id: ActionId,
     pub runbook: String,
@@ -231,7 +231,7 @@ impl Action {
 }
 
 /// A circuit breaker per runbook@target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Breaker {
     pub open_since: Option<Time>,
     /// Start times of recent runs.
@@ -239,14 +239,14 @@ pub struct Breaker {
 }
 
 /// The modes an operator switches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Modes {
     pub dry_run: bool,
     pub frozen: bool,
 }
 
 /// A runbook that could handle an alert, as the console shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Suggestion {
     pub runbook: String,
     pub description: String,

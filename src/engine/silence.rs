@@ -13,7 +13,7 @@ use super::{Command, Engine, rec};
 use crate::model::{ACTOR_VIGIL, AlertStatus, RecordKind, Time, fmt_time};
 
 /// A silence covering one alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AlertSilence {
     /// The Alertmanager silence id, or `vigil-...` for a silence kept only
     /// by Vigil (an alert of its own policies).

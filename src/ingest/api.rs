@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,36 +27,87 @@ use super::parse::{
 use super::silence::SilenceError;
 use super::stats::Stats;
 use super::{Api, MAX_BODY};
+use crate::access::{Identity, Role, Via};
 use crate::engine::Event;
 use crate::model::{ActionId, ActionState, AlertStatus, KeyedSample};
 use crate::policy::eval::Evaluator;
 use crate::policy::{Policy, PolicySpec};
 
-/// The router: `/health` open, everything else behind the token and the
-/// rate limit.
-pub fn router(api: Arc<Api>) -> Router {
-    let guarded = Router::new()
+/// Every route but `/health`, without the door (identity, rate limit).
+fn routes() -> Router<Arc<Api>> {
+    Router::new()
         .route("/hooks/alertmanager", post(webhook))
         .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/stream", get(stream))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/{fingerprint}/silence", post(silence))
         .route("/api/v1/alerts/{fingerprint}/unsilence", post(unsilence))
+        .route("/api/v1/alerts/{fingerprint}/suggestions", get(suggestions))
         .route("/api/v1/silences", get(silences))
         .route("/api/v1/actions", get(actions))
         .route("/api/v1/actions/{id}", get(action))
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
+        .route("/api/v1/modes", post(modes))
+        .route("/api/v1/breakers/reset", post(reset_breaker))
         .route("/api/v1/policies", get(policies))
         .route("/api/v1/policies/evaluate", post(evaluate))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/audit/page", get(audit_page))
+        .route("/api/v1/audit/export", get(audit_export))
         .route("/api/v1/query", get(query))
         .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(api.clone(), guard));
+}
+
+/// The TCP router: `/health` open, everything else behind a bearer token
+/// (or, on loopback with no listener token, open for reads and
+/// deliveries) and the rate limit.
+pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .merge(guarded)
+        .merge(routes().route_layer(middleware::from_fn_with_state(api.clone(), tcp_guard)))
         .fallback(not_found)
         .with_state(api)
+}
+
+/// The unix socket's router: the same routes; the identity is the peer's
+/// OS user.
+pub fn socket_router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .merge(routes().route_layer(middleware::from_fn_with_state(api.clone(), socket_guard)))
+        .fallback(not_found)
+        .with_state(api)
+}
+
+/// The OS user behind a unix socket connection (peer credentials).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub uid: Option<u32>,
+}
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        Peer {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
+    }
+}
+
+/// A client may ask for less than its identity allows: `X-Vigil-Role:
+/// viewer` (a read-only console).
+const ROLE_HEADER: &str = "x-vigil-role";
+
+fn role_cap(headers: &HeaderMap) -> Option<Role> {
+    headers
+        .get(ROLE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_value(Value::String(v.trim().to_lowercase())).ok())
 }
 
 /// A JSON error.
@@ -79,26 +130,25 @@ async fn not_found() -> Response {
     )
 }
 
-/// Bearer token (constant-time), then the rate limit.
-async fn guard(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
-    if let Some(t) = &api.token {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        if !presented.is_some_and(|p| t.admits(p)) {
-            Stats::add(&api.stats.requests_unauthorized, 1);
-            let mut r = error(
-                401,
-                "authorization",
-                "missing or wrong bearer token",
-                "Authorization: Bearer TOKEN",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
+fn unauthorized(api: &Api, message: &str) -> Response {
+    Stats::add(&api.stats.requests_unauthorized, 1);
+    // A failed login counts against the rate limit too.
+    if let Some(l) = &api.limiter {
+        l.admit();
     }
+    let mut r = error(
+        401,
+        "authorization",
+        message,
+        "Authorization: Bearer TOKEN (an [[operators]] token, or the [listener] token for deliveries), or the unix socket DATA_DIR/vigil.sock",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// Rate limit, then the route; counts the answer.
+async fn admit(api: &Api, mut req: Request, who: Identity, next: Next) -> Response {
     if let Some(l) = &api.limiter
         && !l.admit()
     {
@@ -113,6 +163,8 @@ async fn guard(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respons
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
+    let cap = role_cap(req.headers());
+    req.extensions_mut().insert(who.capped(cap));
     let r = next.run(req).await;
     let c = if r.status().is_success() {
         &api.stats.requests_ok
@@ -121,6 +173,83 @@ async fn guard(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respons
     };
     Stats::add(c, 1);
     r
+}
+
+/// Over TCP: an operator's token names the actor; the listener's token
+/// admits deliveries and reads; no token admits them on loopback only when
+/// no listener token is configured.
+async fn tcp_guard(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    let who = match presented {
+        Some(p) => match api.access.by_token(p) {
+            Some(id) => id,
+            None if api.token.as_ref().is_some_and(|t| t.admits(p)) => Identity {
+                name: "listener".into(),
+                role: Role::Viewer,
+                via: Via::Listener,
+            },
+            None => return unauthorized(&api, "wrong bearer token"),
+        },
+        None if api.token.is_some() => return unauthorized(&api, "missing bearer token"),
+        None => Identity {
+            name: "anonymous".into(),
+            role: Role::Viewer,
+            via: Via::Anonymous,
+        },
+    };
+    admit(&api, req, who, next).await
+}
+
+/// Over the unix socket: the peer's OS user, whatever a body says.
+async fn socket_guard(
+    State(api): State<Arc<Api>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(uid) = peer.uid else {
+        return unauthorized(&api, "the peer of the unix socket cannot be identified");
+    };
+    let who = api.access.by_uid(uid);
+    admit(&api, req, who, next).await
+}
+
+/// Refuses `who` unless it may carry out `intent`: 401 without an
+/// operator's identity, 403 naming the role it needs.
+fn require(who: &Identity, intent: &str) -> Result<(), Response> {
+    let need = crate::access::needed(intent);
+    if need == Role::Viewer {
+        return Ok(());
+    }
+    if matches!(who.via, Via::Anonymous | Via::Listener) {
+        let mut r = error(
+            401,
+            "authorization",
+            format!("{intent} needs an operator's identity"),
+            "Authorization: Bearer TOKEN of an [[operators]] entry, or the unix socket DATA_DIR/vigil.sock",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Err(r);
+    }
+    if who.role < need {
+        return Err(error(
+            403,
+            "role",
+            format!(
+                "{intent} needs the {need} role; {} is {}",
+                who.name, who.role
+            ),
+            match need {
+                Role::Admin => "an admin ([access.users] or [[operators]] role = \"admin\")",
+                _ => "an operator or admin ([access.users] or [[operators]] role)",
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// Bodies over `MAX_BODY` but under this are read to their end (and
@@ -354,27 +483,42 @@ async fn action(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Decision {
-    actor: String,
+    /// Ignored: the actor is who is asking (the socket's OS user, the
+    /// token's operator).
+    #[serde(default)]
+    #[allow(dead_code)]
+    actor: Option<String>,
     #[serde(default)]
     reason: Option<String>,
 }
 
-const DECISION: &str = "{\"actor\": NAME, \"reason\": TEXT} (reason required to reject)";
+const DECISION: &str = "{\"reason\": TEXT} (reason required to reject; the actor is who asks)";
 
 async fn decide(
     api: Arc<Api>,
+    who: Identity,
     id: String,
     headers: HeaderMap,
     body: Body,
     approve: bool,
 ) -> Response {
-    let d: Decision = match read_json(&headers, body, DECISION).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if d.actor.trim().is_empty() {
-        return error(422, "actor", "the actor is empty", DECISION);
+    if let Err(r) = require(&who, if approve { "approve" } else { "reject" }) {
+        return r;
     }
+    let d: Decision = if headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v == "0")
+    {
+        Decision {
+            actor: None,
+            reason: None,
+        }
+    } else {
+        match read_json(&headers, body, DECISION).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
     let reason = d.reason.unwrap_or_default();
     if !approve && reason.trim().is_empty() {
         return error(422, "reason", "a rejection needs a reason", DECISION);
@@ -401,41 +545,217 @@ async fn decide(
     let ev = if approve {
         Event::Approve {
             action: a.id,
-            actor: d.actor,
+            actor: who.name.clone(),
         }
     } else {
         Event::Reject {
             action: a.id,
-            actor: d.actor,
+            actor: who.name.clone(),
             reason,
         }
     };
-    if let Err(r) = send(&api, ev).await {
+    if let Err(r) = intent(&api, ev).await {
         return r;
     }
     (
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "action": a.id.to_string(), "decision": if approve { "approve" } else { "reject" } })),
+        axum::Json(json!({
+            "action": a.id.to_string(),
+            "decision": if approve { "approve" } else { "reject" },
+            "actor": who.name,
+        })),
     )
         .into_response()
 }
 
+/// Hands an operator's intent to the hub and waits for its answer (409
+/// with the hub's reason when it refuses).
+async fn intent(api: &Api, ev: Event) -> Result<(), Response> {
+    match api.hub.intent(ev).await {
+        Ok(()) => Ok(()),
+        Err(e) if e == "the hub has stopped" => Err(hub_stopped()),
+        Err(e) => Err(error(
+            409,
+            "intent",
+            e,
+            "an intent the hub can carry out now",
+        )),
+    }
+}
+
 async fn approve(
     State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    decide(api, id, headers, body, true).await
+    decide(api, who, id, headers, body, true).await
 }
 
 async fn reject(
     State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    decide(api, id, headers, body, false).await
+    decide(api, who, id, headers, body, false).await
+}
+
+async fn whoami(Extension(who): Extension<Identity>) -> Response {
+    axum::Json(json!({ "name": who.name, "role": who.role, "via": who.via })).into_response()
+}
+
+/// The change stream: one JSON line with the whole snapshot, then one per
+/// change (see `crate::stream`).
+async fn stream(State(api): State<Arc<Api>>, Extension(who): Extension<Identity>) -> Response {
+    let mut lines = api.feed.attach(&who);
+    let body = async_stream_body(move |tx| async move {
+        while let Some(b) = lines.recv().await {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A body fed by a task through a channel.
+fn async_stream_body<F, Fut>(f: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<axum::body::Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(4);
+    tokio::spawn(f(tx));
+    Body::new(ChannelBody { rx })
+}
+
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<axum::body::Bytes>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+async fn suggestions(State(api): State<Arc<Api>>, Path(fp): Path<String>) -> Response {
+    match api.hub.suggestions(fp).await {
+        Ok(s) => axum::Json(json!({ "suggestions": s })).into_response(),
+        Err(_) => hub_stopped(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModesRequest {
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(default)]
+    frozen: Option<bool>,
+}
+
+const MODES: &str = "{\"dry_run\": BOOL} or {\"frozen\": BOOL}";
+
+/// Dry-run and freeze. Entering dry-run needs an operator (it only makes
+/// things safer); leaving it, freezing and unfreezing need an admin.
+async fn modes(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let m: ModesRequest = match read_json(&headers, body, MODES).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (what, ev) = match (m.dry_run, m.frozen) {
+        (Some(on), None) => (
+            if on { "dry_run_on" } else { "dry_run_off" },
+            Event::SetDryRun {
+                on,
+                actor: who.name.clone(),
+            },
+        ),
+        (None, Some(on)) => (
+            if on { "freeze" } else { "unfreeze" },
+            Event::SetFrozen {
+                on,
+                actor: who.name.clone(),
+            },
+        ),
+        _ => return error(422, "body", "exactly one of dry_run or frozen", MODES),
+    };
+    if let Err(r) = require(&who, what) {
+        return r;
+    }
+    if let Err(r) = intent(&api, ev).await {
+        return r;
+    }
+    axum::Json(json!({ "changed": what, "actor": who.name })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerRequest {
+    runbook: String,
+    target: String,
+}
+
+async fn reset_breaker(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = require(&who, "reset_breaker") {
+        return r;
+    }
+    let b: BreakerRequest =
+        match read_json(&headers, body, "{\"runbook\": NAME, \"target\": HOST}").await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+    let snap = api.hub.snapshots.borrow().clone();
+    if !snap
+        .breakers
+        .iter()
+        .any(|(r, t, _)| *r == b.runbook && *t == b.target)
+    {
+        return error(
+            404,
+            "runbook",
+            format!("no open circuit breaker for {}@{}", b.runbook, b.target),
+            "a runbook and target whose breaker is open (GET /api/v1/stream, breakers)",
+        );
+    }
+    let ev = Event::ResetBreaker {
+        runbook: b.runbook,
+        target: b.target,
+        actor: who.name.clone(),
+    };
+    if let Err(r) = intent(&api, ev).await {
+        return r;
+    }
+    axum::Json(json!({ "reset": true, "actor": who.name })).into_response()
 }
 
 fn policy_json(p: &Policy) -> Value {
@@ -537,6 +857,101 @@ async fn audit(State(api): State<Arc<Api>>, Query(q): Query<HashMap<String, Stri
     }
 }
 
+const PAGE: &str = "?before=SEQ&limit=N&count=1&target=HOST&runbook=NAME&kind=KIND&actor=NAME";
+
+/// A page of the trail, newest first, filtered (the console's Audit pane).
+async fn audit_page(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let num = |k: &str| -> Result<Option<u64>, Response> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| error(400, k, format!("{v:?} is not a whole number"), PAGE)),
+        }
+    };
+    let before = match num("before") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let limit = match num("limit") {
+        Ok(v) => v.unwrap_or(100).clamp(1, 5000) as usize,
+        Err(r) => return r,
+    };
+    let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let filter = crate::store::AuditFilter {
+        target: text("target"),
+        runbook: text("runbook"),
+        kind: text("kind"),
+        actor: text("actor"),
+    };
+    let count = q.get("count").is_some_and(|v| v == "1" || v == "true");
+    let dir = api.data_dir.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let s = crate::store::Store::open_read_only(&dir)?;
+        let records = s.page(&filter, before, limit)?;
+        let total = if count { Some(s.count(&filter)?) } else { None };
+        Ok::<_, crate::store::StoreError>((records, total))
+    })
+    .await;
+    match got {
+        Ok(Ok((records, total))) => {
+            axum::Json(json!({ "records": records, "total": total })).into_response()
+        }
+        Ok(Err(e)) => error(500, "store", e.to_string(), "a readable store"),
+        Err(e) => error(500, "store", e.to_string(), "a readable store"),
+    }
+}
+
+/// Sends what a blocking writer writes as body chunks.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<axum::body::Bytes>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client left"))
+    }
+}
+
+/// The whole trail as JSON lines, streamed.
+async fn audit_export(State(api): State<Arc<Api>>) -> Response {
+    let dir = api.data_dir.clone();
+    let body = async_stream_body(move |tx| async move {
+        let _ = tokio::task::spawn_blocking(move || {
+            let s = crate::store::Store::open_read_only(&dir)?;
+            let mut w = ChunkWriter {
+                tx,
+                buf: Vec::new(),
+            };
+            let n = s.export_jsonl(&mut w, None);
+            use std::io::Write;
+            let _ = w.flush();
+            n
+        })
+        .await;
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
 async fn health(State(api): State<Arc<Api>>) -> Response {
     let snap = api.hub.snapshots.borrow().clone();
     axum::Json(json!({
@@ -568,12 +983,15 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
 #[serde(deny_unknown_fields)]
 struct SilenceRequest {
     duration: String,
-    actor: String,
+    /// Ignored: the actor is who asks.
+    #[serde(default)]
+    #[allow(dead_code)]
+    actor: Option<String>,
     #[serde(default)]
     comment: String,
 }
 
-const SILENCE: &str = "{\"duration\": \"2h\", \"actor\": NAME, \"comment\": TEXT}";
+const SILENCE: &str = "{\"duration\": \"2h\", \"comment\": TEXT}";
 
 fn silence_error(e: SilenceError) -> Response {
     match e {
@@ -597,20 +1015,21 @@ fn silence_error(e: SilenceError) -> Response {
 
 async fn silence(
     State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
     Path(fp): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(r) = require(&who, "silence") {
+        return r;
+    }
     let req: SilenceRequest = match read_json(&headers, body, SILENCE).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if req.actor.trim().is_empty() {
-        return error(422, "actor", "the actor is empty", SILENCE);
-    }
     match api
         .silencer
-        .silence(&fp, &req.duration, &req.actor, &req.comment)
+        .silence(&fp, &req.duration, &who.name, &req.comment)
         .await
     {
         Ok(o) => (StatusCode::CREATED, axum::Json(o)).into_response(),
@@ -621,20 +1040,29 @@ async fn silence(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UnsilenceRequest {
-    actor: String,
+    /// Ignored: the actor is who asks.
+    #[serde(default)]
+    #[allow(dead_code)]
+    actor: Option<String>,
 }
 
 async fn unsilence(
     State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
     Path(fp): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let req: UnsilenceRequest = match read_json(&headers, body, "{\"actor\": NAME}").await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match api.silencer.expire(&fp, &req.actor).await {
+    if let Err(r) = require(&who, "unsilence") {
+        return r;
+    }
+    if headers.get(header::CONTENT_LENGTH).is_none_or(|v| v != "0") {
+        let _req: UnsilenceRequest = match read_json(&headers, body, "{}").await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+    }
+    match api.silencer.expire(&fp, &who.name).await {
         Ok(id) => axum::Json(json!({ "expired": id })).into_response(),
         Err(e) => silence_error(e),
     }

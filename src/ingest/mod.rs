@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod client;
+pub mod feed;
 pub mod parse;
 pub mod poll;
 pub mod silence;
@@ -47,6 +48,14 @@ pub enum ListenError {
     ExposedWithoutToken(SocketAddr),
     #[error("[listener] token_env names {0}, which is not set or empty")]
     TokenMissing(String),
+    #[error("{0}")]
+    Access(String),
+    #[error("cannot listen on {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -116,6 +125,12 @@ pub struct ListenerOptions {
     pub addr: SocketAddr,
     pub token: Option<Token>,
     pub rate_limit: Option<u32>,
+    /// Operators' tokens and OS users' roles.
+    pub access: crate::access::Access,
+    /// Serve the API on `DATA_DIR/vigil.sock` too.
+    pub socket: bool,
+    /// The group that may connect to the socket (mode 0660).
+    pub socket_group: Option<String>,
 }
 
 impl ListenerOptions {
@@ -143,10 +158,29 @@ impl ListenerOptions {
             .listener
             .rate_limit
             .or((!addr.ip().is_loopback()).then_some(DEFAULT_EXPOSED_RATE));
+        let access =
+            crate::access::Access::resolve(&config.operators, &config.access).map_err(|es| {
+                ListenError::Access(
+                    es.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+        if let Some(g) = &config.access.socket_group
+            && crate::access::group_id(g).is_none()
+        {
+            return Err(ListenError::Access(format!(
+                "[access] socket_group {g:?} is not a group on this machine"
+            )));
+        }
         Ok(ListenerOptions {
             addr,
             token,
             rate_limit,
+            access,
+            socket: true,
+            socket_group: config.access.socket_group.clone(),
         })
     }
 }
@@ -167,6 +201,9 @@ pub struct Api {
     /// source, else `alertmanager`).
     pub webhook_source: String,
     pub board: SourceBoard,
+    pub access: crate::access::Access,
+    /// The change stream to attached consoles.
+    pub feed: Arc<feed::Feed>,
 }
 
 impl Api {
@@ -177,8 +214,11 @@ impl Api {
         data_dir: PathBuf,
         opts: &ListenerOptions,
         board: SourceBoard,
+        feed: Arc<feed::Feed>,
     ) -> Api {
         Api {
+            access: opts.access.clone(),
+            feed,
             silencer: silence::Silencer::new(hub.clone(), &config.sources),
             prometheus: config
                 .sources
@@ -211,11 +251,20 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ListenErr
         .map_err(|source| ListenError::Bind { addr, source })
 }
 
+/// Waits until `shutdown` turns true (or its sender is gone).
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<Api>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     poll::report(
@@ -226,24 +275,76 @@ pub async fn serve(
         format!("listening on {addr}"),
     );
     let app = api::router(api);
-    // Small answers go out at once (no Nagle delay against delayed ACKs).
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
+        .with_graceful_shutdown(stopped(shutdown))
         .await
 }
 
-/// Starts the listener and the pollers from the config. A bind failure is
-/// returned (the console reports it on the board and carries on).
+/// Binds `DATA_DIR/vigil.sock`: mode 0660 (0600 without a group), owned
+/// by `group` when one is set. A socket file left by a dead hub is
+/// replaced; the caller holds the data dir's lock, so no live hub uses it.
+pub fn bind_socket(
+    path: &std::path::Path,
+    group: Option<&str>,
+) -> Result<tokio::net::UnixListener, ListenError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let err = |source| ListenError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(err)?,
+        Ok(_) => {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            )));
+        }
+        Err(_) => {}
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
+    let gid = group.and_then(crate::access::group_id);
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
+    }
+    let mode = if gid.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Serves the API on the unix socket until `shutdown`; the actor of every
+/// request is the peer's OS user.
+pub async fn serve_socket(
+    listener: tokio::net::UnixListener,
+    api: Arc<Api>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = api::socket_router(api);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<api::Peer>(),
+    )
+    .with_graceful_shutdown(stopped(shutdown))
+    .await
+}
+
+/// What [`start`] brought up.
+pub struct Started {
+    pub api: Arc<Api>,
+    /// The TCP listener's address, or why it is not listening.
+    pub tcp: Result<SocketAddr, ListenError>,
+    /// The unix socket, when it serves.
+    pub socket: Option<PathBuf>,
+}
+
+/// Starts the pollers, the change feed, the unix socket (when asked) and
+/// the TCP listener. A unix socket that cannot be bound is an error; a TCP
+/// address that cannot be bound is reported in `tcp` (and on the source
+/// board as Down).
 pub async fn start(
     hub: HubHandle,
     config: &Config,
@@ -252,23 +353,53 @@ pub async fn start(
     opts: ListenerOptions,
     board: SourceBoard,
     shutdown: watch::Receiver<bool>,
-) -> Result<(SocketAddr, Arc<Api>), ListenError> {
+) -> Result<Started, ListenError> {
     poll::spawn_pollers(
         &config.sources,
         hub.events.clone(),
         board.clone(),
         shutdown.clone(),
     );
+    let feed = feed::Feed::spawn(hub.snapshots.clone(), shutdown.clone());
     let api = Arc::new(Api::new(
         hub,
         config,
         policies,
-        data_dir,
+        data_dir.clone(),
         &opts,
         board.clone(),
+        feed,
     ));
-    let listener = match bind(opts.addr).await {
-        Ok(l) => l,
+    let mut socket = None;
+    if opts.socket {
+        let path = data_dir.join(crate::owner::SOCKET_FILE);
+        let l = bind_socket(&path, opts.socket_group.as_deref())?;
+        let served = api.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_socket(l, served, stop).await {
+                tracing::error!("the unix socket stopped serving: {e}");
+            }
+        });
+        socket = Some(path);
+    }
+    let tcp = match bind(opts.addr).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().unwrap_or(opts.addr);
+            let served = api.clone();
+            tokio::spawn(async move {
+                if let Err(e) = serve(listener, served.clone(), shutdown).await {
+                    poll::report(
+                        &served.board,
+                        "http listener",
+                        "listener",
+                        HealthState::Down,
+                        e.to_string(),
+                    );
+                }
+            });
+            Ok(addr)
+        }
         Err(e) => {
             poll::report(
                 &board,
@@ -277,23 +408,10 @@ pub async fn start(
                 HealthState::Down,
                 e.to_string(),
             );
-            return Err(e);
+            Err(e)
         }
     };
-    let addr = listener.local_addr().unwrap_or(opts.addr);
-    let served = api.clone();
-    tokio::spawn(async move {
-        if let Err(e) = serve(listener, served.clone(), shutdown).await {
-            poll::report(
-                &served.board,
-                "http listener",
-                "listener",
-                HealthState::Down,
-                e.to_string(),
-            );
-        }
-    });
-    Ok((addr, api))
+    Ok(Started { api, tcp, socket })
 }
 
 #[cfg(test)]

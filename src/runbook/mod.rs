@@ -692,20 +692,25 @@ fn shell_script(argv: &[String]) -> Option<&str> {
 }
 
 /// One step of a plan: what would run, exactly.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlannedStep {
     pub name: String,
     pub argv: Vec<String>,
     pub read_only: bool,
-    #[serde(serialize_with = "ser_secs")]
+    #[serde(serialize_with = "ser_secs", deserialize_with = "de_secs")]
     pub timeout: TimeDelta,
     /// A rollback step: runs only after a step of the same run failed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::units::fmt_delta(*d))
+}
+
+fn de_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TimeDelta, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    crate::units::parse_delta(&text).map_err(serde::de::Error::custom)
 }
 
 impl PlannedStep {

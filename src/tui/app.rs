@@ -157,6 +157,8 @@ pub enum Confirmed {
     Unsilence {
         fingerprint: String,
     },
+    /// Quit, stopping the hub others are attached to.
+    Quit,
 }
 
 /// A two-step confirmation: a question, what will happen, and two buttons
@@ -782,7 +784,7 @@ impl App {
             return;
         }
         match a {
-            UiAction::Quit => self.quit = true,
+            UiAction::Quit => self.ask_quit(),
             UiAction::Help => self.popup = Some(Popup::Help { scroll: 0 }),
             UiAction::Filter => self.open_filter(),
             UiAction::Palette => {
@@ -1069,7 +1071,7 @@ impl App {
                 KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
                 KeyCode::PageDown => *scroll = scroll.saturating_add(10),
                 KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
-                _ if ctrl_c => self.quit = true,
+                _ if ctrl_c => self.ask_quit(),
                 _ => self.popup = None,
             },
             Popup::Confirm(c) => match ev.code {
@@ -1178,6 +1180,10 @@ impl App {
             }
             Confirmed::Unsilence { fingerprint } => {
                 self.outbox.push(Intent::Unsilence { fingerprint });
+                return;
+            }
+            Confirmed::Quit => {
+                self.quit = true;
                 return;
             }
         };
@@ -1318,6 +1324,47 @@ impl App {
             ],
             ok_label: "Go LIVE".into(),
             on_ok: Confirmed::DryRun(false),
+            ok_focused: false,
+            reason: None,
+            error: None,
+        })));
+    }
+
+    /// Who else is attached to the hub (this console's own entry left out).
+    pub fn others_attached(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.snap.presence.iter().map(|p| p.name.clone()).collect();
+        if let Some(me) = self.snap.link.as_ref().and_then(|l| l.me.as_ref())
+            && let Some(i) = names.iter().position(|n| *n == me.name)
+        {
+            names.remove(i);
+        }
+        names
+    }
+
+    /// Quits, unless this console started the hub and others are attached
+    /// to it: then it says so and asks first.
+    fn ask_quit(&mut self) {
+        let owns = self.snap.link.as_ref().is_some_and(|l| l.owns_hub && l.up);
+        let others = self.others_attached();
+        if !owns || others.is_empty() {
+            self.quit = true;
+            return;
+        }
+        let n = others.len();
+        self.popup = Some(Popup::Confirm(Box::new(Confirm {
+            title: "Stop the hub others are using?".into(),
+            lines: vec![
+                format!(
+                    "{n} other console{} attached: {}.",
+                    if n == 1 { " is" } else { "s are" },
+                    others.join(", ")
+                ),
+                "This console started the hub: quitting stops it, and theirs show it lost until a hub runs again.".into(),
+                "Nothing is lost: every record is durable, and open work comes back when a hub starts on this data dir.".into(),
+                "To keep a hub running on its own, start it with `vigil serve`.".into(),
+            ],
+            ok_label: "Quit".into(),
+            on_ok: Confirmed::Quit,
             ok_focused: false,
             reason: None,
             error: None,
@@ -1530,7 +1577,7 @@ impl App {
             }
             ("unsilence", []) => self.ask_unsilence(now),
             ("help", _) => self.popup = Some(Popup::Help { scroll: 0 }),
-            ("quit" | "q", _) => self.quit = true,
+            ("quit" | "q", _) => self.ask_quit(),
             _ => {
                 return Err(format!(
                     "unknown command {cmd:?}; commands: approve [ID], reject [ID] [reason], \

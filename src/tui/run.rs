@@ -1,10 +1,12 @@
 //! The console's event loop and terminal hygiene.
 //!
 //! Owns the terminal (raw mode, alternate screen, mouse) and gives it back
-//! on quit, on panic and on SIGTERM. Reads keys on a thread of its own and
-//! the audit trail on another, so drawing never waits on I/O: a frame is
-//! drawn at once after a key, and at most 30 times a second while data
-//! moves; nothing is drawn while nothing changes.
+//! on quit, on panic and on SIGTERM. Reads keys on a thread of its own;
+//! everything it knows of the hub comes through a [`HubClient`] (the
+//! change stream, audit pages, intents), off the drawing path, so drawing
+//! never waits on I/O: a frame is drawn at once after a key, and at most 30
+//! times a second while data moves; nothing is drawn while nothing
+//! changes.
 
 use std::io::{self, Stdout, Write};
 use std::path::{Path, PathBuf};
@@ -24,8 +26,8 @@ use ratatui::crossterm::terminal::{
 };
 use tokio::sync::mpsc;
 
-use crate::hub::HubHandle;
-use crate::store::Store;
+use crate::client::HubClient;
+use crate::engine::Event;
 use crate::tui::app::{App, AppOptions, AuditPage, AuditQuery, Intent, Level};
 use crate::tui::keymap::{self, Keymap};
 use crate::tui::theme::{self, Theme};
@@ -36,8 +38,10 @@ const MIN_FRAME: Duration = Duration::from_millis(33);
 
 /// What the console starts with.
 pub struct ConsoleSetup {
-    pub handle: HubHandle,
-    pub data_dir: PathBuf,
+    /// The hub this console is attached to.
+    pub client: HubClient,
+    /// The console started the hub it talks to (quitting stops it).
+    pub owns_hub: bool,
     pub log_path: PathBuf,
     /// The config dir whose `themes/` and `keymaps/` override the bundled.
     pub config_dir: Option<PathBuf>,
@@ -48,9 +52,8 @@ pub struct ConsoleSetup {
     pub problems: Vec<String>,
     /// When the process started (the first frame's latency is from here).
     pub started: Instant,
-    /// Creates silences (in Alertmanager for its alerts, in Vigil for its
-    /// own); `None` in a console with no hub I/O.
-    pub silencer: Option<crate::ingest::silence::Silencer>,
+    /// What the console shows until the hub's first snapshot arrives.
+    pub first: Arc<crate::hub::Snapshot>,
 }
 
 /// Loads the theme and keymap for a setup, falling back to the bundled
@@ -154,117 +157,9 @@ impl Drop for TerminalGuard {
     }
 }
 
-enum AuditJob {
-    Query(AuditQuery),
-    Export(PathBuf),
-}
-
 enum Reply {
     Page(AuditPage),
     Notice(String, Level),
-}
-
-/// Serves audit pages from a read-only connection, off the UI thread.
-fn audit_reader(dir: PathBuf, jobs: std::sync::mpsc::Receiver<AuditJob>, out: mpsc::Sender<Reply>) {
-    let mut store: Option<Store> = None;
-    while let Ok(first) = jobs.recv() {
-        // Only the newest query of each kind matters.
-        let mut batch = vec![first];
-        while let Ok(j) = jobs.try_recv() {
-            batch.push(j);
-        }
-        let newest_gen = batch
-            .iter()
-            .filter_map(|j| match j {
-                AuditJob::Query(q) => Some(q.generation),
-                _ => None,
-            })
-            .max();
-        for job in batch {
-            if store.is_none() {
-                match Store::open_read_only(&dir) {
-                    Ok(s) => store = Some(s),
-                    Err(e) => {
-                        if let AuditJob::Query(q) = &job {
-                            let _ = out.blocking_send(Reply::Page(AuditPage {
-                                generation: q.generation,
-                                before: q.before,
-                                records: Vec::new(),
-                                total: None,
-                                error: Some(e.to_string()),
-                            }));
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some(s) = store.as_ref() else { continue };
-            match job {
-                AuditJob::Query(q) => {
-                    if Some(q.generation) != newest_gen {
-                        continue;
-                    }
-                    let page = s.page(&q.filter, q.before, q.limit);
-                    let total = if q.count {
-                        s.count(&q.filter).ok()
-                    } else {
-                        None
-                    };
-                    let reply = match page {
-                        Ok(records) => AuditPage {
-                            generation: q.generation,
-                            before: q.before,
-                            records,
-                            total,
-                            error: None,
-                        },
-                        Err(e) => AuditPage {
-                            generation: q.generation,
-                            before: q.before,
-                            records: Vec::new(),
-                            total,
-                            error: Some(e.to_string()),
-                        },
-                    };
-                    if out.blocking_send(Reply::Page(reply)).is_err() {
-                        return;
-                    }
-                }
-                AuditJob::Export(path) => {
-                    let msg = export(s, &path);
-                    let _ = out.blocking_send(match msg {
-                        Ok(n) => Reply::Notice(
-                            format!("exported {n} records to {}", path.display()),
-                            Level::Good,
-                        ),
-                        Err(e) => Reply::Notice(e, Level::Bad),
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// Writes the whole trail as JSON lines to a new file (never overwrites).
-fn export(s: &Store, path: &Path) -> Result<u64, String> {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                format!("{} exists; export writes a new file only", path.display())
-            } else {
-                format!("cannot create {}: {e}", path.display())
-            }
-        })?;
-    let mut w = io::BufWriter::new(f);
-    let n = s
-        .export_jsonl(&mut w, None)
-        .map_err(|e| format!("export failed: {e}"))?;
-    w.flush()
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(n)
 }
 
 /// Reads terminal events on a thread of its own until `stop`.
@@ -305,8 +200,9 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
         theme_names: theme::names(setup.config_dir.as_deref()),
         problems,
     };
-    let handle = setup.handle.clone();
-    let mut snaps = handle.snapshots.clone();
+    let client = setup.client.clone();
+    let (focus_tx, focus_rx) = tokio::sync::watch::channel(None);
+    let mut snaps = client.follow(setup.first.clone(), setup.owns_hub, focus_rx);
     let first = snaps.borrow_and_update().clone();
     let mut app = App::new(first, theme, keymap, opts);
 
@@ -319,21 +215,16 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
             .name("vigil-input".into())
             .spawn(move || input_thread(key_tx, stop))?
     };
-    let (job_tx, job_rx) = std::sync::mpsc::channel::<AuditJob>();
     let (reply_tx, mut reply_rx) = mpsc::channel::<Reply>(64);
+    let (audit_tx, audit_rx) = tokio::sync::watch::channel::<Option<AuditQuery>>(None);
+    tokio::spawn(audit_pages(client.clone(), audit_rx, reply_tx.clone()));
     let io = Io {
-        handle: handle.clone(),
-        jobs: job_tx,
-        replies: reply_tx.clone(),
-        silencer: setup.silencer.clone(),
+        client: client.clone(),
+        audit: audit_tx,
+        focus: focus_tx,
+        replies: reply_tx,
         config_dir: setup.config_dir.clone(),
     };
-    {
-        let dir = setup.data_dir.clone();
-        std::thread::Builder::new()
-            .name("vigil-audit-reader".into())
-            .spawn(move || audit_reader(dir, job_rx, reply_tx))?;
-    }
     // Old snapshots are freed here, not on the UI thread: dropping ten
     // thousand alerts takes longer than drawing them.
     let (drop_tx, drop_rx) = std::sync::mpsc::channel::<Arc<crate::hub::Snapshot>>();
@@ -451,36 +342,122 @@ fn on_term_event(app: &mut App, ev: TermEvent, now: Instant) {
     }
 }
 
+/// Fetches audit pages; only the newest query matters.
+async fn audit_pages(
+    client: HubClient,
+    mut queries: tokio::sync::watch::Receiver<Option<AuditQuery>>,
+    out: mpsc::Sender<Reply>,
+) {
+    while queries.changed().await.is_ok() {
+        let Some(q) = queries.borrow_and_update().clone() else {
+            continue;
+        };
+        let page = match client
+            .audit_page(&q.filter, q.before, q.limit, q.count)
+            .await
+        {
+            Ok((records, total)) => AuditPage {
+                generation: q.generation,
+                before: q.before,
+                records,
+                total,
+                error: None,
+            },
+            Err(e) => AuditPage {
+                generation: q.generation,
+                before: q.before,
+                records: Vec::new(),
+                total: None,
+                error: Some(e),
+            },
+        };
+        if out.send(Reply::Page(page)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// What the console's intents are carried out with.
 struct Io {
-    handle: HubHandle,
-    jobs: std::sync::mpsc::Sender<AuditJob>,
+    client: HubClient,
+    audit: tokio::sync::watch::Sender<Option<AuditQuery>>,
+    focus: tokio::sync::watch::Sender<Option<String>>,
     replies: mpsc::Sender<Reply>,
-    silencer: Option<crate::ingest::silence::Silencer>,
     config_dir: Option<PathBuf>,
 }
 
+/// Runs `call` off the UI task; its error (or `ok`) comes back as a flash.
+fn in_background<F>(replies: &mpsc::Sender<Reply>, call: F)
+where
+    F: std::future::Future<Output = Result<Option<String>, String>> + Send + 'static,
+{
+    let replies = replies.clone();
+    tokio::spawn(async move {
+        let notice = match call.await {
+            Ok(Some(ok)) => Some(Reply::Notice(ok, Level::Good)),
+            Ok(None) => None,
+            Err(e) => Some(Reply::Notice(e, Level::Bad)),
+        };
+        if let Some(n) = notice {
+            let _ = replies.send(n).await;
+        }
+    });
+}
+
 fn perform(intent: Intent, app: &mut App, io: &Io) {
-    let (handle, jobs, config_dir) = (&io.handle, &io.jobs, io.config_dir.as_deref());
+    let config_dir = io.config_dir.as_deref();
     let now = Instant::now();
+    let c = io.client.clone();
     match intent {
-        Intent::Hub(ev) => {
-            if let Err(e) = handle.events.try_send(ev) {
-                app.flash(
-                    format!("the hub did not take it ({e}); try again"),
-                    Level::Bad,
-                    now,
-                );
-            }
-        }
+        Intent::Hub(ev) => match ev {
+            Event::Approve { action, .. } => in_background(&io.replies, async move {
+                c.approve(&action.to_string())
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| format!("approval of {action} refused: {e}"))
+            }),
+            Event::Reject { action, reason, .. } => in_background(&io.replies, async move {
+                c.reject(&action.to_string(), &reason)
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| format!("rejection of {action} refused: {e}"))
+            }),
+            Event::SetDryRun { on, .. } => in_background(&io.replies, async move {
+                c.set_dry_run(on)
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| format!("dry-run not changed: {e}"))
+            }),
+            Event::SetFrozen { on, .. } => in_background(&io.replies, async move {
+                c.set_frozen(on)
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| format!("freeze not changed: {e}"))
+            }),
+            Event::ResetBreaker {
+                runbook, target, ..
+            } => in_background(&io.replies, async move {
+                c.reset_breaker(&runbook, &target)
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| format!("breaker not reset: {e}"))
+            }),
+            other => app.flash(
+                format!("the console cannot send {other:?}"),
+                Level::Bad,
+                now,
+            ),
+        },
         Intent::Audit(q) => {
-            let _ = jobs.send(AuditJob::Query(q));
+            io.audit.send_replace(Some(q));
         }
-        Intent::ExportAudit(p) => {
-            let _ = jobs.send(AuditJob::Export(p));
-        }
+        Intent::ExportAudit(p) => in_background(&io.replies, async move {
+            c.export(&p)
+                .await
+                .map(|n| Some(format!("exported {n} records to {}", p.display())))
+        }),
         Intent::Focus(fp) => {
-            handle.focus.send_replace(fp);
+            io.focus.send_replace(fp);
         }
         Intent::Theme(name) => {
             let mut errs = Vec::new();
@@ -504,50 +481,38 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
             duration,
             comment,
         } => {
-            let Some(silencer) = io.silencer.clone() else {
-                return app.flash("silences are not available here", Level::Bad, now);
-            };
-            let actor = app.snap.operator.clone();
-            let replies = io.replies.clone();
             app.flash(format!("silencing for {duration}..."), Level::Info, now);
             // The Alertmanager call must not hold up the keys.
-            tokio::spawn(async move {
-                let notice = match silencer
-                    .silence(&fingerprint, &duration, &actor, &comment)
+            in_background(&io.replies, async move {
+                let o = c
+                    .silence(&fingerprint, &duration, &comment)
                     .await
-                {
-                    Ok(o) => Reply::Notice(
-                        match &o.alertmanager {
-                            Some(am) => format!(
-                                "silenced until {} in {am} (silence {})",
-                                o.until.format("%H:%M UTC"),
-                                o.id
-                            ),
-                            None => format!(
-                                "silenced in Vigil until {} (no runbook proposed meanwhile)",
-                                o.until.format("%H:%M UTC")
-                            ),
-                        },
-                        Level::Good,
+                    .map_err(|e| format!("silence not created: {e}"))?;
+                let until = o["until"]
+                    .as_str()
+                    .and_then(|t| t.parse::<crate::model::Time>().ok())
+                    .map(|t| t.format("%H:%M UTC").to_string())
+                    .unwrap_or_default();
+                Ok(Some(match o["alertmanager"].as_str() {
+                    Some(am) => format!(
+                        "silenced until {until} in {am} (silence {})",
+                        o["id"].as_str().unwrap_or("?")
                     ),
-                    Err(e) => Reply::Notice(format!("silence not created: {e}"), Level::Bad),
-                };
-                let _ = replies.send(notice).await;
+                    None => {
+                        format!("silenced in Vigil until {until} (no runbook proposed meanwhile)")
+                    }
+                }))
             });
         }
-        Intent::Unsilence { fingerprint } => {
-            let Some(silencer) = io.silencer.clone() else {
-                return app.flash("silences are not available here", Level::Bad, now);
-            };
-            let actor = app.snap.operator.clone();
-            let replies = io.replies.clone();
-            tokio::spawn(async move {
-                let notice = match silencer.expire(&fingerprint, &actor).await {
-                    Ok(id) => Reply::Notice(format!("silence {id} ended"), Level::Good),
-                    Err(e) => Reply::Notice(format!("silence not ended: {e}"), Level::Bad),
-                };
-                let _ = replies.send(notice).await;
-            });
-        }
+        Intent::Unsilence { fingerprint } => in_background(&io.replies, async move {
+            let o = c
+                .unsilence(&fingerprint)
+                .await
+                .map_err(|e| format!("silence not ended: {e}"))?;
+            Ok(Some(format!(
+                "silence {} ended",
+                o["expired"].as_str().unwrap_or("?")
+            )))
+        }),
     }
 }

@@ -152,6 +152,17 @@ fn status_bar(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let bar = t.status_bar();
     let mut spans = vec![mode_banner(app)];
+    if let Some(l) = app.snap.link.as_ref().filter(|l| !l.up) {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!(
+                " HUB LOST: {} (reconnecting) ",
+                l.problem.as_deref().unwrap_or("no connection")
+            ),
+            t.severity(crate::model::Severity::Critical)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
     if app.snap.modes.frozen {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(" FROZEN ", t.style("mode.frozen_banner")));
@@ -205,7 +216,28 @@ fn status_bar(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     spans.push(Span::styled(" │ ", bar));
-    spans.push(Span::styled(format!("op {}", app.snap.operator), bar));
+    match app.snap.link.as_ref() {
+        Some(l) => {
+            let me =
+                l.me.as_ref()
+                    .map(|m| format!("{} ({})", m.name, m.role))
+                    .unwrap_or_else(|| "?".into());
+            let to = if l.owns_hub {
+                "own hub".to_string()
+            } else {
+                format!("@ {}", l.to)
+            };
+            spans.push(Span::styled(format!("{me} {to}"), bar));
+            let others = app.others_attached();
+            if !others.is_empty() {
+                spans.push(Span::styled(
+                    format!(" │ +{} {}", others.len(), others.join(", ")),
+                    bar,
+                ));
+            }
+        }
+        None => spans.push(Span::styled(format!("op {}", app.snap.operator), bar)),
+    }
     spans.push(Span::styled(
         format!(" │ {}", app.now().format("%H:%M:%S UTC")),
         bar,

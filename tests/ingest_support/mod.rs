@@ -25,6 +25,32 @@ pub struct TestHub {
     hub: Option<tokio::task::JoinHandle<Result<(), vigil::store::StoreError>>>,
 }
 
+/// The token of the operator `ana` (role operator) every test hub knows.
+pub const ANA_TOKEN: &str = "ana-0123456789abcdef0123456789abcdef";
+/// The token of `vic` (role viewer).
+pub const VIC_TOKEN: &str = "vic-0123456789abcdef0123456789abcdef";
+/// The token of `adam` (role admin).
+pub const ADAM_TOKEN: &str = "adam-0123456789abcdef0123456789abcde";
+
+fn operators() -> vigil::access::Access {
+    use sha2::Digest;
+    let op = |name: &str, role, token: &str| vigil::access::OperatorSpec {
+        name: name.into(),
+        role: Some(role),
+        token_env: None,
+        token_sha256: Some(hex::encode(sha2::Sha256::digest(token.as_bytes()))),
+    };
+    vigil::access::Access::resolve(
+        &[
+            op("ana", vigil::access::Role::Operator, ANA_TOKEN),
+            op("vic", vigil::access::Role::Viewer, VIC_TOKEN),
+            op("adam", vigil::access::Role::Admin, ADAM_TOKEN),
+        ],
+        &Default::default(),
+    )
+    .expect("test operators")
+}
+
 #[derive(Default)]
 pub struct Options<'a> {
     pub config: &'a str,
@@ -62,8 +88,11 @@ pub async fn start(o: Options<'_>) -> TestHub {
         addr: "127.0.0.1:0".parse().expect("addr"),
         token: o.token.map(Token::new),
         rate_limit: o.rate_limit,
+        access: operators(),
+        socket: true,
+        socket_group: None,
     };
-    let (addr, api) = vigil::ingest::start(
+    let started = vigil::ingest::start(
         handle.clone(),
         &config,
         policies,
@@ -74,6 +103,8 @@ pub async fn start(o: Options<'_>) -> TestHub {
     )
     .await
     .expect("listener starts");
+    let addr = started.tcp.expect("TCP listener starts");
+    let api = started.api;
     TestHub {
         addr,
         base: format!("http://{addr}"),
