@@ -761,3 +761,57 @@ pub fn replay_file(path: &std::path::Path) -> Result<Replay, ScenarioError> {
     })?;
     Ok(Scenario::parse(&file, &text)?.run())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_are_vetted_and_refusals_kept() {
+        let text = r#"
+name = "x"
+start = "2026-01-01T00:00:00Z"
+[[hosts]]
+name = "h1"
+services = ["api"]
+[[events]]
+at = "0s"
+run = { runbook = "service_restart", target = "h9", params = { service = "api" }, actor = "ana" }
+[[events]]
+at = "1s"
+run = { runbook = "service_restart", target = "h1", params = { service = "api" }, actor = "ana" }
+[[events]]
+at = "2s"
+approve = { runbook = "service_restart", target = "h1", actor = "ana" }
+[[events]]
+at = "3s"
+repropose = { alert = "ServiceDown", target = "h1" }
+"#;
+        let r = Scenario::parse("x.toml", text).unwrap().run();
+        let msgs: Vec<&str> = r.refused.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].starts_with("no host \"h9\""), "{}", msgs[0]);
+        assert!(
+            msgs[1].contains("cannot be its only approver"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].starts_with("no alert with fingerprint"),
+            "{}",
+            msgs[2]
+        );
+        assert_eq!(
+            r.log
+                .iter()
+                .filter(|x| x.kind == RecordKind::ActionProposed)
+                .count(),
+            1
+        );
+
+        let bad = "name = \"x\"\nstart = \"2026-01-01T00:00:00Z\"\n[[events]]\nat = \"0s\"\nrepropose = { target = \"h1\" }\n";
+        let e = Scenario::parse("x.toml", bad).err().unwrap();
+        assert!(e.message.contains("repropose needs alert"), "{e}");
+        assert_eq!(e.line, Some(3));
+    }
+}
