@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
 use crate::policy::{Policy, PolicySpec, default_specs, merge_specs};
-use crate::runbook::{Catalog, RunbookOverride};
+use crate::runbook::{Approvals, Catalog, Risk, RunbookOverride};
 use crate::units::{line_of, parse_delta, toml_error_line};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,10 @@ pub struct SettingsSpec {
     /// Runs (local, ssh, http) in flight at once across all hosts (default 16).
     #[serde(default)]
     pub max_parallel_runs: Option<usize>,
+    /// Distinct approvals needed by runbook risk (`{ high = 2 }`), for the
+    /// runbooks whose file and `[runbooks.NAME]` do not set `approvals`.
+    #[serde(default)]
+    pub approvals_by_risk: BTreeMap<Risk, Approvals>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -411,7 +415,10 @@ impl Config {
         self.check_outputs(&err, &mut errors);
 
         let catalog = match Catalog::load(self.runbook_dir.as_deref(), &self.runbooks) {
-            Ok(c) => Some(c),
+            Ok(mut c) => {
+                c.apply_approvals_by_risk(&self.settings.approvals_by_risk);
+                Some(c)
+            }
             Err(es) => {
                 for e in es {
                     let line = if e.file == "config" {
@@ -684,5 +691,43 @@ kind = "pagerduty"
         let e = c.build("c.toml", text, false, None).unwrap_err();
         assert!(e[0].message.contains("names no runbook"), "{}", e[0]);
         assert_eq!(e[0].line, Some(1));
+    }
+
+    #[test]
+    fn approvals_come_from_the_override_then_the_file_then_the_risk() {
+        // service_restart and connection_reset are medium risk, memory_pressure high.
+        let text = "[settings]\napprovals_by_risk = { high = 3, medium = 2 }\n\n[runbooks.connection_reset]\napprovals = 4\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let s = c.build("c.toml", text, false, None).unwrap();
+        let n = |rb: &str| s.catalog.get(rb).unwrap().approvals;
+        assert_eq!(n("connection_reset"), 4, "the override wins");
+        assert_eq!(n("memory_pressure"), 3, "high risk");
+        assert_eq!(n("service_restart"), 2, "medium risk");
+        assert_eq!(n("log_rotation"), 1, "low risk: the default");
+        let plain = Config::parse("c.toml", "").unwrap();
+        let s = plain.build("c.toml", "", false, None).unwrap();
+        assert!(s.catalog.runbooks.iter().all(|r| r.approvals == 1));
+    }
+
+    #[test]
+    fn approvals_out_of_range_or_of_the_wrong_type_name_the_line_and_the_range() {
+        for (text, line) in [
+            (
+                "operator = \"ana\"\n[runbooks.service_restart]\napprovals = 0\n",
+                3,
+            ),
+            ("[runbooks.service_restart]\n\napprovals = 6\n", 3),
+            ("[runbooks.service_restart]\napprovals = \"two\"\n", 2),
+            ("[runbooks.service_restart]\napprovals = 1.5\n", 2),
+            ("[settings]\napprovals_by_risk = { high = 9 }\n", 2),
+        ] {
+            let e = Config::parse("c.toml", text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert!(e.message.contains("1 to 5"), "{text}: {e}");
+        }
+        let text = "[settings]\napprovals_by_risk = { extreme = 2 }\n";
+        let e = Config::parse("c.toml", text).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("high"), "{e}");
     }
 }

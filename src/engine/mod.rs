@@ -9,6 +9,7 @@
 //! `now`, effects go out as `Command`s. That is what makes it replayable.
 
 pub mod guards;
+mod intents;
 mod silence;
 
 use std::cmp::Reverse;
@@ -28,7 +29,12 @@ use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
 use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
 use crate::units::fmt_delta;
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
+pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;
+
+/// The `alert` a manual run's records and action carry (it has no alert and
+/// no fingerprint).
+pub const MANUAL_ALERT: &str = "manual";
 
 /// Engine-wide settings (defaults from ARCHITECTURE.md).
 #[derive(Debug, Clone)]
@@ -96,6 +102,21 @@ pub enum Event {
     },
     /// An operator expired the silence of an alert before its end.
     Unsilence {
+        fingerprint: String,
+        actor: String,
+    },
+    /// An operator asks for `runbook` on host `target` without an alert (a
+    /// manual run): the same parameter checks, guards and approval policy
+    /// as an alert's action; the requester alone cannot approve it.
+    Run {
+        runbook: String,
+        target: String,
+        params: BTreeMap<String, String>,
+        actor: String,
+    },
+    /// An operator proposes the matched runbook of a firing alert again
+    /// after its action ended without fixing it.
+    Repropose {
         fingerprint: String,
         actor: String,
     },
@@ -218,6 +239,15 @@ pub struct Action {
     /// guard re-check).
     pub due: Option<Time>,
     pub approved_by: Option<String>,
+    /// The operators who approved it so far, distinct, in order (automatic
+    /// approval adds nobody).
+    pub approvals: Vec<String>,
+    /// How many distinct operators must approve it when approval is manual
+    /// (four-eyes: the runbook's `approvals`).
+    pub approvals_needed: u32,
+    /// The operator who asked for a manual run (`Event::Run`); None for an
+    /// alert's action.
+    pub requested_by: Option<String>,
     pub plan: Vec<PlannedStep>,
     /// A block that only a human can lift (protected, invalid parameter...).
     pub stuck: bool,
@@ -489,6 +519,7 @@ impl Engine {
                 .get(&runbook)
                 .map(|rb| rb.plan(&target, &params))
                 .unwrap_or_default();
+            let approvals_needed = self.catalog.get(&runbook).map_or(1, |rb| rb.approvals);
             let a = Action {
                 id,
                 runbook: runbook.clone(),
@@ -505,6 +536,9 @@ impl Engine {
                 detail: "was running when Vigil stopped; not re-run without an operator".into(),
                 due: None,
                 approved_by: None,
+                approvals: Vec::new(),
+                approvals_needed,
+                requested_by: None,
                 plan,
                 stuck: false,
             };
@@ -574,6 +608,13 @@ impl Engine {
             Event::Unsilence { fingerprint, actor } => {
                 self.end_silence(&fingerprint, Some(actor), now)
             }
+            Event::Run {
+                runbook,
+                target,
+                params,
+                actor,
+            } => self.on_run(runbook, target, params, actor, now),
+            Event::Repropose { fingerprint, actor } => self.on_repropose(fingerprint, actor, now),
             Event::Finished {
                 action,
                 attempt,
@@ -847,6 +888,11 @@ impl Engine {
 
     /// Alert → runbook → action, then guards.
     fn propose(&mut self, fp: &str, now: Time) {
+        self.propose_as(fp, None, now);
+    }
+
+    /// `propose`, by an operator (`by` = actor and detail) or by Vigil.
+    fn propose_as(&mut self, fp: &str, by: Option<(String, String)>, now: Time) {
         let Some(alert) = self.alerts.get(fp).cloned() else {
             return;
         };
@@ -903,13 +949,22 @@ impl Engine {
             detail: String::new(),
             due: None,
             approved_by: None,
+            approvals: Vec::new(),
+            approvals_needed: rb.approvals,
+            requested_by: None,
             plan,
             stuck: false,
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         r.params = Some(params);
         r.severity = Some(alert.severity);
-        r.actor = Some(ACTOR_VIGIL.into());
+        match by {
+            Some((actor, detail)) => {
+                r.actor = Some(actor);
+                r.detail = Some(detail);
+            }
+            None => r.actor = Some(ACTOR_VIGIL.into()),
+        }
         r.fingerprint = Some(fp.to_string());
         self.out.push(Command::Record(r));
         self.actions.insert(id, action);
@@ -1127,13 +1182,29 @@ impl Engine {
                     r.params = Some(a.params.clone());
                     r.severity = Some(a.severity);
                     r.actor = Some(ACTOR_VIGIL.into());
+                    let mut who = String::new();
+                    if a.approvals_needed > 1 {
+                        who.push_str(&format!(
+                            "; needs {} approvals from distinct operators",
+                            a.approvals_needed
+                        ));
+                    }
+                    if let Some(req) = &a.requested_by {
+                        who.push_str(&format!(
+                            "; manual run requested by {req}, who cannot be its only approver"
+                        ));
+                    }
                     r.detail = Some(format!(
-                        "approval {} for a {} risk runbook; expires at {}",
+                        "approval {} for a {} risk runbook{who}; expires at {}",
                         rb.approval.describe(),
                         rb.spec.risk.as_str(),
                         fmt_time(&expires)
                     ));
-                    r.data = Some(json!({ "expires_at": fmt_time(&expires), "plan": a.plan }));
+                    r.data = Some(json!({
+                        "expires_at": fmt_time(&expires),
+                        "plan": a.plan,
+                        "approvals_needed": a.approvals_needed,
+                    }));
                     self.out.push(Command::Record(r));
                     self.set_state(id, ActionState::AwaitingApproval, Some(expires), now);
                 } else {
@@ -1281,7 +1352,7 @@ impl Engine {
         self.out.push(Command::Escalate(Escalation {
             action: Some(id),
             alert: Some(a.alert.clone()),
-            fingerprint: Some(a.fingerprint.clone()),
+            fingerprint: Some(a.fingerprint.clone()).filter(|f| !f.is_empty()),
             runbook: Some(a.runbook.clone()),
             target: Some(a.target.clone()),
             severity: a.severity,
@@ -1313,23 +1384,38 @@ impl Engine {
         self.recheck_blocked(now);
     }
 
+    /// One operator's approval; the action goes on after the N-th distinct
+    /// one (four-eyes). Refused approvals change nothing (see `vet`).
     fn on_approve(&mut self, id: ActionId, actor: String, now: Time) {
+        if self.vet_approve(id, &actor).is_err() {
+            return;
+        }
+        let Some(a) = self.actions.get_mut(&id) else {
+            return;
+        };
+        a.approvals.push(actor.clone());
+        a.updated = now;
         let Some(a) = self.actions.get(&id) else {
             return;
         };
-        if !matches!(
-            a.state,
-            ActionState::AwaitingApproval | ActionState::Interrupted
-        ) {
-            return;
-        }
+        let done = a.approvals.len() >= a.approvals_needed.max(1) as usize;
         let mut r = self.action_record(RecordKind::ActionApproved, a, now);
         r.actor = Some(actor.clone());
         r.params = Some(a.params.clone());
-        if a.state == ActionState::Interrupted {
-            r.detail = Some("re-run of an interrupted action approved".into());
-        }
+        let tally = intents::tally(a);
+        r.detail = Some(if a.state == ActionState::Interrupted {
+            format!("re-run of an interrupted action approved; {tally}")
+        } else {
+            tally
+        });
+        r.data = Some(json!({
+            "approvals": a.approvals,
+            "approvals_needed": a.approvals_needed.max(1),
+        }));
         self.out.push(Command::Record(r));
+        if !done {
+            return;
+        }
         if let Some(a) = self.actions.get_mut(&id) {
             a.approved_by = Some(actor);
         }
@@ -1338,15 +1424,9 @@ impl Engine {
     }
 
     fn on_reject(&mut self, id: ActionId, actor: String, reason: String, now: Time) {
-        let Some(a) = self.actions.get(&id) else {
+        let Ok(a) = self.vet_reject(id, &actor) else {
             return;
         };
-        if !matches!(
-            a.state,
-            ActionState::AwaitingApproval | ActionState::Interrupted | ActionState::Blocked
-        ) {
-            return;
-        }
         let mut r = self.action_record(RecordKind::ActionRejected, a, now);
         r.actor = Some(actor);
         r.reason = Some(if reason.trim().is_empty() {
@@ -1433,7 +1513,12 @@ impl Engine {
         r.data = outcome.data.clone();
         r.actor = Some(ACTOR_VIGIL.into());
         self.out.push(Command::Record(r));
-        if outcome.success {
+        if outcome.success && a.requested_by.is_some() && a.fingerprint.is_empty() {
+            // A manual run has no alert to look at again: its runbook's own
+            // verify step (part of the run) is the verification.
+            self.set_state(id, ActionState::Verifying, None, now);
+            self.verify(id, now);
+        } else if outcome.success {
             let window = self
                 .catalog
                 .get(&a.runbook)
@@ -1516,6 +1601,17 @@ impl Engine {
                         al.name,
                         if bad { "still firing" } else { "resolved" }
                     ),
+                )
+            }
+            None if a.requested_by.is_some() && a.fingerprint.is_empty() => {
+                let has_verify = a.plan.iter().any(|s| s.name.starts_with("verify"));
+                (
+                    false,
+                    if has_verify {
+                        "manual run without an alert: the runbook's verify step passed".to_string()
+                    } else {
+                        "manual run without an alert: the run succeeded and the runbook has no verify step".to_string()
+                    },
                 )
             }
             None => (false, "the alert is gone".to_string()),
@@ -1657,6 +1753,9 @@ impl Engine {
                 detail: String::new(),
                 due: None,
                 approved_by: None,
+                approvals: Vec::new(),
+                approvals_needed: 1,
+                requested_by: None,
                 plan: Vec::new(),
                 stuck: false,
             },
@@ -1691,13 +1790,16 @@ impl Engine {
                         }
                         Err(e) => (Err(format!("{}: {}", e.param, e.message)), Vec::new(), None),
                     };
-                let approval = match rb.approval {
+                let mut approval = match rb.approval {
                     ApprovalSpec::Mode(ApprovalMode::Auto) => "auto".to_string(),
                     ApprovalSpec::Mode(ApprovalMode::Manual) => "manual".to_string(),
                     ApprovalSpec::Threshold { manual_at } => {
                         format!("manual at {} and above", manual_at.as_str())
                     }
                 };
+                if rb.approvals > 1 && rb.approval != ApprovalSpec::Mode(ApprovalMode::Auto) {
+                    approval.push_str(&format!(", {} approvals", rb.approvals));
+                }
                 Suggestion {
                     runbook: rb.name().to_string(),
                     description: rb.spec.description.clone(),

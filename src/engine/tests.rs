@@ -545,3 +545,522 @@ fn keyed_samples_fire_and_resolve_like_labelled_ones() {
         "and resolved"
     );
 }
+
+// ----- four-eyes approvals, manual runs, proposing again, refusals -----
+
+fn approve(e: &mut Engine, id: ActionId, actor: &str, at: i64) -> Vec<Command> {
+    e.handle(
+        Event::Approve {
+            action: id,
+            actor: actor.into(),
+        },
+        t(at),
+    )
+}
+
+fn run_event(runbook: &str, target: &str, params: &[(&str, &str)], actor: &str) -> Event {
+    Event::Run {
+        runbook: runbook.into(),
+        target: target.into(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        actor: actor.into(),
+    }
+}
+
+fn started(cmds: &[Command]) -> bool {
+    kinds(cmds).contains(&RecordKind::ActionStarted)
+        && cmds.iter().any(|c| matches!(c, Command::Execute(_)))
+}
+
+#[test]
+fn four_eyes_starts_only_after_the_second_distinct_approver() {
+    let mut e = engine("[runbooks.service_restart]\napprovals = 2\n");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    assert_eq!(e.action(id).unwrap().approvals_needed, 2);
+
+    let cmds = approve(&mut e, id, "ana", 10);
+    assert!(!started(&cmds), "one approval of two must not start it");
+    let r = records(&cmds);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].kind, RecordKind::ActionApproved);
+    assert_eq!(r[0].actor.as_deref(), Some("ana"));
+    assert_eq!(r[0].detail.as_deref(), Some("1 of 2 approvals (ana)"));
+    let a = e.action(id).unwrap();
+    assert_eq!(a.state, ActionState::AwaitingApproval);
+    assert_eq!(a.approvals, ["ana"]);
+    assert_eq!(a.approved_by, None);
+
+    // the same approver again: refused by vet, and handle changes nothing
+    let again = Event::Approve {
+        action: id,
+        actor: "ana".into(),
+    };
+    let refusal = e.vet(&again, t(20)).unwrap_err();
+    assert_eq!(refusal.kind, RefusalKind::Conflict);
+    assert_eq!(refusal.http_status(), 409);
+    assert!(
+        refusal
+            .message
+            .contains("ana already approved A000001 (1 of 2 approvals (ana))"),
+        "{refusal}"
+    );
+    assert!(e.handle(again, t(20)).is_empty());
+    assert_eq!(e.action(id).unwrap().approvals, ["ana"]);
+
+    let cmds = approve(&mut e, id, "ben", 30);
+    assert!(started(&cmds));
+    let r = records(&cmds);
+    assert_eq!(r[0].detail.as_deref(), Some("2 of 2 approvals (ana, ben)"));
+    let a = e.action(id).unwrap();
+    assert_eq!(a.approvals, ["ana", "ben"]);
+    assert_eq!(a.approved_by.as_deref(), Some("ben"));
+    // the console and the API see the tally
+    let v = serde_json::to_value(a).unwrap();
+    assert_eq!(v["approvals"], serde_json::json!(["ana", "ben"]));
+    assert_eq!(v["approvals_needed"], 2);
+}
+
+#[test]
+fn a_reject_after_a_partial_approval_ends_it() {
+    let mut e = engine("[runbooks.service_restart]\napprovals = 3\n");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    approve(&mut e, id, "ana", 1);
+    approve(&mut e, id, "ben", 2);
+    let cmds = e.handle(
+        Event::Reject {
+            action: id,
+            actor: "cy".into(),
+            reason: "not now".into(),
+        },
+        t(3),
+    );
+    assert_eq!(kinds(&cmds), vec![RecordKind::ActionRejected]);
+    assert_eq!(e.action(id).unwrap().state, ActionState::Rejected);
+    assert!(approve(&mut e, id, "dee", 4).is_empty());
+}
+
+#[test]
+fn approvals_by_risk_apply_unless_the_runbook_says_and_auto_is_unaffected() {
+    let e2 = |cfg: &str| {
+        let mut e = engine(cfg);
+        e.handle(
+            firing("ServiceDown", "web-01", &[("service", "nginx")]),
+            t(0),
+        );
+        e
+    };
+    // service_restart is a medium risk runbook
+    let e = e2("[settings]\napprovals_by_risk = { medium = 2 }\n");
+    let a = e.actions().next().unwrap();
+    assert_eq!(a.approvals_needed, 2);
+    let e = e2(
+        "[settings]\napprovals_by_risk = { medium = 2 }\n[runbooks.service_restart]\napprovals = 1\n",
+    );
+    assert_eq!(e.actions().next().unwrap().approvals_needed, 1);
+    let e = e2("[settings]\napprovals_by_risk = { high = 4 }\n");
+    assert_eq!(e.actions().next().unwrap().approvals_needed, 1);
+
+    // automatic approval needs nobody, whatever `approvals` says
+    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\napprovals = 3\n");
+    let cmds = e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    assert!(started(&cmds));
+    let approved = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionApproved)
+        .unwrap();
+    assert_eq!(approved.actor.as_deref(), Some(crate::model::ACTOR_VIGIL));
+}
+
+#[test]
+fn an_interrupted_action_needs_n_approvals_to_re_run() {
+    let mut e = engine("[runbooks.service_restart]\napprovals = 2\n");
+    let params: BTreeMap<String, String> = [
+        ("service".to_string(), "nginx".to_string()),
+        ("manager".to_string(), "systemd".to_string()),
+    ]
+    .into();
+    e.restore(
+        Restored {
+            next_action: 8,
+            interrupted: vec![InterruptedAction {
+                id: ActionId(7),
+                runbook: "service_restart".into(),
+                target: "web-01".into(),
+                params,
+                alert: "ServiceDown".into(),
+            }],
+            ..Default::default()
+        },
+        t(0),
+    );
+    let cmds = approve(&mut e, ActionId(7), "ana", 5);
+    assert!(!started(&cmds));
+    assert_eq!(
+        records(&cmds)[0].detail.as_deref(),
+        Some("re-run of an interrupted action approved; 1 of 2 approvals (ana)")
+    );
+    assert_eq!(
+        e.action(ActionId(7)).unwrap().state,
+        ActionState::Interrupted
+    );
+    assert!(approve(&mut e, ActionId(7), "ana", 6).is_empty());
+    assert!(started(&approve(&mut e, ActionId(7), "ben", 7)));
+}
+
+#[test]
+fn a_manual_run_is_proposed_as_its_operator_and_he_cannot_approve_it_alone() {
+    let mut e = engine("");
+    let ev = run_event("service_restart", "web-01", &[("service", "nginx")], "ana");
+    assert_eq!(e.vet(&ev, t(0)), Ok(()));
+    let cmds = e.handle(ev, t(0));
+    assert_eq!(
+        kinds(&cmds),
+        vec![RecordKind::ActionProposed, RecordKind::ApprovalRequested]
+    );
+    let p = records(&cmds)[0];
+    assert_eq!(p.actor.as_deref(), Some("ana"));
+    assert_eq!(p.alert.as_deref(), Some(MANUAL_ALERT));
+    assert_eq!(p.fingerprint, None);
+    assert_eq!(
+        p.detail.as_deref(),
+        Some("manual run requested by ana (no alert)")
+    );
+    assert_eq!(p.params.as_ref().unwrap().get("service").unwrap(), "nginx");
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    assert_eq!(e.action(id).unwrap().requested_by.as_deref(), Some("ana"));
+
+    // the requester alone: refused, nothing changes
+    let own = Event::Approve {
+        action: id,
+        actor: "ana".into(),
+    };
+    let r = e.vet(&own, t(5)).unwrap_err();
+    assert!(r.message.contains("cannot be its only approver"), "{r}");
+    assert!(e.handle(own, t(5)).is_empty());
+    assert!(e.action(id).unwrap().approvals.is_empty());
+
+    // someone else: it starts, and with no alert the run verifies at once
+    // by the runbook's own verify step
+    let cmds = approve(&mut e, id, "ben", 10);
+    assert!(started(&cmds));
+    let Some(Command::Execute(x)) = cmds.iter().find(|c| matches!(c, Command::Execute(_))) else {
+        unreachable!()
+    };
+    let cmds = e.handle(
+        Event::Finished {
+            action: x.action,
+            attempt: x.attempt,
+            outcome: Outcome::success("ok"),
+        },
+        t(12),
+    );
+    assert_eq!(
+        kinds(&cmds),
+        vec![RecordKind::ActionSucceeded, RecordKind::VerificationPassed]
+    );
+    assert_eq!(e.action(id).unwrap().state, ActionState::Done);
+}
+
+#[test]
+fn the_requester_of_a_manual_run_may_be_one_of_several_approvers() {
+    let mut e = engine("[runbooks.service_restart]\napprovals = 2\n");
+    e.handle(
+        run_event("service_restart", "web-01", &[("service", "nginx")], "ana"),
+        t(0),
+    );
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    let cmds = approve(&mut e, id, "ana", 1);
+    assert_eq!(
+        records(&cmds)[0].detail.as_deref(),
+        Some("1 of 2 approvals (ana)")
+    );
+    assert!(!started(&cmds));
+    assert!(started(&approve(&mut e, id, "ben", 2)));
+}
+
+#[test]
+fn a_manual_run_follows_the_approval_policy_and_its_guards() {
+    // automatic approval: it runs as an alert's action would
+    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
+    let cmds = e.handle(
+        run_event("service_restart", "web-01", &[("service", "nginx")], "ana"),
+        t(0),
+    );
+    assert!(started(&cmds));
+    // a protected service is blocked, as for an alert
+    let mut e = engine("");
+    let cmds = e.handle(
+        run_event("service_restart", "web-02", &[("service", "sshd")], "ana"),
+        t(0),
+    );
+    let b = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionBlocked)
+        .unwrap();
+    assert_eq!(b.reason.as_deref(), Some("protected_target"));
+    // frozen blocks it too
+    let mut e = engine("[settings]\nfrozen = true\n");
+    let cmds = e.handle(
+        run_event("service_restart", "web-01", &[("service", "nginx")], "ana"),
+        t(0),
+    );
+    assert!(
+        records(&cmds)
+            .iter()
+            .any(|r| r.reason.as_deref() == Some("frozen"))
+    );
+}
+
+#[test]
+fn a_manual_run_with_a_hostile_parameter_is_blocked_param_invalid() {
+    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
+    for (rb, k, v) in [
+        ("service_restart", "service", "$(reboot)"),
+        ("log_rotation", "path", "/var/log/../../etc/shadow"),
+        ("service_restart", "service", "nginx\n; rm -rf /"),
+    ] {
+        let ev = run_event(rb, "web-03", &[(k, v)], "mallory");
+        assert_eq!(e.vet(&ev, t(0)), Ok(()), "recorded, then blocked");
+        let cmds = e.handle(ev, t(0));
+        assert_eq!(
+            kinds(&cmds),
+            vec![RecordKind::ActionProposed, RecordKind::ActionBlocked],
+            "{v}"
+        );
+        let b = records(&cmds)[1];
+        assert_eq!(b.reason.as_deref(), Some("param_invalid"));
+        assert!(!b.detail.as_deref().unwrap().contains('\n'));
+        assert!(!cmds.iter().any(|c| matches!(c, Command::Execute(_))));
+        let id = e
+            .actions()
+            .rev()
+            .find(|a| a.runbook == rb && a.state == ActionState::Blocked)
+            .unwrap()
+            .id;
+        assert!(e.action(id).unwrap().stuck);
+        assert!(approve(&mut e, id, "ben", 1).is_empty());
+    }
+    // a missing required parameter (no alert label to take it from)
+    let cmds = e.handle(run_event("service_restart", "web-01", &[], "ana"), t(2));
+    assert_eq!(
+        records(&cmds)[1].reason.as_deref(),
+        Some("param_invalid"),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn intents_that_cannot_be_carried_out_are_refused_with_a_reason() {
+    let mut e = engine("");
+    let cases: Vec<(Event, RefusalKind, &str)> = vec![
+        (
+            run_event("nope", "web-01", &[], "ana"),
+            RefusalKind::NotFound,
+            "no runbook \"nope\"; known: disk_cleanup",
+        ),
+        (
+            run_event("service_restart", "db-99", &[("service", "x")], "ana"),
+            RefusalKind::NotFound,
+            "no host \"db-99\" in the inventory; a manual run names a configured host: web-01, web-02, web-03",
+        ),
+        (
+            run_event("service_restart", "web-01", &[("servce", "nginx")], "ana"),
+            RefusalKind::Invalid,
+            "\"servce\" is not a parameter of service_restart; accepted: ",
+        ),
+        (
+            run_event("service_restart", "web-01", &[("service", "nginx")], " "),
+            RefusalKind::Invalid,
+            "actor is empty",
+        ),
+        (
+            Event::Approve {
+                action: ActionId(99),
+                actor: "ana".into(),
+            },
+            RefusalKind::NotFound,
+            "no action A000099; waiting for approval: none",
+        ),
+        (
+            Event::Reject {
+                action: ActionId(99),
+                actor: "ana".into(),
+                reason: "x".into(),
+            },
+            RefusalKind::NotFound,
+            "no action A000099",
+        ),
+        (
+            Event::Repropose {
+                fingerprint: "feedbeef".into(),
+                actor: "ana".into(),
+            },
+            RefusalKind::NotFound,
+            "no alert with fingerprint \"feedbeef\"",
+        ),
+        (
+            Event::ResetBreaker {
+                runbook: "service_restart".into(),
+                target: "web-01".into(),
+                actor: "ana".into(),
+            },
+            RefusalKind::Conflict,
+            "the circuit for service_restart@web-01 is not open; open circuits: none",
+        ),
+    ];
+    for (ev, kind, msg) in cases {
+        let r = e.vet(&ev, t(0)).unwrap_err();
+        assert_eq!(r.kind, kind, "{r}");
+        assert!(r.message.contains(msg), "{r}\nwanted: {msg}");
+        // un-vetted, the same event changes nothing and does not panic
+        assert!(e.handle(ev, t(0)).is_empty());
+    }
+    assert_eq!(e.actions().count(), 0);
+    // an action that is not waiting
+    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    let r = e
+        .vet(
+            &Event::Approve {
+                action: id,
+                actor: "ana".into(),
+            },
+            t(1),
+        )
+        .unwrap_err();
+    assert_eq!(r.kind, RefusalKind::Conflict);
+    assert!(
+        r.message
+            .contains("A000001 is running, not waiting for approval"),
+        "{r}"
+    );
+    // events that are not intents are never refused
+    assert_eq!(e.vet(&Event::Tick, t(1)), Ok(()));
+}
+
+#[test]
+fn an_alert_is_proposed_again_only_when_firing_without_an_open_action() {
+    let mut e = engine("");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    let fp = e.alerts().next().unwrap().fingerprint.clone();
+    let again = |actor: &str| Event::Repropose {
+        fingerprint: fp.clone(),
+        actor: actor.into(),
+    };
+    // its action is still waiting
+    let r = e.vet(&again("ben"), t(1)).unwrap_err();
+    assert_eq!(r.kind, RefusalKind::Conflict);
+    assert!(
+        r.message
+            .contains("already has action A000001 (awaiting_approval)"),
+        "{r}"
+    );
+    assert!(e.handle(again("ben"), t(1)).is_empty());
+
+    let first = e.find_action("service_restart", "web-01").unwrap();
+    e.handle(
+        Event::Reject {
+            action: first,
+            actor: "ana".into(),
+            reason: "wait for the deploy".into(),
+        },
+        t(2),
+    );
+    assert_eq!(e.vet(&again("ben"), t(3)), Ok(()));
+    let cmds = e.handle(again("ben"), t(3));
+    assert_eq!(
+        kinds(&cmds),
+        vec![
+            RecordKind::RunbookMatched,
+            RecordKind::ActionProposed,
+            RecordKind::ApprovalRequested
+        ]
+    );
+    let p = records(&cmds)[1];
+    assert_eq!(p.actor.as_deref(), Some("ben"));
+    assert_eq!(p.action_id.as_deref(), Some("A000002"));
+    assert_eq!(
+        p.detail.as_deref(),
+        Some("proposed again by ben; the previous action A000001 ended rejected")
+    );
+    assert_eq!(e.alert(&fp).unwrap().action, Some(ActionId(2)));
+    assert!(started(&approve(&mut e, ActionId(2), "ana", 4)));
+
+    // resolved: refused
+    e.handle(
+        Event::Alert(IncomingAlert {
+            labels: labels(&[
+                ("alertname", "ServiceDown"),
+                ("host", "web-01"),
+                ("service", "nginx"),
+            ]),
+            annotations: Labels::new(),
+            status: AlertStatus::Resolved,
+            fingerprint: None,
+            starts_at: None,
+            ends_at: None,
+            source: Some("test".into()),
+        }),
+        t(20),
+    );
+    let r = e.vet(&again("ben"), t(100)).unwrap_err();
+    assert!(r.message.contains("resolved at"), "{r}");
+    assert!(e.handle(again("ben"), t(100)).is_empty());
+}
+
+#[test]
+fn a_silenced_alert_is_not_proposed_again() {
+    let mut e = engine("");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    let fp = e.alerts().next().unwrap().fingerprint.clone();
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    e.handle(
+        Event::Reject {
+            action: id,
+            actor: "ana".into(),
+            reason: "known".into(),
+        },
+        t(1),
+    );
+    e.handle(
+        Event::Silence {
+            fingerprint: fp.clone(),
+            id: "vigil-1".into(),
+            until: t(3600),
+            actor: "ana".into(),
+            comment: "deploy".into(),
+        },
+        t(2),
+    );
+    let ev = Event::Repropose {
+        fingerprint: fp,
+        actor: "ben".into(),
+    };
+    let r = e.vet(&ev, t(3)).unwrap_err();
+    assert!(r.message.contains("silenced until"), "{r}");
+    assert!(e.handle(ev, t(3)).is_empty());
+}

@@ -101,6 +101,66 @@ impl ApprovalSpec {
     }
 }
 
+/// How many distinct operators must approve an action (four-eyes):
+/// `approvals = N` with N from 1 to 5. Checked as the file is read, so a
+/// wrong type or value is reported with its file and line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Approvals(u32);
+
+impl Approvals {
+    pub const MIN: u32 = 1;
+    pub const MAX: u32 = 5;
+
+    /// `Some` when `n` is in range.
+    pub fn new(n: u32) -> Option<Approvals> {
+        (Self::MIN..=Self::MAX).contains(&n).then_some(Approvals(n))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Approvals {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Approvals;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a whole number of approvals from {} to {}",
+                    Approvals::MIN,
+                    Approvals::MAX
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Approvals, E> {
+                u32::try_from(v)
+                    .ok()
+                    .and_then(Approvals::new)
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "approvals = {v} is out of range; expected a whole number from {} to {} (distinct operators who must approve)",
+                            Approvals::MIN,
+                            Approvals::MAX
+                        ))
+                    })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Approvals, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamSource {
@@ -214,6 +274,9 @@ pub struct RunbookSpec {
     pub params: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     pub approval: Option<ApprovalSpec>,
+    /// Distinct operators who must approve (four-eyes; default 1).
+    #[serde(default)]
+    pub approvals: Option<Approvals>,
     #[serde(default)]
     pub cooldown: Option<String>,
     #[serde(default)]
@@ -242,6 +305,10 @@ fn default_risk() -> Risk {
 pub struct RunbookOverride {
     #[serde(default)]
     pub approval: Option<ApprovalSpec>,
+    /// Distinct operators who must approve; wins over the runbook file and
+    /// over `settings.approvals_by_risk`.
+    #[serde(default)]
+    pub approvals: Option<Approvals>,
     #[serde(default)]
     pub cooldown: Option<String>,
     #[serde(default)]
@@ -303,6 +370,12 @@ pub struct Runbook {
     pub matchers: Vec<Matcher>,
     pub params: Vec<Param>,
     pub approval: ApprovalSpec,
+    /// Distinct operators whose approvals an action needs when its approval
+    /// is manual (the override, else the file, else by risk, else 1).
+    pub approvals: u32,
+    /// Whether `approvals` came from the runbook file or the override (then
+    /// `settings.approvals_by_risk` does not apply).
+    pub approvals_explicit: bool,
     pub cooldown: TimeDelta,
     pub max_runs: Rate,
     pub verify_window: TimeDelta,
@@ -468,10 +541,13 @@ impl Runbook {
         )
         .map_err(|e| format!("verify.window: {e}"))?;
         let max_attempts = o.max_attempts.unwrap_or(3).max(1);
+        let approvals = o.approvals.or(spec.approvals);
         let mut rb = Runbook {
             matchers,
             params,
             approval,
+            approvals: approvals.unwrap_or_default().get(),
+            approvals_explicit: approvals.is_some(),
             cooldown,
             max_runs,
             verify_window,
@@ -975,6 +1051,18 @@ impl Catalog {
         self.runbooks.iter().find(|r| r.name() == name)
     }
 
+    /// Applies `settings.approvals_by_risk` to the runbooks whose file and
+    /// override do not say how many approvals they need.
+    pub fn apply_approvals_by_risk(&mut self, by_risk: &BTreeMap<Risk, Approvals>) {
+        for rb in &mut self.runbooks {
+            if !rb.approvals_explicit
+                && let Some(n) = by_risk.get(&rb.spec.risk)
+            {
+                rb.approvals = n.get();
+            }
+        }
+    }
+
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.runbooks.iter().position(|r| r.name() == name)
     }
@@ -1114,6 +1202,37 @@ timeout = "5s"
             "{}",
             e[0].message
         );
+    }
+
+    #[test]
+    fn approvals_are_read_from_the_file_and_the_override_wins() {
+        let text = "name = \"x\"\nrisk = \"high\"\napprovals = 2\n[match]\nalertname = [\"A\"]\n";
+        let c = Catalog::from_sources(&[("x.toml".into(), text.into())], &BTreeMap::new()).unwrap();
+        assert_eq!(c.get("x").unwrap().approvals, 2);
+        let mut over = BTreeMap::new();
+        over.insert(
+            "x".to_string(),
+            RunbookOverride {
+                approvals: Approvals::new(3),
+                ..Default::default()
+            },
+        );
+        let mut c = Catalog::from_sources(&[("x.toml".into(), text.into())], &over).unwrap();
+        assert_eq!(c.get("x").unwrap().approvals, 3);
+        // by risk applies only when neither says
+        c.apply_approvals_by_risk(&[(Risk::High, Approvals::new(5).unwrap())].into());
+        assert_eq!(c.get("x").unwrap().approvals, 3);
+
+        let bad = "name = \"x\"\n\napprovals = 7\n[match]\nalertname = [\"A\"]\n";
+        let e =
+            Catalog::from_sources(&[("x.toml".into(), bad.into())], &BTreeMap::new()).unwrap_err();
+        assert_eq!(e[0].line, Some(3));
+        assert!(e[0].message.contains("from 1 to 5"), "{}", e[0].message);
+        let bad = "name = \"x\"\napprovals = \"2\"\n[match]\nalertname = [\"A\"]\n";
+        let e =
+            Catalog::from_sources(&[("x.toml".into(), bad.into())], &BTreeMap::new()).unwrap_err();
+        assert_eq!(e[0].line, Some(2));
+        assert!(e[0].message.contains("from 1 to 5"), "{}", e[0].message);
     }
 
     #[test]

@@ -64,6 +64,33 @@ pub struct DecisionEvent {
     pub actor: Option<String>,
 }
 
+/// `run = { runbook, target, params, actor }`: an operator's manual run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunEvent {
+    pub runbook: String,
+    pub target: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// `repropose = { alert = "NAME", target, actor }` (or `fingerprint`): an
+/// operator proposes a firing alert's runbook again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReproposeEvent {
+    #[serde(default)]
+    pub alert: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModeEvent {
@@ -92,6 +119,12 @@ pub struct EventSpec {
     /// An operator resets a circuit breaker (Vigil extension).
     #[serde(default)]
     pub reset_breaker: Option<DecisionEvent>,
+    /// An operator's manual run of a runbook on a host (Vigil extension).
+    #[serde(default)]
+    pub run: Option<RunEvent>,
+    /// An operator proposes an alert's runbook again (Vigil extension).
+    #[serde(default)]
+    pub repropose: Option<ReproposeEvent>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +205,9 @@ enum Input {
     Reject(String, String, String, String),
     Mode(Option<bool>, Option<bool>, String),
     Reset(String, String, String),
+    Run(String, String, BTreeMap<String, String>, String),
+    /// (fingerprint, alert name, target, actor)
+    Repropose(Option<String>, Option<String>, Option<String>, String),
 }
 
 /// A parsed, validated scenario.
@@ -184,6 +220,8 @@ pub struct Scenario {
     engine: Engine,
     /// What `vigil rca eval` needs beyond the log (filled while running).
     seen: Seen,
+    /// Operators' intents the engine refused, with why.
+    refused: Vec<(Time, String)>,
 }
 
 /// What a run saw besides its decision log: every sample fed (with its
@@ -250,6 +288,8 @@ impl Scenario {
                 e.reject.is_some(),
                 e.set_mode.is_some(),
                 e.reset_breaker.is_some(),
+                e.run.is_some(),
+                e.repropose.is_some(),
             ]
             .iter()
             .filter(|x| **x)
@@ -258,7 +298,7 @@ impl Scenario {
                 return Err(fail(
                     line.get(),
                     format!(
-                        "an event needs exactly one of metric, alert, approve, reject, set_mode (found {given})"
+                        "an event needs exactly one of metric, alert, approve, reject, set_mode, reset_breaker, run, repropose (found {given})"
                     ),
                 ));
             }
@@ -319,6 +359,27 @@ impl Scenario {
                 Input::Mode(m.dry_run, m.frozen, actor(&m.actor))
             } else if let Some(d) = &e.reset_breaker {
                 Input::Reset(d.runbook.clone(), d.target.clone(), actor(&d.actor))
+            } else if let Some(r) = &e.run {
+                Input::Run(
+                    r.runbook.clone(),
+                    r.target.clone(),
+                    r.params.clone(),
+                    actor(&r.actor),
+                )
+            } else if let Some(r) = &e.repropose {
+                if r.fingerprint.is_none() && r.alert.is_none() {
+                    return Err(fail(
+                        line.get(),
+                        "repropose needs alert (the alert's name, with target) or fingerprint"
+                            .into(),
+                    ));
+                }
+                Input::Repropose(
+                    r.fingerprint.clone(),
+                    r.alert.clone(),
+                    r.target.clone(),
+                    actor(&r.actor),
+                )
             } else {
                 return Err(fail(line.get(), "empty event".into()));
             };
@@ -420,6 +481,7 @@ impl Scenario {
             outcomes,
             engine: Engine::new(setup),
             seen: Seen::default(),
+            refused: Vec::new(),
         })
     }
 
@@ -468,10 +530,29 @@ impl Scenario {
                     target,
                     actor,
                 }),
+                Input::Run(runbook, target, params, actor) => Some(Event::Run {
+                    runbook,
+                    target,
+                    params,
+                    actor,
+                }),
+                Input::Repropose(fp, alert, target, actor) => {
+                    let fingerprint = fp
+                        .or_else(|| self.alert_fingerprint(alert.as_deref(), target.as_deref()))
+                        .unwrap_or_default();
+                    Some(Event::Repropose { fingerprint, actor })
+                }
             };
             if let Some(ev) = ev {
-                let cmds = self.engine.handle(ev, now);
-                self.apply(cmds, now, &mut log);
+                // As the hub does: an intent that cannot be carried out is
+                // refused (and noted) instead of handled.
+                match self.engine.vet(&ev, now) {
+                    Ok(()) => {
+                        let cmds = self.engine.handle(ev, now);
+                        self.apply(cmds, now, &mut log);
+                    }
+                    Err(r) => self.refused.push((now, r.message)),
+                }
             }
         }
         let end = self.end;
@@ -480,6 +561,7 @@ impl Scenario {
             log,
             expect: self.file.expect.clone().unwrap_or_default(),
             seen: std::mem::take(&mut self.seen),
+            refused: std::mem::take(&mut self.refused),
             windows: self.engine.windows().to_vec(),
             inventory: self.engine.inventory().clone(),
             catalog: self.engine.catalog().clone(),
@@ -560,6 +642,17 @@ impl Scenario {
         }
     }
 
+    /// The fingerprint of the alert named `name` on host `target`: the
+    /// firing one, else the latest.
+    fn alert_fingerprint(&self, name: Option<&str>, target: Option<&str>) -> Option<String> {
+        let name = name?;
+        self.engine
+            .alerts()
+            .filter(|a| a.name == name && target.is_none_or(|t| a.host() == Some(t)))
+            .max_by_key(|a| (a.status == AlertStatus::Firing, a.since))
+            .map(|a| a.fingerprint.clone())
+    }
+
     /// The label sets of a host's series of a metric (a bare `{host}` when
     /// there is none yet).
     fn series_of(&self, host: &str, metric: &str) -> Vec<Labels> {
@@ -583,6 +676,8 @@ pub struct Replay {
     pub log: Vec<Record>,
     pub expect: ExpectSpec,
     pub seen: Seen,
+    /// Operators' intents that were refused (`Engine::vet`), with why.
+    pub refused: Vec<(Time, String)>,
     pub windows: Vec<MaintenanceWindow>,
     pub inventory: Inventory,
     pub catalog: Catalog,
@@ -665,4 +760,58 @@ pub fn replay_file(path: &std::path::Path) -> Result<Replay, ScenarioError> {
         message: format!("cannot read: {e}"),
     })?;
     Ok(Scenario::parse(&file, &text)?.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_are_vetted_and_refusals_kept() {
+        let text = r#"
+name = "x"
+start = "2026-01-01T00:00:00Z"
+[[hosts]]
+name = "h1"
+services = ["api"]
+[[events]]
+at = "0s"
+run = { runbook = "service_restart", target = "h9", params = { service = "api" }, actor = "ana" }
+[[events]]
+at = "1s"
+run = { runbook = "service_restart", target = "h1", params = { service = "api" }, actor = "ana" }
+[[events]]
+at = "2s"
+approve = { runbook = "service_restart", target = "h1", actor = "ana" }
+[[events]]
+at = "3s"
+repropose = { alert = "ServiceDown", target = "h1" }
+"#;
+        let r = Scenario::parse("x.toml", text).unwrap().run();
+        let msgs: Vec<&str> = r.refused.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].starts_with("no host \"h9\""), "{}", msgs[0]);
+        assert!(
+            msgs[1].contains("cannot be its only approver"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].starts_with("no alert with fingerprint"),
+            "{}",
+            msgs[2]
+        );
+        assert_eq!(
+            r.log
+                .iter()
+                .filter(|x| x.kind == RecordKind::ActionProposed)
+                .count(),
+            1
+        );
+
+        let bad = "name = \"x\"\nstart = \"2026-01-01T00:00:00Z\"\n[[events]]\nat = \"0s\"\nrepropose = { target = \"h1\" }\n";
+        let e = Scenario::parse("x.toml", bad).err().unwrap();
+        assert!(e.message.contains("repropose needs alert"), "{e}");
+        assert_eq!(e.line, Some(3));
+    }
 }
