@@ -18,6 +18,8 @@ use crate::model::{Labels, Severity};
 use crate::policy::Matcher;
 use crate::units::{Rate, line_of, parse_delta, toml_error_line};
 
+pub mod inline;
+
 /// The built-in runbooks, compiled in.
 pub const BUILTIN: [(&str, &str); 6] = [
     (
@@ -464,13 +466,13 @@ impl Runbook {
             if let Some(t) = &step.timeout {
                 parse_delta(t).map_err(|e| format!("steps[{i}].timeout: {e}"))?;
             }
-            if let Some(script) = shell_script(&step.argv)
-                && let Some(p) = placeholders(script).first()
-            {
-                return Err(format!(
-                    "steps[{i}] ({}): {{{p}}} inside a shell script; values reach a script only as positional parameters after it (sh -c 'script' sh \"{{{p}}}\")",
-                    step.name
-                ));
+            for script in inline::inline_scripts(&step.argv) {
+                if let Some(p) = placeholders(&step.argv[script.index]).first() {
+                    return Err(format!(
+                        "steps[{i}] ({}): {{{p}}} inside an inline script run by {} (argument {}); values reach a script only as positional arguments after it (sh -c 'script' sh \"{{{p}}}\", python3 -c 'code' \"{{{p}}}\")",
+                        step.name, script.interpreter, script.index
+                    ));
+                }
             }
             for arg in &step.argv {
                 for p in placeholders(arg) {
@@ -756,16 +758,6 @@ while [ "$i" -lt "$2" ]; do
 done
 echo "$1 answered ${code:-nothing}" >&2
 exit 1"#;
-
-/// The script of a `sh -c SCRIPT ...` (or bash/dash) argv, if it is one.
-fn shell_script(argv: &[String]) -> Option<&str> {
-    let prog = argv.first()?.rsplit('/').next()?;
-    if !["sh", "bash", "dash"].contains(&prog) {
-        return None;
-    }
-    let c = argv.iter().position(|a| a == "-c")?;
-    argv.get(c + 1).map(String::as_str)
-}
 
 /// One step of a plan: what would run, exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -1198,7 +1190,7 @@ timeout = "5s"
         let e =
             Catalog::from_sources(&[("y.toml".into(), bad.into())], &BTreeMap::new()).unwrap_err();
         assert!(
-            e[0].message.contains("inside a shell script"),
+            e[0].message.contains("inside an inline script"),
             "{}",
             e[0].message
         );

@@ -166,7 +166,7 @@ pub async fn disk_cleanup(set: &ExecutorSet, executor: &str, host: &str) {
 /// log_rotation with the real logrotate: the file is rotated and
 /// compressed, and the rotated copy holds every byte it held.
 pub async fn log_rotation(set: &ExecutorSet, executor: &str, host: &str) {
-    need("logrotate", "logrotate");
+    need("gzip", "gzip");
     let logs = tempdir_in("/var/log", "vigil-lr-");
     let f = logs.path().join("app.log");
     let content: String = (0..20_000)
@@ -193,7 +193,7 @@ pub async fn log_rotation(set: &ExecutorSet, executor: &str, host: &str) {
 /// log_rotation with method create: a live writer (one numbered line every
 /// 5 ms, reopening its log on SIGHUP) loses no line across the rotation.
 pub async fn log_rotation_create(set: &ExecutorSet, executor: &str, host: &str) {
-    need("logrotate", "logrotate");
+    need("gzip", "gzip");
     let logs = tempdir_in("/var/log", "vigil-lrc-");
     let f = logs.path().join("app.log");
     let pid_file = logs.path().join("app.pid");
