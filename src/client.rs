@@ -197,6 +197,33 @@ impl HubClient {
         .map(drop)
     }
 
+    /// Proposes a manual run as this client's operator.
+    pub async fn run(
+        &self,
+        runbook: &str,
+        target: &str,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/run",
+            Some(json!({ "runbook": runbook, "target": target, "params": params })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Proposes an alert's runbook again.
+    pub async fn repropose(&self, fingerprint: &str) -> Result<(), String> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/alerts/{fingerprint}/repropose"),
+            Some(json!({})),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn set_dry_run(&self, on: bool) -> Result<(), String> {
         self.call(
             reqwest::Method::POST,

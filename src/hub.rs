@@ -450,21 +450,37 @@ pub enum Query {
     /// with why it was refused.
     Intent {
         event: Event,
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: tokio::sync::oneshot::Sender<Result<(), IntentError>>,
     },
+}
+
+/// Why an intent was not carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntentError {
+    /// The engine refused it (unknown action, already approved by this
+    /// operator, a run of an unknown runbook, ...).
+    Refused(crate::engine::Refusal),
+    HubStopped,
+}
+
+impl std::fmt::Display for IntentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntentError::Refused(r) => f.write_str(&r.message),
+            IntentError::HubStopped => f.write_str("the hub has stopped"),
+        }
+    }
 }
 
 impl HubHandle {
     /// Carries out an operator's intent and waits for the hub's answer.
-    pub async fn intent(&self, event: Event) -> Result<(), String> {
+    pub async fn intent(&self, event: Event) -> Result<(), IntentError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queries
             .send(Query::Intent { event, reply })
             .await
-            .map_err(|_| "the hub has stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the hub has stopped".to_string())?
+            .map_err(|_| IntentError::HubStopped)?;
+        answer.await.map_err(|_| IntentError::HubStopped)?
     }
 
     /// The runbooks that could handle the alert `fingerprint` now.
@@ -697,9 +713,18 @@ impl Hub {
                         let _ = reply.send(self.engine.suggestions(&fingerprint, Utc::now()));
                     }
                     Query::Intent { event, reply } => {
-                        self.handle_events(event).await;
-                        dirty = true;
-                        let _ = reply.send(Ok(()));
+                        // Vetted first: a refusal is answered with its
+                        // reason and changes nothing.
+                        match self.engine.vet(&event, Utc::now()) {
+                            Err(r) => {
+                                let _ = reply.send(Err(IntentError::Refused(r)));
+                            }
+                            Ok(()) => {
+                                self.handle_events(event).await;
+                                dirty = true;
+                                let _ = reply.send(Ok(()));
+                            }
+                        }
                     }
                 },
                 _ = self.backlog.arrived.notified(), if delivering.is_none() => {

@@ -49,6 +49,8 @@ fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/actions/{id}", get(action))
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
+        .route("/api/v1/alerts/{fingerprint}/repropose", post(repropose))
+        .route("/api/v1/run", post(run))
         .route("/api/v1/modes", post(modes))
         .route("/api/v1/breakers/reset", post(reset_breaker))
         .route("/api/v1/policies", get(policies))
@@ -573,11 +575,11 @@ async fn decide(
 async fn intent(api: &Api, ev: Event) -> Result<(), Response> {
     match api.hub.intent(ev).await {
         Ok(()) => Ok(()),
-        Err(e) if e == "the hub has stopped" => Err(hub_stopped()),
-        Err(e) => Err(error(
-            409,
+        Err(crate::hub::IntentError::HubStopped) => Err(hub_stopped()),
+        Err(crate::hub::IntentError::Refused(r)) => Err(error(
+            r.http_status(),
             "intent",
-            e,
+            r.message,
             "an intent the hub can carry out now",
         )),
     }
@@ -601,6 +603,75 @@ async fn reject(
     body: Body,
 ) -> Response {
     decide(api, who, id, headers, body, false).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    runbook: String,
+    target: String,
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
+}
+
+const RUN: &str = "{\"runbook\": NAME, \"target\": HOST, \"params\": {KEY: VALUE}}";
+
+/// A manual run: proposed as the operator who asks, through the same
+/// parameter checks, guards and approvals as an alert's action; its
+/// requester cannot be its only approver.
+async fn run(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = require(&who, "run") {
+        return r;
+    }
+    let req: RunRequest = match read_json(&headers, body, RUN).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ev = Event::Run {
+        runbook: req.runbook.clone(),
+        target: req.target.clone(),
+        params: req.params,
+        actor: who.name.clone(),
+    };
+    if let Err(r) = intent(&api, ev).await {
+        return r;
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(
+            json!({ "proposed": format!("{}@{}", req.runbook, req.target), "actor": who.name }),
+        ),
+    )
+        .into_response()
+}
+
+/// Proposes an alert's runbook again after its action ended without
+/// fixing it (dry-run plan, rejection, failure, expiry).
+async fn repropose(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
+    Path(fp): Path<String>,
+) -> Response {
+    if let Err(r) = require(&who, "repropose") {
+        return r;
+    }
+    let ev = Event::Repropose {
+        fingerprint: fp.clone(),
+        actor: who.name.clone(),
+    };
+    if let Err(r) = intent(&api, ev).await {
+        return r;
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "reproposed": fp, "actor": who.name })),
+    )
+        .into_response()
 }
 
 async fn whoami(Extension(who): Extension<Identity>) -> Response {

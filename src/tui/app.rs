@@ -102,6 +102,16 @@ pub enum Intent {
     Unsilence {
         fingerprint: String,
     },
+    /// Propose a manual run as this console's operator.
+    Run {
+        runbook: String,
+        target: String,
+        params: std::collections::BTreeMap<String, String>,
+    },
+    /// Propose the alert's runbook again.
+    Repropose {
+        fingerprint: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +169,16 @@ pub enum Confirmed {
     },
     /// Quit, stopping the hub others are attached to.
     Quit,
+    /// Propose a manual run.
+    Run {
+        runbook: String,
+        target: String,
+        params: std::collections::BTreeMap<String, String>,
+    },
+    /// Propose an alert's runbook again.
+    Repropose {
+        fingerprint: String,
+    },
 }
 
 /// A two-step confirmation: a question, what will happen, and two buttons
@@ -1186,6 +1206,23 @@ impl App {
                 self.quit = true;
                 return;
             }
+            Confirmed::Run {
+                runbook,
+                target,
+                params,
+            } => {
+                self.flash(format!("proposing {runbook}@{target}..."), Level::Info, now);
+                self.outbox.push(Intent::Run {
+                    runbook,
+                    target,
+                    params,
+                });
+                return;
+            }
+            Confirmed::Repropose { fingerprint } => {
+                self.outbox.push(Intent::Repropose { fingerprint });
+                return;
+            }
         };
         let what = match &ev {
             Event::Approve { action, .. } => format!("approval of {action} sent"),
@@ -1324,6 +1361,89 @@ impl App {
             ],
             ok_label: "Go LIVE".into(),
             on_ok: Confirmed::DryRun(false),
+            ok_focused: false,
+            reason: None,
+            error: None,
+        })));
+    }
+
+    /// Asks before proposing a manual run: what, where, and that the
+    /// runbook's approval policy applies (an automatic one starts at once).
+    fn ask_run(
+        &mut self,
+        runbook: &str,
+        target: &str,
+        params: std::collections::BTreeMap<String, String>,
+    ) {
+        let info = self.snap.runbooks.iter().find(|r| r.name == runbook);
+        let mut lines = vec![
+            format!(
+                "runbook  {runbook}{}",
+                info.map(|i| format!(" (risk {})", i.risk))
+                    .unwrap_or_default()
+            ),
+            format!("target   {}", crate::model::clean(target)),
+            format!(
+                "params   {}",
+                if params.is_empty() {
+                    "(the runbook's defaults)".to_string()
+                } else {
+                    params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", crate::model::clean(v)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            ),
+            String::new(),
+            "The hub checks the parameters and guards, then asks for approval as the runbook's"
+                .into(),
+            "policy says (an automatic runbook starts at once). You cannot be its only approver."
+                .into(),
+            self.mode_text().to_string(),
+        ];
+        if info.is_none() {
+            lines.insert(
+                0,
+                format!("no runbook named {runbook:?} is known; the hub will refuse it"),
+            );
+        }
+        self.popup = Some(Popup::Confirm(Box::new(Confirm {
+            title: format!("Propose {runbook} on {}?", crate::model::clean(target)),
+            lines,
+            ok_label: "Propose".into(),
+            on_ok: Confirmed::Run {
+                runbook: runbook.to_string(),
+                target: target.to_string(),
+                params,
+            },
+            ok_focused: false,
+            reason: None,
+            error: None,
+        })));
+    }
+
+    /// Asks before proposing the selected alert's runbook again.
+    fn ask_repropose(&mut self, now: Instant) {
+        let Some(a) = self.selected_alert().cloned() else {
+            return self.flash("select a firing alert first", Level::Bad, now);
+        };
+        self.popup = Some(Popup::Confirm(Box::new(Confirm {
+            title: format!("Propose a runbook for {} again?", a.name),
+            lines: vec![
+                format!(
+                    "alert  {} on {}",
+                    a.name,
+                    crate::model::clean(a.host().unwrap_or("-"))
+                ),
+                "Its last action ended without fixing it. A new action goes through the".into(),
+                "same guards and approvals.".into(),
+                self.mode_text().to_string(),
+            ],
+            ok_label: "Propose".into(),
+            on_ok: Confirmed::Repropose {
+                fingerprint: a.fingerprint.clone(),
+            },
             ok_focused: false,
             reason: None,
             error: None,
@@ -1527,7 +1647,14 @@ impl App {
         };
         let dangerous = matches!(
             cmd,
-            "approve" | "reject" | "reset-breaker" | "silence" | "unsilence" | "unfreeze"
+            "approve"
+                | "reject"
+                | "reset-breaker"
+                | "silence"
+                | "unsilence"
+                | "unfreeze"
+                | "run"
+                | "propose"
         ) || (cmd == "dry-run" && args.first() == Some(&"off"))
             || cmd == "freeze";
         if self.opts.read_only && dangerous {
@@ -1576,13 +1703,28 @@ impl App {
                 return Err("silence DURATION [comment], e.g. silence 1h deploy".into());
             }
             ("unsilence", []) => self.ask_unsilence(now),
+            ("run", [rb, host, kvs @ ..]) => {
+                let mut params = std::collections::BTreeMap::new();
+                for kv in kvs {
+                    let Some((k, v)) = kv.split_once('=') else {
+                        return Err(format!("{kv:?} is not KEY=VALUE"));
+                    };
+                    params.insert(k.to_string(), v.to_string());
+                }
+                self.ask_run(rb, host, params);
+            }
+            ("run", _) => {
+                return Err("run RUNBOOK HOST [KEY=VALUE]..., e.g. run service_restart web-01 service=nginx".into());
+            }
+            ("propose", []) => self.ask_repropose(now),
             ("help", _) => self.popup = Some(Popup::Help { scroll: 0 }),
             ("quit" | "q", _) => self.ask_quit(),
             _ => {
                 return Err(format!(
                     "unknown command {cmd:?}; commands: approve [ID], reject [ID] [reason], \
                      dry-run on|off, freeze, unfreeze, reset-breaker [RUNBOOK TARGET], \
-                     theme NAME, export audit PATH, silence DURATION [comment], unsilence, help, quit"
+                     theme NAME, export audit PATH, silence DURATION [comment], unsilence, \
+                     run RUNBOOK HOST [KEY=VALUE]..., propose, help, quit"
                 ));
             }
         }
@@ -1667,6 +1809,23 @@ pub fn action_lines(a: &Action) -> Vec<String> {
             a.severity.as_str()
         ),
     ];
+    if let Some(by) = &a.requested_by {
+        v.push(format!(
+            "Asked:   manual run by {by} (who cannot be its only approver)"
+        ));
+    }
+    if a.approvals_needed > 1 {
+        v.push(format!(
+            "Approvals: {} of {}{}",
+            a.approvals.len(),
+            a.approvals_needed,
+            if a.approvals.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", a.approvals.join(", "))
+            }
+        ));
+    }
     if !a.params.is_empty() {
         v.push(format!(
             "Params:  {}",

@@ -762,6 +762,12 @@ fn approvals(app: &App, area: Rect) -> PaneText {
         };
         let state = match a.block {
             Some(b) if a.state == ActionState::Blocked => format!("blocked:{}", b.as_str()),
+            _ if a.state == ActionState::AwaitingApproval && a.approvals_needed > 1 => format!(
+                "{}/{} appr {}",
+                a.approvals.len(),
+                a.approvals_needed,
+                a.approvals.join(",")
+            ),
             _ => a.state.as_str().to_string(),
         };
         let params = a

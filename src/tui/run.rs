@@ -504,6 +504,22 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
                 }))
             });
         }
+        Intent::Run {
+            runbook,
+            target,
+            params,
+        } => in_background(&io.replies, async move {
+            c.run(&runbook, &target, &params)
+                .await
+                .map(|()| Some(format!("{runbook}@{target} proposed")))
+                .map_err(|e| format!("run refused: {e}"))
+        }),
+        Intent::Repropose { fingerprint } => in_background(&io.replies, async move {
+            c.repropose(&fingerprint)
+                .await
+                .map(|()| Some("proposed again".to_string()))
+                .map_err(|e| format!("not proposed: {e}"))
+        }),
         Intent::Unsilence { fingerprint } => in_background(&io.replies, async move {
             let o = c
                 .unsilence(&fingerprint)
