@@ -81,3 +81,605 @@ fn a_second_hub_on_one_data_dir_refuses_and_names_the_owner() {
     third.kill().unwrap();
     third.wait().unwrap();
 }
+
+/// A hub with operators and four-eyes on service_restart, on the demo
+/// fleet, with the operators' tokens in its environment.
+struct Hub {
+    child: Child,
+    data: std::path::PathBuf,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+const ANA: &str = "ana-token-0123456789abcdef0123456789abcdef";
+const BEN: &str = "ben-token-0123456789abcdef0123456789abcdef";
+const VIC: &str = "vic-token-0123456789abcdef0123456789abcdef";
+
+const TEAM_CONFIG: &str = r#"
+demo = true
+
+[[operators]]
+name = "ana"
+role = "operator"
+token_env = "T_ANA"
+
+[[operators]]
+name = "ben"
+role = "operator"
+token_env = "T_BEN"
+
+[[operators]]
+name = "vic"
+role = "viewer"
+token_env = "T_VIC"
+
+[runbooks.service_restart]
+approvals = 2
+"#;
+
+impl Hub {
+    fn start(extra_config: &str) -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let cfg = dir.path().join("config.toml");
+        std::fs::write(&cfg, format!("{TEAM_CONFIG}\n{extra_config}")).unwrap();
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("HOME", dir.path())
+            .env("T_ANA", ANA)
+            .env("T_BEN", BEN)
+            .env("T_VIC", VIC)
+            .env_remove("XDG_CONFIG_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vigil serve");
+        wait_owned(&data, child.id());
+        Hub {
+            child,
+            data,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.data.join("vigil.sock")
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl` as a user would type it; (status, body).
+fn curl(args: &[&str]) -> (u16, serde_json::Value) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn post(url: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let mut args = vec![
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        body,
+    ];
+    if let Some(a) = &auth {
+        args.extend(["-H", a.as_str()]);
+    }
+    args.push(url);
+    curl(&args)
+}
+
+/// Sends a ServiceDown alert for the demo's api-02 through the webhook and
+/// waits for the service_restart it proposes to ask for approval.
+fn service_down_awaiting(hub: &Hub) -> String {
+    let alert = serde_json::json!({
+        "version": "4", "status": "firing", "receiver": "vigil", "groupKey": "{}:{}",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "ServiceDown", "host": "api-02", "service": "payments", "severity": "critical"},
+            "annotations": {}, "startsAt": "2026-12-02T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prom/graph", "fingerprint": "feedfacecafe0001"
+        }]
+    });
+    let (code, _) = post(
+        &format!("{}/hooks/alertmanager", hub.base),
+        None,
+        &alert.to_string(),
+    );
+    assert_eq!(code, 200);
+    let t0 = Instant::now();
+    loop {
+        let (_, v) = curl(&[&format!(
+            "{}/api/v1/actions?status=awaiting_approval",
+            hub.base
+        )]);
+        if let Some(a) = v["actions"].as_array().and_then(|l| {
+            l.iter()
+                .find(|a| a["runbook"] == "service_restart" && a["target"] == "api-02")
+        }) {
+            return format!("A{:06}", a["id"].as_u64().expect("a numeric id"));
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no approval request"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn records(hub: &Hub) -> Vec<serde_json::Value> {
+    records_at(&hub.base)
+}
+
+fn records_at(base: &str) -> Vec<serde_json::Value> {
+    let (_, v) = curl(&[&format!("{base}/api/v1/audit?since=0&limit=5000")]);
+    v["records"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_records(
+    hub: &Hub,
+    what: &str,
+    ok: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let t0 = Instant::now();
+    loop {
+        let r = records(hub);
+        if ok(&r) {
+            return r;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn four_eyes_with_two_tokens_and_roles_over_tcp() {
+    let hub = Hub::start("");
+    let id = service_down_awaiting(&hub);
+    let approve = format!("{}/api/v1/actions/{id}/approve", hub.base);
+
+    // No token, a wrong one, a viewer's: refused, and nothing recorded.
+    assert_eq!(post(&approve, None, "{}").0, 401);
+    assert_eq!(post(&approve, Some("x".repeat(40).as_str()), "{}").0, 401);
+    let (code, v) = post(&approve, Some(VIC), "{}");
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs the operator role; vic is viewer"),
+        "{v}"
+    );
+
+    // ana approves, naming someone else in the body: recorded as ana.
+    let (code, v) = post(&approve, Some(ANA), r#"{"actor": "mallory"}"#);
+    assert_eq!(code, 202, "{v}");
+    let (_, a) = curl(&[&format!("{}/api/v1/actions/{id}", hub.base)]);
+    assert_eq!(a["state"], "awaiting_approval", "one of two approvals: {a}");
+    assert_eq!(a["approvals"], serde_json::json!(["ana"]));
+    // The same operator twice is not a second pair of eyes.
+    let (code, v) = post(&approve, Some(ANA), "{}");
+    assert_eq!(code, 409, "{v}");
+    // ben's is the second: it starts.
+    assert_eq!(post(&approve, Some(BEN), "{}").0, 202);
+    let recs = wait_records(&hub, "the action to start", |r| {
+        r.iter()
+            .any(|x| x["kind"] == "action_started" && x["action_id"] == id.as_str())
+    });
+    let approvals: Vec<(&str, &str)> = recs
+        .iter()
+        .filter(|r| r["kind"] == "action_approved" && r["action_id"] == id.as_str())
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap(),
+                r["detail"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(approvals.len(), 2, "{approvals:?}");
+    assert_eq!(approvals[0].0, "ana");
+    assert!(
+        approvals[0].1.contains("1 of 2 approvals (ana)"),
+        "{approvals:?}"
+    );
+    assert_eq!(approvals[1].0, "ben");
+    assert!(
+        approvals[1].1.contains("2 of 2 approvals (ana, ben)"),
+        "{approvals:?}"
+    );
+    assert!(!recs.iter().any(|r| r["actor"] == "mallory"));
+    let started = recs
+        .iter()
+        .filter(|r| r["kind"] == "action_started" && r["action_id"] == id.as_str())
+        .count();
+    assert_eq!(started, 1);
+
+    // A manual run: its requester is not enough to approve it.
+    let (code, v) = post(
+        &format!("{}/api/v1/run", hub.base),
+        Some(ANA),
+        r#"{"runbook": "service_restart", "target": "api-01", "params": {"service": "payments"}}"#,
+    );
+    assert_eq!(code, 202, "{v}");
+    // Reads stay open to a viewer; a viewer cannot run anything.
+    let (code, _) = post(
+        &format!("{}/api/v1/run", hub.base),
+        Some(VIC),
+        r#"{"runbook": "service_restart", "target": "api-01"}"#,
+    );
+    assert_eq!(code, 403);
+    // Modes need an admin: an operator is refused naming the role.
+    let (code, v) = post(
+        &format!("{}/api/v1/modes", hub.base),
+        Some(BEN),
+        r#"{"frozen": true}"#,
+    );
+    assert_eq!(code, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("admin"), "{v}");
+}
+
+/// Throw-away OS users in a throw-away group, removed on drop.
+struct Users {
+    group: String,
+    names: Vec<String>,
+}
+
+impl Users {
+    fn create(group: &str, names: &[&str]) -> Users {
+        let run = |cmd: &str, args: &[&str]| {
+            let o = Command::new(cmd).args(args).output().expect(cmd);
+            assert!(
+                o.status.success(),
+                "{cmd} {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        // Leftovers of an earlier run that was killed go first.
+        for n in names {
+            let _ = Command::new("userdel").arg(n).output();
+        }
+        let _ = Command::new("groupdel").arg(group).output();
+        run("groupadd", &[group]);
+        let users = Users {
+            group: group.into(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+        };
+        for n in names {
+            run(
+                "useradd",
+                &["-M", "-N", "-g", group, "-s", "/usr/sbin/nologin", n],
+            );
+        }
+        users
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("userdel").arg(n).output();
+        }
+        let _ = Command::new("groupdel").arg(&self.group).output();
+    }
+}
+
+/// `curl` over the hub's socket as OS user `user`.
+fn post_as(user: &str, socket: &Path, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            user,
+            "--regid",
+            "vigile2e",
+            "--init-groups",
+            "--",
+        ])
+        .args([
+            "curl",
+            "-s",
+            "-m",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "--unix-socket",
+        ])
+        .arg(socket)
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+        ])
+        .arg(format!("http://vigil{path}"))
+        .output()
+        .expect("setpriv curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+#[cfg_attr(
+    not(vigil_e2e),
+    ignore = "needs VIGIL_E2E=1: runs as root, creates OS users, setpriv and curl"
+)]
+fn approvals_over_the_socket_are_recorded_under_each_os_user() {
+    let users = Users::create(
+        "vigile2e",
+        &["vigil-e2e-ana", "vigil-e2e-ben", "vigil-e2e-vic"],
+    );
+    let hub = Hub::start(&format!(
+        "[access]\nsocket_group = \"{}\"\nusers = {{ \"vigil-e2e-ana\" = \"operator\", \"vigil-e2e-ben\" = \"operator\" }}\n",
+        users.group
+    ));
+    let sock = hub.socket();
+    use std::os::unix::fs::PermissionsExt;
+    // The temp dir above the data dir is private to root: let the users
+    // pass through it, as /var/lib is passable on a jump box.
+    std::fs::set_permissions(hub._dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the socket is the group's, nobody else's");
+    let id = service_down_awaiting(&hub);
+    let path = format!("/api/v1/actions/{id}/approve");
+
+    // An unlisted OS user is a viewer: refused, naming the role.
+    let (code, v) = post_as("vigil-e2e-vic", &sock, &path, "{}");
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("vigil-e2e-vic is viewer"),
+        "{v}"
+    );
+    // A body's actor is ignored: the peer's OS user is the actor.
+    let (code, v) = post_as("vigil-e2e-ana", &sock, &path, r#"{"actor": "root"}"#);
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["actor"], "vigil-e2e-ana");
+    assert_eq!(post_as("vigil-e2e-ana", &sock, &path, "{}").0, 409);
+    assert_eq!(post_as("vigil-e2e-ben", &sock, &path, "{}").0, 202);
+    let recs = wait_records(&hub, "the action to start", |r| {
+        r.iter()
+            .any(|x| x["kind"] == "action_started" && x["action_id"] == id.as_str())
+    });
+    let actors: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["kind"] == "action_approved" && r["action_id"] == id.as_str())
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["vigil-e2e-ana", "vigil-e2e-ben"]);
+    drop(hub);
+    drop(users);
+    let gone = Command::new("id").arg("vigil-e2e-ana").output().unwrap();
+    assert!(!gone.status.success(), "the test users are removed");
+}
+
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cmd: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("vigil-team-{name}-{}", std::process::id()),
+            session: "t".into(),
+        };
+        t.run(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "45", cmd]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.run(&["send-keys", "-t", &self.session, k]);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn console_cmd(env: &str, args: &str) -> String {
+    format!(
+        "env HOME=/tmp {env} {} {args}; sleep 30",
+        env!("CARGO_BIN_EXE_vigil")
+    )
+}
+
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: drives consoles in tmux")]
+fn a_console_attached_to_serve_never_runs_a_second_control_plane() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["serve", "--demo", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("HOME", dir.path())
+            .env("VIGIL_DEMO_SPEED", "8")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut hub = spawn();
+    wait_owned(&data, hub.id());
+    let t = Tmux::start(
+        "attach",
+        &console_cmd("", &format!("--data-dir {}", data.display())),
+    );
+    let sock = data.join("vigil.sock").display().to_string();
+    t.wait("the console to attach", 20, |s| {
+        s.contains(&format!("@ {sock}"))
+    });
+    // A minute of the demo at speed 8, approving what asks from the console.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut approved = 0;
+    while Instant::now() < end {
+        let s = t.screen();
+        if s.contains("awaiting_approval") {
+            t.keys(&["4", "a", "Tab", "Enter"]);
+            approved += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        // The hub stays the only owner of the data dir.
+        let owner = std::fs::read_to_string(data.join("vigil.lock")).unwrap();
+        assert!(owner.contains(&format!("pid={}\n", hub.id())), "{owner}");
+    }
+    let recs = records_at(&format!("http://127.0.0.1:{port}"));
+    let mut starts = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for r in recs.iter().filter(|r| r["kind"] == "action_started") {
+        n += 1;
+        let key = (r["action_id"].to_string(), r["attempt"].to_string());
+        assert!(starts.insert(key.clone()), "{key:?} started twice");
+    }
+    assert!(
+        n > 0,
+        "the demo ran actions in a minute (approved {approved})"
+    );
+
+    // The hub dies: the console says so at once, and comes back with it.
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+    t.wait("the console to say the hub is lost", 5, |s| {
+        s.contains("HUB LOST")
+    });
+    let mut hub = spawn();
+    t.wait("the console to reattach", 20, |s| {
+        !s.contains("HUB LOST") && s.contains(&format!("@ {sock}"))
+    });
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+}
+
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: drives consoles in tmux")]
+fn a_remote_console_attaches_with_its_token_and_a_read_only_one_watches() {
+    let hub = Hub::start("");
+    // A wrong token is refused before the screen opens.
+    let bad = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["--connect", &hub.base])
+        .env("VIGIL_TOKEN", "y".repeat(40))
+        .env("HOME", "/tmp")
+        .output()
+        .unwrap();
+    // Without a terminal the console refuses first (exit 2); in tmux the
+    // token is checked.
+    assert_ne!(bad.status.code(), Some(0));
+    let t = Tmux::start(
+        "remote",
+        &console_cmd(
+            &format!("VIGIL_TOKEN={ANA}"),
+            &format!("--connect {}", hub.base),
+        ),
+    );
+    t.wait("the remote console", 20, |s| {
+        s.contains(&format!("ana (operator) @ {}", hub.base))
+    });
+    let wrong = Tmux::start(
+        "wrong",
+        &console_cmd(
+            "VIGIL_TOKEN=not-a-token",
+            &format!("--connect {}", hub.base),
+        ),
+    );
+    wrong.wait("the refusal", 20, |s| {
+        s.contains("cannot attach to the hub") && s.contains("wrong bearer token")
+    });
+    // A read-only console attaches as a viewer even as root, and its
+    // approve key does nothing.
+    let ro = Tmux::start(
+        "ro",
+        &console_cmd(
+            "",
+            &format!("--read-only --data-dir {}", hub.data.display()),
+        ),
+    );
+    ro.wait("the read-only console", 20, |s| {
+        s.contains("root (viewer) @")
+    });
+    // Presence: the first console sees the others attached.
+    t.wait("presence", 20, |s| {
+        s.contains("+1 root") || s.contains("+2")
+    });
+    // No hub on a data dir: --read-only never starts one.
+    let empty = tempfile::tempdir().unwrap();
+    let none = Tmux::start(
+        "none",
+        &console_cmd(
+            "",
+            &format!("--read-only --data-dir {}", empty.path().display()),
+        ),
+    );
+    none.wait("the refusal", 20, |s| s.contains("no hub is running on"));
+    assert!(!empty.path().join("vigil.lock").exists());
+}

@@ -310,6 +310,12 @@ pub fn bind_socket(
     let gid = group.and_then(crate::access::group_id);
     if let Some(gid) = gid {
         std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
+        // The group may pass through the data dir to reach the socket, and
+        // do nothing else there: 0710 (the store stays the hub's own).
+        if let Some(dir) = path.parent() {
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o710)).map_err(err)?;
+        }
     }
     let mode = if gid.is_some() { 0o660 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
