@@ -120,6 +120,9 @@ pub struct Access {
     operators: Vec<(String, Role, Digest32)>,
     users: BTreeMap<String, Role>,
     hub_uid: u32,
+    /// The name recorded for the hub's own OS user (the config's
+    /// `operator`), when it has one.
+    hub_name: Option<String>,
 }
 
 impl std::fmt::Debug for Access {
@@ -213,6 +216,7 @@ impl Access {
                 users: spec.users.clone(),
                 // SAFETY: getuid cannot fail.
                 hub_uid: unsafe { libc::getuid() },
+                hub_name: None,
             })
         } else {
             Err(errors)
@@ -235,13 +239,23 @@ impl Access {
         found
     }
 
+    /// Records the hub's own OS user under `name` (the config's
+    /// `operator`): only connections from that same uid get it.
+    pub fn with_hub_name(mut self, name: Option<String>) -> Access {
+        self.hub_name = name.filter(|n| !n.trim().is_empty() && !n.chars().any(char::is_control));
+        self
+    }
+
     pub fn has_operators(&self) -> bool {
         !self.operators.is_empty()
     }
 
     /// The OS user behind a socket peer, with its role.
     pub fn by_uid(&self, uid: u32) -> Identity {
-        let name = user_name(uid).unwrap_or_else(|| format!("uid:{uid}"));
+        let name = match &self.hub_name {
+            Some(n) if uid == self.hub_uid => n.clone(),
+            _ => user_name(uid).unwrap_or_else(|| format!("uid:{uid}")),
+        };
         let role = if uid == self.hub_uid || uid == 0 {
             Role::Admin
         } else {

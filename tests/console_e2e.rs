@@ -151,7 +151,8 @@ runbook = "memory_pressure"
         s.contains("1 Alerts") && s.contains(" LIVE ")
     });
     assert!(s.contains("DEMO"), "{s}");
-    assert!(s.contains("op e2e-op"), "{s}");
+    // The hub's own OS user is recorded under the config's `operator`.
+    assert!(s.contains("e2e-op (admin) own hub"), "{s}");
 
     // Wait for an action to ask for approval, then approve it.
     let s = t.wait("an approval", 240, |s| s.contains("awaiting_approval"));

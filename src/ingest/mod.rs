@@ -158,15 +158,16 @@ impl ListenerOptions {
             .listener
             .rate_limit
             .or((!addr.ip().is_loopback()).then_some(DEFAULT_EXPOSED_RATE));
-        let access =
-            crate::access::Access::resolve(&config.operators, &config.access).map_err(|es| {
+        let access = crate::access::Access::resolve(&config.operators, &config.access)
+            .map_err(|es| {
                 ListenError::Access(
                     es.iter()
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
                         .join("; "),
                 )
-            })?;
+            })?
+            .with_hub_name(config.operator.clone());
         if let Some(g) = &config.access.socket_group
             && crate::access::group_id(g).is_none()
         {
