@@ -278,8 +278,23 @@ fn cmd_check(cli: &Cli) -> ExitCode {
         .clone()
         .or_else(|| config.keymap.clone())
         .unwrap_or_else(|| "default".into());
-    let look =
+    let mut look =
         vigil::tui::run::check_look(&theme_name(cli, &config), &keymap, look_dir(cli).as_deref());
+    // What `serve` would refuse at start: operators' tokens, the socket
+    // group, a listener beyond loopback without a token.
+    if let Err(e) = vigil::ingest::ListenerOptions::resolve(cli.listen.as_deref(), &config) {
+        let line = match &e {
+            vigil::ingest::ListenError::Access(m) => m
+                .split_once("\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .and_then(|(name, _)| vigil::units::line_of(&text, &format!("\"{name}\""))),
+            _ => None,
+        };
+        look.push(match line {
+            Some(l) => format!("{file}:{l}: {e}"),
+            None => format!("{file}: {e}"),
+        });
+    }
     match config.build(&file, &text, false, None) {
         Ok(setup) if look.is_empty() => {
             println!(

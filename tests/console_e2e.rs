@@ -83,6 +83,19 @@ fn wait_for_exit(done: &Path) {
     }
 }
 
+/// The terminal's modes the shell wrote after the console exited (it
+/// writes them after the exit file, so they are waited for).
+fn stty_after(stty: &Path) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let modes = std::fs::read_to_string(stty).unwrap_or_default();
+        if modes.contains("speed") || Instant::now() > end {
+            return modes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn audit_json(bin: &str, data: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(bin)
         .args(["audit", "export", "--data-dir"])
@@ -204,8 +217,14 @@ runbook = "memory_pressure"
     t.keys(&["5", "/"]);
     t.text("kind=mode_changed");
     t.keys(&["Enter"]);
+    // Both mode changes, once their records are committed (the banner
+    // shows a mode before its record is synced).
     let s = t.wait("the filtered audit", 10, |s| {
         s.contains("filter kind=mode_changed")
+            && s.lines()
+                .filter(|l| l.contains("mode_changed") && !l.contains("filter"))
+                .count()
+                >= 2
     });
     let audit_rows: Vec<&str> = s
         .lines()
@@ -232,7 +251,7 @@ runbook = "memory_pressure"
     assert_eq!(code.trim(), "0");
     let alt = t.run(&["display-message", "-p", "-t", &t.session, "#{alternate_on}"]);
     assert_eq!(alt.trim(), "0", "still on the alternate screen");
-    let modes = std::fs::read_to_string(&stty).unwrap();
+    let modes = stty_after(&stty);
     assert!(
         modes.split_whitespace().any(|w| w == "icanon")
             && modes.split_whitespace().any(|w| w == "echo"),
@@ -305,7 +324,7 @@ fn sigterm_restores_the_terminal() {
     );
     let alt = t.run(&["display-message", "-p", "-t", &t.session, "#{alternate_on}"]);
     assert_eq!(alt.trim(), "0", "still on the alternate screen");
-    let modes = std::fs::read_to_string(&stty).unwrap();
+    let modes = stty_after(&stty);
     assert!(modes.split_whitespace().any(|w| w == "icanon"), "{modes}");
 }
 

@@ -683,3 +683,89 @@ fn a_remote_console_attaches_with_its_token_and_a_read_only_one_watches() {
     none.wait("the refusal", 20, |s| s.contains("no hub is running on"));
     assert!(!empty.path().join("vigil.lock").exists());
 }
+
+#[test]
+fn check_and_serve_refuse_operators_whose_tokens_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "operator = \"ana\"\n\n[[operators]]\nname = \"dee\"\nrole = \"operator\"\ntoken_env = \"T_DEE\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("HOME", dir.path())
+            .env("T_DEE", token)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["check"], "short");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{}:4:", cfg.display())),
+        "names the line: {err}"
+    );
+    assert!(
+        err.contains("\"dee\"") && err.contains("at least 32"),
+        "{err}"
+    );
+    let o = run(
+        &["serve", "--duration", "1s", "--listen", "127.0.0.1:0"],
+        "",
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("T_DEE, which is not set or empty"), "{err}");
+    let o = run(&["check"], &"k".repeat(32));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: drives consoles in tmux")]
+fn a_console_that_owns_the_hub_asks_before_quitting_under_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let owner = Tmux::start(
+        "owner",
+        &console_cmd(
+            "",
+            &format!(
+                "--demo --data-dir {} --listen 127.0.0.1:{port}",
+                data.display()
+            ),
+        ),
+    );
+    owner.wait("the owning console", 20, |s| s.contains("(admin) own hub"));
+    // A second console on the same data dir attaches; it starts no hub.
+    let other = Tmux::start(
+        "other",
+        &console_cmd("", &format!("--data-dir {}", data.display())),
+    );
+    other.wait("the attached console", 20, |s| s.contains("(admin) @ "));
+    owner.wait("presence", 20, |s| s.contains("+1 "));
+    owner.keys(&["q"]);
+    owner.wait("the question", 5, |s| {
+        s.contains("Stop the hub others are using?") && s.contains("1 other console is attached")
+    });
+    // Cancel is focused: enter keeps everything running.
+    owner.keys(&["Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(owner.screen().contains("own hub"), "still running");
+    owner.keys(&["q", "Tab", "Enter"]);
+    other.wait("the attached console to see the hub gone", 10, |s| {
+        s.contains("HUB LOST")
+    });
+}

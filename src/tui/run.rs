@@ -239,6 +239,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
 
     let mut last_frame: Option<Instant> = None;
+    let mut attached = false;
     let mut snap_came = Instant::now();
     // The clock and ages move on between snapshots.
     let mut clock = tokio::time::interval(Duration::from_secs(1));
@@ -300,6 +301,15 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
                 }
                 let s = snaps.borrow_and_update().clone();
                 snap_came = Instant::now();
+                if !attached && s.link.as_ref().is_some_and(|l| l.up) {
+                    attached = true;
+                    tracing::info!(
+                        to = client.label(),
+                        "console: attached; the hub's snapshot ({} alerts) arrived {:.1} ms after the process started",
+                        s.alerts.len(),
+                        started.elapsed().as_secs_f64() * 1000.0
+                    );
+                }
                 let old = app.set_snapshot(s, snap_came);
                 let _ = drop_tx.send(old);
             }
