@@ -25,12 +25,11 @@ fn serve(data: &Path, listen: &str, extra: &[&str]) -> Child {
 fn wait_owned(data: &Path, pid: u32) -> String {
     let t0 = Instant::now();
     loop {
-        if let Ok(t) = std::fs::read_to_string(data.join("vigil.lock")) {
-            if t.contains(&format!("pid={pid}\n"))
-                && t.lines().any(|l| l.starts_with("listen=") && l.len() > 7)
-            {
-                return t;
-            }
+        if let Ok(t) = std::fs::read_to_string(data.join("vigil.lock"))
+            && t.contains(&format!("pid={pid}\n"))
+            && t.lines().any(|l| l.starts_with("listen=") && l.len() > 7)
+        {
+            return t;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(30),
