@@ -247,7 +247,7 @@ fn audit_reader(dir: PathBuf, jobs: std::sync::mpsc::Receiver<AuditJob>, out: mp
 
 /// Writes the whole trail as JSON lines to a new file (never overwrites).
 fn export(s: &Store, path: &Path) -> Result<u64, String> {
-    let f = std::fs::OpenOptions::new()
+    let f = crate::private::private_file_options()
         .write(true)
         .create_new(true)
         .open(path)
