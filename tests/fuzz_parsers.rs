@@ -266,6 +266,12 @@ fn nested(rng: &mut Rng, json: bool) -> Vec<u8> {
 /// Odd values for a structure-aware mutation: kept valid TOML / JSON, so
 /// the validators behind the syntax are reached.
 fn odd_string(rng: &mut Rng) -> String {
+    if rng.chance(4) {
+        // durations past any sane range, but inside TimeDelta
+        return rng
+            .pick(&["10000000y", "200000y", "290000000y", "106751991167d"])
+            .to_string();
+    }
     rng.pick(&[
         "10000000y",
         "99999999999999999999999d",
@@ -366,6 +372,70 @@ fn walk_json(rng: &mut Rng, v: &mut serde_json::Value) {
     }
 }
 
+/// The leaves that carry a number or a duration (`"30s"`, `"3/10m"`):
+/// what the range checks are about. Each as a path of keys and indexes.
+fn number_leaves(v: &toml::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, c) in t {
+                path.push(k.clone());
+                number_leaves(c, path, out);
+                path.pop();
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                path.push(i.to_string());
+                number_leaves(c, path, out);
+                path.pop();
+            }
+        }
+        toml::Value::Integer(_) | toml::Value::Float(_) => out.push(path.clone()),
+        toml::Value::String(s)
+            if vigil::units::parse_duration(s).is_ok() || vigil::units::Rate::parse(s).is_ok() =>
+        {
+            out.push(path.clone())
+        }
+        _ => {}
+    }
+}
+
+fn at_path<'a>(v: &'a mut toml::Value, path: &[String]) -> Option<&'a mut toml::Value> {
+    let Some((first, rest)) = path.split_first() else {
+        return Some(v);
+    };
+    let child = match v {
+        toml::Value::Table(t) => t.get_mut(first)?,
+        toml::Value::Array(a) => a.get_mut(first.parse::<usize>().ok()?)?,
+        _ => return None,
+    };
+    at_path(child, rest)
+}
+
+/// Replaces a number or a duration somewhere in the file with an odd one.
+fn mutate_number(rng: &mut Rng, v: &mut toml::Value) {
+    let mut leaves = Vec::new();
+    number_leaves(v, &mut Vec::new(), &mut leaves);
+    if leaves.is_empty() {
+        return walk_toml(rng, v);
+    }
+    let path = rng.pick(&leaves).clone();
+    if let Some(leaf) = at_path(v, &path) {
+        *leaf = match leaf {
+            toml::Value::String(_) if rng.chance(2) => {
+                let n = rng.pick(&["0", "1", "4294967296", "99999", "1001"]);
+                let unit = rng.pick(&["y", "d", "h", "m", "s", "ms", "ns", ""]);
+                toml::Value::String(if rng.chance(3) {
+                    format!("{n}/{}{unit}", rng.below(1_000_000))
+                } else {
+                    format!("{n}{unit}")
+                })
+            }
+            _ => odd_toml(rng),
+        };
+    }
+}
+
 /// A structure-aware mutation: parse, change one to three values, print.
 /// Falls back to a byte mutation when the base does not parse.
 fn structured(rng: &mut Rng, base: &[u8], json: bool) -> Option<Vec<u8>> {
@@ -380,7 +450,11 @@ fn structured(rng: &mut Rng, base: &[u8], json: bool) -> Option<Vec<u8>> {
     } else {
         let mut v = toml::Value::Table(toml::from_str::<toml::Table>(text).ok()?);
         for _ in 0..n {
-            walk_toml(rng, &mut v);
+            if rng.chance(2) {
+                mutate_number(rng, &mut v);
+            } else {
+                walk_toml(rng, &mut v);
+            }
         }
         // NaN and infinities print as nan / inf, which TOML accepts
         toml::to_string(&v).ok().map(String::into_bytes)
