@@ -96,6 +96,11 @@ fn cases() -> Vec<Case> {
             says: &["verify_window", HUGE, "0s..1d"],
         },
         Case {
+            config: "[analysis.llm]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\ntimeout = \"10000000y\"\n",
+            bad_line: "timeout",
+            says: &["analysis.llm.timeout", HUGE, "at most 10m"],
+        },
+        Case {
             config: "[listener]\nrate_limit = 0\n",
             bad_line: "rate_limit",
             says: &["listener.rate_limit = 0", "1..1000000"],
