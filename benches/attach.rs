@@ -49,10 +49,11 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn webhook(port: u16, from: usize, n: usize) {
     let alerts: Vec<serde_json::Value> = (from..from + n)
         .map(|i| {
+            let severity = ["warning", "critical", "high"][i % 3];
             serde_json::json!({
                 "status": "firing",
                 "labels": {"alertname": "NodeFilesystemAlmostFull", "host": format!("node-{i:05}"),
-                           "mountpoint": "/var", "severity": ["warning", "critical", "high"][i % 3]},
+                           "mountpoint": "/var", "severity": severity},
                 "annotations": {"summary": "almost full"},
                 "startsAt": "2026-11-23T02:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prom/graph", "fingerprint": format!("{:016x}", i + 1)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
 use crate::policy::{Policy, PolicySpec, default_specs, merge_specs};
 use crate::runbook::{Approvals, Catalog, Risk, RunbookOverride};
-use crate::units::{line_of, parse_delta, toml_error_line};
+use crate::units::{check_count, key_line, key_line_after, limits, line_of, toml_error_line};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -295,36 +295,39 @@ impl Config {
             message,
         };
 
+        // `key` is a key name the line is looked up by (`key = ...`).
+        let at_key = |key: &str, message: String| ConfigError {
+            file: file.into(),
+            line: key_line(text, key).or_else(|| line_of(text, key)),
+            message,
+        };
         let mut settings = Settings::default();
         if let Some(s) = &self.settings.approval_expiry {
-            match parse_delta(s) {
+            match limits::APPROVAL_EXPIRY.parse_delta("settings.approval_expiry", s) {
                 Ok(d) => settings.approval_expiry = d,
-                Err(e) => errors.push(err(
-                    "approval_expiry",
-                    format!("settings.approval_expiry: {e}"),
-                )),
+                Err(e) => errors.push(at_key("approval_expiry", e)),
             }
         }
         if let Some(s) = &self.settings.retry_backoff {
-            match parse_delta(s) {
+            match limits::RETRY_BACKOFF.parse_delta("settings.retry_backoff", s) {
                 Ok(d) => settings.retry_backoff = d,
-                Err(e) => errors.push(err("retry_backoff", format!("settings.retry_backoff: {e}"))),
+                Err(e) => errors.push(at_key("retry_backoff", e)),
             }
         }
-        if self.settings.max_parallel_runs == Some(0) {
-            errors.push(err(
-                "max_parallel_runs",
-                "settings.max_parallel_runs = 0; expected at least 1".into(),
-            ));
+        if let Some(n) = self.settings.max_parallel_runs {
+            let (min, max) = limits::MAX_PARALLEL_RUNS;
+            if let Err(e) = check_count("settings.max_parallel_runs", n, min, max) {
+                errors.push(at_key("max_parallel_runs", e));
+            }
         }
         if let Some(f) = self.settings.blast_radius {
             if f > 0.0 && f <= 1.0 {
                 settings.blast_radius = f;
             } else {
-                errors.push(err(
+                errors.push(at_key(
                     "blast_radius",
                     format!(
-                        "settings.blast_radius = {f} is out of range; expected a fraction in (0, 1]"
+                        "settings.blast_radius = {f} is out of range; accepted a fraction more than 0 and at most 1"
                     ),
                 ));
             }
@@ -353,10 +356,15 @@ impl Config {
             }
             match Policy::compile(s) {
                 Ok(p) => policies.push(p),
-                Err(e) => errors.push(err(
-                    &format!("\"{}\"", s.name),
-                    format!("policies[name={:?}].{e}", s.name),
-                )),
+                Err(e) => {
+                    let anchor = format!("\"{}\"", s.name);
+                    let key = e.split([' ', ':']).next().unwrap_or("");
+                    let mut c = err(&anchor, format!("policies[name={:?}].{e}", s.name));
+                    if key == "for" {
+                        c.line = key_line_after(text, &anchor, "for").or(c.line);
+                    }
+                    errors.push(c)
+                }
             }
         }
 
@@ -364,10 +372,14 @@ impl Config {
         for (i, w) in self.maintenance.iter().enumerate() {
             match MaintenanceWindow::compile(w) {
                 Ok(c) => windows.push(c),
-                Err(e) => errors.push(err(
-                    &format!("\"{}\"", w.schedule),
-                    format!("maintenance[{i}]: {e}"),
-                )),
+                Err(e) => {
+                    let needle = if e.starts_with("duration") {
+                        format!("\"{}\"", w.duration)
+                    } else {
+                        format!("\"{}\"", w.schedule)
+                    };
+                    errors.push(err(&needle, format!("maintenance[{i}].{e}")))
+                }
             }
         }
 
@@ -412,7 +424,7 @@ impl Config {
             }
         }
 
-        self.check_outputs(&err, &mut errors);
+        self.check_outputs(file, text, &err, &mut errors);
 
         let catalog = match Catalog::load(self.runbook_dir.as_deref(), &self.runbooks) {
             Ok(mut c) => {
@@ -422,10 +434,10 @@ impl Config {
             Err(es) => {
                 for e in es {
                     let line = if e.file == "config" {
-                        e.message
-                            .split(']')
-                            .next()
-                            .and_then(|k| line_of(text, &format!("{k}]")))
+                        let (section, rest) =
+                            e.message.split_once("] ").unwrap_or((&e.message, ""));
+                        let key = rest.split([' ', ':']).next().unwrap_or("");
+                        key_line_after(text, &format!("{}]", section.trim_start_matches('[')), key)
                     } else {
                         e.line
                     };
@@ -465,6 +477,8 @@ impl Config {
     /// Validates `[listener]`, `[[sources]]` and `[[escalation]]`.
     fn check_outputs(
         &self,
+        file: &str,
+        text: &str,
         err: &dyn Fn(&str, String) -> ConfigError,
         errors: &mut Vec<ConfigError>,
     ) {
@@ -486,11 +500,15 @@ impl Config {
                 format!("listener.token_env = {t:?} is not an environment variable name; expected letters, digits and '_'"),
             ));
         }
-        if self.listener.rate_limit == Some(0) {
-            errors.push(err(
-                "rate_limit",
-                "listener.rate_limit = 0; expected requests per second of at least 1 (leave it out for no limit)".into(),
-            ));
+        if let Some(n) = self.listener.rate_limit {
+            let (min, max) = limits::RATE_LIMIT;
+            if let Err(e) = check_count("listener.rate_limit", n, min, max) {
+                errors.push(ConfigError {
+                    file: file.into(),
+                    line: key_line(text, "rate_limit"),
+                    message: format!("{e} requests per second (leave it out for no limit)"),
+                });
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
@@ -513,18 +531,19 @@ impl Config {
                     ),
                 ));
             }
-            for (key, v) in [("interval", &s.interval), ("timeout", &s.timeout)] {
-                if let Some(v) = v {
-                    match crate::units::parse_duration(v) {
-                        Ok(d) if d.is_zero() => errors.push(err(
-                            &format!("\"{v}\""),
-                            format!("{what}.{key} = {v:?} must be longer than 0s"),
-                        )),
-                        Ok(_) => {}
-                        Err(e) => {
-                            errors.push(err(&format!("\"{v}\""), format!("{what}.{key}: {e}")))
-                        }
-                    }
+            for (key, v, range) in [
+                ("interval", &s.interval, limits::SOURCE_INTERVAL),
+                ("timeout", &s.timeout, limits::SOURCE_TIMEOUT),
+            ] {
+                if let Some(v) = v
+                    && let Err(e) = range.parse(&format!("{what}.{key}"), v)
+                {
+                    errors.push(ConfigError {
+                        file: file.into(),
+                        line: key_line_after(text, &at, key)
+                            .or_else(|| line_of(text, &format!("\"{v}\""))),
+                        message: e,
+                    });
                 }
             }
         }
@@ -562,17 +581,29 @@ impl Config {
                 )),
                 _ => {}
             }
-            if e.max_attempts == Some(0) {
-                errors.push(err(
-                    "max_attempts",
-                    format!("{what}.max_attempts = 0; expected at least 1"),
-                ));
+            if let Some(n) = e.max_attempts {
+                let (min, max) = limits::ESCALATION_ATTEMPTS;
+                if let Err(m) = check_count(&format!("{what}.max_attempts"), n, min, max) {
+                    errors.push(ConfigError {
+                        file: file.into(),
+                        line: key_line_after(text, &at, "max_attempts"),
+                        message: m,
+                    });
+                }
             }
-            for (key, v) in [("backoff", &e.backoff), ("timeout", &e.timeout)] {
+            for (key, v, range) in [
+                ("backoff", &e.backoff, limits::ESCALATION_BACKOFF),
+                ("timeout", &e.timeout, limits::ESCALATION_TIMEOUT),
+            ] {
                 if let Some(v) = v
-                    && let Err(er) = crate::units::parse_duration(v)
+                    && let Err(m) = range.parse(&format!("{what}.{key}"), v)
                 {
-                    errors.push(err(&format!("\"{v}\""), format!("{what}.{key}: {er}")));
+                    errors.push(ConfigError {
+                        file: file.into(),
+                        line: key_line_after(text, &at, key)
+                            .or_else(|| line_of(text, &format!("\"{v}\""))),
+                        message: m,
+                    });
                 }
             }
         }

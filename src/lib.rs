@@ -13,6 +13,7 @@ pub mod model;
 pub mod notify;
 pub mod owner;
 pub mod policy;
+pub mod private;
 pub mod runbook;
 pub mod sim;
 pub mod store;

@@ -617,14 +617,20 @@ fn prepare(
     cli: &Cli,
     log_to_stderr: bool,
 ) -> Result<(Prepared, tracing_appender::non_blocking::WorkerGuard), String> {
+    // Whatever the hub creates (store, logs, exports) is its owner's only.
+    vigil::private::private_umask();
     let (mut config, text, file) = load_config(cli).map_err(|e| e.to_string())?;
     let has_config = file != "(no config file: defaults)";
     let demo = cli.demo || config.demo.unwrap_or(false) || !has_config;
     let dir = data_dir(cli, &config);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create the data dir {}: {e}", dir.display()))?;
+    let dir_state = vigil::private::private_dir(&dir)?;
     let log_dir = dir.join("logs");
+    vigil::private::private_dir(&log_dir)?;
+    vigil::private::private_file(&log_dir.join("vigil.log"))?;
     let guard = init_logging(&log_dir, "vigil.log", log_to_stderr)?;
+    if let vigil::private::DirState::Tightened(m) = dir_state {
+        tracing::warn!("data dir {} had mode {m:04o}; made it 0700", dir.display());
+    }
     let start = chrono::Utc::now();
     // VIGIL_DEMO_SPEED compresses the demo's metric clock (for demos and
     // end-to-end tests); 1 is real time.

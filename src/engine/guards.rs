@@ -12,7 +12,6 @@ use croner::Cron;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{BlockReason, Labels, Time, fmt_time};
-use crate::units::parse_delta;
 
 /// A host of the inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,19 +125,8 @@ impl MaintenanceWindow {
                 spec.schedule
             )
         })?;
-        let duration = parse_delta(&spec.duration).map_err(|e| format!("duration: {e}"))?;
-        if duration <= TimeDelta::zero() {
-            return Err(format!(
-                "duration {:?} must be longer than 0s",
-                spec.duration
-            ));
-        }
-        if duration > TimeDelta::days(31) {
-            return Err(format!(
-                "duration {:?} is longer than 31 days",
-                spec.duration
-            ));
-        }
+        let duration =
+            crate::units::limits::MAINTENANCE_DURATION.parse_delta("duration", &spec.duration)?;
         Ok(MaintenanceWindow {
             spec: spec.clone(),
             cron,
@@ -156,10 +144,11 @@ impl MaintenanceWindow {
 
     /// If a window occurrence covers `now`, its end.
     pub fn active_until(&self, now: Time) -> Option<Time> {
-        let from = now - self.duration;
+        let from = crate::units::sub_time(now, self.duration);
         let occ = self.cron.find_next_occurrence(&from, false).ok()?;
-        if occ <= now && now < occ + self.duration {
-            Some(occ + self.duration)
+        let end = crate::units::add_time(occ, self.duration);
+        if occ <= now && now < end {
+            Some(end)
         } else {
             None
         }

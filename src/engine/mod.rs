@@ -27,7 +27,7 @@ use crate::model::{
 use crate::policy::Policy;
 use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
 use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
-use crate::units::fmt_delta;
+use crate::units::{add_time, fmt_delta, mul_delta};
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;
@@ -1123,7 +1123,7 @@ impl Engine {
             && let Some(last) = breaker.and_then(|b| b.runs.back())
             && now - *last < rb.cooldown
         {
-            let until = *last + rb.cooldown;
+            let until = add_time(*last, rb.cooldown);
             return Err(Block::new(
                 BlockReason::RateLimited,
                 format!(
@@ -1177,7 +1177,7 @@ impl Engine {
                     return;
                 };
                 if rb.approval.needs_human(a.severity) {
-                    let expires = now + self.settings.approval_expiry;
+                    let expires = add_time(now, self.settings.approval_expiry);
                     let mut r = self.action_record(RecordKind::ApprovalRequested, a, now);
                     r.params = Some(a.params.clone());
                     r.severity = Some(a.severity);
@@ -1524,7 +1524,7 @@ impl Engine {
                 .get(&a.runbook)
                 .map(|rb| rb.verify_window)
                 .unwrap_or(TimeDelta::minutes(1));
-            self.set_state(id, ActionState::Verifying, Some(now + window), now);
+            self.set_state(id, ActionState::Verifying, Some(add_time(now, window)), now);
         } else {
             self.retry_or_escalate(id, format!("run failed: {}", outcome.detail), now);
         }
@@ -1540,9 +1540,11 @@ impl Engine {
             .map(|rb| rb.max_attempts)
             .unwrap_or(3);
         if a.attempt < max {
-            let backoff =
-                self.settings.retry_backoff * 2i32.pow(a.attempt.saturating_sub(1).min(16));
-            let at = now + backoff;
+            let backoff = mul_delta(
+                self.settings.retry_backoff,
+                2i32.pow(a.attempt.saturating_sub(1).min(16)),
+            );
+            let at = add_time(now, backoff);
             let mut r = self.action_record(RecordKind::RetryScheduled, a, now);
             r.attempt = Some(a.attempt + 1);
             r.actor = Some(ACTOR_VIGIL.into());

@@ -1064,3 +1064,84 @@ fn a_silenced_alert_is_not_proposed_again() {
     assert!(r.message.contains("silenced until"), "{r}");
     assert!(e.handle(ev, t(3)).is_empty());
 }
+
+/// Durations far past anything the config accepts (as if one slipped
+/// through): every deadline saturates at the end of chrono's calendar and
+/// nothing panics, whichever path the action takes.
+#[test]
+fn absurd_durations_never_panic() {
+    let text = "[[hosts]]\nname = \"web-01\"\nlabels = { group = \"web\" }\nservices = [\"nginx\"]\n\
+                [runbooks.disk_cleanup]\napproval = \"auto\"\n";
+    let c = Config::parse("t.toml", text).unwrap();
+    for huge in [
+        TimeDelta::MAX,
+        TimeDelta::MIN,
+        TimeDelta::days(365 * 10_000_000),
+    ] {
+        let mut setup = c.build("t.toml", text, false, Some("sim".into())).unwrap();
+        setup.settings.approval_expiry = huge;
+        setup.settings.retry_backoff = huge;
+        for rb in &mut setup.catalog.runbooks {
+            rb.cooldown = huge;
+            rb.verify_window = huge;
+            rb.max_runs.per = huge;
+            rb.max_attempts = u32::MAX;
+        }
+        for p in &mut setup.policies {
+            p.hold = huge;
+        }
+        let mut e = Engine::new(setup);
+        let mut now = t(0);
+        // a policy alert (held by `for`), an approval, runs that fail and
+        // retry, a verification: every timer path
+        for (i, ev) in [
+            firing("ServiceDown", "web-01", &[("service", "nginx")]),
+            firing("DiskSpaceLow", "web-01", &[("mountpoint", "/")]),
+            Event::Sample(crate::model::Sample {
+                name: "disk_used_percent".into(),
+                value: 99.0,
+                labels: labels(&[("host", "web-01"), ("mountpoint", "/var")]),
+            }),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut cmds = e.handle(ev, add_time(now, TimeDelta::seconds(i as i64)));
+            for round in 0..6 {
+                let execs: Vec<Execution> = cmds
+                    .iter()
+                    .filter_map(|c| match c {
+                        Command::Execute(x) => Some(x.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                cmds = Vec::new();
+                for x in execs {
+                    let outcome = if round % 2 == 0 {
+                        Outcome::failure(Some(1), "exit 1")
+                    } else {
+                        Outcome::success("ok")
+                    };
+                    cmds.extend(e.handle(
+                        Event::Finished {
+                            action: x.action,
+                            attempt: x.attempt,
+                            outcome,
+                        },
+                        now,
+                    ));
+                }
+                if let Some(d) = e.next_deadline() {
+                    now = d.max(now);
+                    cmds.extend(e.handle(Event::Tick, now));
+                }
+            }
+        }
+        // a second alert inside the (endless) cooldown is blocked, not a panic
+        e.handle(
+            firing("ServiceDown", "web-01", &[("service", "gunicorn")]),
+            now,
+        );
+        e.handle(Event::Tick, Time::MAX_UTC);
+    }
+}

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::engine::{Execution, Outcome};
-use crate::units::parse_delta;
+use crate::units::limits;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,17 +62,12 @@ pub struct HttpTarget {
     pub retries: u32,
 }
 
-fn delta(key: &str, s: &str) -> Result<Duration, (String, String)> {
-    parse_delta(s)
-        .ok()
-        .and_then(|d| d.to_std().ok())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            (
-                key.to_string(),
-                format!("{s:?} is not a duration; expected e.g. \"500ms\", \"2s\", \"5m\""),
-            )
-        })
+fn delta(
+    key: &str,
+    s: &str,
+    range: crate::units::DurationRange,
+) -> Result<Duration, (String, String)> {
+    range.parse(key, s).map_err(|e| (key.to_string(), e))
 }
 
 impl HttpTarget {
@@ -118,11 +113,11 @@ impl HttpTarget {
             (None, None) => None,
         };
         let poll_interval = match &spec.poll_interval {
-            Some(s) => delta("poll_interval", s)?,
+            Some(s) => delta("poll_interval", s, limits::HTTP_POLL_INTERVAL)?,
             None => Duration::from_secs(1),
         };
         let max_wait = match &spec.max_wait {
-            Some(s) => Some(delta("max_wait", s)?),
+            Some(s) => Some(delta("max_wait", s, limits::HTTP_MAX_WAIT)?),
             None => None,
         };
         let retries = match spec.retries {

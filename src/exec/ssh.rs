@@ -144,6 +144,24 @@ impl SshTarget {
                 format!("{control_persist:?}; expected a time such as \"60s\" or \"10m\""),
             );
         }
+        // yes/no, or a time: bare seconds or with units, at most a day.
+        if !["yes", "no"].contains(&control_persist.as_str()) {
+            let as_time = if control_persist.chars().all(|c| c.is_ascii_digit()) {
+                format!("{control_persist}s")
+            } else {
+                control_persist.clone()
+            };
+            let range = crate::units::limits::SSH_CONTROL_PERSIST;
+            if range.parse("control_persist", &as_time).is_err() {
+                return bad(
+                    "control_persist",
+                    format!(
+                        "{control_persist:?} is out of range; accepted \"yes\", \"no\" or a time {}",
+                        range.describe()
+                    ),
+                );
+            }
+        }
         for o in &spec.options {
             let Some((k, _)) = o.split_once('=') else {
                 return bad("options", format!("{o:?} is not Key=Value"));

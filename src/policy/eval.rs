@@ -348,7 +348,7 @@ impl Evaluator {
                     if p.hold <= TimeDelta::zero() {
                         self.fire(id, now, out);
                     } else {
-                        let due = now + p.hold;
+                        let due = crate::units::add_time(now, p.hold);
                         self.hot[id as usize].state = InstState::Pending { since: now };
                         self.deadlines.push(Reverse((due, id)));
                     }
@@ -403,8 +403,10 @@ impl Evaluator {
             .map(|(_, at)| *at)
             .max()
             .unwrap_or(now);
-        self.deadlines
-            .push(Reverse((last + STALENESS + TimeDelta::seconds(1), id)));
+        self.deadlines.push(Reverse((
+            crate::units::add_time(last, STALENESS + TimeDelta::seconds(1)),
+            id,
+        )));
         out.push(Transition::Fired {
             instance: id,
             severity,
@@ -427,7 +429,7 @@ impl Evaluator {
             match self.hot[id as usize].state {
                 InstState::Pending { since } => {
                     let hold = self.policies[self.hot[id as usize].policy as usize].hold;
-                    if since + hold <= now {
+                    if crate::units::add_time(since, hold) <= now {
                         self.evaluate(id, now, out);
                     }
                 }
@@ -435,8 +437,10 @@ impl Evaluator {
                     let last = self.last_update(id);
                     match last {
                         Some(l) if fresh(l, now) => {
-                            self.deadlines
-                                .push(Reverse((l + STALENESS + TimeDelta::seconds(1), id)));
+                            self.deadlines.push(Reverse((
+                                crate::units::add_time(l, STALENESS + TimeDelta::seconds(1)),
+                                id,
+                            )));
                         }
                         _ => self.evaluate(id, now, out),
                     }

@@ -13,7 +13,6 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Severity;
-use crate::units::parse_delta;
 pub use matcher::{CmpOp, Comparison, MatchOp, Matcher};
 
 /// How long a series' last value stays current without a new sample.
@@ -152,7 +151,7 @@ impl Policy {
             severities.push((c, r.severity));
         }
         let hold = match &spec.hold {
-            Some(h) => parse_delta(h).map_err(|e| format!("for: {e}"))?,
+            Some(h) => crate::units::limits::POLICY_FOR.parse_delta("for", h)?,
             None => TimeDelta::zero(),
         };
         Ok(Policy {
@@ -433,7 +432,11 @@ when = { all = ["a > 1", { any = ["b < 2", "a > 5"] }] }
         assert!(e.starts_with("when:"), "{e}");
         let spec: PolicySpec =
             toml::from_str("name = \"X\"\nwhen = \"a > 1\"\nfor = \"later\"").unwrap();
-        assert!(Policy::compile(&spec).unwrap_err().contains("for:"));
+        let e = Policy::compile(&spec).unwrap_err();
+        assert!(
+            e.starts_with("for = \"later\"") && e.contains("0s..1d"),
+            "{e}"
+        );
         let spec: PolicySpec = toml::from_str("name = \"bad name\"\nwhen = \"a > 1\"").unwrap();
         assert!(Policy::compile(&spec).is_err());
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Labels, Severity};
 use crate::policy::Matcher;
-use crate::units::{Rate, line_of, parse_delta, toml_error_line};
+use crate::units::{Rate, check_count, limits, line_of, parse_delta, toml_error_line};
 
 pub mod inline;
 
@@ -464,7 +464,12 @@ impl Runbook {
                 return Err(format!("steps[{i}] ({}): argv is empty", step.name));
             }
             if let Some(t) = &step.timeout {
-                parse_delta(t).map_err(|e| format!("steps[{i}].timeout: {e}"))?;
+                let key = if step.name == "verify" && i >= spec.steps.len() + spec.rollback.len() {
+                    "verify.timeout".to_string()
+                } else {
+                    format!("steps[{i}].timeout")
+                };
+                limits::STEP_TIMEOUT.parse_delta(&key, t)?;
             }
             for script in inline::inline_scripts(&step.argv) {
                 if let Some(p) = placeholders(&step.argv[script.index]).first() {
@@ -521,28 +526,60 @@ impl Runbook {
             .approval
             .or(spec.approval)
             .unwrap_or(ApprovalSpec::Mode(ApprovalMode::Manual));
-        let cooldown = parse_delta(
-            o.cooldown
-                .as_deref()
-                .or(spec.cooldown.as_deref())
-                .unwrap_or("1m"),
-        )
-        .map_err(|e| format!("cooldown: {e}"))?;
-        let max_runs = Rate::parse(
-            o.max_runs
-                .as_deref()
-                .or(spec.max_runs.as_deref())
-                .unwrap_or("3/10m"),
-        )
-        .map_err(|e| format!("max_runs: {e}"))?;
-        let verify_window = parse_delta(
-            o.verify_window
-                .as_deref()
-                .or(spec.verify.window.as_deref())
-                .unwrap_or("1m"),
-        )
-        .map_err(|e| format!("verify.window: {e}"))?;
-        let max_attempts = o.max_attempts.unwrap_or(3).max(1);
+        // A value from the config's [runbooks.NAME] says so in its error, so
+        // that the error points at the config file rather than the runbook's.
+        let site = format!("[runbooks.{}] ", spec.name);
+        let pick = |over: &Option<String>, own: Option<&String>, default: &'static str| match (
+            over, own,
+        ) {
+            (Some(v), _) => (v.clone(), site.as_str()),
+            (None, Some(v)) => (v.clone(), ""),
+            (None, None) => (default.to_string(), ""),
+        };
+        let (v, from) = pick(&o.cooldown, spec.cooldown.as_ref(), "1m");
+        let cooldown = limits::COOLDOWN
+            .parse_delta("cooldown", &v)
+            .map_err(|e| format!("{from}{e}"))?;
+        let (v, from) = pick(&o.max_runs, spec.max_runs.as_ref(), "3/10m");
+        let max_runs = Rate::parse(&v).map_err(|e| {
+            format!(
+                "{from}max_runs: {e}; accepted COUNT {}..{} per {}",
+                limits::MAX_RUNS_COUNT.0,
+                limits::MAX_RUNS_COUNT.1,
+                limits::MAX_RUNS_WINDOW.describe()
+            )
+        })?;
+        let per = max_runs.per.to_std().unwrap_or_default();
+        if max_runs.count > limits::MAX_RUNS_COUNT.1
+            || per < limits::MAX_RUNS_WINDOW.min
+            || per > limits::MAX_RUNS_WINDOW.max
+        {
+            return Err(format!(
+                "{from}max_runs = {v:?} is out of range; accepted COUNT {}..{} per {}",
+                limits::MAX_RUNS_COUNT.0,
+                limits::MAX_RUNS_COUNT.1,
+                limits::MAX_RUNS_WINDOW.describe()
+            ));
+        }
+        let (v, from) = pick(&o.verify_window, spec.verify.window.as_ref(), "1m");
+        let key = if from.is_empty() {
+            "verify.window"
+        } else {
+            "verify_window"
+        };
+        let verify_window = limits::VERIFY_WINDOW
+            .parse_delta(key, &v)
+            .map_err(|e| format!("{from}{e}"))?;
+        let max_attempts = match o.max_attempts {
+            Some(n) => check_count(
+                "max_attempts",
+                n,
+                limits::MAX_ATTEMPTS.0,
+                limits::MAX_ATTEMPTS.1,
+            )
+            .map_err(|e| format!("{site}{e}"))?,
+            None => 3,
+        };
         let approvals = o.approvals.or(spec.approvals);
         let mut rb = Runbook {
             matchers,
@@ -903,6 +940,13 @@ pub fn parse_spec(file: &str, text: &str) -> Result<RunbookSpec, FileError> {
 /// Which line of the file a compile error is about: the first line that
 /// mentions the key the error starts with.
 fn locate(text: &str, message: &str) -> Option<usize> {
+    // `key = "value" is out of range...`: the line holding that value.
+    if let Some((_, rest)) = message.split_once(" = \"")
+        && let Some(end) = rest.find('"')
+        && let Some(l) = line_of(text, &format!("\"{}\"", &rest[..end]))
+    {
+        return Some(l);
+    }
     let key = message.split([':', ' ', '.', '[']).next().unwrap_or("");
     if key.is_empty() {
         return None;
@@ -997,6 +1041,13 @@ impl Catalog {
                         runbooks.push(rb);
                     }
                 }
+                // A bad value from the config's [runbooks.NAME] is the
+                // config's error, not the runbook file's.
+                Err(message) if message.starts_with("[runbooks.") => errors.push(FileError {
+                    file: "config".into(),
+                    line: None,
+                    message,
+                }),
                 Err(message) => errors.push(FileError {
                     file: file.clone(),
                     line: locate(text, &message),

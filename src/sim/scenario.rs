@@ -16,7 +16,7 @@ use crate::engine::{
 use crate::model::{AlertStatus, IncomingAlert, Labels, Record, RecordKind, Sample, Time};
 use crate::policy::PolicySpec;
 use crate::runbook::Catalog;
-use crate::units::{parse_delta, toml_error_line};
+use crate::units::{key_line, key_line_from, limits, toml_error_line};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,9 +278,15 @@ impl Scenario {
             let span_start = ev.span().start;
             let line = LazyLine(text, span_start);
             let e = ev.get_ref();
-            let off =
-                parse_delta(&e.at).map_err(|m| fail(line.get(), format!("events.at: {m}")))?;
-            let at = start + off;
+            let off = limits::SCENARIO_OFFSET
+                .parse_delta("events.at", &e.at)
+                .map_err(|m| fail(key_line_from(text, span_start, "at").or(line.get()), m))?;
+            let at = start.checked_add_signed(off).ok_or_else(|| {
+                fail(
+                    line.get(),
+                    format!("events.at = {:?} is past the end of time", e.at),
+                )
+            })?;
             let given = [
                 e.metric.is_some(),
                 e.alert.is_some(),
@@ -306,8 +312,11 @@ impl Scenario {
             let input = if let Some(m) = &e.metric {
                 if !m.value.is_finite() {
                     return Err(fail(
-                        line.get(),
-                        format!("metric.value {} is not a finite number", m.value),
+                        key_line_from(text, span_start, "metric").or(line.get()),
+                        format!(
+                            "metric.value = {} is not a finite number; accepted any finite number",
+                            m.value
+                        ),
                     ));
                 }
                 Input::Metric(Sample {
@@ -388,11 +397,20 @@ impl Scenario {
         // Stable: events at the same offset keep file order.
         inputs.sort_by_key(|(t, _)| *t);
 
+        let end_line = || key_line(text, "end");
         let end = match &sf.end {
             Some(e) => {
-                start + parse_delta(e).map_err(|m| fail(find("end"), format!("end: {m}")))?
+                let off = limits::SCENARIO_OFFSET
+                    .parse_delta("end", e)
+                    .map_err(|m| fail(end_line(), m))?;
+                start.checked_add_signed(off).ok_or_else(|| {
+                    fail(end_line(), format!("end = {e:?} is past the end of time"))
+                })?
             }
-            None => inputs.last().map(|(t, _)| *t).unwrap_or(start) + TimeDelta::hours(1),
+            None => {
+                let last = inputs.last().map(|(t, _)| *t).unwrap_or(start);
+                last.checked_add_signed(TimeDelta::hours(1)).unwrap_or(last)
+            }
         };
 
         let mut outcomes = BTreeMap::new();
@@ -409,6 +427,14 @@ impl Scenario {
                     ));
                 }
             };
+            if let Some((metric, v)) = o.set.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(fail(
+                    find(&format!("\"{key}\"")),
+                    format!(
+                        "outcomes.{key:?}.set.{metric} = {v} is not a finite number; accepted any finite number"
+                    ),
+                ));
+            }
             if !key.contains('@') {
                 return Err(fail(
                     find(&format!("\"{key}\"")),

@@ -65,6 +65,8 @@ pub enum StoreError {
         #[source]
         source: Arc<io::Error>,
     },
+    #[error("{message}")]
+    NotPrivate { path: PathBuf, message: String },
     #[error("{}: no audit store here (the file does not exist)", path.display())]
     Missing { path: PathBuf },
     #[error(
@@ -132,6 +134,7 @@ impl StoreError {
             StoreError::Io { path, .. }
             | StoreError::Missing { path }
             | StoreError::NotADatabase { path }
+            | StoreError::NotPrivate { path, .. }
             | StoreError::Foreign { path, .. }
             | StoreError::TooNew { path, .. }
             | StoreError::NeedsMigration { path, .. }
@@ -403,18 +406,52 @@ fn check_ident(id: &Ident, path: &Path) -> Result<bool, StoreError> {
     Ok(false)
 }
 
+/// `vigil.db-wal` beside `vigil.db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+/// `vigil.db-shm` beside `vigil.db`.
+fn shm_path(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push("-shm");
+    PathBuf::from(s)
+}
+
 impl Store {
     /// Opens (creating if needed) `dir/vigil.db` for reading and writing and
     /// brings its schema up to date.
+    ///
+    /// The directory is made private (0700; one that others can write is
+    /// refused) and the database, its WAL and shared-memory files are 0600
+    /// whatever the umask: SQLite gives the files it creates beside the
+    /// database the database file's mode.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+        match crate::private::private_dir(dir).map_err(|message| StoreError::NotPrivate {
             path: dir.to_path_buf(),
-            what: "create the data directory".into(),
-            source: Arc::new(e),
-        })?;
+            message,
+        })? {
+            crate::private::DirState::Tightened(mode) => tracing::warn!(
+                "data dir {} had mode {mode:04o}; made it 0700 (private to its owner)",
+                dir.display()
+            ),
+            crate::private::DirState::Created | crate::private::DirState::Private => {}
+        }
         let path = dir.join(DB_FILE);
         if path.exists() && !path.is_file() {
             return Err(StoreError::NotADatabase { path });
+        }
+        let private = |p: &Path, r: Result<(), String>| {
+            r.map_err(|message| StoreError::NotPrivate {
+                path: p.to_path_buf(),
+                message,
+            })
+        };
+        if !path.exists() {
+            // created empty with 0600 before SQLite sees it
+            private(&path, crate::private::private_file(&path))?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -426,6 +463,11 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         // Read before writing anything: a foreign file stays untouched.
         check_ident(&identify(&conn, &path)?, &path)?;
+        // Ours: files an older vigil (or another umask) left readable
+        // become private too.
+        for f in [path.clone(), wal_path(&path), shm_path(&path)] {
+            private(&f, crate::private::tighten_if_exists(&f))?;
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(sql_err(&path, "switch to WAL mode"))?;
