@@ -98,7 +98,9 @@ impl HubClient {
         let build = |timeout: Option<Duration>| {
             let mut b = reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .pool_idle_timeout(Duration::from_secs(30));
+                // Below the hub's idle keep-alive limit (10 s), so a pooled
+                // connection is not reused just as the hub closes it.
+                .pool_idle_timeout(Duration::from_secs(5));
             if let Some(t) = timeout {
                 b = b.timeout(t);
             }

@@ -169,6 +169,7 @@ fn data_dir(cli: &Cli, config: &Config) -> PathBuf {
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     limit_malloc_arenas();
+    vigil::ingest::raise_fd_limit();
     let cli = Cli::parse();
     match &cli.command {
         Some(Cmd::Replay { file, json }) => cmd_replay(file, *json),

@@ -608,3 +608,50 @@ async fn a_policy_alert_is_silenced_in_vigil_and_recorded() {
     assert_eq!(count(&recs, "silence_expired"), 1);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_do_not_hold_the_listener_and_are_cut_off() {
+    let h = start(Options::default()).await;
+    // Hundreds of clients that send half a request line and stop.
+    let mut slow = Vec::new();
+    for _ in 0..600 {
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(b"POST /hooks/alertmanager HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // Everyone else is still served at once.
+    let r = client()
+        .get(format!("{}/health", h.base))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The half-sent ones are closed once their headers are overdue.
+    tokio::time::sleep(vigil::ingest::HEADER_TIMEOUT + Duration::from_secs(2)).await;
+    let mut closed = 0;
+    for s in &mut slow {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n == 0 || buf[..n].starts_with(b"HTTP/1.1 408") => closed += 1,
+            Ok(Err(_)) => closed += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(closed, slow.len(), "every half-sent request is cut off");
+    // A body that trickles in is refused with 408.
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    s.write_all(b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+        .await
+        .expect("an answer before the test gives up")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    h.stop().await;
+}

@@ -271,6 +271,9 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     parse_json(&bytes, accepted).map_err(bad)
 }
 
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, Response> {
     use http_body_util::BodyExt;
     let too_large = || {
@@ -291,7 +294,22 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
     let mut body = body;
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY as u64) as usize);
     let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
+    // A body that trickles in is cut off: the whole of it must arrive
+    // within BODY_TIMEOUT.
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(error(
+                    408,
+                    "body",
+                    format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+                    "a request body sent at once",
+                ));
+            }
+        };
         let frame = frame.map_err(|e| {
             error(
                 400,
@@ -681,13 +699,8 @@ async fn whoami(Extension(who): Extension<Identity>) -> Response {
 /// The change stream: one JSON line with the whole snapshot, then one per
 /// change (see `crate::stream`).
 async fn stream(State(api): State<Arc<Api>>, Extension(who): Extension<Identity>) -> Response {
-    let mut lines = api.feed.attach(&who);
-    let body = async_stream_body(move |tx| async move {
-        while let Some(b) = lines.recv().await {
-            if tx.send(b).await.is_err() {
-                return;
-            }
-        }
+    let body = Body::new(ChannelBody {
+        rx: api.feed.attach(&who),
     });
     (
         [

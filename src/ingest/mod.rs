@@ -261,7 +261,47 @@ async fn stopped(mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// A client gets this long to send a request's headers, and an idle
+/// keep-alive connection is closed after it.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connections served at once: a share of the descriptors this process
+/// may open (the rest are the store's, the executors' and the pollers'),
+/// at most 4,096.
+pub fn connection_cap() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `lim`, owned here.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur as usize
+    } else {
+        1024
+    };
+    (soft / 2).clamp(64, 4096)
+}
+
+/// Raises this process's soft descriptor limit to the hard one (done once
+/// at start, before the listener sizes itself).
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process's own limits.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` turns true: at most
+/// [`connection_cap`] connections at once (the rest wait in the kernel's
+/// backlog), each given [`HEADER_TIMEOUT`] to send its headers, so slow or
+/// half-sent requests cannot hold the listener.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<Api>,
@@ -276,13 +316,43 @@ pub async fn serve(
         format!("listening on {addr}"),
     );
     let app = api::router(api);
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped(shutdown))
-        .await
+    let permits = Arc::new(tokio::sync::Semaphore::new(connection_cap()));
+    let stop = stopped(shutdown);
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // Out of descriptors or similar: wait a little rather
+                    // than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let _ = b
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+    Ok(())
 }
 
 /// Binds `DATA_DIR/vigil.sock`: mode 0660 (0600 without a group), owned
