@@ -94,7 +94,7 @@ fn the_token_never_reaches_the_logs() {
         .unwrap()
         .port();
     std::fs::write(&cfg, "[listener]\ntoken_env = \"VIGIL_TEST_TOKEN\"\n").unwrap();
-    let secret = "tok-8d1f2c77e0-secret";
+    let secret = "tok-8d1f2c77e0-secret-5b0e9a41c7d2";
     let child = vigil()
         .args(["--config"])
         .arg(&cfg)

@@ -730,6 +730,16 @@ fn check_and_serve_refuse_operators_whose_tokens_cannot_work() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+
+    // The listener's delivery token is held to the same length.
+    std::fs::write(&cfg, "[listener]\ntoken_env = \"T_DEE\"\n").unwrap();
+    let o = run(
+        &["serve", "--duration", "1s", "--listen", "127.0.0.1:0"],
+        "x",
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("token of 1 bytes; at least 32"), "{err}");
 }
 
 #[test]

@@ -144,7 +144,16 @@ impl ListenerOptions {
             .map_err(|_| ListenError::BadAddress(text.to_string()))?;
         let token = match &config.listener.token_env {
             Some(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Some(Token::new(v.trim())),
+                Ok(v) if v.trim().len() >= crate::access::MIN_TOKEN_BYTES => {
+                    Some(Token::new(v.trim()))
+                }
+                Ok(v) if !v.trim().is_empty() => {
+                    return Err(ListenError::Access(format!(
+                        "[listener] token_env {var} holds a token of {} bytes; at least {} are accepted (e.g. `openssl rand -hex 32`)",
+                        v.trim().len(),
+                        crate::access::MIN_TOKEN_BYTES
+                    )));
+                }
                 _ => return Err(ListenError::TokenMissing(var.clone())),
             },
             None => None,
