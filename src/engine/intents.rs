@@ -429,6 +429,7 @@ impl Engine {
             detail: String::new(),
             due: None,
             approved_by: None,
+            approved_at: None,
             approvals: Vec::new(),
             approvals_needed: needed,
             requested_by: Some(actor.clone()),

@@ -239,6 +239,10 @@ pub struct Action {
     /// guard re-check).
     pub due: Option<Time>,
     pub approved_by: Option<String>,
+    /// When the approval that lets it start was given (rule 11: it lapses
+    /// `approval_expiry` later for an action still held by a guard).
+    #[serde(default)]
+    pub approved_at: Option<Time>,
     /// The operators who approved it so far, distinct, in order (automatic
     /// approval adds nobody).
     pub approvals: Vec<String>,
@@ -536,6 +540,7 @@ impl Engine {
                 detail: "was running when Vigil stopped; not re-run without an operator".into(),
                 due: None,
                 approved_by: None,
+                approved_at: None,
                 approvals: Vec::new(),
                 approvals_needed,
                 requested_by: None,
@@ -949,6 +954,7 @@ impl Engine {
             detail: String::new(),
             due: None,
             approved_by: None,
+            approved_at: None,
             approvals: Vec::new(),
             approvals_needed: rb.approvals,
             requested_by: None,
@@ -1165,10 +1171,32 @@ impl Engine {
         match self.check_guards(id, now, retry) {
             Err(b) => self.block(id, b, now),
             Ok(()) => {
+                // Rule 11: the alert must still hold on the latest data.
+                if let Some(why) = self.gone_before_start(id, now) {
+                    self.finish(
+                        id,
+                        ActionState::Cancelled,
+                        RecordKind::ActionCancelled,
+                        "alert_resolved",
+                        &why,
+                        now,
+                    );
+                    return;
+                }
+                // Rule 11: an approval is given for now.
+                let lapse = self.lapsed_approval(id, now);
+                if lapse.is_some()
+                    && let Some(a) = self.actions.get_mut(&id)
+                {
+                    a.approvals.clear();
+                    a.approved_by = None;
+                    a.approved_at = None;
+                    a.block = None;
+                }
                 let Some(a) = self.actions.get(&id) else {
                     return;
                 };
-                let approved = a.approved_by.is_some() || retry;
+                let approved = lapse.is_none() && (a.approved_by.is_some() || retry);
                 if approved {
                     self.start(id, now);
                     return;
@@ -1176,7 +1204,9 @@ impl Engine {
                 let Some(rb) = self.catalog.get(&a.runbook) else {
                     return;
                 };
-                if rb.approval.needs_human(a.severity) {
+                // A lapsed human approval is replaced by a human's, never
+                // by policy.
+                if rb.approval.needs_human(a.severity) || lapse.is_some() {
                     let expires = now + self.settings.approval_expiry;
                     let mut r = self.action_record(RecordKind::ApprovalRequested, a, now);
                     r.params = Some(a.params.clone());
@@ -1194,8 +1224,12 @@ impl Engine {
                             "; manual run requested by {req}, who cannot be its only approver"
                         ));
                     }
+                    let again = lapse
+                        .as_ref()
+                        .map(|l| format!("{l}; asking again: "))
+                        .unwrap_or_default();
                     r.detail = Some(format!(
-                        "approval {} for a {} risk runbook{who}; expires at {}",
+                        "{again}approval {} for a {} risk runbook{who}; expires at {}",
                         rb.approval.describe(),
                         rb.spec.risk.as_str(),
                         fmt_time(&expires)
@@ -1204,6 +1238,7 @@ impl Engine {
                         "expires_at": fmt_time(&expires),
                         "plan": a.plan,
                         "approvals_needed": a.approvals_needed,
+                        "lapsed": lapse,
                     }));
                     self.out.push(Command::Record(r));
                     self.set_state(id, ActionState::AwaitingApproval, Some(expires), now);
@@ -1214,11 +1249,91 @@ impl Engine {
                     self.out.push(Command::Record(r));
                     if let Some(a) = self.actions.get_mut(&id) {
                         a.approved_by = Some(ACTOR_VIGIL.into());
+                        a.approved_at = Some(now);
                     }
                     self.start(id, now);
                 }
             }
         }
+    }
+
+    /// Why an action must not start because its alert no longer holds on
+    /// the latest data (resolved, gone, or, for Vigil's own policies, the
+    /// condition no longer holds or its data went stale); None when it holds.
+    fn gone_before_start(&self, id: ActionId, now: Time) -> Option<String> {
+        let a = self.actions.get(&id)?;
+        if a.fingerprint.is_empty() {
+            // A manual run (or an interrupted action) has no alert to look at.
+            return None;
+        }
+        let Some(al) = self.alerts.get(&a.fingerprint) else {
+            return Some(format!(
+                "alert {} is no longer in the table; nothing to fix",
+                a.alert
+            ));
+        };
+        if al.status == AlertStatus::Resolved {
+            return Some(format!(
+                "alert {} resolved before the action started",
+                al.name
+            ));
+        }
+        let inst = al.instance?;
+        if self.eval.holds_at(inst, now) {
+            return None;
+        }
+        let p = self.eval.policy(self.eval.instance(inst).policy);
+        let val = self
+            .eval
+            .values(inst)
+            .first()
+            .copied()
+            .flatten()
+            .map(|(v, at)| format!(" (latest value {v} at {})", fmt_time(&at)))
+            .unwrap_or_default();
+        Some(format!(
+            "{} no longer holds on the latest data{val}; nothing to fix",
+            p.fire_text
+        ))
+    }
+
+    /// Rule 11: the human approval of an action held by a guard lapses
+    /// `approval_expiry` after it was given. Returns why (for the new
+    /// `approval_requested`), or None while it holds. Automatic approvals
+    /// are re-decided by policy and do not lapse; an action that runs on
+    /// schedule (its first start right after the approval, its retries)
+    /// is covered.
+    fn lapsed_approval(&self, id: ActionId, now: Time) -> Option<String> {
+        let a = self.actions.get(&id)?;
+        if a.state != ActionState::Blocked {
+            return None;
+        }
+        let by = a.approved_by.as_deref().filter(|b| *b != ACTOR_VIGIL)?;
+        let at = a.approved_at?;
+        let expiry = self.settings.approval_expiry;
+        if now - at < expiry {
+            return None;
+        }
+        let who = if a.approvals.len() > 1 {
+            format!("the approvals by {}", a.approvals.join(" and "))
+        } else {
+            format!("the approval by {by}")
+        };
+        let held = match a.block {
+            Some(BlockReason::Frozen) => "frozen".to_string(),
+            Some(BlockReason::MaintenanceWindow) => "in a maintenance window".to_string(),
+            Some(BlockReason::ConcurrencyLimit) => "held by the concurrency limit".to_string(),
+            Some(BlockReason::RateLimited) => "rate limited".to_string(),
+            Some(BlockReason::Duplicate) => "held behind a duplicate".to_string(),
+            Some(BlockReason::CircuitOpen) => "the circuit was open".to_string(),
+            Some(r) => format!("blocked ({r})"),
+            None => "held".to_string(),
+        };
+        Some(format!(
+            "{who} lapsed while {held} (given at {}, approval_expiry {})",
+            fmt_time(&at),
+            fmt_delta(expiry)
+        ))
     }
 
     fn set_state(&mut self, id: ActionId, state: ActionState, due: Option<Time>, now: Time) {
@@ -1418,6 +1533,7 @@ impl Engine {
         }
         if let Some(a) = self.actions.get_mut(&id) {
             a.approved_by = Some(actor);
+            a.approved_at = Some(now);
         }
         self.set_state(id, ActionState::Approved, None, now);
         self.advance(id, now, false);
@@ -1753,6 +1869,7 @@ impl Engine {
                 detail: String::new(),
                 due: None,
                 approved_by: None,
+                approved_at: None,
                 approvals: Vec::new(),
                 approvals_needed: 1,
                 requested_by: None,

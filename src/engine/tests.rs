@@ -1064,3 +1064,105 @@ fn a_silenced_alert_is_not_proposed_again() {
     assert!(r.message.contains("silenced until"), "{r}");
     assert!(e.handle(ev, t(3)).is_empty());
 }
+
+fn disk(host: &str, value: f64) -> Event {
+    Event::Sample(Sample {
+        name: "disk_used_percent".into(),
+        value,
+        labels: labels(&[("host", host), ("mountpoint", "/var")]),
+    })
+}
+
+fn freeze(on: bool) -> Event {
+    Event::SetFrozen {
+        on,
+        actor: "ic".into(),
+    }
+}
+
+fn approve_on(e: &Engine, runbook: &str, target: &str, actor: &str) -> Event {
+    Event::Approve {
+        action: e.find_action(runbook, target).unwrap(),
+        actor: actor.into(),
+    }
+}
+
+#[test]
+fn an_approval_held_by_a_freeze_past_its_expiry_lapses_and_is_asked_again() {
+    let mut e = engine("");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    e.handle(freeze(true), t(10));
+    let c = e.handle(approve_on(&e, "service_restart", "web-01", "ana"), t(20));
+    assert_eq!(
+        kinds(&c),
+        vec![RecordKind::ActionApproved, RecordKind::ActionBlocked]
+    );
+    // 30m after the approval it has lapsed: the unfreeze does not start it.
+    let c = e.handle(freeze(false), t(20 + 1800));
+    assert!(!kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    assert!(!c.iter().any(|c| matches!(c, Command::Execute(_))));
+    let asked = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ApprovalRequested)
+        .expect("a new approval_requested");
+    let detail = asked.detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with("the approval by ana lapsed while frozen"),
+        "{detail}"
+    );
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    let a = e.action(id).unwrap();
+    assert_eq!(a.state, ActionState::AwaitingApproval);
+    assert!(a.approvals.is_empty() && a.approved_by.is_none());
+    // A fresh approval starts it, by the new approver.
+    let c = e.handle(approve_on(&e, "service_restart", "web-01", "ben"), t(1900));
+    let started = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionStarted)
+        .expect("started on the fresh approval");
+    assert_eq!(started.actor.as_deref(), Some("ben"));
+}
+
+#[test]
+fn an_approval_still_fresh_when_the_freeze_ends_starts_the_action() {
+    let mut e = engine("");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    e.handle(freeze(true), t(10));
+    e.handle(approve_on(&e, "service_restart", "web-01", "ana"), t(20));
+    let c = e.handle(freeze(false), t(20 + 1799));
+    assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+}
+
+#[test]
+fn a_policy_alert_whose_data_went_stale_is_not_acted_on_at_start() {
+    let mut e = engine("[runbooks.disk_cleanup]\napproval = \"manual\"\n");
+    e.handle(disk("web-01", 92.0), t(0));
+    let c = e.handle(disk("web-01", 92.0), t(60));
+    assert!(kinds(&c).contains(&RecordKind::ApprovalRequested), "{c:?}");
+    e.handle(freeze(true), t(70));
+    e.handle(approve_on(&e, "disk_cleanup", "web-01", "ana"), t(80));
+    // Samples stopped at t(60): 5m later they are stale, and the start
+    // re-checks the alert on the latest data before anything runs (the
+    // evaluator's own stale tick comes a second later).
+    let c = e.handle(freeze(false), t(60 + 300) + TimeDelta::milliseconds(500));
+    assert!(!kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    let cancelled = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionCancelled)
+        .expect("cancelled");
+    assert_eq!(cancelled.reason.as_deref(), Some("alert_resolved"));
+    assert!(
+        cancelled
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("no longer holds on the latest data"),
+        "{cancelled:?}"
+    );
+}
