@@ -26,6 +26,11 @@ pub struct SettingsSpec {
     /// Fraction of a group acted on at once (default 1/3, at least one host).
     #[serde(default)]
     pub blast_radius: Option<f64>,
+    /// How long after a successful run Vigil waits for an outside source
+    /// (Alertmanager, Prometheus) to resolve the alert it acted on (default
+    /// `10m`: Alertmanager's default group_interval of 5m plus slack).
+    #[serde(default)]
+    pub external_verify_window: Option<String>,
     /// Start in dry-run.
     #[serde(default)]
     pub dry_run: Option<bool>,
@@ -143,6 +148,10 @@ pub struct SourceSpec {
     /// Time limit of one request (default `5s`).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// How long to wait for this source to resolve an alert Vigil acted on
+    /// (default: `settings.external_verify_window`).
+    #[serde(default)]
+    pub verify_window: Option<String>,
 }
 
 impl SourceSpec {
@@ -309,6 +318,39 @@ impl Config {
             match parse_delta(s) {
                 Ok(d) => settings.retry_backoff = d,
                 Err(e) => errors.push(err("retry_backoff", format!("settings.retry_backoff: {e}"))),
+            }
+        }
+        if let Some(s) = &self.settings.external_verify_window {
+            match parse_delta(s) {
+                Ok(d) if d > chrono::TimeDelta::zero() => settings.external_verify_window = d,
+                Ok(_) => errors.push(err(
+                    "external_verify_window",
+                    format!("settings.external_verify_window = {s:?} must be longer than 0s"),
+                )),
+                Err(e) => errors.push(err(
+                    "external_verify_window",
+                    format!("settings.external_verify_window: {e}"),
+                )),
+            }
+        }
+        for (i, src) in self.sources.iter().enumerate() {
+            if let Some(v) = &src.verify_window {
+                match parse_delta(v) {
+                    Ok(d) if d > chrono::TimeDelta::zero() => {
+                        settings.source_verify_windows.insert(src.name.clone(), d);
+                    }
+                    Ok(_) => errors.push(err(
+                        &format!("\"{v}\""),
+                        format!(
+                            "sources[{i}] ({:?}).verify_window = {v:?} must be longer than 0s",
+                            src.name
+                        ),
+                    )),
+                    Err(e) => errors.push(err(
+                        &format!("\"{v}\""),
+                        format!("sources[{i}] ({:?}).verify_window: {e}", src.name),
+                    )),
+                }
             }
         }
         if self.settings.max_parallel_runs == Some(0) {

@@ -435,6 +435,8 @@ impl Engine {
             requested_by: Some(actor.clone()),
             plan,
             stuck: false,
+            source_deadline: None,
+            own_check: None,
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         if param_err.is_none() {

@@ -11,6 +11,7 @@
 pub mod guards;
 mod intents;
 mod silence;
+mod verify;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -31,6 +32,7 @@ use crate::units::fmt_delta;
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;
+use verify::External;
 
 /// The `alert` a manual run's records and action carry (it has no alert and
 /// no fingerprint).
@@ -45,6 +47,11 @@ pub struct Settings {
     pub blast_radius: f64,
     /// How many resolved alerts to keep in the table for the console.
     pub keep_resolved: usize,
+    /// How long after a successful run Vigil waits for an outside source to
+    /// resolve the alert (Alertmanager resolves late: group_interval).
+    pub external_verify_window: TimeDelta,
+    /// The same, per source name (`[[sources]] verify_window`).
+    pub source_verify_windows: BTreeMap<String, TimeDelta>,
 }
 
 impl Default for Settings {
@@ -54,6 +61,8 @@ impl Default for Settings {
             retry_backoff: TimeDelta::seconds(30),
             blast_radius: 1.0 / 3.0,
             keep_resolved: 500,
+            external_verify_window: TimeDelta::minutes(10),
+            source_verify_windows: BTreeMap::new(),
         }
     }
 }
@@ -255,6 +264,14 @@ pub struct Action {
     pub plan: Vec<PlannedStep>,
     /// A block that only a human can lift (protected, invalid parameter...).
     pub stuck: bool,
+    /// For an outside alert: until when Vigil waits for its source to
+    /// resolve it after a successful run (set after the run).
+    #[serde(default)]
+    pub source_deadline: Option<Time>,
+    /// Set once the runbook's own evidence passed and only the source's
+    /// resolution is awaited: what passed (never re-run then).
+    #[serde(default)]
+    pub own_check: Option<String>,
 }
 
 impl Action {
@@ -546,6 +563,8 @@ impl Engine {
                 requested_by: None,
                 plan,
                 stuck: false,
+                source_deadline: None,
+                own_check: None,
             };
             let mut r = rec(RecordKind::ActionInterrupted, now);
             r.action_id = Some(id.to_string());
@@ -846,12 +865,17 @@ impl Engine {
         r.target = alert.host().map(str::to_string);
         r.detail = Some(why);
         let action = alert.action;
+        let origin = alert.origin;
         self.out.push(Command::Record(r));
         self.resolved_order.push_back(fp.to_string());
         while self.resolved_order.len() > self.settings.keep_resolved {
             if let Some(old) = self.resolved_order.pop_front() {
                 self.alerts.remove(&old);
             }
+        }
+        // An action that ran and waits for the source is verified now.
+        if origin == AlertOrigin::External {
+            self.source_resolved(fp, now);
         }
         // Actions that have not started have nothing left to fix.
         if let Some(id) = action
@@ -960,6 +984,8 @@ impl Engine {
             requested_by: None,
             plan,
             stuck: false,
+            source_deadline: None,
+            own_check: None,
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         r.params = Some(params);
@@ -1640,6 +1666,15 @@ impl Engine {
                 .get(&a.runbook)
                 .map(|rb| rb.verify_window)
                 .unwrap_or(TimeDelta::minutes(1));
+            let source_deadline = self
+                .alerts
+                .get(&a.fingerprint)
+                .filter(|al| al.instance.is_none())
+                .map(|al| now + self.source_window(&al.source).max(window));
+            if let Some(a) = self.actions.get_mut(&id) {
+                a.source_deadline = source_deadline;
+                a.own_check = None;
+            }
             self.set_state(id, ActionState::Verifying, Some(now + window), now);
         } else {
             self.retry_or_escalate(id, format!("run failed: {}", outcome.detail), now);
@@ -1682,6 +1717,20 @@ impl Engine {
     }
 
     fn verify(&mut self, id: ActionId, now: Time) {
+        // An outside alert: the best evidence, and patience with its source.
+        let external = self
+            .actions
+            .get(&id)
+            .and_then(|a| self.alerts.get(&a.fingerprint))
+            .is_some_and(|al| al.instance.is_none());
+        let ext = if external {
+            match self.verify_external(id, now) {
+                External::Verdict(bad, why) => Some((bad, why)),
+                External::Wait | External::Escalated => return,
+            }
+        } else {
+            None
+        };
         let Some(a) = self.actions.get(&id) else {
             return;
         };
@@ -1708,17 +1757,7 @@ impl Engine {
                     ),
                 )
             }
-            Some(al) => {
-                let bad = al.status == AlertStatus::Firing;
-                (
-                    bad,
-                    format!(
-                        "alert {} is {}",
-                        al.name,
-                        if bad { "still firing" } else { "resolved" }
-                    ),
-                )
-            }
+            Some(_) => ext.unwrap_or_default(),
             None if a.requested_by.is_some() && a.fingerprint.is_empty() => {
                 let has_verify = a.plan.iter().any(|s| s.name.starts_with("verify"));
                 (
@@ -1875,6 +1914,8 @@ impl Engine {
                 requested_by: None,
                 plan: Vec::new(),
                 stuck: false,
+                source_deadline: None,
+                own_check: None,
             },
         );
         probe.check_guards(id, now, false).err()

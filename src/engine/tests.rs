@@ -1166,3 +1166,104 @@ fn a_policy_alert_whose_data_went_stale_is_not_acted_on_at_start() {
         "{cancelled:?}"
     );
 }
+
+fn external_disk(status: AlertStatus) -> Event {
+    Event::Alert(IncomingAlert {
+        labels: labels(&[
+            ("alertname", "DiskSpaceLow"),
+            ("host", "web-02"),
+            ("mountpoint", "/var"),
+        ]),
+        annotations: Labels::new(),
+        status,
+        fingerprint: Some("am-fp-1".into()),
+        starts_at: None,
+        ends_at: None,
+        source: Some("am".into()),
+    })
+}
+
+fn run_to_finish(e: &mut Engine, cmds: Vec<Command>, at: Time) -> Vec<Command> {
+    let mut out = Vec::new();
+    for c in cmds {
+        if let Command::Execute(x) = &c {
+            out.extend(e.handle(
+                Event::Finished {
+                    action: x.action,
+                    attempt: x.attempt,
+                    outcome: Outcome::success("ok"),
+                },
+                at,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn an_outside_alert_whose_own_series_recovered_waits_for_its_source() {
+    let mut e = engine("");
+    let c = e.handle(external_disk(AlertStatus::Firing), t(0));
+    run_to_finish(&mut e, c, t(0));
+    // Vigil's own series for web-02 /var says the cleanup worked.
+    e.handle(disk("web-02", 70.0), t(30));
+    let c = e.handle(Event::Tick, t(60));
+    assert!(
+        !kinds(&c).contains(&RecordKind::VerificationFailed),
+        "{c:?}"
+    );
+    let id = e.find_action("disk_cleanup", "web-02").unwrap();
+    let a = e.action(id).unwrap();
+    assert_eq!(a.state, ActionState::Verifying);
+    assert!(a.detail.contains("Vigil's own series"), "{}", a.detail);
+    assert_eq!(e.next_deadline(), Some(t(600)));
+    // The source resolves 4 minutes after the run: passed, never re-run.
+    let c = e.handle(external_disk(AlertStatus::Resolved), t(240));
+    assert!(kinds(&c).contains(&RecordKind::VerificationPassed), "{c:?}");
+    assert!(!c.iter().any(|c| matches!(c, Command::Execute(_))));
+}
+
+#[test]
+fn an_outside_alert_whose_own_series_still_holds_fails_and_retries() {
+    let mut e = engine("");
+    let c = e.handle(external_disk(AlertStatus::Firing), t(0));
+    run_to_finish(&mut e, c, t(0));
+    e.handle(disk("web-02", 97.0), t(30));
+    let c = e.handle(Event::Tick, t(60));
+    let k = kinds(&c);
+    assert!(k.contains(&RecordKind::VerificationFailed), "{k:?}");
+    assert!(k.contains(&RecordKind::RetryScheduled), "{k:?}");
+}
+
+#[test]
+fn an_outside_alert_without_evidence_waits_for_its_source_then_retries() {
+    let mut e = engine(
+        "[runbooks.memory_pressure]\napproval = \"auto\"\n\
+         [[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\nverify_window = \"5m\"\n",
+    );
+    let alert = |status| {
+        Event::Alert(IncomingAlert {
+            labels: labels(&[
+                ("alertname", "MemoryPressure"),
+                ("host", "web-01"),
+                ("service", "gunicorn"),
+            ]),
+            annotations: Labels::new(),
+            status,
+            fingerprint: Some("am-fp-2".into()),
+            starts_at: None,
+            ends_at: None,
+            source: Some("am".into()),
+        })
+    };
+    let c = e.handle(alert(AlertStatus::Firing), t(0));
+    assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    run_to_finish(&mut e, c, t(0));
+    // memory_pressure has no verify step and Vigil no series: the source's
+    // window (5m for `am`) decides; its 2m verify window alone does not.
+    assert!(e.handle(Event::Tick, t(120)).is_empty());
+    let c = e.handle(Event::Tick, t(300));
+    let k = kinds(&c);
+    assert!(k.contains(&RecordKind::VerificationFailed), "{k:?}");
+    assert!(k.contains(&RecordKind::RetryScheduled), "{k:?}");
+}
