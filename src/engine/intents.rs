@@ -331,7 +331,7 @@ impl Engine {
                 ),
             ));
         }
-        if let Some(s) = self.silences.get(fp)
+        if let Some(s) = self.silences.get(fp).or_else(|| self.upstream_on.get(fp))
             && s.until > now
         {
             return Err(Refusal::new(

@@ -11,6 +11,7 @@
 pub mod guards;
 mod intents;
 mod silence;
+mod upstream;
 mod verify;
 
 use std::cmp::Reverse;
@@ -32,6 +33,7 @@ use crate::units::fmt_delta;
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;
+pub use upstream::{Suppressed, UpstreamMatcher, UpstreamSilence, while_inhibited};
 use verify::External;
 
 /// The `alert` a manual run's records and action carry (it has no alert and
@@ -108,6 +110,15 @@ pub enum Event {
         until: Time,
         actor: String,
         comment: String,
+    },
+    /// What a source (an Alertmanager) holds now: its silences (`None`:
+    /// unknown this time) and the alerts it reports suppressed, by
+    /// fingerprint (`None`: not polled). Its alerts that match an active
+    /// silence, or that it suppresses, get no action while that lasts.
+    SourceState {
+        source: String,
+        silences: Option<Vec<UpstreamSilence>>,
+        suppressed: Option<BTreeMap<String, Suppressed>>,
     },
     /// An operator expired the silence of an alert before its end.
     Unsilence {
@@ -372,6 +383,10 @@ pub struct Engine {
     blocked: BTreeSet<ActionId>,
     /// Active silences by alert fingerprint.
     silences: HashMap<String, AlertSilence>,
+    /// What each source (Alertmanager) holds: silences, suppressed alerts.
+    upstream: HashMap<String, upstream::SourceView>,
+    /// The suppression a source holds for an alert now, by fingerprint.
+    upstream_on: HashMap<String, AlertSilence>,
 }
 
 fn rec(kind: RecordKind, now: Time) -> Record {
@@ -399,6 +414,8 @@ impl Engine {
             flight: HashMap::new(),
             blocked: BTreeSet::new(),
             silences: HashMap::new(),
+            upstream: HashMap::new(),
+            upstream_on: HashMap::new(),
         }
     }
 
@@ -498,6 +515,10 @@ impl Engine {
     pub fn next_deadline(&self) -> Option<Time> {
         let a = self.due.peek().map(|Reverse((t, _))| *t);
         let a = match (a, self.next_silence_end()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let a = match (a, self.next_upstream_end()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -629,6 +650,11 @@ impl Engine {
                 actor,
                 comment,
             } => self.on_silence(fingerprint, id, until, actor, comment, now),
+            Event::SourceState {
+                source,
+                silences,
+                suppressed,
+            } => self.on_source_state(source, silences, suppressed, now),
             Event::Unsilence { fingerprint, actor } => {
                 self.end_silence(&fingerprint, Some(actor), now)
             }
@@ -843,9 +869,13 @@ impl Engine {
         self.resolved_order.retain(|f| f != &fp);
         let mut alert = alert;
         alert.silence = self.silences.get(&fp).cloned();
-        let silenced = alert.silence.is_some();
+        let external = alert.origin == AlertOrigin::External;
         self.alerts.insert(fp.clone(), Arc::new(alert));
-        if !silenced {
+        if external {
+            // Its source may hold a silence or an inhibition for it.
+            self.refresh_upstream(&fp, now);
+        }
+        if !self.is_silenced(&fp) {
             self.propose(&fp, now);
         }
     }
@@ -866,6 +896,9 @@ impl Engine {
         r.detail = Some(why);
         let action = alert.action;
         let origin = alert.origin;
+        if self.upstream_on.remove(fp).is_some() {
+            alert.silence = self.silences.get(fp).cloned();
+        }
         self.out.push(Command::Record(r));
         self.resolved_order.push_back(fp.to_string());
         while self.resolved_order.len() > self.settings.keep_resolved {
@@ -1198,12 +1231,12 @@ impl Engine {
             Err(b) => self.block(id, b, now),
             Ok(()) => {
                 // Rule 11: the alert must still hold on the latest data.
-                if let Some(why) = self.gone_before_start(id, now) {
+                if let Some((reason, why)) = self.gone_before_start(id, now) {
                     self.finish(
                         id,
                         ActionState::Cancelled,
                         RecordKind::ActionCancelled,
-                        "alert_resolved",
+                        reason,
                         &why,
                         now,
                     );
@@ -1286,22 +1319,36 @@ impl Engine {
     /// Why an action must not start because its alert no longer holds on
     /// the latest data (resolved, gone, or, for Vigil's own policies, the
     /// condition no longer holds or its data went stale); None when it holds.
-    fn gone_before_start(&self, id: ActionId, now: Time) -> Option<String> {
+    fn gone_before_start(&self, id: ActionId, now: Time) -> Option<(&'static str, String)> {
         let a = self.actions.get(&id)?;
         if a.fingerprint.is_empty() {
             // A manual run (or an interrupted action) has no alert to look at.
             return None;
         }
         let Some(al) = self.alerts.get(&a.fingerprint) else {
-            return Some(format!(
-                "alert {} is no longer in the table; nothing to fix",
-                a.alert
+            return Some((
+                "alert_resolved",
+                format!(
+                    "alert {} is no longer in the table; nothing to fix",
+                    a.alert
+                ),
             ));
         };
         if al.status == AlertStatus::Resolved {
-            return Some(format!(
-                "alert {} resolved before the action started",
-                al.name
+            return Some((
+                "alert_resolved",
+                format!("alert {} resolved before the action started", al.name),
+            ));
+        }
+        if let Some(s) = &al.silence {
+            return Some((
+                "silenced",
+                format!(
+                    "alert {} is silenced by {} until {}; nothing runs while it lasts",
+                    al.name,
+                    s.actor,
+                    fmt_time(&s.until)
+                ),
             ));
         }
         let inst = al.instance?;
@@ -1317,9 +1364,12 @@ impl Engine {
             .flatten()
             .map(|(v, at)| format!(" (latest value {v} at {})", fmt_time(&at)))
             .unwrap_or_default();
-        Some(format!(
-            "{} no longer holds on the latest data{val}; nothing to fix",
-            p.fire_text
+        Some((
+            "alert_resolved",
+            format!(
+                "{} no longer holds on the latest data{val}; nothing to fix",
+                p.fire_text
+            ),
         ))
     }
 
@@ -1794,6 +1844,7 @@ impl Engine {
 
     fn on_tick(&mut self, now: Time) {
         self.expire_silences(now);
+        self.expire_upstream(now);
         self.eval.tick(now, &mut self.transitions);
         if !self.transitions.is_empty() {
             self.apply_transitions(now);
@@ -1888,6 +1939,8 @@ impl Engine {
             flight: self.flight.clone(),
             blocked: BTreeSet::new(),
             silences: HashMap::new(),
+            upstream: HashMap::new(),
+            upstream_on: HashMap::new(),
         };
         let id = ActionId(u64::MAX);
         probe.actions.insert(

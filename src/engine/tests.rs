@@ -1267,3 +1267,161 @@ fn an_outside_alert_without_evidence_waits_for_its_source_then_retries() {
     assert!(k.contains(&RecordKind::VerificationFailed), "{k:?}");
     assert!(k.contains(&RecordKind::RetryScheduled), "{k:?}");
 }
+
+fn am_silence(id: &str, ends: i64) -> UpstreamSilence {
+    UpstreamSilence {
+        id: id.into(),
+        matchers: vec![
+            UpstreamMatcher {
+                name: "alertname".into(),
+                value: "ServiceDown".into(),
+                is_regex: false,
+                is_equal: true,
+            },
+            UpstreamMatcher {
+                name: "host".into(),
+                value: "web-0[12]".into(),
+                is_regex: true,
+                is_equal: true,
+            },
+        ],
+        starts_at: t(-60),
+        ends_at: t(ends),
+        created_by: "bob".into(),
+        comment: "nginx being migrated".into(),
+    }
+}
+
+fn am_alert(host: &str, status: AlertStatus) -> Event {
+    Event::Alert(IncomingAlert {
+        labels: labels(&[
+            ("alertname", "ServiceDown"),
+            ("host", host),
+            ("service", "nginx"),
+        ]),
+        annotations: Labels::new(),
+        status,
+        fingerprint: Some(format!("fp-{host}")),
+        starts_at: None,
+        ends_at: None,
+        source: Some("am".into()),
+    })
+}
+
+fn source_state(silences: Vec<UpstreamSilence>) -> Event {
+    Event::SourceState {
+        source: "am".into(),
+        silences: Some(silences),
+        suppressed: None,
+    }
+}
+
+#[test]
+fn a_webhook_alert_matching_an_active_alertmanager_silence_gets_no_action() {
+    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
+    assert!(
+        e.handle(source_state(vec![am_silence("s-1", 600)]), t(0))
+            .is_empty()
+    );
+    let c = e.handle(am_alert("web-01", AlertStatus::Firing), t(10));
+    let k = kinds(&c);
+    assert_eq!(
+        k,
+        vec![
+            RecordKind::Signal,
+            RecordKind::AlertFiring,
+            RecordKind::SilenceCreated
+        ],
+        "{c:?}"
+    );
+    let r = records(&c)[2];
+    assert_eq!(r.actor.as_deref(), Some("bob"));
+    assert_eq!(r.reason.as_deref(), Some("nginx being migrated"));
+    assert!(
+        r.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("silenced in am by bob until 2026-05-01T12:10:00Z"),
+        "{r:?}"
+    );
+    let s = e.alert("fp-web-01").unwrap().silence.clone().unwrap();
+    assert_eq!((s.id.as_str(), s.actor.as_str()), ("s-1", "bob"));
+    assert_eq!(s.until, t(600));
+    // No guard ran, nothing counts for the breaker.
+    assert_eq!(e.actions().count(), 0);
+    assert_eq!(e.breakers().count(), 0);
+    // A host the silence does not match is acted on.
+    let c = e.handle(am_alert("web-03", AlertStatus::Firing), t(11));
+    assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    // The silence is expired in Alertmanager: the next report ends it and
+    // the still-firing alert gets its action.
+    let mut ended = am_silence("s-1", 120);
+    ended.ends_at = t(120);
+    let c = e.handle(source_state(vec![ended]), t(120));
+    let k = kinds(&c);
+    assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
+    assert!(k.contains(&RecordKind::ActionProposed), "{k:?}");
+    assert!(e.alert("fp-web-01").unwrap().silence.is_none());
+}
+
+#[test]
+fn an_alertmanager_silence_ends_on_time_without_a_poll() {
+    let mut e = engine("");
+    e.handle(source_state(vec![am_silence("s-2", 300)]), t(0));
+    e.handle(am_alert("web-02", AlertStatus::Firing), t(1));
+    assert_eq!(e.next_deadline(), Some(t(300)));
+    let c = e.handle(Event::Tick, t(300));
+    let k = kinds(&c);
+    assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
+    assert!(k.contains(&RecordKind::ApprovalRequested), "{k:?}");
+}
+
+#[test]
+fn a_suppressed_alert_shows_who_inhibits_it_and_a_late_silence_cancels_its_pending_action() {
+    let mut e = engine("");
+    e.handle(am_alert("web-01", AlertStatus::Firing), t(0));
+    let c = e.handle(am_alert("web-02", AlertStatus::Firing), t(0));
+    assert!(kinds(&c).contains(&RecordKind::ApprovalRequested));
+    // Alertmanager reports web-02's alert inhibited by web-01's.
+    let c = e.handle(
+        Event::SourceState {
+            source: "am".into(),
+            silences: Some(Vec::new()),
+            suppressed: Some(
+                [(
+                    "fp-web-02".to_string(),
+                    Suppressed {
+                        silenced_by: Vec::new(),
+                        inhibited_by: vec!["fp-web-01".into()],
+                    },
+                )]
+                .into(),
+            ),
+        },
+        t(5),
+    );
+    let rs = records(&c);
+    assert_eq!(rs[0].kind, RecordKind::SilenceCreated);
+    assert_eq!(
+        rs[0].detail.as_deref(),
+        Some("inhibited in am by ServiceDown on web-01 (fingerprint fp-web-01) while it fires")
+    );
+    let cancelled = rs
+        .iter()
+        .find(|r| r.kind == RecordKind::ActionCancelled)
+        .expect("the pending restart is cancelled");
+    assert_eq!(cancelled.reason.as_deref(), Some("silenced"));
+    assert_eq!(cancelled.target.as_deref(), Some("web-02"));
+    // The inhibition ends: a new action is proposed.
+    let c = e.handle(
+        Event::SourceState {
+            source: "am".into(),
+            silences: Some(Vec::new()),
+            suppressed: Some(BTreeMap::new()),
+        },
+        t(30),
+    );
+    let k = kinds(&c);
+    assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
+    assert!(k.contains(&RecordKind::ApprovalRequested), "{k:?}");
+}
