@@ -26,6 +26,11 @@ pub struct SettingsSpec {
     /// Fraction of a group acted on at once (default 1/3, at least one host).
     #[serde(default)]
     pub blast_radius: Option<f64>,
+    /// How long after a successful run Vigil waits for an outside source
+    /// (Alertmanager, Prometheus) to resolve the alert it acted on (default
+    /// `10m`: Alertmanager's default group_interval of 5m plus slack).
+    #[serde(default)]
+    pub external_verify_window: Option<String>,
     /// Start in dry-run.
     #[serde(default)]
     pub dry_run: Option<bool>,
@@ -143,6 +148,10 @@ pub struct SourceSpec {
     /// Time limit of one request (default `5s`).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// How long to wait for this source to resolve an alert Vigil acted on
+    /// (default: `settings.external_verify_window`).
+    #[serde(default)]
+    pub verify_window: Option<String>,
 }
 
 impl SourceSpec {
@@ -312,6 +321,23 @@ impl Config {
             match limits::RETRY_BACKOFF.parse_delta("settings.retry_backoff", s) {
                 Ok(d) => settings.retry_backoff = d,
                 Err(e) => errors.push(at_key("retry_backoff", e)),
+            }
+        }
+        if let Some(s) = &self.settings.external_verify_window {
+            match limits::EXTERNAL_VERIFY_WINDOW.parse_delta("settings.external_verify_window", s) {
+                Ok(d) => settings.external_verify_window = d,
+                Err(e) => errors.push(at_key("external_verify_window", e)),
+            }
+        }
+        for (i, src) in self.sources.iter().enumerate() {
+            if let Some(v) = &src.verify_window {
+                let key = format!("sources[{i}] ({:?}).verify_window", src.name);
+                match limits::EXTERNAL_VERIFY_WINDOW.parse_delta(&key, v) {
+                    Ok(d) => {
+                        settings.source_verify_windows.insert(src.name.clone(), d);
+                    }
+                    Err(e) => errors.push(err(&format!("\"{v}\""), e)),
+                }
             }
         }
         if let Some(n) = self.settings.max_parallel_runs {

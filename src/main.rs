@@ -655,10 +655,9 @@ fn prepare(
     }
     let mut setup = config
         .build(
-            &file,
-            &text,
-            false,
-            fleet.as_ref().map(|_| "sim".to_string()),
+            &file, &text, false,
+            // Demo hosts name `sim` themselves; any other host has none.
+            None,
         )
         .map_err(|es| {
             es.iter()

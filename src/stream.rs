@@ -108,7 +108,16 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Delta {
         d.runbooks = Some(next.runbooks.clone());
     }
     // Alerts are shared with the engine (copy on write): an unchanged alert
-    // is the same allocation.
+    // is the same allocation, and an unchanged table is the same list.
+    let same_table = prev.alerts.len() == next.alerts.len()
+        && prev
+            .alerts
+            .iter()
+            .zip(&next.alerts)
+            .all(|(a, b)| Arc::ptr_eq(a, b));
+    if same_table {
+        return finish(prev, next, d);
+    }
     let before: HashMap<&str, &Arc<Alert>> = prev
         .alerts
         .iter()
@@ -136,6 +145,11 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Delta {
             .map(|a| a.fingerprint.clone())
             .collect();
     }
+    finish(prev, next, d)
+}
+
+/// The parts of a delta after the alerts: new records and analyses.
+fn finish(prev: &Snapshot, next: &Snapshot, mut d: Delta) -> Delta {
     let last = prev.recent.last().map_or(0, |r| r.seq);
     d.recent = next
         .recent
@@ -175,19 +189,23 @@ pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
         s.operator = o;
     }
     if !d.alerts_upsert.is_empty() || !d.alerts_removed.is_empty() {
-        let mut by_fp: HashMap<String, Arc<Alert>> = s
-            .alerts
-            .drain(..)
-            .map(|a| (a.fingerprint.clone(), a))
+        // A change touches few alerts: the others keep their place (no
+        // re-sort of the whole table), the changed ones are put where the
+        // hub's order puts them.
+        let touched: std::collections::HashSet<&str> = d
+            .alerts_removed
+            .iter()
+            .map(String::as_str)
+            .chain(d.alerts_upsert.iter().map(|a| a.fingerprint.as_str()))
             .collect();
-        for fp in &d.alerts_removed {
-            by_fp.remove(fp);
+        s.alerts
+            .retain(|a| !touched.contains(a.fingerprint.as_str()));
+        for a in &d.alerts_upsert {
+            let at = s
+                .alerts
+                .partition_point(|x| alert_order(x, a) == std::cmp::Ordering::Less);
+            s.alerts.insert(at, a.clone());
         }
-        for a in d.alerts_upsert {
-            by_fp.insert(a.fingerprint.clone(), a);
-        }
-        s.alerts = by_fp.into_values().collect();
-        s.alerts.sort_by(|a, b| alert_order(a, b));
     }
     if let Some(a) = d.actions {
         s.actions = a;

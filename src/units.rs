@@ -216,6 +216,9 @@ pub mod limits {
     pub const MAX_RUNS_COUNT: (u32, u32) = (1, 1000);
     /// A runbook's `verify.window` / `verify_window` (default 1m).
     pub const VERIFY_WINDOW: DurationRange = DurationRange::new(secs(0), secs(DAY));
+    /// `[settings] external_verify_window` and `[[sources]] verify_window`
+    /// (default 10m): how long an outside source may lag.
+    pub const EXTERNAL_VERIFY_WINDOW: DurationRange = DurationRange::new(secs(1), secs(DAY));
     /// A step's `timeout` and `verify.timeout` (default 60s).
     pub const STEP_TIMEOUT: DurationRange = DurationRange::new(secs(1), secs(DAY));
     /// `[runbooks.NAME] max_attempts` (default 3).

@@ -331,7 +331,7 @@ impl Engine {
                 ),
             ));
         }
-        if let Some(s) = self.silences.get(fp)
+        if let Some(s) = self.silences.get(fp).or_else(|| self.upstream_on.get(fp))
             && s.until > now
         {
             return Err(Refusal::new(
@@ -429,11 +429,14 @@ impl Engine {
             detail: String::new(),
             due: None,
             approved_by: None,
+            approved_at: None,
             approvals: Vec::new(),
             approvals_needed: needed,
             requested_by: Some(actor.clone()),
             plan,
             stuck: false,
+            source_deadline: None,
+            own_check: None,
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         if param_err.is_none() {

@@ -11,6 +11,8 @@
 pub mod guards;
 mod intents;
 mod silence;
+mod upstream;
+mod verify;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -31,6 +33,8 @@ use crate::units::{add_time, fmt_delta, mul_delta};
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;
+pub use upstream::{Suppressed, UpstreamMatcher, UpstreamSilence, while_inhibited};
+use verify::External;
 
 /// The `alert` a manual run's records and action carry (it has no alert and
 /// no fingerprint).
@@ -45,6 +49,11 @@ pub struct Settings {
     pub blast_radius: f64,
     /// How many resolved alerts to keep in the table for the console.
     pub keep_resolved: usize,
+    /// How long after a successful run Vigil waits for an outside source to
+    /// resolve the alert (Alertmanager resolves late: group_interval).
+    pub external_verify_window: TimeDelta,
+    /// The same, per source name (`[[sources]] verify_window`).
+    pub source_verify_windows: BTreeMap<String, TimeDelta>,
 }
 
 impl Default for Settings {
@@ -54,6 +63,8 @@ impl Default for Settings {
             retry_backoff: TimeDelta::seconds(30),
             blast_radius: 1.0 / 3.0,
             keep_resolved: 500,
+            external_verify_window: TimeDelta::minutes(10),
+            source_verify_windows: BTreeMap::new(),
         }
     }
 }
@@ -99,6 +110,15 @@ pub enum Event {
         until: Time,
         actor: String,
         comment: String,
+    },
+    /// What a source (an Alertmanager) holds now: its silences (`None`:
+    /// unknown this time) and the alerts it reports suppressed, by
+    /// fingerprint (`None`: not polled). Its alerts that match an active
+    /// silence, or that it suppresses, get no action while that lasts.
+    SourceState {
+        source: String,
+        silences: Option<Vec<UpstreamSilence>>,
+        suppressed: Option<BTreeMap<String, Suppressed>>,
     },
     /// An operator expired the silence of an alert before its end.
     Unsilence {
@@ -239,6 +259,10 @@ pub struct Action {
     /// guard re-check).
     pub due: Option<Time>,
     pub approved_by: Option<String>,
+    /// When the approval that lets it start was given (rule 11: it lapses
+    /// `approval_expiry` later for an action still held by a guard).
+    #[serde(default)]
+    pub approved_at: Option<Time>,
     /// The operators who approved it so far, distinct, in order (automatic
     /// approval adds nobody).
     pub approvals: Vec<String>,
@@ -251,6 +275,14 @@ pub struct Action {
     pub plan: Vec<PlannedStep>,
     /// A block that only a human can lift (protected, invalid parameter...).
     pub stuck: bool,
+    /// For an outside alert: until when Vigil waits for its source to
+    /// resolve it after a successful run (set after the run).
+    #[serde(default)]
+    pub source_deadline: Option<Time>,
+    /// Set once the runbook's own evidence passed and only the source's
+    /// resolution is awaited: what passed (never re-run then).
+    #[serde(default)]
+    pub own_check: Option<String>,
 }
 
 impl Action {
@@ -351,6 +383,10 @@ pub struct Engine {
     blocked: BTreeSet<ActionId>,
     /// Active silences by alert fingerprint.
     silences: HashMap<String, AlertSilence>,
+    /// What each source (Alertmanager) holds: silences, suppressed alerts.
+    upstream: HashMap<String, upstream::SourceView>,
+    /// The suppression a source holds for an alert now, by fingerprint.
+    upstream_on: HashMap<String, AlertSilence>,
 }
 
 fn rec(kind: RecordKind, now: Time) -> Record {
@@ -378,6 +414,8 @@ impl Engine {
             flight: HashMap::new(),
             blocked: BTreeSet::new(),
             silences: HashMap::new(),
+            upstream: HashMap::new(),
+            upstream_on: HashMap::new(),
         }
     }
 
@@ -480,6 +518,10 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let a = match (a, self.next_upstream_end()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (a, self.eval.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -536,11 +578,14 @@ impl Engine {
                 detail: "was running when Vigil stopped; not re-run without an operator".into(),
                 due: None,
                 approved_by: None,
+                approved_at: None,
                 approvals: Vec::new(),
                 approvals_needed,
                 requested_by: None,
                 plan,
                 stuck: false,
+                source_deadline: None,
+                own_check: None,
             };
             let mut r = rec(RecordKind::ActionInterrupted, now);
             r.action_id = Some(id.to_string());
@@ -605,6 +650,11 @@ impl Engine {
                 actor,
                 comment,
             } => self.on_silence(fingerprint, id, until, actor, comment, now),
+            Event::SourceState {
+                source,
+                silences,
+                suppressed,
+            } => self.on_source_state(source, silences, suppressed, now),
             Event::Unsilence { fingerprint, actor } => {
                 self.end_silence(&fingerprint, Some(actor), now)
             }
@@ -819,9 +869,13 @@ impl Engine {
         self.resolved_order.retain(|f| f != &fp);
         let mut alert = alert;
         alert.silence = self.silences.get(&fp).cloned();
-        let silenced = alert.silence.is_some();
+        let external = alert.origin == AlertOrigin::External;
         self.alerts.insert(fp.clone(), Arc::new(alert));
-        if !silenced {
+        if external {
+            // Its source may hold a silence or an inhibition for it.
+            self.refresh_upstream(&fp, now);
+        }
+        if !self.is_silenced(&fp) {
             self.propose(&fp, now);
         }
     }
@@ -841,12 +895,20 @@ impl Engine {
         r.target = alert.host().map(str::to_string);
         r.detail = Some(why);
         let action = alert.action;
+        let origin = alert.origin;
+        if self.upstream_on.remove(fp).is_some() {
+            alert.silence = self.silences.get(fp).cloned();
+        }
         self.out.push(Command::Record(r));
         self.resolved_order.push_back(fp.to_string());
         while self.resolved_order.len() > self.settings.keep_resolved {
             if let Some(old) = self.resolved_order.pop_front() {
                 self.alerts.remove(&old);
             }
+        }
+        // An action that ran and waits for the source is verified now.
+        if origin == AlertOrigin::External {
+            self.source_resolved(fp, now);
         }
         // Actions that have not started have nothing left to fix.
         if let Some(id) = action
@@ -949,11 +1011,14 @@ impl Engine {
             detail: String::new(),
             due: None,
             approved_by: None,
+            approved_at: None,
             approvals: Vec::new(),
             approvals_needed: rb.approvals,
             requested_by: None,
             plan,
             stuck: false,
+            source_deadline: None,
+            own_check: None,
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         r.params = Some(params);
@@ -1165,10 +1230,32 @@ impl Engine {
         match self.check_guards(id, now, retry) {
             Err(b) => self.block(id, b, now),
             Ok(()) => {
+                // Rule 11: the alert must still hold on the latest data.
+                if let Some((reason, why)) = self.gone_before_start(id, now) {
+                    self.finish(
+                        id,
+                        ActionState::Cancelled,
+                        RecordKind::ActionCancelled,
+                        reason,
+                        &why,
+                        now,
+                    );
+                    return;
+                }
+                // Rule 11: an approval is given for now.
+                let lapse = self.lapsed_approval(id, now);
+                if lapse.is_some()
+                    && let Some(a) = self.actions.get_mut(&id)
+                {
+                    a.approvals.clear();
+                    a.approved_by = None;
+                    a.approved_at = None;
+                    a.block = None;
+                }
                 let Some(a) = self.actions.get(&id) else {
                     return;
                 };
-                let approved = a.approved_by.is_some() || retry;
+                let approved = lapse.is_none() && (a.approved_by.is_some() || retry);
                 if approved {
                     self.start(id, now);
                     return;
@@ -1176,7 +1263,9 @@ impl Engine {
                 let Some(rb) = self.catalog.get(&a.runbook) else {
                     return;
                 };
-                if rb.approval.needs_human(a.severity) {
+                // A lapsed human approval is replaced by a human's, never
+                // by policy.
+                if rb.approval.needs_human(a.severity) || lapse.is_some() {
                     let expires = add_time(now, self.settings.approval_expiry);
                     let mut r = self.action_record(RecordKind::ApprovalRequested, a, now);
                     r.params = Some(a.params.clone());
@@ -1194,8 +1283,12 @@ impl Engine {
                             "; manual run requested by {req}, who cannot be its only approver"
                         ));
                     }
+                    let again = lapse
+                        .as_ref()
+                        .map(|l| format!("{l}; asking again: "))
+                        .unwrap_or_default();
                     r.detail = Some(format!(
-                        "approval {} for a {} risk runbook{who}; expires at {}",
+                        "{again}approval {} for a {} risk runbook{who}; expires at {}",
                         rb.approval.describe(),
                         rb.spec.risk.as_str(),
                         fmt_time(&expires)
@@ -1204,6 +1297,7 @@ impl Engine {
                         "expires_at": fmt_time(&expires),
                         "plan": a.plan,
                         "approvals_needed": a.approvals_needed,
+                        "lapsed": lapse,
                     }));
                     self.out.push(Command::Record(r));
                     self.set_state(id, ActionState::AwaitingApproval, Some(expires), now);
@@ -1214,11 +1308,108 @@ impl Engine {
                     self.out.push(Command::Record(r));
                     if let Some(a) = self.actions.get_mut(&id) {
                         a.approved_by = Some(ACTOR_VIGIL.into());
+                        a.approved_at = Some(now);
                     }
                     self.start(id, now);
                 }
             }
         }
+    }
+
+    /// Why an action must not start because its alert no longer holds on
+    /// the latest data (resolved, gone, or, for Vigil's own policies, the
+    /// condition no longer holds or its data went stale); None when it holds.
+    fn gone_before_start(&self, id: ActionId, now: Time) -> Option<(&'static str, String)> {
+        let a = self.actions.get(&id)?;
+        if a.fingerprint.is_empty() {
+            // A manual run (or an interrupted action) has no alert to look at.
+            return None;
+        }
+        let Some(al) = self.alerts.get(&a.fingerprint) else {
+            return Some((
+                "alert_resolved",
+                format!(
+                    "alert {} is no longer in the table; nothing to fix",
+                    a.alert
+                ),
+            ));
+        };
+        if al.status == AlertStatus::Resolved {
+            return Some((
+                "alert_resolved",
+                format!("alert {} resolved before the action started", al.name),
+            ));
+        }
+        if let Some(s) = &al.silence {
+            return Some((
+                "silenced",
+                format!(
+                    "alert {} is silenced by {} until {}; nothing runs while it lasts",
+                    al.name,
+                    s.actor,
+                    fmt_time(&s.until)
+                ),
+            ));
+        }
+        let inst = al.instance?;
+        if self.eval.holds_at(inst, now) {
+            return None;
+        }
+        let p = self.eval.policy(self.eval.instance(inst).policy);
+        let val = self
+            .eval
+            .values(inst)
+            .first()
+            .copied()
+            .flatten()
+            .map(|(v, at)| format!(" (latest value {v} at {})", fmt_time(&at)))
+            .unwrap_or_default();
+        Some((
+            "alert_resolved",
+            format!(
+                "{} no longer holds on the latest data{val}; nothing to fix",
+                p.fire_text
+            ),
+        ))
+    }
+
+    /// Rule 11: the human approval of an action held by a guard lapses
+    /// `approval_expiry` after it was given. Returns why (for the new
+    /// `approval_requested`), or None while it holds. Automatic approvals
+    /// are re-decided by policy and do not lapse; an action that runs on
+    /// schedule (its first start right after the approval, its retries)
+    /// is covered.
+    fn lapsed_approval(&self, id: ActionId, now: Time) -> Option<String> {
+        let a = self.actions.get(&id)?;
+        if a.state != ActionState::Blocked {
+            return None;
+        }
+        let by = a.approved_by.as_deref().filter(|b| *b != ACTOR_VIGIL)?;
+        let at = a.approved_at?;
+        let expiry = self.settings.approval_expiry;
+        if now - at < expiry {
+            return None;
+        }
+        let who = if a.approvals.len() > 1 {
+            format!("the approvals by {}", a.approvals.join(" and "))
+        } else {
+            format!("the approval by {by}")
+        };
+        let held = match a.block {
+            Some(BlockReason::Frozen) => "frozen".to_string(),
+            Some(BlockReason::MaintenanceWindow) => "in a maintenance window".to_string(),
+            Some(BlockReason::ConcurrencyLimit) => "held by the concurrency limit".to_string(),
+            Some(BlockReason::RateLimited) => "rate limited".to_string(),
+            Some(BlockReason::Duplicate) => "held behind a duplicate".to_string(),
+            Some(BlockReason::CircuitOpen) => "the circuit was open".to_string(),
+            Some(r) => format!("blocked ({r})"),
+            None => "held".to_string(),
+        };
+        Some(format!(
+            "{who} lapsed while {held} (given at {}, approval_expiry {})",
+            fmt_time(&at),
+            fmt_delta(expiry)
+        ))
     }
 
     fn set_state(&mut self, id: ActionId, state: ActionState, due: Option<Time>, now: Time) {
@@ -1418,6 +1609,7 @@ impl Engine {
         }
         if let Some(a) = self.actions.get_mut(&id) {
             a.approved_by = Some(actor);
+            a.approved_at = Some(now);
         }
         self.set_state(id, ActionState::Approved, None, now);
         self.advance(id, now, false);
@@ -1524,6 +1716,15 @@ impl Engine {
                 .get(&a.runbook)
                 .map(|rb| rb.verify_window)
                 .unwrap_or(TimeDelta::minutes(1));
+            let source_deadline = self
+                .alerts
+                .get(&a.fingerprint)
+                .filter(|al| al.instance.is_none())
+                .map(|al| add_time(now, self.source_window(&al.source).max(window)));
+            if let Some(a) = self.actions.get_mut(&id) {
+                a.source_deadline = source_deadline;
+                a.own_check = None;
+            }
             self.set_state(id, ActionState::Verifying, Some(add_time(now, window)), now);
         } else {
             self.retry_or_escalate(id, format!("run failed: {}", outcome.detail), now);
@@ -1568,6 +1769,20 @@ impl Engine {
     }
 
     fn verify(&mut self, id: ActionId, now: Time) {
+        // An outside alert: the best evidence, and patience with its source.
+        let external = self
+            .actions
+            .get(&id)
+            .and_then(|a| self.alerts.get(&a.fingerprint))
+            .is_some_and(|al| al.instance.is_none());
+        let ext = if external {
+            match self.verify_external(id, now) {
+                External::Verdict(bad, why) => Some((bad, why)),
+                External::Wait | External::Escalated => return,
+            }
+        } else {
+            None
+        };
         let Some(a) = self.actions.get(&id) else {
             return;
         };
@@ -1594,17 +1809,7 @@ impl Engine {
                     ),
                 )
             }
-            Some(al) => {
-                let bad = al.status == AlertStatus::Firing;
-                (
-                    bad,
-                    format!(
-                        "alert {} is {}",
-                        al.name,
-                        if bad { "still firing" } else { "resolved" }
-                    ),
-                )
-            }
+            Some(_) => ext.unwrap_or_default(),
             None if a.requested_by.is_some() && a.fingerprint.is_empty() => {
                 let has_verify = a.plan.iter().any(|s| s.name.starts_with("verify"));
                 (
@@ -1641,6 +1846,7 @@ impl Engine {
 
     fn on_tick(&mut self, now: Time) {
         self.expire_silences(now);
+        self.expire_upstream(now);
         self.eval.tick(now, &mut self.transitions);
         if !self.transitions.is_empty() {
             self.apply_transitions(now);
@@ -1735,6 +1941,8 @@ impl Engine {
             flight: self.flight.clone(),
             blocked: BTreeSet::new(),
             silences: HashMap::new(),
+            upstream: HashMap::new(),
+            upstream_on: HashMap::new(),
         };
         let id = ActionId(u64::MAX);
         probe.actions.insert(
@@ -1755,11 +1963,14 @@ impl Engine {
                 detail: String::new(),
                 due: None,
                 approved_by: None,
+                approved_at: None,
                 approvals: Vec::new(),
                 approvals_needed: 1,
                 requested_by: None,
                 plan: Vec::new(),
                 stuck: false,
+                source_deadline: None,
+                own_check: None,
             },
         );
         probe.check_guards(id, now, false).err()

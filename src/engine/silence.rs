@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Command, Engine, rec};
-use crate::model::{ACTOR_VIGIL, AlertStatus, RecordKind, Time, fmt_time};
+use crate::model::{ACTOR_VIGIL, RecordKind, Time, fmt_time};
 
 /// A silence covering one alert.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -82,21 +82,22 @@ impl Engine {
             None => format!("ended at {}", fmt_time(&s.until)),
         });
         r.data = Some(json!({ "silence_id": s.id }));
-        let mut propose = false;
-        if let Some(a) = self
-            .alerts
-            .get_mut(fingerprint)
-            .map(std::sync::Arc::make_mut)
-        {
+        if let Some(a) = self.alerts.get(fingerprint) {
             r.alert = Some(a.name.clone());
             r.target = a.host().map(str::to_string);
-            a.silence = None;
-            propose = a.status == AlertStatus::Firing && a.action.is_none();
         }
+        // Expired early through Vigil: expired in Alertmanager too.
+        if actor.is_some()
+            && self
+                .upstream_on
+                .get(fingerprint)
+                .is_some_and(|u| u.id == s.id)
+        {
+            self.upstream_on.remove(fingerprint);
+        }
+        self.show_silence(fingerprint);
         self.out.push(Command::Record(r));
-        if propose {
-            self.propose(fingerprint, now);
-        }
+        self.resume_after_silence(fingerprint, now);
     }
 
     pub(super) fn expire_silences(&mut self, now: Time) {

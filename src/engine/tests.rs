@@ -1145,3 +1145,364 @@ fn absurd_durations_never_panic() {
         e.handle(Event::Tick, Time::MAX_UTC);
     }
 }
+
+fn disk(host: &str, value: f64) -> Event {
+    Event::Sample(Sample {
+        name: "disk_used_percent".into(),
+        value,
+        labels: labels(&[("host", host), ("mountpoint", "/var")]),
+    })
+}
+
+fn freeze(on: bool) -> Event {
+    Event::SetFrozen {
+        on,
+        actor: "ic".into(),
+    }
+}
+
+fn approve_on(e: &Engine, runbook: &str, target: &str, actor: &str) -> Event {
+    Event::Approve {
+        action: e.find_action(runbook, target).unwrap(),
+        actor: actor.into(),
+    }
+}
+
+#[test]
+fn an_approval_held_by_a_freeze_past_its_expiry_lapses_and_is_asked_again() {
+    let mut e = engine("");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    e.handle(freeze(true), t(10));
+    let c = e.handle(approve_on(&e, "service_restart", "web-01", "ana"), t(20));
+    assert_eq!(
+        kinds(&c),
+        vec![RecordKind::ActionApproved, RecordKind::ActionBlocked]
+    );
+    // 30m after the approval it has lapsed: the unfreeze does not start it.
+    let c = e.handle(freeze(false), t(20 + 1800));
+    assert!(!kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    assert!(!c.iter().any(|c| matches!(c, Command::Execute(_))));
+    let asked = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ApprovalRequested)
+        .expect("a new approval_requested");
+    let detail = asked.detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with("the approval by ana lapsed while frozen"),
+        "{detail}"
+    );
+    let id = e.find_action("service_restart", "web-01").unwrap();
+    let a = e.action(id).unwrap();
+    assert_eq!(a.state, ActionState::AwaitingApproval);
+    assert!(a.approvals.is_empty() && a.approved_by.is_none());
+    // A fresh approval starts it, by the new approver.
+    let c = e.handle(approve_on(&e, "service_restart", "web-01", "ben"), t(1900));
+    let started = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionStarted)
+        .expect("started on the fresh approval");
+    assert_eq!(started.actor.as_deref(), Some("ben"));
+}
+
+#[test]
+fn an_approval_still_fresh_when_the_freeze_ends_starts_the_action() {
+    let mut e = engine("");
+    e.handle(
+        firing("ServiceDown", "web-01", &[("service", "nginx")]),
+        t(0),
+    );
+    e.handle(freeze(true), t(10));
+    e.handle(approve_on(&e, "service_restart", "web-01", "ana"), t(20));
+    let c = e.handle(freeze(false), t(20 + 1799));
+    assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+}
+
+#[test]
+fn a_policy_alert_whose_data_went_stale_is_not_acted_on_at_start() {
+    let mut e = engine("[runbooks.disk_cleanup]\napproval = \"manual\"\n");
+    e.handle(disk("web-01", 92.0), t(0));
+    let c = e.handle(disk("web-01", 92.0), t(60));
+    assert!(kinds(&c).contains(&RecordKind::ApprovalRequested), "{c:?}");
+    e.handle(freeze(true), t(70));
+    e.handle(approve_on(&e, "disk_cleanup", "web-01", "ana"), t(80));
+    // Samples stopped at t(60): 5m later they are stale, and the start
+    // re-checks the alert on the latest data before anything runs (the
+    // evaluator's own stale tick comes a second later).
+    let c = e.handle(freeze(false), t(60 + 300) + TimeDelta::milliseconds(500));
+    assert!(!kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    let cancelled = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionCancelled)
+        .expect("cancelled");
+    assert_eq!(cancelled.reason.as_deref(), Some("alert_resolved"));
+    assert!(
+        cancelled
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("no longer holds on the latest data"),
+        "{cancelled:?}"
+    );
+}
+
+fn external_disk(status: AlertStatus) -> Event {
+    Event::Alert(IncomingAlert {
+        labels: labels(&[
+            ("alertname", "DiskSpaceLow"),
+            ("host", "web-02"),
+            ("mountpoint", "/var"),
+        ]),
+        annotations: Labels::new(),
+        status,
+        fingerprint: Some("am-fp-1".into()),
+        starts_at: None,
+        ends_at: None,
+        source: Some("am".into()),
+    })
+}
+
+fn run_to_finish(e: &mut Engine, cmds: Vec<Command>, at: Time) -> Vec<Command> {
+    let mut out = Vec::new();
+    for c in cmds {
+        if let Command::Execute(x) = &c {
+            out.extend(e.handle(
+                Event::Finished {
+                    action: x.action,
+                    attempt: x.attempt,
+                    outcome: Outcome::success("ok"),
+                },
+                at,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn an_outside_alert_whose_own_series_recovered_waits_for_its_source() {
+    let mut e = engine("");
+    let c = e.handle(external_disk(AlertStatus::Firing), t(0));
+    run_to_finish(&mut e, c, t(0));
+    // Vigil's own series for web-02 /var says the cleanup worked.
+    e.handle(disk("web-02", 70.0), t(30));
+    let c = e.handle(Event::Tick, t(60));
+    assert!(
+        !kinds(&c).contains(&RecordKind::VerificationFailed),
+        "{c:?}"
+    );
+    let id = e.find_action("disk_cleanup", "web-02").unwrap();
+    let a = e.action(id).unwrap();
+    assert_eq!(a.state, ActionState::Verifying);
+    assert!(a.detail.contains("Vigil's own series"), "{}", a.detail);
+    assert_eq!(e.next_deadline(), Some(t(600)));
+    // The source resolves 4 minutes after the run: passed, never re-run.
+    let c = e.handle(external_disk(AlertStatus::Resolved), t(240));
+    assert!(kinds(&c).contains(&RecordKind::VerificationPassed), "{c:?}");
+    assert!(!c.iter().any(|c| matches!(c, Command::Execute(_))));
+}
+
+#[test]
+fn an_outside_alert_whose_own_series_still_holds_fails_and_retries() {
+    let mut e = engine("");
+    let c = e.handle(external_disk(AlertStatus::Firing), t(0));
+    run_to_finish(&mut e, c, t(0));
+    e.handle(disk("web-02", 97.0), t(30));
+    let c = e.handle(Event::Tick, t(60));
+    let k = kinds(&c);
+    assert!(k.contains(&RecordKind::VerificationFailed), "{k:?}");
+    assert!(k.contains(&RecordKind::RetryScheduled), "{k:?}");
+}
+
+#[test]
+fn an_outside_alert_without_evidence_waits_for_its_source_then_retries() {
+    let mut e = engine(
+        "[runbooks.memory_pressure]\napproval = \"auto\"\n\
+         [[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\nverify_window = \"5m\"\n",
+    );
+    let alert = |status| {
+        Event::Alert(IncomingAlert {
+            labels: labels(&[
+                ("alertname", "MemoryPressure"),
+                ("host", "web-01"),
+                ("service", "gunicorn"),
+            ]),
+            annotations: Labels::new(),
+            status,
+            fingerprint: Some("am-fp-2".into()),
+            starts_at: None,
+            ends_at: None,
+            source: Some("am".into()),
+        })
+    };
+    let c = e.handle(alert(AlertStatus::Firing), t(0));
+    assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    run_to_finish(&mut e, c, t(0));
+    // memory_pressure has no verify step and Vigil no series: the source's
+    // window (5m for `am`) decides; its 2m verify window alone does not.
+    assert!(e.handle(Event::Tick, t(120)).is_empty());
+    let c = e.handle(Event::Tick, t(300));
+    let k = kinds(&c);
+    assert!(k.contains(&RecordKind::VerificationFailed), "{k:?}");
+    assert!(k.contains(&RecordKind::RetryScheduled), "{k:?}");
+}
+
+fn am_silence(id: &str, ends: i64) -> UpstreamSilence {
+    UpstreamSilence {
+        id: id.into(),
+        matchers: vec![
+            UpstreamMatcher {
+                name: "alertname".into(),
+                value: "ServiceDown".into(),
+                is_regex: false,
+                is_equal: true,
+            },
+            UpstreamMatcher {
+                name: "host".into(),
+                value: "web-0[12]".into(),
+                is_regex: true,
+                is_equal: true,
+            },
+        ],
+        starts_at: t(-60),
+        ends_at: t(ends),
+        created_by: "bob".into(),
+        comment: "nginx being migrated".into(),
+    }
+}
+
+fn am_alert(host: &str, status: AlertStatus) -> Event {
+    Event::Alert(IncomingAlert {
+        labels: labels(&[
+            ("alertname", "ServiceDown"),
+            ("host", host),
+            ("service", "nginx"),
+        ]),
+        annotations: Labels::new(),
+        status,
+        fingerprint: Some(format!("fp-{host}")),
+        starts_at: None,
+        ends_at: None,
+        source: Some("am".into()),
+    })
+}
+
+fn source_state(silences: Vec<UpstreamSilence>) -> Event {
+    Event::SourceState {
+        source: "am".into(),
+        silences: Some(silences),
+        suppressed: None,
+    }
+}
+
+#[test]
+fn a_webhook_alert_matching_an_active_alertmanager_silence_gets_no_action() {
+    let mut e = engine("[runbooks.service_restart]\napproval = \"auto\"\n");
+    assert!(
+        e.handle(source_state(vec![am_silence("s-1", 600)]), t(0))
+            .is_empty()
+    );
+    let c = e.handle(am_alert("web-01", AlertStatus::Firing), t(10));
+    let k = kinds(&c);
+    assert_eq!(
+        k,
+        vec![
+            RecordKind::Signal,
+            RecordKind::AlertFiring,
+            RecordKind::SilenceCreated
+        ],
+        "{c:?}"
+    );
+    let r = records(&c)[2];
+    assert_eq!(r.actor.as_deref(), Some("bob"));
+    assert_eq!(r.reason.as_deref(), Some("nginx being migrated"));
+    assert!(
+        r.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("silenced in am by bob until 2026-05-01T12:10:00Z"),
+        "{r:?}"
+    );
+    let s = e.alert("fp-web-01").unwrap().silence.clone().unwrap();
+    assert_eq!((s.id.as_str(), s.actor.as_str()), ("s-1", "bob"));
+    assert_eq!(s.until, t(600));
+    // No guard ran, nothing counts for the breaker.
+    assert_eq!(e.actions().count(), 0);
+    assert_eq!(e.breakers().count(), 0);
+    // A host the silence does not match is acted on.
+    let c = e.handle(am_alert("web-03", AlertStatus::Firing), t(11));
+    assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
+    // The silence is expired in Alertmanager: the next report ends it and
+    // the still-firing alert gets its action.
+    let mut ended = am_silence("s-1", 120);
+    ended.ends_at = t(120);
+    let c = e.handle(source_state(vec![ended]), t(120));
+    let k = kinds(&c);
+    assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
+    assert!(k.contains(&RecordKind::ActionProposed), "{k:?}");
+    assert!(e.alert("fp-web-01").unwrap().silence.is_none());
+}
+
+#[test]
+fn an_alertmanager_silence_ends_on_time_without_a_poll() {
+    let mut e = engine("");
+    e.handle(source_state(vec![am_silence("s-2", 300)]), t(0));
+    e.handle(am_alert("web-02", AlertStatus::Firing), t(1));
+    assert_eq!(e.next_deadline(), Some(t(300)));
+    let c = e.handle(Event::Tick, t(300));
+    let k = kinds(&c);
+    assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
+    assert!(k.contains(&RecordKind::ApprovalRequested), "{k:?}");
+}
+
+#[test]
+fn a_suppressed_alert_shows_who_inhibits_it_and_a_late_silence_cancels_its_pending_action() {
+    let mut e = engine("");
+    e.handle(am_alert("web-01", AlertStatus::Firing), t(0));
+    let c = e.handle(am_alert("web-02", AlertStatus::Firing), t(0));
+    assert!(kinds(&c).contains(&RecordKind::ApprovalRequested));
+    // Alertmanager reports web-02's alert inhibited by web-01's.
+    let c = e.handle(
+        Event::SourceState {
+            source: "am".into(),
+            silences: Some(Vec::new()),
+            suppressed: Some(
+                [(
+                    "fp-web-02".to_string(),
+                    Suppressed {
+                        silenced_by: Vec::new(),
+                        inhibited_by: vec!["fp-web-01".into()],
+                    },
+                )]
+                .into(),
+            ),
+        },
+        t(5),
+    );
+    let rs = records(&c);
+    assert_eq!(rs[0].kind, RecordKind::SilenceCreated);
+    assert_eq!(
+        rs[0].detail.as_deref(),
+        Some("inhibited in am by ServiceDown on web-01 (fingerprint fp-web-01) while it fires")
+    );
+    let cancelled = rs
+        .iter()
+        .find(|r| r.kind == RecordKind::ActionCancelled)
+        .expect("the pending restart is cancelled");
+    assert_eq!(cancelled.reason.as_deref(), Some("silenced"));
+    assert_eq!(cancelled.target.as_deref(), Some("web-02"));
+    // The inhibition ends: a new action is proposed.
+    let c = e.handle(
+        Event::SourceState {
+            source: "am".into(),
+            silences: Some(Vec::new()),
+            suppressed: Some(BTreeMap::new()),
+        },
+        t(30),
+    );
+    let k = kinds(&c);
+    assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
+    assert!(k.contains(&RecordKind::ApprovalRequested), "{k:?}");
+}

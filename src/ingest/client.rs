@@ -154,8 +154,37 @@ struct AmAlert {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct AmAlertStatus {
     state: String,
+    #[serde(default)]
+    silenced_by: Vec<String>,
+    #[serde(default)]
+    inhibited_by: Vec<String>,
+}
+
+impl Silence {
+    /// The silence as the engine matches it.
+    pub fn to_upstream(&self) -> crate::engine::UpstreamSilence {
+        crate::engine::UpstreamSilence {
+            id: self.id.clone(),
+            matchers: self
+                .matchers
+                .iter()
+                .map(|m| crate::engine::UpstreamMatcher {
+                    name: m.name.clone(),
+                    value: m.value.clone(),
+                    is_regex: m.is_regex,
+                    is_equal: m.is_equal,
+                })
+                .collect(),
+            starts_at: self.starts_at,
+            // Alertmanager moves endsAt to the moment a silence is expired.
+            ends_at: self.ends_at,
+            created_by: self.created_by.clone(),
+            comment: self.comment.clone(),
+        }
+    }
 }
 
 impl AlertmanagerClient {
@@ -171,6 +200,19 @@ impl AlertmanagerClient {
 
     /// `GET /api/v2/alerts`: the active and suppressed alerts, as firing.
     pub async fn alerts(&self) -> Result<Vec<IncomingAlert>, ClientError> {
+        Ok(self
+            .alerts_with_state()
+            .await?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect())
+    }
+
+    /// `GET /api/v2/alerts`, each alert with what suppresses it (`silencedBy`,
+    /// `inhibitedBy`) when Alertmanager reports it `suppressed`.
+    pub async fn alerts_with_state(
+        &self,
+    ) -> Result<Vec<(IncomingAlert, Option<crate::engine::Suppressed>)>, ClientError> {
         let call = "GET /api/v2/alerts";
         let body = self
             .base
@@ -185,18 +227,28 @@ impl AlertmanagerClient {
         Ok(list
             .into_iter()
             .filter(|a| a.status.state != "unprocessed")
-            .map(|a| IncomingAlert {
-                fingerprint: Some(if a.fingerprint.is_empty() {
-                    fingerprint(&a.labels)
-                } else {
-                    a.fingerprint
-                }),
-                labels: a.labels,
-                annotations: a.annotations,
-                status: AlertStatus::Firing,
-                starts_at: a.starts_at,
-                ends_at: None,
-                source: Some(self.base.name.clone()),
+            .map(|a| {
+                let suppressed =
+                    (a.status.state == "suppressed").then(|| crate::engine::Suppressed {
+                        silenced_by: a.status.silenced_by.clone(),
+                        inhibited_by: a.status.inhibited_by.clone(),
+                    });
+                (
+                    IncomingAlert {
+                        fingerprint: Some(if a.fingerprint.is_empty() {
+                            fingerprint(&a.labels)
+                        } else {
+                            a.fingerprint
+                        }),
+                        labels: a.labels,
+                        annotations: a.annotations,
+                        status: AlertStatus::Firing,
+                        starts_at: a.starts_at,
+                        ends_at: None,
+                        source: Some(self.base.name.clone()),
+                    },
+                    suppressed,
+                )
             })
             .collect())
     }

@@ -48,11 +48,55 @@ enum Fetcher {
     Prom(PrometheusClient),
 }
 
+/// One poll of a source: its alerts, and for an Alertmanager what it holds
+/// (sent to the engine before the alerts, so a suppressed alert is known
+/// as such when it fires).
+struct Polled {
+    alerts: Vec<IncomingAlert>,
+    state: Option<Event>,
+    /// Why the silences could not be read, if they could not.
+    silences_error: Option<String>,
+}
+
 impl Fetcher {
-    async fn alerts(&self) -> Result<Vec<IncomingAlert>, ClientError> {
+    async fn poll(&self, name: &str, alerts: bool) -> Result<Polled, ClientError> {
         match self {
-            Fetcher::Am(c) => c.alerts().await,
-            Fetcher::Prom(c) => c.alerts().await,
+            Fetcher::Am(c) => {
+                let silences = c.silences().await;
+                let (list, suppressed) = if alerts {
+                    let with = c.alerts_with_state().await?;
+                    let suppressed: BTreeMap<String, crate::engine::Suppressed> = with
+                        .iter()
+                        .filter_map(|(a, s)| Some((a.fingerprint.clone()?, s.clone()?)))
+                        .collect();
+                    (with.into_iter().map(|(a, _)| a).collect(), Some(suppressed))
+                } else {
+                    // Webhook delivery: only the silences are polled, and a
+                    // source that answers nothing is down.
+                    if let Err(e) = silences {
+                        return Err(e);
+                    }
+                    (Vec::new(), None)
+                };
+                let silences_error = silences.as_ref().err().map(|e| e.to_string());
+                let state = Event::SourceState {
+                    source: name.to_string(),
+                    silences: silences
+                        .ok()
+                        .map(|v| v.iter().map(|s| s.to_upstream()).collect()),
+                    suppressed,
+                };
+                Ok(Polled {
+                    alerts: list,
+                    state: Some(state),
+                    silences_error,
+                })
+            }
+            Fetcher::Prom(c) => Ok(Polled {
+                alerts: c.alerts().await?,
+                state: None,
+                silences_error: None,
+            }),
         }
     }
 }
@@ -76,7 +120,10 @@ pub fn spawn_pollers(
     let mut tasks = Vec::new();
     for s in sources {
         let kind = s.kind.as_str();
-        if !s.polls() {
+        // An Alertmanager that delivers by webhook still has its silences
+        // polled: a webhook alert matching one gets no action.
+        let silences_only = !s.polls() && s.kind == SourceKind::Alertmanager;
+        if !s.polls() && !silences_only {
             report(
                 &board,
                 &s.name,
@@ -107,9 +154,18 @@ pub fn spawn_pollers(
             let mut known: BTreeMap<String, IncomingAlert> = BTreeMap::new();
             let mut failures = 0u32;
             loop {
-                match fetcher.alerts().await {
-                    Ok(list) => {
+                match fetcher.poll(&name, !silences_only).await {
+                    Ok(Polled {
+                        alerts: list,
+                        state,
+                        silences_error,
+                    }) => {
                         failures = 0;
+                        if let Some(ev) = state
+                            && events.send(ev).await.is_err()
+                        {
+                            return;
+                        }
                         let n = list.len();
                         let now: HashSet<String> =
                             list.iter().filter_map(|a| a.fingerprint.clone()).collect();
@@ -130,7 +186,12 @@ pub fn spawn_pollers(
                                 return;
                             }
                         }
-                        report(&board, &name, kind, HealthState::Ok, format!("{n} alerts"));
+                        let detail = match (silences_only, silences_error) {
+                            (true, _) => "webhook delivery; silences polled".to_string(),
+                            (false, None) => format!("{n} alerts"),
+                            (false, Some(e)) => format!("{n} alerts; silences unreadable: {e}"),
+                        };
+                        report(&board, &name, kind, HealthState::Ok, detail);
                     }
                     Err(e) => {
                         failures += 1;

@@ -460,6 +460,20 @@ impl Evaluator {
         )
     }
 
+    /// Does the instance still hold at `now` on its latest values: firing,
+    /// not every value stale, and its resolve condition not met? (Checked
+    /// right before an action starts.)
+    pub fn holds_at(&self, id: InstanceId, now: Time) -> bool {
+        let values = self.values(id);
+        self.is_firing(id)
+            && values.iter().flatten().any(|(_, at)| fresh(*at, now))
+            && !eval(
+                &self.policies[self.hot[id as usize].policy as usize].resolve,
+                values,
+                Some(now),
+            )
+    }
+
     /// Is the instance firing right now?
     pub fn is_firing(&self, id: InstanceId) -> bool {
         matches!(self.hot[id as usize].state, InstState::Firing { .. })

@@ -745,8 +745,9 @@ impl DemoFleet {
     }
 
     /// A complete config for the demo: hosts, the backup window and the
-    /// runbook overrides (build it with `Some("sim")` as the default
-    /// executor).
+    /// runbook overrides. Every demo host names the `sim` executor; build it
+    /// with no default executor so that a host the fleet does not have is
+    /// refused (`no_executor`), as in production.
     pub fn config(&self) -> Config {
         Config {
             demo: Some(true),
@@ -1226,7 +1227,7 @@ mod tests {
         let mut fleet = DemoFleet::new(start, speed);
         let setup = fleet
             .config()
-            .build("demo", "", false, Some("sim".into()))
+            .build("demo", "", false, None)
             .expect("the demo config builds");
         let mut engine = Engine::new(setup);
         let mut log: Vec<Record> = Vec::new();
@@ -1684,6 +1685,48 @@ mod tests {
                 .collect(),
             steps: Vec::new(),
         }
+    }
+
+    #[test]
+    fn hosts_the_fleet_does_not_have_are_refused() {
+        // The engine: no executor for a host outside the fleet.
+        let setup = DemoFleet::new(t0(), 1)
+            .config()
+            .build("demo", "", false, None)
+            .unwrap();
+        let mut engine = Engine::new(setup);
+        let labels: Labels = labels(&[
+            ("alertname", "DiskSpaceLow"),
+            ("host", "web-99"),
+            ("mountpoint", "/var"),
+        ]);
+        let cmds = engine.handle(
+            Event::Alert(crate::model::IncomingAlert {
+                labels,
+                annotations: Labels::new(),
+                status: crate::model::AlertStatus::Firing,
+                fingerprint: None,
+                starts_at: None,
+                ends_at: None,
+                source: Some("alertmanager".into()),
+            }),
+            t0(),
+        );
+        let blocked: Vec<&Record> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Command::Record(r) if r.kind == RecordKind::ActionBlocked => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(blocked.len(), 1, "{cmds:?}");
+        assert_eq!(blocked[0].reason.as_deref(), Some("no_executor"));
+        assert!(!cmds.iter().any(|c| matches!(c, Command::Execute(_))));
+        // The executor: a clear failure, nothing changed.
+        let mut f = DemoFleet::new(t0(), 1);
+        let o = f.execute(&exec("disk_cleanup", "web-99", &[]), t0());
+        assert!(!o.success);
+        assert_eq!(o.detail, "the demo fleet has no host \"web-99\"");
     }
 
     #[test]

@@ -485,8 +485,12 @@ impl Scenario {
                 http: None,
             });
         }
+        // As in production: when the scenario lists its hosts, a host it
+        // does not list has no executor (`no_executor`). Without a list every
+        // host is simulated.
+        let default_executor = sf.hosts.is_empty().then(|| "sim".to_string());
         let setup = config
-            .build(file, text, true, Some("sim".into()))
+            .build(file, text, true, default_executor)
             .map_err(|es| {
                 let first = &es[0];
                 ScenarioError {

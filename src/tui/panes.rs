@@ -323,8 +323,12 @@ fn detail(app: &App, area: Rect) -> PaneText {
     if let Some(s) = &a.silence {
         lines.push(Line::styled(
             format!(
-                "SILENCED until {} by {}{}  (no runbook is proposed; `unsilence` ends it)",
-                s.until.format("%Y-%m-%d %H:%M UTC"),
+                "SILENCED {} by {}{}  (no runbook is proposed; `unsilence` ends it)",
+                if s.until >= crate::engine::while_inhibited() {
+                    "while the inhibiting alert fires".to_string()
+                } else {
+                    format!("until {}", s.until.format("%Y-%m-%d %H:%M UTC"))
+                },
                 clean(&s.actor),
                 if s.comment.is_empty() {
                     String::new()
