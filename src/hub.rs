@@ -822,6 +822,9 @@ impl Hub {
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
         hub.pending_restore = cmds;
+        // What was restored is shown from the first moment (the restore's
+        // own records follow once written).
+        hub.publish();
         (
             hub,
             HubHandle {

@@ -323,3 +323,85 @@ fn a_policy_alert_that_fired_before_a_restart_is_the_same_episode_after() {
         "{c:?}"
     );
 }
+
+/// Start-up with a large open state: 10,000 firing alerts and 1,000 actions
+/// awaiting approval are loaded, restored and served (GET
+/// /api/v1/actions lists them) within a second of the process starting.
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: times a real process")]
+fn a_restart_with_10000_open_alerts_and_1000_open_actions_serves_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now();
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut e = engine();
+        let mut recs = Vec::new();
+        for i in 0..10_000 {
+            let service = format!("svc-{i}");
+            // 1,000 of them get an action (one awaits approval, the others
+            // are held behind it as duplicates); no runbook matches the rest.
+            let name = if i < 1_000 {
+                "ServiceDown"
+            } else {
+                "Unmatched"
+            };
+            let ev = alert(name, "web-01", &[("service", &service)]);
+            for c in e.handle(ev, now) {
+                if let Command::Record(r) = c {
+                    recs.push(r);
+                }
+            }
+        }
+        store.append(&mut recs).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let listed = loop {
+        let got = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.write_all(
+                    b"GET /api/v1/actions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+                .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out.matches("\"state\":\"").count())
+            });
+        if let Some(n) = got.filter(|n| *n > 0) {
+            break n;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "not serving");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let took = t0.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("serving 10,000 alerts and {listed} open actions {took:?} after the start");
+    eprintln!(
+        "{}",
+        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+    );
+    assert!(listed >= 1_000, "{listed}");
+    // An unoptimised build is several times slower: the figure that counts
+    // is the release one.
+    let limit = if cfg!(debug_assertions) { 5_000 } else { 1_000 };
+    assert!(took.as_millis() <= limit, "{took:?}");
+}
