@@ -442,9 +442,8 @@ impl Admitted {
                 .closed
                 .load(std::sync::atomic::Ordering::Acquire)
             {
-                if let Some(w) = waiter {
-                    let _ = w.send(Err("the hub has stopped".into()));
-                }
+                // Dropped unanswered: the sender hears that the hub stopped.
+                drop(waiter);
                 return;
             }
             if let Some(w) = waiter {
