@@ -329,10 +329,16 @@ fn chaos(trials: u32, seed: u64) -> Vec<String> {
                         }
                         _ => {
                             // Approve whatever waits, over the unix socket.
+                            // (and re-runs interrupted ones, as an operator may)
+                            let status = if r.below(2) == 0 {
+                                "awaiting_approval"
+                            } else {
+                                "interrupted"
+                            };
                             let waiting: Vec<String> = unix(
                                 &sock,
                                 "GET",
-                                "/api/v1/actions?status=awaiting_approval",
+                                &format!("/api/v1/actions?status={status}"),
                                 "",
                             )
                             .and_then(|(_, b)| serde_json::from_str::<Value>(&b).ok())

@@ -1472,6 +1472,12 @@ impl Engine {
         }
         if let Some(a) = self.actions.get_mut(&id) {
             a.approved_by = Some(actor);
+            if a.state == ActionState::Interrupted {
+                // The re-run is a new attempt: its start is not confused
+                // with the interrupted one's (nor is its job, whose
+                // idempotency key is action and attempt).
+                a.attempt += 1;
+            }
         }
         self.set_state(id, ActionState::Approved, None, now);
         self.advance(id, now, false);
