@@ -19,9 +19,9 @@ use crate::analysis::live::{AnalysisView, LiveAnalysis};
 use crate::analysis::llm::LlmClient;
 use crate::engine::{
     Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
-    Modes, Outcome, Restored, Suggestion,
+    Modes, Outcome, Restored, RestoredAction, RestoredAlert, Suggestion,
 };
-use crate::model::{ActionId, AlertStatus, Record, RecordKind, Time};
+use crate::model::{ActionId, ActionState, AlertStatus, Record, RecordKind, Time};
 use crate::sim::demo::DemoFleet;
 use crate::store::{AuditWriter, PersistedState, StoreError};
 
@@ -315,6 +315,12 @@ pub struct SampleBacklog {
     queued: std::sync::atomic::AtomicU64,
     drained: tokio::sync::Notify,
     inbox: std::sync::Mutex<Vec<crate::model::KeyedSample>>,
+    /// Senders waiting for the samples now in the inbox to be evaluated
+    /// and their records committed (taken with the inbox, under its lock).
+    waiting: std::sync::Mutex<Vec<Durable>>,
+    /// Set (under the inbox lock) when the hub took the inbox for the last
+    /// time: later deliveries are refused, not left unanswered.
+    closed: std::sync::atomic::AtomicBool,
     /// Notified when the inbox stops being empty.
     arrived: tokio::sync::Notify,
 }
@@ -378,7 +384,22 @@ impl SampleBacklog {
 
     /// Every delivered sample not taken yet, in the order delivered.
     pub fn take_delivered(&self) -> Vec<crate::model::KeyedSample> {
-        std::mem::take(&mut *self.inbox())
+        self.take_with_waiters().0
+    }
+
+    /// The delivered samples and the senders waiting for them to be
+    /// durable.
+    fn take_with_waiters(&self) -> (Vec<crate::model::KeyedSample>, Vec<Durable>) {
+        let mut inbox = self.inbox();
+        let samples = std::mem::take(&mut *inbox);
+        let waiting = std::mem::take(
+            &mut *self
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        drop(inbox);
+        (samples, waiting)
     }
 }
 
@@ -397,9 +418,41 @@ impl Admitted {
 
     /// Hands the admitted samples to the hub's inbox (the hub counts them
     /// out once it evaluated them).
-    pub fn deliver(mut self, samples: Vec<crate::model::KeyedSample>) {
+    pub fn deliver(self, samples: Vec<crate::model::KeyedSample>) {
+        self.deliver_inner(samples, None);
+    }
+
+    /// [`Admitted::deliver`], and an answer once the hub evaluated the
+    /// samples and committed every record they caused (Ok), or could not
+    /// (Err with why; dropped when the hub stopped first).
+    pub fn deliver_durable(
+        self,
+        samples: Vec<crate::model::KeyedSample>,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.deliver_inner(samples, Some(tx));
+        rx
+    }
+
+    fn deliver_inner(mut self, samples: Vec<crate::model::KeyedSample>, waiter: Option<Durable>) {
         let first = {
             let mut inbox = self.backlog.inbox();
+            if self
+                .backlog
+                .closed
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                // Dropped unanswered: the sender hears that the hub stopped.
+                drop(waiter);
+                return;
+            }
+            if let Some(w) = waiter {
+                self.backlog
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(w);
+            }
             let first = inbox.is_empty();
             if first {
                 *inbox = samples;
@@ -423,10 +476,48 @@ impl Drop for Admitted {
     }
 }
 
+/// Where the hub says whether what a sender delivered is durable.
+type Durable = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Events a sender wants acknowledged once durable (a webhook's alerts): the
+/// hub handles them and answers after their records are committed.
+#[derive(Debug)]
+pub struct Delivery {
+    pub events: Vec<Event>,
+    pub done: Durable,
+}
+
+/// Why a delivery was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The hub's delivery queue is full: try again shortly.
+    Busy,
+    /// The hub has stopped (or stopped before it got to the delivery).
+    Stopped,
+    /// The records could not be written.
+    Store(String),
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryError::Busy => f.write_str("the hub's delivery queue is full"),
+            DeliveryError::Stopped => f.write_str("the hub has stopped"),
+            DeliveryError::Store(e) => write!(f, "the audit trail could not be written: {e}"),
+        }
+    }
+}
+
+/// How many deliveries may wait for the hub before senders are told to
+/// come back later (503).
+pub const DELIVERY_QUEUE: usize = 1024;
+
 /// The handle the console and the servers use.
 #[derive(Clone)]
 pub struct HubHandle {
     pub events: mpsc::Sender<Event>,
+    /// Deliveries acknowledged once durable (see [`HubHandle::deliver`]).
+    pub deliveries: mpsc::Sender<Delivery>,
     /// Senders of `Event::Samples` go through it first (see
     /// [`SampleBacklog`]).
     pub backlog: Arc<SampleBacklog>,
@@ -473,6 +564,25 @@ impl std::fmt::Display for IntentError {
 }
 
 impl HubHandle {
+    /// Hands `events` to the hub and returns once they were handled and
+    /// every record they caused is committed: only then may a sender be
+    /// told its delivery is accepted (rule 12). A full queue is refused at
+    /// once ([`DeliveryError::Busy`]) rather than waited for.
+    pub async fn deliver(&self, events: Vec<Event>) -> Result<(), DeliveryError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.deliveries
+            .try_send(Delivery { events, done })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DeliveryError::Busy,
+                mpsc::error::TrySendError::Closed(_) => DeliveryError::Stopped,
+            })?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DeliveryError::Store(e)),
+            Err(_) => Err(DeliveryError::Stopped),
+        }
+    }
+
     /// Carries out an operator's intent and waits for the hub's answer.
     pub async fn intent(&self, event: Event) -> Result<(), IntentError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -511,7 +621,10 @@ fn is_urgent(ev: &Event) -> bool {
 
 /// How long the hub lets ingested samples gather in its inbox before it
 /// evaluates them together (see [`SampleBacklog`]).
-const DELIVERY_WINDOW: Duration = Duration::from_millis(1);
+/// Zero: ingest senders now wait for their samples to be evaluated (rule
+/// 12), so what arrives while the hub works gathers by itself; a window
+/// would only add to every request's latency.
+const DELIVERY_WINDOW: Duration = Duration::ZERO;
 
 /// The longest a snapshot goes unpublished when nothing changes.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -522,6 +635,7 @@ pub struct Hub {
     demo: Option<DemoFleet>,
     operator: String,
     rx: mpsc::Receiver<Event>,
+    deliveries: mpsc::Receiver<Delivery>,
     queries: mpsc::Receiver<Query>,
     tx: mpsc::Sender<Event>,
     backlog: Arc<SampleBacklog>,
@@ -541,8 +655,9 @@ pub struct Hub {
     analysis: LiveAnalysis,
 }
 
-/// Turns what the store remembers into what the engine restores, and the
-/// records that close actions that cannot be resumed.
+/// Turns what the store remembers into what the engine restores: modes,
+/// breakers, run history, firing alerts with their episode and action, open
+/// actions in their state, silences.
 pub fn restored_from(state: &PersistedState) -> Restored {
     let mut r = Restored {
         next_action: state.max_action + 1,
@@ -554,6 +669,44 @@ pub fn restored_from(state: &PersistedState) -> Restored {
             frozen: state.frozen.unwrap_or(false),
         });
     }
+    let mut open = std::collections::HashSet::new();
+    for a in &state.open_actions {
+        let Some(id) = ActionId::parse(&a.action_id) else {
+            continue;
+        };
+        r.next_action = r.next_action.max(id.0 + 1);
+        let Some(st) = a.phase.as_deref().and_then(phase_state) else {
+            continue;
+        };
+        open.insert(id);
+        // A retry's record carries the attempt to come; the action is at
+        // the one that failed until its time.
+        let attempt = a.attempt.unwrap_or(1);
+        let attempt = if st == ActionState::RetryWaiting {
+            attempt.saturating_sub(1).max(1)
+        } else {
+            attempt
+        };
+        r.actions.push(RestoredAction {
+            id,
+            runbook: a.runbook.clone().unwrap_or_default(),
+            target: a.target.clone().unwrap_or_default(),
+            params: a.params.clone(),
+            alert: a.alert.clone().unwrap_or_default(),
+            fingerprint: a.fingerprint.clone().unwrap_or_default(),
+            severity: a.severity.unwrap_or(crate::model::Severity::Warning),
+            state: st,
+            attempt,
+            created: a.first_at,
+            updated: a.last_at,
+            block: a.reason.as_deref().and_then(|r| {
+                serde_json::from_value(serde_json::Value::String(r.to_string())).ok()
+            }),
+            due: a.due_at,
+            approved_by: a.approved_by.clone(),
+            requested_by: a.requested_by.clone(),
+        });
+    }
     for a in &state.actions {
         if let Some(id) = ActionId::parse(&a.action_id) {
             r.next_action = r.next_action.max(id.0 + 1);
@@ -561,7 +714,8 @@ pub fn restored_from(state: &PersistedState) -> Restored {
                 a.state,
                 RecordKind::ActionStarted | RecordKind::ActionInterrupted
             );
-            if was_running {
+            if was_running && !open.contains(&id) {
+                // A trail without phases (not rebuilt): as before.
                 r.interrupted.push(InterruptedAction {
                     id,
                     runbook: a.runbook.clone().unwrap_or_default(),
@@ -571,6 +725,32 @@ pub fn restored_from(state: &PersistedState) -> Restored {
                 });
             }
         }
+    }
+    for al in &state.firing_alerts {
+        r.alerts.push(RestoredAlert {
+            fingerprint: al.fingerprint.clone(),
+            name: al
+                .alert
+                .clone()
+                .or_else(|| al.labels.get("alertname").cloned())
+                .unwrap_or_else(|| "unnamed".into()),
+            labels: al.labels.clone(),
+            severity: al.severity.unwrap_or(crate::model::Severity::Warning),
+            since: al.since,
+            source: al.source.clone(),
+            action: al.action_id.as_deref().and_then(ActionId::parse),
+        });
+    }
+    for s in &state.silences {
+        r.silences.push((
+            s.fingerprint.clone(),
+            crate::engine::AlertSilence {
+                id: s.id.clone(),
+                until: s.until,
+                actor: s.actor.clone(),
+                comment: s.comment.clone(),
+            },
+        ));
     }
     for b in &state.breakers {
         r.open_breakers
@@ -582,10 +762,26 @@ pub fn restored_from(state: &PersistedState) -> Restored {
     r
 }
 
+/// The engine state of an open action's stored phase.
+fn phase_state(phase: &str) -> Option<ActionState> {
+    Some(match phase {
+        "proposed" => ActionState::Proposed,
+        "blocked" => ActionState::Blocked,
+        "awaiting_approval" => ActionState::AwaitingApproval,
+        "approved" => ActionState::Approved,
+        "running" => ActionState::Running,
+        "verifying" => ActionState::Verifying,
+        "retry_waiting" => ActionState::RetryWaiting,
+        "interrupted" => ActionState::Interrupted,
+        _ => return None,
+    })
+}
+
 impl Hub {
     /// Builds the hub; returns it and the handle to talk to it.
     pub fn new(setup: HubSetup) -> (Hub, HubHandle) {
         let (tx, rx) = mpsc::channel(4096);
+        let (dtx, drx) = mpsc::channel(DELIVERY_QUEUE);
         let (qtx, qrx) = mpsc::channel(256);
         let (focus_tx, focus_rx) = watch::channel(None);
         let runbooks = Arc::new(runbook_infos(&setup.engine));
@@ -606,6 +802,7 @@ impl Hub {
             demo: setup.demo,
             operator: setup.operator,
             rx,
+            deliveries: drx,
             queries: qrx,
             tx: tx.clone(),
             backlog: backlog.clone(),
@@ -627,10 +824,14 @@ impl Hub {
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
         hub.pending_restore = cmds;
+        // What was restored is shown from the first moment (the restore's
+        // own records follow once written).
+        hub.publish();
         (
             hub,
             HubHandle {
                 events: tx,
+                deliveries: dtx,
                 backlog,
                 snapshots: snap_rx,
                 focus: Arc::new(focus_tx),
@@ -650,9 +851,52 @@ impl Hub {
         self.analysis.set_enabled(on);
     }
 
+    /// Handles deliveries (and the others queued behind them, so that one
+    /// commit covers them all), then answers each once its records are
+    /// committed.
+    async fn handle_deliveries(&mut self, first: Delivery) {
+        let now = Utc::now();
+        let mut waiting = Vec::new();
+        let mut next = Some(first);
+        let mut events = 0usize;
+        while let Some(d) = next.take() {
+            for ev in d.events {
+                self.analysis.observe(&ev, now);
+                self.engine.handle_into(ev, now);
+                events += 1;
+            }
+            waiting.push(d.done);
+            if events < 16_384
+                && let Ok(d) = self.deliveries.try_recv()
+            {
+                next = Some(d);
+            }
+        }
+        let cmds = self.engine.take_commands();
+        self.publish();
+        let result = self.perform(cmds, now).await;
+        for w in waiting {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    /// Evaluates the samples delivered to the inbox and answers the senders
+    /// that wait for them to be durable.
+    async fn handle_inbox(&mut self) {
+        let (samples, waiting) = self.backlog.take_with_waiters();
+        let result = if samples.is_empty() {
+            Ok(())
+        } else {
+            self.handle_events(Event::Keyed(samples)).await
+        };
+        for w in waiting {
+            let _ = w.send(result.clone());
+        }
+    }
+
     /// Evaluates `ev` and what else is queued behind it, so that one commit
     /// covers the batch.
-    async fn handle_events(&mut self, ev: Event) {
+    async fn handle_events(&mut self, ev: Event) -> Result<(), String> {
         let now = Utc::now();
         let mut samples = sample_count(&ev);
         self.analysis.observe(&ev, now);
@@ -680,14 +924,14 @@ impl Hub {
             // records follow.
             self.publish();
         }
-        self.perform(cmds, now).await;
+        self.perform(cmds, now).await
     }
 
     /// Runs until `shutdown` flips to true; flushes the audit trail before
     /// returning.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
         let restore = std::mem::take(&mut self.pending_restore);
-        self.perform(restore, Utc::now()).await;
+        let _ = self.perform(restore, Utc::now()).await;
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut publish = tokio::time::interval(Duration::from_millis(100));
@@ -704,8 +948,12 @@ impl Hub {
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
+                Some(d) = self.deliveries.recv() => {
+                    self.handle_deliveries(d).await;
+                    dirty = true;
+                }
                 Some(ev) = self.rx.recv() => {
-                    self.handle_events(ev).await;
+                    let _ = self.handle_events(ev).await;
                     dirty = true;
                 }
                 Some(q) = self.queries.recv() => match q {
@@ -720,7 +968,7 @@ impl Hub {
                                 let _ = reply.send(Err(IntentError::Refused(r)));
                             }
                             Ok(()) => {
-                                self.handle_events(event).await;
+                                let _ = self.handle_events(event).await;
                                 dirty = true;
                                 let _ = reply.send(Ok(()));
                             }
@@ -732,16 +980,13 @@ impl Hub {
                 }
                 () = async { if let Some(s) = delivering.as_mut() { s.await } }, if delivering.is_some() => {
                     delivering = None;
-                    let samples = self.backlog.take_delivered();
-                    if !samples.is_empty() {
-                        self.handle_events(Event::Keyed(samples)).await;
-                        dirty = true;
-                    }
+                    self.handle_inbox().await;
+                    dirty = true;
                 }
                 Some(u) = self.analysis.next_update() => {
                     let now = Utc::now();
                     if let Some(r) = self.analysis.apply(u, now) {
-                        self.perform(vec![Command::Record(r)], now).await;
+                        let _ = self.perform(vec![Command::Record(r)], now).await;
                     }
                     dirty = true;
                 }
@@ -767,7 +1012,7 @@ impl Hub {
                         dirty = true;
                     }
                     board_seen = board;
-                    self.perform(cmds, now).await;
+                    let _ = self.perform(cmds, now).await;
                 }
                 Ok(()) = self.focus.changed() => {
                     dirty = true;
@@ -781,8 +1026,31 @@ impl Hub {
                 }
             }
         }
+        self.drain().await;
         self.publish();
         self.writer.flush_async().await
+    }
+
+    /// On the way out: whatever senders were let in before the stop is
+    /// handled and committed before the hub returns, so that nothing
+    /// acknowledged is lost and nothing queued is acknowledged unhandled.
+    /// Later senders find the queues closed (503).
+    async fn drain(&mut self) {
+        self.deliveries.close();
+        self.rx.close();
+        while let Ok(d) = self.deliveries.try_recv() {
+            self.handle_deliveries(d).await;
+        }
+        {
+            let _inbox = self.backlog.inbox();
+            self.backlog
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.handle_inbox().await;
+        while let Ok(ev) = self.rx.try_recv() {
+            let _ = self.handle_events(ev).await;
+        }
     }
 
     /// Keeps the latest value and a short history of each metric per host;
@@ -841,10 +1109,11 @@ impl Hub {
     }
 
     /// Writes the batch's records durably, then performs its other commands.
-    /// When the write fails, nothing of the batch is performed.
-    async fn perform(&mut self, cmds: Vec<Command>, now: Time) {
+    /// When the write fails, nothing of the batch is performed (and the
+    /// error is returned).
+    async fn perform(&mut self, cmds: Vec<Command>, now: Time) -> Result<(), String> {
         if cmds.is_empty() {
-            return;
+            return Ok(());
         }
         let mut records = Vec::new();
         let mut effects = Vec::new();
@@ -891,7 +1160,7 @@ impl Hub {
                             });
                         }
                     }
-                    return;
+                    return Err(e.to_string());
                 }
             }
         }
@@ -907,6 +1176,7 @@ impl Hub {
                 Command::Record(_) => {}
             }
         }
+        Ok(())
     }
 
     /// The heuristic's `rca` record for an alert that fired (and the LLM

@@ -184,6 +184,26 @@ fn a_restart_reports_actions_that_were_running_and_does_not_rerun_them() {
         .collect();
     assert_eq!(interrupted.len(), 1, "{out}");
     assert_eq!(interrupted[0]["action_id"], "A000041");
+    // Started again, it still shows the action interrupted, and records
+    // nothing about it again.
+    let o = vigil(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--demo",
+        "--data-dir",
+        d,
+        "--duration",
+        "1s",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = vigil(&["audit", "export", "--data-dir", d]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let again = out
+        .lines()
+        .filter(|l| l.contains("\"action_interrupted\""))
+        .count();
+    assert_eq!(again, 1, "an interruption is recorded once: {out}");
     assert!(
         !out.lines().any(|l| l.contains("\"action_started\"")
             && l.contains("A000041")
@@ -308,4 +328,61 @@ fn check_reports_broken_themes_and_keymaps_beside_the_config() {
         "fast",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// POSTs `body` to `path` on 127.0.0.1:`port`: the status code.
+fn post(port: u16, path: &str, body: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_firing_alert_redelivered_across_restarts_is_one_episode_with_one_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let hook = r#"{"version":"4","status":"firing","receiver":"vigil","alerts":[{"status":"firing",
+        "labels":{"alertname":"DiskSpaceLow","host":"web-01","mountpoint":"/","severity":"warning"},
+        "annotations":{},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"redelivered-1"}]}"#;
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["serve", "--demo", "--data-dir", d, "--duration", "3s"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("HOME", std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while post(port, "/hooks/alertmanager", hook) != Some(200) {
+            assert!(
+                t0.elapsed().as_secs() < 20,
+                "the webhook never answered 200"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(child.wait().unwrap().success());
+    }
+    let o = vigil(&["audit", "export", "--data-dir", d]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let of_alert = |kind: &str| {
+        out.lines()
+            .filter(|l| l.contains(&format!("\"kind\":\"{kind}\"")) && l.contains("redelivered-1"))
+            .count()
+    };
+    assert_eq!(of_alert("alert_firing"), 1, "{out}");
+    assert_eq!(of_alert("action_proposed"), 1, "{out}");
 }

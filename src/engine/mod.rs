@@ -10,6 +10,7 @@
 
 pub mod guards;
 mod intents;
+mod restore;
 mod silence;
 mod upstream;
 mod verify;
@@ -346,6 +347,47 @@ pub struct Restored {
     pub runs: Vec<(String, String, Time)>,
     /// Actions that were running when Vigil stopped.
     pub interrupted: Vec<InterruptedAction>,
+    /// Alerts that were firing, with their episode's start and action.
+    pub alerts: Vec<RestoredAlert>,
+    /// Actions that had not ended, in their state (a `Running` one comes
+    /// back interrupted, recorded once).
+    pub actions: Vec<RestoredAction>,
+    /// Silences that were active, by alert fingerprint.
+    pub silences: Vec<(String, AlertSilence)>,
+}
+
+/// A firing alert brought back by a restart: the same episode goes on.
+#[derive(Debug, Clone)]
+pub struct RestoredAlert {
+    pub fingerprint: String,
+    pub name: String,
+    pub labels: Labels,
+    pub severity: Severity,
+    pub since: Time,
+    pub source: Option<String>,
+    pub action: Option<ActionId>,
+}
+
+/// An action that had not ended when Vigil stopped.
+#[derive(Debug, Clone)]
+pub struct RestoredAction {
+    pub id: ActionId,
+    pub runbook: String,
+    pub target: String,
+    pub params: BTreeMap<String, String>,
+    pub alert: String,
+    pub fingerprint: String,
+    pub severity: Severity,
+    pub state: ActionState,
+    /// The attempt in progress (for a retry waiting: the one that failed).
+    pub attempt: u32,
+    pub created: Time,
+    pub updated: Time,
+    pub block: Option<BlockReason>,
+    /// The approval's expiry, or the retry's time.
+    pub due: Option<Time>,
+    pub approved_by: Option<String>,
+    pub requested_by: Option<String>,
 }
 
 /// An action that was running when Vigil stopped.
@@ -387,6 +429,9 @@ pub struct Engine {
     upstream: HashMap<String, upstream::SourceView>,
     /// The suppression a source holds for an alert now, by fingerprint.
     upstream_on: HashMap<String, AlertSilence>,
+    /// When restored alerts of policies whose data never came back resolve
+    /// as stale.
+    restored_stale_at: Option<Time>,
 }
 
 fn rec(kind: RecordKind, now: Time) -> Record {
@@ -416,6 +461,7 @@ impl Engine {
             silences: HashMap::new(),
             upstream: HashMap::new(),
             upstream_on: HashMap::new(),
+            restored_stale_at: None,
         }
     }
 
@@ -514,6 +560,10 @@ impl Engine {
     /// The earliest time at which a `Tick` has something to do.
     pub fn next_deadline(&self) -> Option<Time> {
         let a = self.due.peek().map(|Reverse((t, _))| *t);
+        let a = match (a, self.restored_stale_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let a = match (a, self.next_silence_end()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -548,6 +598,7 @@ impl Engine {
         for b in self.breakers.values_mut() {
             b.runs.make_contiguous().sort();
         }
+        self.restore_open(r.silences, r.alerts, r.actions, now);
         for InterruptedAction {
             id,
             runbook,
@@ -556,6 +607,9 @@ impl Engine {
             alert,
         } in r.interrupted
         {
+            if self.actions.contains_key(&id) {
+                continue;
+            }
             let plan = self
                 .catalog
                 .get(&runbook)
@@ -575,7 +629,7 @@ impl Engine {
                 created: now,
                 updated: now,
                 block: None,
-                detail: "was running when Vigil stopped; not re-run without an operator".into(),
+                detail: restore::INTERRUPTED.into(),
                 due: None,
                 approved_by: None,
                 approved_at: None,
@@ -1610,6 +1664,12 @@ impl Engine {
         if let Some(a) = self.actions.get_mut(&id) {
             a.approved_by = Some(actor);
             a.approved_at = Some(now);
+            if a.state == ActionState::Interrupted {
+                // The re-run is a new attempt: its start is not confused
+                // with the interrupted one's (nor is its job, whose
+                // idempotency key is action and attempt).
+                a.attempt += 1;
+            }
         }
         self.set_state(id, ActionState::Approved, None, now);
         self.advance(id, now, false);
@@ -1787,9 +1847,16 @@ impl Engine {
             return;
         };
         let alert = self.alerts.get(&a.fingerprint);
+        let instance = alert.and_then(|al| {
+            al.instance.or_else(|| {
+                (al.origin == AlertOrigin::Policy)
+                    .then(|| self.eval.find_instance(&al.fingerprint))
+                    .flatten()
+            })
+        });
         let (still_bad, why) = match alert {
-            Some(al) if al.instance.is_some() => {
-                let inst = al.instance.unwrap_or_default();
+            Some(_) if instance.is_some() => {
+                let inst = instance.unwrap_or_default();
                 let p = self.eval.policy(self.eval.instance(inst).policy);
                 let bad = self.eval.fire_holds_latest(inst);
                 let v = self.eval.values(inst).first().copied().flatten();
@@ -1847,6 +1914,10 @@ impl Engine {
     fn on_tick(&mut self, now: Time) {
         self.expire_silences(now);
         self.expire_upstream(now);
+        if self.restored_stale_at.is_some_and(|t| t <= now) {
+            self.restored_stale_at = None;
+            self.resolve_unreturned(now);
+        }
         self.eval.tick(now, &mut self.transitions);
         if !self.transitions.is_empty() {
             self.apply_transitions(now);
@@ -1943,6 +2014,7 @@ impl Engine {
             silences: HashMap::new(),
             upstream: HashMap::new(),
             upstream_on: HashMap::new(),
+            restored_stale_at: None,
         };
         let id = ActionId(u64::MAX);
         probe.actions.insert(

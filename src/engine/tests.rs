@@ -411,7 +411,12 @@ fn interrupted_actions_wait_for_a_human_and_block_duplicates() {
         },
         t(10),
     );
-    assert!(kinds(&cmds).contains(&RecordKind::ActionStarted));
+    let started = records(&cmds)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::ActionStarted)
+        .unwrap();
+    // The re-run is the next attempt, never a second start of the first.
+    assert_eq!(started.attempt, Some(2));
 }
 
 #[test]

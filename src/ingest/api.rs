@@ -334,8 +334,23 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
     Ok(axum::body::Bytes::from(buf))
 }
 
-async fn send(api: &Api, ev: Event) -> Result<(), Response> {
-    api.hub.events.send(ev).await.map_err(|_| hub_stopped())
+/// A delivery that is not durable: 503 with `Retry-After`, so that the
+/// sender delivers it again (nothing was acknowledged).
+fn not_durable(e: crate::hub::DeliveryError) -> Response {
+    use crate::hub::DeliveryError;
+    let (msg, accepted, after) = match &e {
+        DeliveryError::Busy => (e.to_string(), "retry after a second", "1"),
+        DeliveryError::Stopped => (e.to_string(), "retry after Vigil restarts", "5"),
+        DeliveryError::Store(_) => (
+            format!("{e}; the delivery was not accepted"),
+            "retry once the store is writable",
+            "5",
+        ),
+    };
+    let mut r = error(503, "hub", msg, accepted);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(after));
+    r
 }
 
 fn hub_stopped() -> Response {
@@ -370,10 +385,14 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) ->
         .count();
     let n = alerts.len();
     Stats::add(&api.stats.webhook_alerts, n as u64);
-    for a in alerts {
-        if let Err(r) = send(&api, Event::Alert(a)).await {
-            return r;
-        }
+    // Answered only once the alerts are handled and their records are
+    // committed: a 2xx means durable (rule 12).
+    if let Err(e) = api
+        .hub
+        .deliver(alerts.into_iter().map(Event::Alert).collect())
+        .await
+    {
+        return not_durable(e);
     }
     axum::Json(json!({
         "received": n, "firing": firing, "resolved": n - firing,
@@ -401,7 +420,14 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
     if api.hub.events.is_closed() {
         return hub_stopped();
     }
-    ticket.deliver(samples);
+    // Answered once the hub evaluated them and committed every record they
+    // caused (rule 12; the samples themselves are measurements, see
+    // README "Durability").
+    match ticket.deliver_durable(samples).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return not_durable(crate::hub::DeliveryError::Store(e)),
+        Err(_) => return not_durable(crate::hub::DeliveryError::Stopped),
+    }
     Stats::add(&api.stats.samples_evaluated, n);
     for v in &violations {
         api.stats.violation(&v.policy, 1);

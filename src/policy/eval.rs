@@ -112,6 +112,10 @@ pub struct Evaluator {
     vals: Vec<Slot>,
     inst_index: HashMap<(u32, Labels), InstanceId>,
     deadlines: BinaryHeap<Reverse<(Time, InstanceId)>>,
+    /// Alerts that were firing when the process stopped, by fingerprint,
+    /// with the episode's start and severity and the time of the restart:
+    /// their instance starts out firing when its first series is interned.
+    restored: HashMap<String, (Time, Severity, Time)>,
 }
 
 fn fresh(at: Time, now: Time) -> bool {
@@ -167,6 +171,7 @@ impl Evaluator {
             vals: Vec::new(),
             inst_index: HashMap::new(),
             deadlines: BinaryHeap::new(),
+            restored: HashMap::new(),
         }
     }
 
@@ -242,8 +247,23 @@ impl Evaluator {
                             labels: key.clone(),
                             fingerprint: fp,
                         });
+                        // An alert firing before a restart goes on firing
+                        // (the same episode): its data decides when it
+                        // resolves, or its staleness 5 minutes after the
+                        // restart when no sample comes.
+                        let state = match self
+                            .restored
+                            .remove(&self.instances[i as usize].fingerprint)
+                        {
+                            Some((since, severity, at)) => {
+                                self.deadlines
+                                    .push(Reverse((at + STALENESS + TimeDelta::seconds(1), i)));
+                                InstState::Firing { since, severity }
+                            }
+                            None => InstState::Inactive,
+                        };
                         self.hot.push(HotInst {
-                            state: InstState::Inactive,
+                            state,
                             policy: pi,
                             vals_start: self.vals.len() as u32,
                             leaves: nleaves as u32,
@@ -411,6 +431,30 @@ impl Evaluator {
             instance: id,
             severity,
         });
+    }
+
+    /// Remembers that the alert `fingerprint` of a policy was firing since
+    /// `since` when the process stopped (restored at `now`): its instance
+    /// starts out firing instead of pending.
+    pub fn restore_firing(
+        &mut self,
+        fingerprint: &str,
+        since: Time,
+        severity: Severity,
+        now: Time,
+    ) {
+        self.restored
+            .insert(fingerprint.to_string(), (since, severity, now));
+    }
+
+    /// Is `fingerprint` a restored alert whose series has not come back yet?
+    pub fn awaits_restored(&self, fingerprint: &str) -> bool {
+        self.restored.contains_key(fingerprint)
+    }
+
+    /// Forgets a restored alert whose series never came back.
+    pub fn forget_restored(&mut self, fingerprint: &str) {
+        self.restored.remove(fingerprint);
     }
 
     /// The earliest time at which `tick` has something to do.

@@ -233,6 +233,30 @@ pub struct PersistedAction {
     pub attempt: Option<u32>,
     pub first_seq: u64,
     pub last_seq: u64,
+    /// Where the action is in its life, in the engine's terms
+    /// (`awaiting_approval`, `blocked`, `retry_waiting`, `verifying`,
+    /// `running`, `interrupted`, ..., `done`); None for a trail written
+    /// before schema 4 and not rebuilt.
+    pub phase: Option<String>,
+    pub severity: Option<Severity>,
+    /// The reason of its latest `action_blocked`.
+    pub reason: Option<String>,
+    /// Its approval's expiry (awaiting approval) or its retry's time.
+    pub due_at: Option<Time>,
+    /// Who gave its last needed approval.
+    pub approved_by: Option<String>,
+    /// Who asked for it (a manual run).
+    pub requested_by: Option<String>,
+}
+
+/// An active silence of one alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedSilence {
+    pub fingerprint: String,
+    pub id: String,
+    pub until: Time,
+    pub actor: String,
+    pub comment: String,
 }
 
 /// An open circuit breaker.
@@ -257,6 +281,10 @@ pub struct PersistedAlert {
     pub since: Time,
     /// Time of the latest `alert_firing` record.
     pub last_at: Time,
+    /// The source it came from ("alert received from X"), when external.
+    pub source: Option<String>,
+    /// The action of its current episode, if one was proposed.
+    pub action_id: Option<String>,
 }
 
 /// One `action_started` record (for rebuilding rate limits).
@@ -294,6 +322,12 @@ pub struct PersistedState {
     pub firing_alerts: Vec<PersistedAlert>,
     /// `action_started` records of the 24 hours before `now`, oldest first.
     pub recent_starts: Vec<ActionStart>,
+    /// Every action that has not ended (any phase but done, rejected,
+    /// expired, escalated, cancelled), oldest first.
+    pub open_actions: Vec<PersistedAction>,
+    /// Silences that were active when the trail ended (some may have
+    /// ended since: the engine expires them).
+    pub silences: Vec<PersistedSilence>,
 }
 
 /// `hex(sha256(prev + "\n" + json))`: the hash of one audit record.
@@ -569,6 +603,17 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
+        let from = identify(&self.conn, &self.path)?.version;
+        self.migrate_steps()?;
+        if from > 0 && from < schema::RESUMABLE_VERSION {
+            // The columns a restart resumes from are new: fill them from
+            // the trail once.
+            self.rebuild_state()?;
+        }
+        Ok(())
+    }
+
+    fn migrate_steps(&mut self) -> Result<(), StoreError> {
         let known = schema::current_version();
         loop {
             let path = self.path.clone();
@@ -737,7 +782,7 @@ impl Store {
             .map_err(e())?;
         tx.execute_batch(
             "DELETE FROM actions; DELETE FROM breakers; DELETE FROM alerts;
-             DELETE FROM modes; DELETE FROM action_starts;",
+             DELETE FROM modes; DELETE FROM action_starts; DELETE FROM silences;",
         )
         .map_err(e())?;
         let mut derived = DerivedBatch::default();
@@ -781,43 +826,14 @@ impl Store {
             ..PersistedState::default()
         };
 
-        let mut stmt = tx
-            .prepare(
-                "SELECT action_id, runbook, target, alert, fingerprint, params, state, first_at,
-                        last_at, attempt, first_seq, last_seq
-                 FROM actions WHERE state IN ('action_started', 'action_interrupted')
-                 ORDER BY first_seq",
-            )
-            .map_err(e())?;
-        let mut rows = stmt.query([]).map_err(e())?;
-        while let Some(row) = rows.next().map_err(e())? {
-            let last_seq = row.get::<_, i64>(11).map_err(e())? as u64;
-            let params: Option<String> = row.get(5).map_err(e())?;
-            let params = match params {
-                Some(p) => serde_json::from_str(&p)
-                    .map_err(|err| self.corrupt(last_seq, format!("action params: {err}")))?,
-                None => BTreeMap::new(),
-            };
-            let state: String = row.get(6).map_err(e())?;
-            let state = RecordKind::parse(&state)
-                .ok_or_else(|| self.corrupt(last_seq, format!("unknown kind {state:?}")))?;
-            st.actions.push(PersistedAction {
-                action_id: row.get(0).map_err(e())?,
-                runbook: row.get(1).map_err(e())?,
-                target: row.get(2).map_err(e())?,
-                alert: row.get(3).map_err(e())?,
-                fingerprint: row.get(4).map_err(e())?,
-                params,
-                state,
-                first_at: self.time(last_seq, row.get_ref(7).map_err(e())?)?,
-                last_at: self.time(last_seq, row.get_ref(8).map_err(e())?)?,
-                attempt: row.get(9).map_err(e())?,
-                first_seq: row.get::<_, i64>(10).map_err(e())? as u64,
-                last_seq,
-            });
-        }
-        drop(rows);
-        drop(stmt);
+        st.actions = self.load_actions(
+            &tx,
+            "WHERE state IN ('action_started', 'action_interrupted')",
+        )?;
+        st.open_actions = self.load_actions(
+            &tx,
+            "WHERE phase NOT IN ('done', 'rejected', 'expired', 'escalated', 'cancelled')",
+        )?;
         // Both through an index: the newest proposal in the trail, and the
         // greatest id of the actions table (ids of one width sort by number).
         let newest = self.newest_proposal()?;
@@ -868,7 +884,7 @@ impl Store {
 
         let mut stmt = tx
             .prepare(
-                "SELECT fingerprint, alert, labels, severity, since, last_at, seq
+                "SELECT fingerprint, alert, labels, severity, since, last_at, seq, source, action_id
                  FROM alerts WHERE status = 'firing' ORDER BY seq",
             )
             .map_err(e())?;
@@ -889,6 +905,37 @@ impl Store {
                 severity: severity.as_deref().and_then(Severity::parse),
                 since: self.time(seq, row.get_ref(4).map_err(e())?)?,
                 last_at: self.time(seq, row.get_ref(5).map_err(e())?)?,
+                source: row.get(7).map_err(e())?,
+                action_id: row.get(8).map_err(e())?,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+
+        let mut stmt = tx
+            .prepare(
+                "SELECT fingerprint, silence_id, until, actor, comment, seq
+                 FROM silences ORDER BY seq",
+            )
+            .map_err(e())?;
+        let mut rows = stmt.query([]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let seq = row.get::<_, i64>(5).map_err(e())? as u64;
+            st.silences.push(PersistedSilence {
+                fingerprint: row.get(0).map_err(e())?,
+                id: row
+                    .get::<_, Option<String>>(1)
+                    .map_err(e())?
+                    .unwrap_or_default(),
+                until: self.time(seq, row.get_ref(2).map_err(e())?)?,
+                actor: row
+                    .get::<_, Option<String>>(3)
+                    .map_err(e())?
+                    .unwrap_or_default(),
+                comment: row
+                    .get::<_, Option<String>>(4)
+                    .map_err(e())?
+                    .unwrap_or_default(),
             });
         }
         drop(rows);
@@ -917,6 +964,64 @@ impl Store {
             });
         }
         Ok(st)
+    }
+
+    /// The rows of `actions` that `filter` (a WHERE clause) selects, oldest
+    /// first.
+    fn load_actions(
+        &self,
+        tx: &Connection,
+        filter: &str,
+    ) -> Result<Vec<PersistedAction>, StoreError> {
+        let e = || self.err("load the persisted actions");
+        let mut out = Vec::new();
+        let mut stmt = tx
+            .prepare(&format!(
+                "SELECT action_id, runbook, target, alert, fingerprint, params, state, first_at,
+                        last_at, attempt, first_seq, last_seq, phase, severity, reason, due_at,
+                        approved_by, requested_by
+                 FROM actions {filter} ORDER BY first_seq"
+            ))
+            .map_err(e())?;
+        let mut rows = stmt.query([]).map_err(e())?;
+        while let Some(row) = rows.next().map_err(e())? {
+            let last_seq = row.get::<_, i64>(11).map_err(e())? as u64;
+            let params: Option<String> = row.get(5).map_err(e())?;
+            let params = match params {
+                Some(p) => serde_json::from_str(&p)
+                    .map_err(|err| self.corrupt(last_seq, format!("action params: {err}")))?,
+                None => BTreeMap::new(),
+            };
+            let state: String = row.get(6).map_err(e())?;
+            let state = RecordKind::parse(&state)
+                .ok_or_else(|| self.corrupt(last_seq, format!("unknown kind {state:?}")))?;
+            let severity: Option<String> = row.get(13).map_err(e())?;
+            let due_at = match row.get_ref(15).map_err(e())? {
+                ValueRef::Null => None,
+                v => Some(self.time(last_seq, v)?),
+            };
+            out.push(PersistedAction {
+                action_id: row.get(0).map_err(e())?,
+                runbook: row.get(1).map_err(e())?,
+                target: row.get(2).map_err(e())?,
+                alert: row.get(3).map_err(e())?,
+                fingerprint: row.get(4).map_err(e())?,
+                params,
+                state,
+                first_at: self.time(last_seq, row.get_ref(7).map_err(e())?)?,
+                last_at: self.time(last_seq, row.get_ref(8).map_err(e())?)?,
+                attempt: row.get(9).map_err(e())?,
+                first_seq: row.get::<_, i64>(10).map_err(e())? as u64,
+                last_seq,
+                phase: row.get(12).map_err(e())?,
+                severity: severity.as_deref().and_then(Severity::parse),
+                reason: row.get(14).map_err(e())?,
+                due_at,
+                approved_by: row.get(16).map_err(e())?,
+                requested_by: row.get(17).map_err(e())?,
+            });
+        }
+        Ok(out)
     }
 
     /// The action id of the newest `action_proposed` record that has one.
@@ -1447,6 +1552,99 @@ struct PendingAction {
     attempt: Option<u32>,
     first_seq: i64,
     last_seq: i64,
+    phase: Option<&'static str>,
+    severity: Option<&'static str>,
+    reason: Option<String>,
+    due_at: Option<String>,
+    approved_by: Option<String>,
+    requested_by: Option<String>,
+}
+
+/// What one record says about its action beyond the record's own columns
+/// (the schema 4 columns of `actions`); None keeps what was known.
+struct ActionFacts {
+    phase: Option<&'static str>,
+    severity: Option<&'static str>,
+    reason: Option<String>,
+    due_at: Option<String>,
+    approved_by: Option<String>,
+    requested_by: Option<String>,
+}
+
+impl ActionFacts {
+    fn of(r: &Record) -> ActionFacts {
+        let data_str = |k: &str| {
+            r.data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let phase = match r.kind {
+            RecordKind::ActionProposed => Some("proposed"),
+            RecordKind::ActionBlocked => Some("blocked"),
+            RecordKind::ApprovalRequested => Some("awaiting_approval"),
+            RecordKind::ActionApproved => {
+                // Partial four-eyes approvals leave the action waiting.
+                let d = r.data.as_ref();
+                let got = d
+                    .and_then(|d| d.get("approvals"))
+                    .and_then(|v| v.as_array())
+                    .map(Vec::len);
+                let need = d
+                    .and_then(|d| d.get("approvals_needed"))
+                    .and_then(|v| v.as_u64());
+                match (got, need) {
+                    (Some(g), Some(n)) if (g as u64) < n => None,
+                    _ => Some("approved"),
+                }
+            }
+            RecordKind::ActionStarted => Some("running"),
+            RecordKind::ActionInterrupted => Some("interrupted"),
+            RecordKind::ActionSucceeded => Some("verifying"),
+            RecordKind::RetryScheduled => Some("retry_waiting"),
+            RecordKind::VerificationPassed | RecordKind::DryRunPlanned => Some("done"),
+            RecordKind::ActionRejected => Some("rejected"),
+            RecordKind::ActionExpired => Some("expired"),
+            RecordKind::Escalated => Some("escalated"),
+            RecordKind::ActionCancelled => Some("cancelled"),
+            _ => None,
+        };
+        let due_at = match r.kind {
+            RecordKind::ApprovalRequested => data_str("expires_at"),
+            RecordKind::RetryScheduled => data_str("at").or_else(|| {
+                // "...; attempt 2 of 3 at 2026-01-01T00:00:30Z (backoff 30s)"
+                let d = r.detail.as_deref()?;
+                let (_, rest) = d.rsplit_once(" at ")?;
+                Some(rest.split(' ').next()?.to_string())
+            }),
+            _ => None,
+        };
+        ActionFacts {
+            phase,
+            severity: match r.kind {
+                RecordKind::ActionProposed => r.severity.map(Severity::as_str),
+                _ => None,
+            },
+            reason: match r.kind {
+                RecordKind::ActionBlocked => r.reason.clone(),
+                _ => None,
+            },
+            due_at,
+            approved_by: match (r.kind, phase) {
+                (RecordKind::ActionApproved, Some(_)) => r.actor.clone(),
+                _ => None,
+            },
+            requested_by: match r.kind {
+                RecordKind::ActionProposed
+                    if r.alert.as_deref() == Some(crate::engine::MANUAL_ALERT) =>
+                {
+                    r.actor.clone()
+                }
+                _ => None,
+            },
+        }
+    }
 }
 
 /// The derived-state writes of one transaction. Most records of a batch
@@ -1456,6 +1654,9 @@ struct DerivedBatch {
     /// Action ids in the order they first appeared (rows are written in it).
     order: Vec<String>,
     actions: std::collections::HashMap<String, PendingAction>,
+    /// "alert received from X" of a `signal` record, for the
+    /// `alert_firing` of the same fingerprint that follows it.
+    sources: std::collections::HashMap<String, String>,
 }
 
 impl DerivedBatch {
@@ -1464,17 +1665,24 @@ impl DerivedBatch {
     const MAX_PENDING: usize = 4096;
 
     fn merge_action(&mut self, id: &str, r: &Record, at: &str) {
+        fn keep(new: &Option<String>, old: &mut Option<String>) {
+            if new.is_some() {
+                old.clone_from(new);
+            }
+        }
         let params = r
             .params
             .as_ref()
             .and_then(|p| serde_json::to_string(p).ok());
         let seq = r.seq as i64;
+        let f = ActionFacts::of(r);
         if let Some(p) = self.actions.get_mut(id) {
-            let keep = |new: &Option<String>, old: &mut Option<String>| {
-                if new.is_some() {
-                    old.clone_from(new);
-                }
-            };
+            p.phase = f.phase.or(p.phase);
+            p.severity = f.severity.or(p.severity);
+            keep(&f.reason, &mut p.reason);
+            keep(&f.due_at, &mut p.due_at);
+            keep(&f.approved_by, &mut p.approved_by);
+            keep(&f.requested_by, &mut p.requested_by);
             keep(&r.runbook, &mut p.runbook);
             keep(&r.target, &mut p.target);
             keep(&r.alert, &mut p.alert);
@@ -1503,6 +1711,12 @@ impl DerivedBatch {
                 attempt: r.attempt,
                 first_seq: seq,
                 last_seq: seq,
+                phase: f.phase,
+                severity: f.severity,
+                reason: f.reason,
+                due_at: f.due_at,
+                approved_by: f.approved_by,
+                requested_by: f.requested_by,
             },
         );
     }
@@ -1532,8 +1746,10 @@ impl DerivedBatch {
         }
         let mut stmt = tx.prepare_cached(
             "INSERT INTO actions (action_id, runbook, target, alert, fingerprint, params, state,
-                                  first_at, last_at, attempt, first_seq, last_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                  first_at, last_at, attempt, first_seq, last_seq, phase,
+                                  severity, reason, due_at, approved_by, requested_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18)
              ON CONFLICT (action_id) DO UPDATE SET
                  runbook = coalesce(excluded.runbook, runbook),
                  target = coalesce(excluded.target, target),
@@ -1543,7 +1759,13 @@ impl DerivedBatch {
                  state = excluded.state,
                  last_at = excluded.last_at,
                  attempt = coalesce(excluded.attempt, attempt),
-                 last_seq = excluded.last_seq",
+                 last_seq = excluded.last_seq,
+                 phase = coalesce(excluded.phase, phase),
+                 severity = coalesce(excluded.severity, severity),
+                 reason = coalesce(excluded.reason, reason),
+                 due_at = coalesce(excluded.due_at, due_at),
+                 approved_by = coalesce(excluded.approved_by, approved_by),
+                 requested_by = coalesce(excluded.requested_by, requested_by)",
         )?;
         for id in self.order.drain(..) {
             let Some(p) = self.actions.remove(&id) else {
@@ -1562,6 +1784,12 @@ impl DerivedBatch {
                 p.attempt,
                 p.first_seq,
                 p.last_seq,
+                p.phase,
+                p.severity,
+                p.reason,
+                p.due_at,
+                p.approved_by,
+                p.requested_by,
             ])?;
         }
         Ok(())
@@ -1577,6 +1805,57 @@ fn apply_derived(tx: &Connection, r: &Record, batch: &mut DerivedBatch) -> rusql
         batch.merge_action(id, r, &at);
     }
     match r.kind {
+        RecordKind::Signal => {
+            if let (Some(fp), Some(src)) = (
+                &r.fingerprint,
+                r.detail
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix("alert received from ")),
+            ) {
+                batch.sources.insert(fp.clone(), src.to_string());
+            }
+        }
+        RecordKind::ActionProposed => {
+            if let (Some(fp), Some(id)) = (&r.fingerprint, &r.action_id) {
+                tx.prepare_cached("UPDATE alerts SET action_id = ?2 WHERE fingerprint = ?1")?
+                    .execute(params![fp, id])?;
+            }
+        }
+        RecordKind::SilenceCreated => {
+            if let Some(fp) = &r.fingerprint {
+                let d = |k: &str| {
+                    r.data
+                        .as_ref()
+                        .and_then(|d| d.get(k))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                };
+                if let Some(until) = d("ends_at") {
+                    tx.prepare_cached(
+                        "INSERT INTO silences (fingerprint, silence_id, until, actor, comment, seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (fingerprint) DO UPDATE SET
+                             silence_id = excluded.silence_id, until = excluded.until,
+                             actor = excluded.actor, comment = excluded.comment,
+                             seq = excluded.seq",
+                    )?
+                    .execute(params![
+                        fp,
+                        d("silence_id"),
+                        until,
+                        r.actor,
+                        r.reason,
+                        seq
+                    ])?;
+                }
+            }
+        }
+        RecordKind::SilenceExpired => {
+            if let Some(fp) = &r.fingerprint {
+                tx.prepare_cached("DELETE FROM silences WHERE fingerprint = ?1")?
+                    .execute([fp])?;
+            }
+        }
         RecordKind::CircuitOpened => {
             if let Some(runbook) = &r.runbook {
                 tx.prepare_cached(
@@ -1615,9 +1894,13 @@ fn apply_derived(tx: &Connection, r: &Record, batch: &mut DerivedBatch) -> rusql
                     .and_then(|l| serde_json::to_string(l).ok());
                 tx.prepare_cached(
                     "INSERT INTO alerts (fingerprint, alert, labels, severity, status, since,
-                                         last_at, resolved_at, seq)
-                     VALUES (?1, ?2, ?3, ?4, 'firing', ?5, ?5, NULL, ?6)
+                                         last_at, resolved_at, seq, source, action_id)
+                     VALUES (?1, ?2, ?3, ?4, 'firing', ?5, ?5, NULL, ?6, ?7, NULL)
                      ON CONFLICT (fingerprint) DO UPDATE SET
+                         source = CASE WHEN status = 'firing'
+                                       THEN coalesce(source, excluded.source)
+                                       ELSE excluded.source END,
+                         action_id = CASE WHEN status = 'firing' THEN action_id ELSE NULL END,
                          alert = coalesce(excluded.alert, alert),
                          labels = coalesce(excluded.labels, labels),
                          severity = coalesce(excluded.severity, severity),
@@ -1633,7 +1916,8 @@ fn apply_derived(tx: &Connection, r: &Record, batch: &mut DerivedBatch) -> rusql
                     labels,
                     r.severity.map(Severity::as_str),
                     at,
-                    seq
+                    seq,
+                    batch.sources.remove(&fp),
                 ])?;
             }
         }

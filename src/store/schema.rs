@@ -141,7 +141,39 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNION ALL SELECT a.seq >> 10, n.id, a.seq FROM audit a
             JOIN audit_names n ON n.col = 'actor' AND n.name = a.actor;
     "#,
+    // 4: what a restart needs to bring every open action, firing alert and
+    // silence back as it was (rule 13): each action's phase (its state in
+    // the engine's terms), severity, block reason, deadline, approver and
+    // requester; each alert's source and action; the active silences. The
+    // store rebuilds these columns from the trail after this migration.
+    r#"
+    ALTER TABLE actions ADD COLUMN phase TEXT;
+    ALTER TABLE actions ADD COLUMN severity TEXT;
+    ALTER TABLE actions ADD COLUMN reason TEXT;
+    ALTER TABLE actions ADD COLUMN due_at TEXT;
+    ALTER TABLE actions ADD COLUMN approved_by TEXT;
+    ALTER TABLE actions ADD COLUMN requested_by TEXT;
+    CREATE INDEX actions_live ON actions(first_seq)
+        WHERE phase NOT IN ('done', 'rejected', 'expired', 'escalated', 'cancelled');
+
+    ALTER TABLE alerts ADD COLUMN source TEXT;
+    ALTER TABLE alerts ADD COLUMN action_id TEXT;
+    CREATE INDEX alerts_firing ON alerts(seq) WHERE status = 'firing';
+
+    CREATE TABLE silences (
+        fingerprint TEXT PRIMARY KEY,
+        silence_id  TEXT,
+        until       TEXT NOT NULL,
+        actor       TEXT,
+        comment     TEXT,
+        seq         INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
+
+/// The first schema version whose derived state a restart can resume from
+/// (older trails are rebuilt once after migrating).
+pub(crate) const RESUMABLE_VERSION: i64 = 4;
 
 /// `audit_tags.bucket` is `seq >> BUCKET_SHIFT` (migration 3 writes 10).
 pub(crate) const BUCKET_SHIFT: u32 = 10;
