@@ -107,13 +107,14 @@ pub struct Snapshot {
     /// Firing first, then resolved; by severity, then age.
     pub alerts: Vec<Arc<Alert>>,
     /// Open actions first, then the most recent finished ones.
-    pub actions: Vec<Action>,
+    /// Shared between snapshots (and attached consoles) until it changes.
+    pub actions: Arc<Vec<Action>>,
     pub breakers: Vec<(String, String, Breaker)>,
     /// The newest records, oldest first.
-    pub recent: Vec<Record>,
+    pub recent: Arc<Vec<Record>>,
     pub audit_seq: u64,
     pub store_error: Option<String>,
-    pub hosts: Vec<HostView>,
+    pub hosts: Arc<Vec<HostView>>,
     pub incidents: Vec<String>,
     pub sources: Vec<SourceHealth>,
     /// Policy conditions that hold but not yet for long enough.
@@ -224,12 +225,12 @@ impl Snapshot {
             demo: false,
             operator: String::new(),
             alerts,
-            actions,
+            actions: Arc::new(actions),
             breakers,
-            recent: Vec::new(),
+            recent: Default::default(),
             audit_seq: 0,
             store_error: None,
-            hosts: Vec::new(),
+            hosts: Default::default(),
             incidents: Vec::new(),
             sources: Vec::new(),
             pending: engine
@@ -258,12 +259,12 @@ impl Snapshot {
             demo: false,
             operator: String::new(),
             alerts: Vec::new(),
-            actions: Vec::new(),
+            actions: Default::default(),
             breakers: Vec::new(),
-            recent: Vec::new(),
+            recent: Default::default(),
             audit_seq: 0,
             store_error: None,
-            hosts: Vec::new(),
+            hosts: Default::default(),
             incidents: Vec::new(),
             sources: Vec::new(),
             pending: Vec::new(),
@@ -1247,10 +1248,10 @@ impl Hub {
         let mut snap = Snapshot::of_engine(&self.engine, now, focus);
         snap.demo = self.demo.is_some();
         snap.operator = self.operator.clone();
-        snap.recent = self.recent.iter().cloned().collect();
+        snap.recent = Arc::new(self.recent.iter().cloned().collect());
         snap.audit_seq = self.audit_seq;
         snap.store_error = self.store_error.clone();
-        snap.hosts = self.hosts.values().cloned().collect();
+        snap.hosts = Arc::new(self.hosts.values().cloned().collect());
         snap.incidents = self
             .demo
             .as_ref()

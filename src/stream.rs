@@ -57,7 +57,7 @@ pub struct Delta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts_removed: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions: Option<Vec<Action>>,
+    pub actions: Option<Arc<Vec<Action>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakers: Option<Vec<(String, String, Breaker)>>,
     /// Records newer than the last one the client has.
@@ -67,7 +67,7 @@ pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hosts: Option<Vec<HostView>>,
+    pub hosts: Option<Arc<Vec<HostView>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incidents: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,9 +214,10 @@ pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
         s.breakers = b;
     }
     if !d.recent.is_empty() {
-        s.recent.extend(d.recent);
-        let over = s.recent.len().saturating_sub(RECENT);
-        s.recent.drain(..over);
+        let recent = Arc::make_mut(&mut s.recent);
+        recent.extend(d.recent);
+        let over = recent.len().saturating_sub(RECENT);
+        recent.drain(..over);
     }
     s.audit_seq = d.audit_seq;
     if let Some(e) = d.store_error {
@@ -280,7 +281,7 @@ mod tests {
         if let Some(r) = b.recent.last().cloned() {
             let mut r = r;
             r.seq += 1;
-            b.recent.push(r);
+            Arc::make_mut(&mut b.recent).push(r);
         }
         b.audit_seq += 1;
         b.modes.frozen = !b.modes.frozen;

@@ -100,7 +100,7 @@ async fn run_hub(tree: &Tree, dry_run: bool) -> Vec<Record> {
             .iter()
             .any(|r| r.kind == want || r.kind == RecordKind::ActionFailed)
         {
-            break s.recent.clone();
+            break s.recent.to_vec();
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),

@@ -164,7 +164,7 @@ impl Stats {
             "# HELP vigil_actions Actions by state (open ones and the most recent finished).\n# TYPE vigil_actions gauge"
         );
         let mut by_state: HashMap<&'static str, u64> = HashMap::new();
-        for a in &snap.actions {
+        for a in snap.actions.iter() {
             *by_state.entry(a.state.as_str()).or_default() += 1;
         }
         for s in ALL_STATES {

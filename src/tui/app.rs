@@ -434,7 +434,7 @@ impl App {
             derived: Derived::default(),
         };
         app.derived = Derived::of(&app.snap);
-        for a in &app.snap.actions {
+        for a in app.snap.actions.iter() {
             app.known_states.insert(a.id, a.state);
         }
         app.rebuild_rows();
@@ -466,7 +466,7 @@ impl App {
 
     fn flash_transitions(&mut self, now: Instant) {
         let mut msgs = Vec::new();
-        for a in &self.snap.actions {
+        for a in self.snap.actions.iter() {
             let before = self.known_states.insert(a.id, a.state);
             if before == Some(a.state) {
                 continue;

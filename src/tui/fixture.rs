@@ -174,7 +174,7 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
     let mut s = Snapshot::of_engine(&inc.engine, inc.now, focus);
     s.operator = "alice".into();
     s.audit_seq = inc.records.len() as u64;
-    s.recent = inc.records.iter().rev().take(500).rev().cloned().collect();
+    s.recent = Arc::new(inc.records.iter().rev().take(500).rev().cloned().collect());
     s.sources = vec![
         SourceHealth {
             name: "alertmanager".into(),
@@ -223,7 +223,8 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
                 series: BTreeMap::new(),
             }
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .into();
     s.runbooks = Arc::new(crate::hub::runbook_infos(&inc.engine));
     // An analysis of the service that keeps dying, as the heuristic would
     // give it.

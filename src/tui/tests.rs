@@ -26,7 +26,7 @@ fn snap() -> Snapshot {
     let s = fixture::snapshot(&inc, None);
     let focus = fixture::first_alert(&s);
     let mut s = fixture::snapshot(&inc, focus);
-    s.recent.clear();
+    Arc::make_mut(&mut s.recent).clear();
     s
 }
 
@@ -163,7 +163,7 @@ fn approve_confirms_with_cancel_focused_and_enter_there_does_nothing() {
 fn the_confirmation_keeps_live_and_its_buttons_in_view_when_commands_are_long() {
     let mut s = snap();
     let long = "x".repeat(400);
-    for act in &mut s.actions {
+    for act in Arc::make_mut(&mut s.actions) {
         for step in &mut act.plan {
             step.argv.push(long.clone());
         }
@@ -436,7 +436,7 @@ fn state_changes_in_new_snapshots_flash_and_flashes_expire() {
         .iter()
         .position(|x| x.state == ActionState::AwaitingApproval)
         .unwrap();
-    s.actions[id].state = ActionState::Running;
+    Arc::make_mut(&mut s.actions)[id].state = ActionState::Running;
     let now = Instant::now();
     a.set_snapshot(Arc::new(s), now);
     let f = a.flashes.back().expect("a flash");
