@@ -258,13 +258,10 @@ fn a_restart_brings_back_alerts_actions_and_silences_as_they_were() {
             .position(|(kk, i)| *kk == k && i.as_deref() == Some(&id.to_string()))
             .unwrap_or_else(|| panic!("no {k:?} for {id}: {order:?}"))
     };
-    // (The external alert still fires: the verification fails.)
-    assert!(
-        pos(RecordKind::ActionStarted, retrying) < pos(RecordKind::VerificationFailed, verifying)
-    );
-    assert!(
-        pos(RecordKind::VerificationFailed, verifying) < pos(RecordKind::ActionExpired, waiting)
-    );
+    // (The external alert still fires after its run succeeded: the
+    // runbook is not run again, the action escalates.)
+    assert!(pos(RecordKind::ActionStarted, retrying) < pos(RecordKind::Escalated, verifying));
+    assert!(pos(RecordKind::Escalated, verifying) < pos(RecordKind::ActionExpired, waiting));
     let expired = order
         .iter()
         .filter(|(k, _)| *k == RecordKind::ActionExpired)

@@ -113,14 +113,19 @@ fn get(url: &str) -> Option<Value> {
     })
 }
 
+/// The token of the operator `ana` in the test's config.
+const ANA_TOKEN: &str = "ana-e2e-token-0123456789abcdef0123456789";
+
 fn post(url: &str, body: &Value) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
+        // Intents need an operator's token; deliveries ignore it.
         let r = reqwest::Client::new()
             .post(url)
+            .bearer_auth(ANA_TOKEN)
             .json(body)
             .timeout(Duration::from_secs(10))
             .send()
@@ -187,7 +192,7 @@ fn prometheus_stack_to_vigil_and_back() {
     std::fs::write(
         dir.join("vigil.toml"),
         format!(
-            "operator = \"ana\"\nlisten = \"127.0.0.1:{p_vigil}\"\n\n[[hosts]]\nname = \"web-01\"\nservices = [\"nginx\"]\nexecutor = \"sim\"\n\n[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:{p_am}\"\ninterval = \"2s\"\ntimeout = \"2s\"\n\n[[sources]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{p_prom}\"\npoll = false\n"
+            "operator = \"ana\"\nlisten = \"127.0.0.1:{p_vigil}\"\n\n[[hosts]]\nname = \"web-01\"\nservices = [\"nginx\"]\nexecutor = \"sim\"\n\n[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:{p_am}\"\ninterval = \"2s\"\ntimeout = \"2s\"\n\n[[sources]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{p_prom}\"\npoll = false\n\n[[operators]]\nname = \"ana\"\nrole = \"operator\"\ntoken_env = \"VIGIL_E2E_ANA\"\n"
         ),
     )
     .unwrap();
@@ -223,13 +228,15 @@ fn prometheus_stack_to_vigil_and_back() {
     );
     procs.spawn(
         "vigil",
-        Command::new(env!("CARGO_BIN_EXE_vigil")).args([
-            "--config".into(),
-            dir.join("vigil.toml").display().to_string(),
-            "--data-dir".into(),
-            dir.join("vigil-data").display().to_string(),
-            "serve".into(),
-        ]),
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "--config".into(),
+                dir.join("vigil.toml").display().to_string(),
+                "--data-dir".into(),
+                dir.join("vigil-data").display().to_string(),
+                "serve".into(),
+            ])
+            .env("VIGIL_E2E_ANA", ANA_TOKEN),
         &dir.join("vigil.log"),
     );
     let vigil = format!("http://127.0.0.1:{p_vigil}");

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{Action, Command, Engine, Event, MANUAL_ALERT};
 use crate::model::{
-    ActionId, ActionState, AlertStatus, BlockReason, Labels, RecordKind, Severity, Time, fmt_time,
+    ActionId, ActionState, AlertStatus, BlockReason, Labels, RecordKind, Time, fmt_time,
 };
 use crate::runbook::Runbook;
 
@@ -414,29 +414,11 @@ impl Engine {
             Err(e) => (BTreeMap::new(), Some(e)),
         };
         let action = Action {
-            id,
-            runbook,
-            target,
-            params: ok_params,
             alert: MANUAL_ALERT.into(),
-            fingerprint: String::new(),
-            severity: Severity::Warning,
-            state: ActionState::Proposed,
-            attempt: 1,
-            created: now,
-            updated: now,
-            block: None,
-            detail: String::new(),
-            due: None,
-            approved_by: None,
-            approved_at: None,
-            approvals: Vec::new(),
             approvals_needed: needed,
             requested_by: Some(actor.clone()),
             plan,
-            stuck: false,
-            source_deadline: None,
-            own_check: None,
+            ..Action::proposed(id, &runbook, &target, ok_params, now)
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         if param_err.is_none() {

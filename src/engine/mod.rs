@@ -287,6 +287,42 @@ pub struct Action {
 }
 
 impl Action {
+    /// A new action of `runbook` on `target`, proposed at `now`, with
+    /// nothing decided yet; callers set what differs.
+    pub fn proposed(
+        id: ActionId,
+        runbook: &str,
+        target: &str,
+        params: BTreeMap<String, String>,
+        now: Time,
+    ) -> Action {
+        Action {
+            id,
+            runbook: runbook.to_string(),
+            target: target.to_string(),
+            params,
+            alert: String::new(),
+            fingerprint: String::new(),
+            severity: Severity::Warning,
+            state: ActionState::Proposed,
+            attempt: 1,
+            created: now,
+            updated: now,
+            block: None,
+            detail: String::new(),
+            due: None,
+            approved_by: None,
+            approved_at: None,
+            approvals: Vec::new(),
+            approvals_needed: 1,
+            requested_by: None,
+            plan: Vec::new(),
+            stuck: false,
+            source_deadline: None,
+            own_check: None,
+        }
+    }
+
     /// Holds its runbook@target (the duplicate guard).
     pub fn is_open(&self) -> bool {
         !self.state.is_final() && !self.stuck
@@ -617,29 +653,12 @@ impl Engine {
                 .unwrap_or_default();
             let approvals_needed = self.catalog.get(&runbook).map_or(1, |rb| rb.approvals);
             let a = Action {
-                id,
-                runbook: runbook.clone(),
-                target: target.clone(),
-                params: params.clone(),
                 alert: alert.clone(),
-                fingerprint: String::new(),
-                severity: Severity::Warning,
                 state: ActionState::Interrupted,
-                attempt: 1,
-                created: now,
-                updated: now,
-                block: None,
                 detail: restore::INTERRUPTED.into(),
-                due: None,
-                approved_by: None,
-                approved_at: None,
-                approvals: Vec::new(),
                 approvals_needed,
-                requested_by: None,
                 plan,
-                stuck: false,
-                source_deadline: None,
-                own_check: None,
+                ..Action::proposed(id, &runbook, &target, params.clone(), now)
             };
             let mut r = rec(RecordKind::ActionInterrupted, now);
             r.action_id = Some(id.to_string());
@@ -1050,29 +1069,12 @@ impl Engine {
             Vec::new()
         };
         let action = Action {
-            id,
-            runbook: rb.name().to_string(),
-            target: target.clone(),
-            params: params.clone(),
             alert: alert.name.clone(),
             fingerprint: fp.to_string(),
             severity: alert.severity,
-            state: ActionState::Proposed,
-            attempt: 1,
-            created: now,
-            updated: now,
-            block: None,
-            detail: String::new(),
-            due: None,
-            approved_by: None,
-            approved_at: None,
-            approvals: Vec::new(),
             approvals_needed: rb.approvals,
-            requested_by: None,
             plan,
-            stuck: false,
-            source_deadline: None,
-            own_check: None,
+            ..Action::proposed(id, rb.name(), &target, params.clone(), now)
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
         r.params = Some(params);
@@ -2019,31 +2021,7 @@ impl Engine {
         let id = ActionId(u64::MAX);
         probe.actions.insert(
             id,
-            Action {
-                id,
-                runbook: runbook.into(),
-                target: target.into(),
-                params: params.clone(),
-                alert: String::new(),
-                fingerprint: String::new(),
-                severity: Severity::Warning,
-                state: ActionState::Proposed,
-                attempt: 1,
-                created: now,
-                updated: now,
-                block: None,
-                detail: String::new(),
-                due: None,
-                approved_by: None,
-                approved_at: None,
-                approvals: Vec::new(),
-                approvals_needed: 1,
-                requested_by: None,
-                plan: Vec::new(),
-                stuck: false,
-                source_deadline: None,
-                own_check: None,
-            },
+            Action::proposed(id, runbook, target, params.clone(), now),
         );
         probe.check_guards(id, now, false).err()
     }
