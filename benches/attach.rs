@@ -183,7 +183,13 @@ fn main() {
         };
         let none = idle(20).await;
         let mut keep = Vec::new();
-        for _ in 0..20 {
+        // VIGIL_BENCH_CONSOLES changes how many attach (default 20).
+        let consoles: usize = std::env::var("VIGIL_BENCH_CONSOLES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20)
+            .max(1);
+        for _ in 0..consoles {
             let c = HubClient::new(&endpoint, false).expect("client");
             let (f, focus) = tokio::sync::watch::channel(None);
             let mut rx = c.follow(empty.clone(), false, focus);
@@ -193,7 +199,7 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let twenty = idle(20).await;
         println!(
-            "hub CPU while idle over 20 s: {none:.2}% of a core with no console, {twenty:.2}% with 20 attached (+{:.2}%)",
+            "hub CPU while idle over 20 s: {none:.2}% of a core with no console, {twenty:.2}% with {consoles} attached (+{:.2}%)",
             twenty - none
         );
 
@@ -219,7 +225,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         println!(
-            "hub publish to attached console (300 changes, 20 consoles attached): p50 {}, p99 {}, max {}",
+            "hub publish to attached console (300 changes, {consoles} consoles attached): p50 {}, p99 {}, max {}",
             ms(pct(&mut lat, 0.5)),
             ms(pct(&mut lat, 0.99)),
             ms(*lat.iter().max().expect("runs"))
