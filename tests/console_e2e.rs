@@ -2,9 +2,14 @@
 //! real terminal (tmux), on the demo fleet. Runs when VIGIL_E2E=1 (and then
 //! fails if tmux is missing).
 
+#[path = "tmux_support/mod.rs"]
+mod tmux_support;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use tmux_support::Tmux;
 
 fn e2e() -> bool {
     if std::env::var("VIGIL_E2E").as_deref() == Ok("1") {
@@ -17,61 +22,6 @@ fn e2e() -> bool {
     } else {
         eprintln!("skipped: set VIGIL_E2E=1 to drive the console in tmux");
         false
-    }
-}
-
-struct Tmux {
-    socket: String,
-    session: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", &self.session])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.run(&["send-keys", "-t", &self.session, k]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn text(&self, s: &str) {
-        self.run(&["send-keys", "-t", &self.session, "-l", s]);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    /// Waits until the screen satisfies `ok`; panics with the screen.
-    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            if Instant::now() > end {
-                panic!("timed out waiting for {what}; the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
     }
 }
 

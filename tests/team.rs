@@ -2,9 +2,14 @@
 //! 10), tried with real processes: data-dir ownership, attached clients,
 //! identity over the unix socket and by token, roles.
 
+#[path = "tmux_support/mod.rs"]
+mod tmux_support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use tmux_support::Tmux;
 
 fn serve(data: &Path, listen: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -484,65 +489,6 @@ fn approvals_over_the_socket_are_recorded_under_each_os_user() {
     drop(users);
     let gone = Command::new("id").arg("vigil-e2e-ana").output().unwrap();
     assert!(!gone.status.success(), "the test users are removed");
-}
-
-struct Tmux {
-    socket: String,
-    session: String,
-}
-
-impl Tmux {
-    fn start(name: &str, cmd: &str) -> Tmux {
-        let t = Tmux {
-            socket: format!("vigil-team-{name}-{}", std::process::id()),
-            session: "t".into(),
-        };
-        t.run(&["new-session", "-d", "-s", "t", "-x", "160", "-y", "45", cmd]);
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", &self.session])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.run(&["send-keys", "-t", &self.session, k]);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {what}; the screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
 }
 
 fn console_cmd(env: &str, args: &str) -> String {
