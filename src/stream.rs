@@ -109,37 +109,43 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Delta {
     }
     // Alerts are shared with the engine (copy on write): an unchanged alert
     // is the same allocation, and an unchanged table is the same list.
-    let same_table = prev.alerts.len() == next.alerts.len()
-        && prev
-            .alerts
-            .iter()
-            .zip(&next.alerts)
-            .all(|(a, b)| Arc::ptr_eq(a, b));
-    if same_table {
+    // Both lists are in the hub's order: what is the same allocation at
+    // the start and at the end is unchanged, and only the window between
+    // needs comparing (one alert in or out leaves a small window).
+    let (p, n) = (&prev.alerts, &next.alerts);
+    let head = p
+        .iter()
+        .zip(n.iter())
+        .take_while(|(a, b)| Arc::ptr_eq(a, b))
+        .count();
+    let tail = p[head..]
+        .iter()
+        .rev()
+        .zip(n[head..].iter().rev())
+        .take_while(|(a, b)| Arc::ptr_eq(a, b))
+        .count();
+    let (p, n) = (&p[head..p.len() - tail], &n[head..n.len() - tail]);
+    if p.is_empty() && n.is_empty() {
         return finish(prev, next, d);
     }
-    let before: HashMap<&str, &Arc<Alert>> = prev
-        .alerts
-        .iter()
-        .map(|a| (a.fingerprint.as_str(), a))
-        .collect();
+    let before: HashMap<&str, &Arc<Alert>> =
+        p.iter().map(|a| (a.fingerprint.as_str(), a)).collect();
     let mut seen = 0usize;
-    for a in &next.alerts {
+    for a in n {
         match before.get(a.fingerprint.as_str()) {
-            Some(p) => {
+            Some(old) => {
                 seen += 1;
-                if !Arc::ptr_eq(p, a) && ***p != **a {
+                if !Arc::ptr_eq(old, a) && ***old != **a {
                     d.alerts_upsert.push(a.clone());
                 }
             }
             None => d.alerts_upsert.push(a.clone()),
         }
     }
-    if seen < prev.alerts.len() {
+    if seen < p.len() {
         let now: std::collections::HashSet<&str> =
-            next.alerts.iter().map(|a| a.fingerprint.as_str()).collect();
-        d.alerts_removed = prev
-            .alerts
+            n.iter().map(|a| a.fingerprint.as_str()).collect();
+        d.alerts_removed = p
             .iter()
             .filter(|a| !now.contains(a.fingerprint.as_str()))
             .map(|a| a.fingerprint.clone())
@@ -192,14 +198,23 @@ pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
         // A change touches few alerts: the others keep their place (no
         // re-sort of the whole table), the changed ones are put where the
         // hub's order puts them.
-        let touched: std::collections::HashSet<&str> = d
+        let touched: Vec<&str> = d
             .alerts_removed
             .iter()
             .map(String::as_str)
             .chain(d.alerts_upsert.iter().map(|a| a.fingerprint.as_str()))
             .collect();
-        s.alerts
-            .retain(|a| !touched.contains(a.fingerprint.as_str()));
+        if touched.len() <= 8 {
+            for fp in &touched {
+                if let Some(i) = s.alerts.iter().position(|a| a.fingerprint == *fp) {
+                    s.alerts.remove(i);
+                }
+            }
+        } else {
+            let touched: std::collections::HashSet<&str> = touched.into_iter().collect();
+            s.alerts
+                .retain(|a| !touched.contains(a.fingerprint.as_str()));
+        }
         for a in &d.alerts_upsert {
             let at = s
                 .alerts
