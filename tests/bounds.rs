@@ -4,24 +4,11 @@
 //! The binary is spawned as a user runs it.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("HOME", std::env::temp_dir())
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .expect("spawn vigil")
-}
+#[path = "cli_support/mod.rs"]
+mod cli_support;
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use cli_support::{text, vigil};
 
 /// One out-of-range value: a config fragment (every key under a table
 /// header), the text of the offending line, and what the error must say.

@@ -1,27 +1,15 @@
 //! The CLI as a user runs it: `check`, `runbooks`, `audit` and `serve`
 //! spawned as processes, with real files and a real SQLite store.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use vigil::model::{Record, RecordKind, Time};
 use vigil::store::Store;
 
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("HOME", std::env::temp_dir())
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .expect("spawn vigil")
-}
+#[path = "cli_support/mod.rs"]
+mod cli_support;
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use cli_support::{text, vigil};
 
 fn at(s: &str) -> Time {
     s.parse().unwrap()
