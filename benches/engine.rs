@@ -127,6 +127,7 @@ fn alert(i: usize) -> IncomingAlert {
         starts_at: None,
         ends_at: None,
         source: Some("bench".into()),
+        generator_url: None,
     }
 }
 

@@ -39,6 +39,13 @@ pub trait Escalator: Send + Sync {
     fn escalate(&self, e: Escalation);
 }
 
+/// Queries the rule behind an outside alert while its action waits for the
+/// source (`crate::ingest::evidence`). Sends `Event::Evidence` on `done`
+/// until the probe's `until`; may send nothing when it cannot ask.
+pub trait Prober: Send + Sync {
+    fn probe(&self, p: crate::engine::Probe, done: mpsc::Sender<Event>);
+}
+
 /// The health of one signal source, as the status bar shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SourceHealth {
@@ -650,6 +657,7 @@ pub struct Hub {
     pending_restore: Vec<Command>,
     executors: Option<Arc<dyn Executors>>,
     escalator: Option<Arc<dyn Escalator>>,
+    prober: Option<Arc<dyn Prober>>,
     sources: SourceBoard,
     focus: watch::Receiver<Option<String>>,
     runbooks: Arc<Vec<RunbookInfo>>,
@@ -817,6 +825,7 @@ impl Hub {
             pending_restore: Vec::new(),
             executors: setup.executors,
             escalator: setup.escalator,
+            prober: None,
             sources: setup.sources,
             focus: focus_rx,
             runbooks,
@@ -843,6 +852,12 @@ impl Hub {
 
     /// Sends every firing alert to an LLM too (OpenAI-compatible), after the
     /// heuristic; its answer replaces the heuristic's when it validates.
+    /// Where verification asks outside alerts' rules (a configured
+    /// Prometheus source).
+    pub fn set_prober(&mut self, prober: Option<Arc<dyn Prober>>) {
+        self.prober = prober;
+    }
+
     pub fn set_llm(&mut self, client: Option<LlmClient>) {
         self.analysis.set_llm(client);
     }
@@ -1172,6 +1187,11 @@ impl Hub {
                     tracing::warn!(summary = %e.summary, "escalated");
                     if let Some(esc) = &self.escalator {
                         esc.escalate(e);
+                    }
+                }
+                Command::Probe(p) => {
+                    if let Some(prober) = &self.prober {
+                        prober.probe(p, self.tx.clone());
                     }
                 }
                 Command::Record(_) => {}

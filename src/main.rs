@@ -720,6 +720,10 @@ fn prepare(
             .map(|n| n as std::sync::Arc<dyn vigil::hub::Escalator>),
         sources: sources.clone(),
     });
+    hub.set_prober(
+        vigil::ingest::evidence::RuleProber::from_sources(&config.sources)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn vigil::hub::Prober>),
+    );
     if let Some(a) = &config.analysis {
         hub.set_analysis(a.enabled.unwrap_or(true));
         if let Some(spec) = &a.llm {

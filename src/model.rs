@@ -200,6 +200,10 @@ pub struct IncomingAlert {
     /// Which source delivered it (for the status bar and the audit trail).
     #[serde(default)]
     pub source: Option<String>,
+    /// The rule that raised it, as Alertmanager passes it on
+    /// (`generatorURL`: Prometheus' graph link with the rule's expression).
+    #[serde(default)]
+    pub generator_url: Option<String>,
 }
 
 /// A stable fingerprint of a label set: FNV-1a 64 over `name=value` pairs in

@@ -84,6 +84,7 @@ async fn run_hub(tree: &Tree, dry_run: bool) -> Vec<Record> {
             starts_at: None,
             ends_at: None,
             source: Some("test".into()),
+            generator_url: None,
         }))
         .await
         .unwrap();

@@ -57,6 +57,7 @@ fn alert(name: &str, host: &str, extra: &[(&str, &str)]) -> Event {
         starts_at: None,
         ends_at: None,
         source: Some("am-1".into()),
+        generator_url: None,
     })
 }
 

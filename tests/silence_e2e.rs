@@ -6,82 +6,13 @@
 //!
 //! Runs when VIGIL_E2E=1 (and then fails if Alertmanager is missing).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-struct Kill(Vec<Child>);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn http(method: &str, url: &str, body: Option<&Value>) -> Option<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let req = match method {
-            "POST" => c.post(url).json(body.unwrap_or(&Value::Null)),
-            "DELETE" => c.delete(url),
-            _ => c.get(url),
-        };
-        let r = req.timeout(Duration::from_secs(5)).send().await.ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        Some(r.json().await.unwrap_or(Value::Null))
-    })
-}
-
-fn spawn(cmd: &mut Command, log: &Path, what: &str) -> Child {
-    let out = std::fs::File::create(log).expect("log file");
-    let err = out.try_clone().expect("log file");
-    cmd.stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what} cannot start: {e}"))
-}
-
-fn wait_for<T>(what: &str, secs: u64, dir: &Path, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > end {
-            let log = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
-            panic!(
-                "{what}: not within {secs}s\n--- vigil\n{}\n--- alertmanager\n{}",
-                log("vigil.log"),
-                log("alertmanager.log")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn audit(vigil: &str) -> Vec<Value> {
-    http("GET", &format!("{vigil}/api/v1/audit?since=0"), None)
-        .and_then(|v| v["records"].as_array().cloned())
-        .unwrap_or_default()
-}
+mod server_support;
+use server_support::{Kill, audit, free_port, http, serve, spawn, wait_for};
 
 #[test]
 #[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: real Alertmanager")]
@@ -140,17 +71,7 @@ fn an_alertmanager_silence_holds_the_action_back_until_it_is_expired() {
         ),
     )
     .unwrap();
-    procs.0.push(spawn(
-        Command::new(env!("CARGO_BIN_EXE_vigil")).args([
-            "--config".into(),
-            dir.join("vigil.toml").display().to_string(),
-            "--data-dir".into(),
-            dir.join("vigil-data").display().to_string(),
-            "serve".into(),
-        ]),
-        &dir.join("vigil.log"),
-        "vigil serve",
-    ));
+    procs.0.push(serve(dir));
     let vigil = format!("http://127.0.0.1:{p_vigil}");
 
     // Shown silenced, with who, why and until.

@@ -141,6 +141,13 @@ pub enum Event {
         fingerprint: String,
         actor: String,
     },
+    /// What a query of an outside alert's rule said after a run
+    /// (answers [`Command::Probe`]).
+    Evidence {
+        action: ActionId,
+        attempt: u32,
+        evidence: SourceEvidence,
+    },
     /// An executor finished a run.
     Finished {
         action: ActionId,
@@ -209,6 +216,22 @@ pub enum Command {
     Record(Record),
     Execute(Execution),
     Escalate(Escalation),
+    /// Ask the source's metrics about an outside alert while its action
+    /// waits for the source ([`Event::Evidence`] answers).
+    Probe(Probe),
+}
+
+/// A request to query the rule behind an outside alert until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    pub action: ActionId,
+    pub attempt: u32,
+    pub alert: String,
+    /// The alert's labels: a series of the rule's answer belongs to the
+    /// alert when all its labels (but `__name__`) are the alert's.
+    pub labels: Labels,
+    pub generator_url: String,
+    pub until: Time,
 }
 
 /// An alert in the alert table.
@@ -230,6 +253,10 @@ pub struct Alert {
     pub action: Option<ActionId>,
     /// Set while an operator's silence covers the alert.
     pub silence: Option<AlertSilence>,
+    /// For an outside alert: the link to the rule that raised it
+    /// (`generatorURL`), whose expression verification can query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
     #[serde(skip)]
     instance: Option<InstanceId>,
 }
@@ -284,6 +311,20 @@ pub struct Action {
     /// resolution is awaited: what passed (never re-run then).
     #[serde(default)]
     pub own_check: Option<String>,
+    /// The latest answer of the source's own metrics while Vigil waits for
+    /// the source (a Prometheus query of the rule's expression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_evidence: Option<SourceEvidence>,
+}
+
+/// What a query of an outside alert's rule said about it after a run.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SourceEvidence {
+    /// The rule's condition still holds for the alert's series.
+    pub holds: bool,
+    /// What was asked, of whom, and what came back.
+    pub why: String,
+    pub at: Time,
 }
 
 impl Action {
@@ -320,6 +361,7 @@ impl Action {
             stuck: false,
             source_deadline: None,
             own_check: None,
+            source_evidence: None,
         }
     }
 
@@ -738,6 +780,11 @@ impl Engine {
                 actor,
             } => self.on_run(runbook, target, params, actor, now),
             Event::Repropose { fingerprint, actor } => self.on_repropose(fingerprint, actor, now),
+            Event::Evidence {
+                action,
+                attempt,
+                evidence,
+            } => self.on_evidence(action, attempt, evidence),
             Event::Finished {
                 action,
                 attempt,
@@ -843,6 +890,7 @@ impl Engine {
             value,
             action: None,
             silence: None,
+            generator_url: None,
             instance: Some(instance),
         };
         self.fire_alert(alert, now);
@@ -867,6 +915,9 @@ impl Engine {
                     // The same alert delivered again (HA Alertmanagers, polling):
                     // one alert, one action. Refresh what may have changed.
                     existing.annotations = a.annotations;
+                    if a.generator_url.is_some() {
+                        existing.generator_url = a.generator_url;
+                    }
                     return;
                 }
                 if let Some(existing) = self.alerts.get(&fp)
@@ -907,6 +958,7 @@ impl Engine {
                     value: None,
                     action: None,
                     silence: None,
+                    generator_url: a.generator_url,
                     instance: None,
                 };
                 self.fire_alert(alert, now);
@@ -1786,7 +1838,9 @@ impl Engine {
             if let Some(a) = self.actions.get_mut(&id) {
                 a.source_deadline = source_deadline;
                 a.own_check = None;
+                a.source_evidence = None;
             }
+            self.probe_source(id, source_deadline);
             self.set_state(id, ActionState::Verifying, Some(add_time(now, window)), now);
         } else {
             self.retry_or_escalate(id, format!("run failed: {}", outcome.detail), now);

@@ -92,6 +92,7 @@ impl Engine {
                 value: None,
                 action: ra.action,
                 silence: self.silences.get(&ra.fingerprint).cloned(),
+                generator_url: None,
                 instance: None,
             };
             self.resolved_order.retain(|f| f != &ra.fingerprint);
@@ -168,6 +169,7 @@ impl Engine {
                 approved_at: ra.approved_by.as_ref().map(|_| ra.updated),
                 source_deadline: None,
                 own_check: None,
+                source_evidence: None,
                 approved_by: ra.approved_by,
                 approvals: Vec::new(),
                 approvals_needed,

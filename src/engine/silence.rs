@@ -156,6 +156,7 @@ mod tests {
             starts_at: None,
             ends_at: None,
             source: Some("am".into()),
+            generator_url: None,
         })
     }
 

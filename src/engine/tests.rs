@@ -62,6 +62,7 @@ fn firing(name: &str, host: &str, extra: &[(&str, &str)]) -> Event {
         starts_at: None,
         ends_at: None,
         source: Some("test".into()),
+        generator_url: None,
     })
 }
 
@@ -244,6 +245,7 @@ fn an_alert_without_a_host_never_acts() {
             starts_at: None,
             ends_at: None,
             source: None,
+            generator_url: None,
         }),
         t(0),
     );
@@ -297,6 +299,7 @@ fn blast_radius_allows_one_of_three_then_the_next_when_it_is_done() {
             starts_at: None,
             ends_at: None,
             source: None,
+            generator_url: None,
         }),
         t(20),
     );
@@ -479,6 +482,7 @@ fn breaker_stays_open_until_reset() {
         starts_at: None,
         ends_at: None,
         source: None,
+        generator_url: None,
     };
     e.handle(Event::Alert(resolved.clone()), t(2));
     e.handle(Event::Tick, t(120));
@@ -1026,6 +1030,7 @@ fn an_alert_is_proposed_again_only_when_firing_without_an_open_action() {
             starts_at: None,
             ends_at: None,
             source: Some("test".into()),
+            generator_url: None,
         }),
         t(20),
     );
@@ -1266,6 +1271,7 @@ fn external_disk(status: AlertStatus) -> Event {
         starts_at: None,
         ends_at: None,
         source: Some("am".into()),
+        generator_url: None,
     })
 }
 
@@ -1327,21 +1333,7 @@ fn an_outside_alert_without_evidence_waits_for_its_source_then_retries() {
         "[runbooks.memory_pressure]\napproval = \"auto\"\n\
          [[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\nverify_window = \"5m\"\n",
     );
-    let alert = |status| {
-        Event::Alert(IncomingAlert {
-            labels: labels(&[
-                ("alertname", "MemoryPressure"),
-                ("host", "web-01"),
-                ("service", "gunicorn"),
-            ]),
-            annotations: Labels::new(),
-            status,
-            fingerprint: Some("am-fp-2".into()),
-            starts_at: None,
-            ends_at: None,
-            source: Some("am".into()),
-        })
-    };
+    let alert = |status| memory_alert(status, None);
     let c = e.handle(alert(AlertStatus::Firing), t(0));
     assert!(kinds(&c).contains(&RecordKind::ActionStarted), "{c:?}");
     run_to_finish(&mut e, c, t(0));
@@ -1391,6 +1383,7 @@ fn am_alert(host: &str, status: AlertStatus) -> Event {
         starts_at: None,
         ends_at: None,
         source: Some("am".into()),
+        generator_url: None,
     })
 }
 
@@ -1510,4 +1503,134 @@ fn a_suppressed_alert_shows_who_inhibits_it_and_a_late_silence_cancels_its_pendi
     let k = kinds(&c);
     assert_eq!(k[0], RecordKind::SilenceExpired, "{k:?}");
     assert!(k.contains(&RecordKind::ApprovalRequested), "{k:?}");
+}
+
+/// MemoryPressure on web-01 from Alertmanager `am`, with a rule link when
+/// `generator` is given.
+fn memory_alert(status: AlertStatus, generator: Option<&str>) -> Event {
+    Event::Alert(IncomingAlert {
+        labels: labels(&[
+            ("alertname", "MemoryPressure"),
+            ("host", "web-01"),
+            ("service", "gunicorn"),
+        ]),
+        annotations: Labels::new(),
+        status,
+        fingerprint: Some("am-fp-2".into()),
+        starts_at: None,
+        ends_at: None,
+        source: Some("am".into()),
+        generator_url: generator.map(String::from),
+    })
+}
+
+const RULE_LINK: &str = "http://127.0.0.1:9090/graph?g0.expr=mem_used_ratio+%3E+0.9&g0.tab=1";
+
+/// memory_pressure on an Alertmanager alert with a rule link: run, finish,
+/// and return the probe the engine asked for.
+fn run_with_probe() -> (Engine, Probe) {
+    let mut e = engine(
+        "[runbooks.memory_pressure]\napproval = \"auto\"\n\
+         [[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\nverify_window = \"5m\"\n",
+    );
+    let c = e.handle(memory_alert(AlertStatus::Firing, Some(RULE_LINK)), t(0));
+    let after = run_to_finish(&mut e, c, t(0));
+    let probes: Vec<Probe> = after
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Probe(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes.len(), 1, "one probe per successful run");
+    (e, probes.into_iter().next().unwrap())
+}
+
+fn evidence(p: &Probe, holds: bool, at: i64) -> Event {
+    Event::Evidence {
+        action: p.action,
+        attempt: p.attempt,
+        evidence: SourceEvidence {
+            holds,
+            why: format!(
+                "Prometheus prom: the rule's expression {}",
+                if holds {
+                    "still returns 0.95"
+                } else {
+                    "no longer returns this alert's series"
+                }
+            ),
+            at: t(at),
+        },
+    }
+}
+
+#[test]
+fn a_rule_link_asks_prometheus_until_the_source_deadline() {
+    let (e, p) = run_with_probe();
+    assert_eq!(p.until, t(300));
+    assert_eq!(p.labels.get("service").unwrap(), "gunicorn");
+    assert!(p.generator_url.contains("g0.expr="));
+    assert_eq!(e.action(p.action).unwrap().state, ActionState::Verifying);
+}
+
+#[test]
+fn the_rule_no_longer_holding_escalates_instead_of_running_again() {
+    let (mut e, p) = run_with_probe();
+    assert!(e.handle(evidence(&p, false, 100), t(100)).is_empty());
+    let c = e.handle(Event::Tick, t(120));
+    assert!(
+        !kinds(&c).contains(&RecordKind::VerificationFailed),
+        "{c:?}"
+    );
+    let a = e.action(p.action).unwrap();
+    assert!(a.detail.contains("no longer returns"), "{}", a.detail);
+    // Alertmanager never resolves: escalated with the evidence, never re-run.
+    let c = e.handle(Event::Tick, t(300));
+    assert!(!c.iter().any(|c| matches!(c, Command::Execute(_))), "{c:?}");
+    assert!(!kinds(&c).contains(&RecordKind::RetryScheduled), "{c:?}");
+    let a = e.action(p.action).unwrap();
+    assert_eq!(a.state, ActionState::Escalated);
+    assert!(
+        a.detail.contains("no longer returns this alert's series"),
+        "{}",
+        a.detail
+    );
+    assert!(a.detail.contains("not run again"), "{}", a.detail);
+}
+
+#[test]
+fn the_rule_still_holding_fails_verification_with_the_evidence() {
+    let (mut e, p) = run_with_probe();
+    e.handle(evidence(&p, false, 30), t(30));
+    // The latest answer counts: the condition came back.
+    e.handle(evidence(&p, true, 200), t(200));
+    let c = e.handle(Event::Tick, t(300));
+    let failed = records(&c)
+        .into_iter()
+        .find(|r| r.kind == RecordKind::VerificationFailed)
+        .unwrap_or_else(|| panic!("{c:?}"));
+    assert!(
+        failed
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("still returns 0.95"),
+        "{failed:?}"
+    );
+    assert!(kinds(&c).contains(&RecordKind::RetryScheduled), "{c:?}");
+}
+
+#[test]
+fn evidence_for_another_attempt_or_a_finished_action_is_ignored() {
+    let (mut e, p) = run_with_probe();
+    let mut old = p.clone();
+    old.attempt += 1;
+    e.handle(evidence(&old, false, 60), t(60));
+    assert!(e.action(p.action).unwrap().source_evidence.is_none());
+    e.handle(memory_alert(AlertStatus::Resolved, None), t(90));
+    e.handle(Event::Tick, t(120));
+    assert_ne!(e.action(p.action).unwrap().state, ActionState::Verifying);
+    e.handle(evidence(&p, true, 100), t(100));
+    assert!(e.action(p.action).unwrap().source_evidence.is_none());
 }

@@ -10,7 +10,7 @@
 
 use chrono::TimeDelta;
 
-use super::{ActionState, Engine};
+use super::{ActionState, Command, Engine, Probe, SourceEvidence};
 use crate::model::{ActionId, AlertStatus, Time, fmt_time};
 use crate::units::fmt_delta;
 
@@ -110,8 +110,19 @@ impl Engine {
             _ if a.plan.iter().any(|s| s.name.starts_with("verify")) => {
                 Some("the runbook's verify step passed".to_string())
             }
-            _ => None,
+            _ => a
+                .source_evidence
+                .as_ref()
+                .filter(|e| !e.holds)
+                .map(|e| e.why.clone()),
         };
+        // The rule's own expression, queried after the run, still holds:
+        // the fix did not reach the condition the source alerts on.
+        let rule_holds = a
+            .source_evidence
+            .as_ref()
+            .filter(|e| e.holds)
+            .map(|e| e.why.clone());
         let deadline = a.source_deadline.unwrap_or(now);
         if now < deadline {
             let detail = match &own_ok {
@@ -132,10 +143,11 @@ impl Engine {
             return External::Wait;
         }
         let own_ok = own_ok.or_else(|| a.own_check.clone());
-        match own_ok {
-            Some(c) => {
+        match (own_ok, rule_holds) {
+            (Some(c), holds) => {
+                let also = holds.map(|h| format!("; {h}")).unwrap_or_default();
                 let summary = format!(
-                    "{}@{} for {name}: the runbook's check passed ({c}) but {source} still fires the alert {} after the run; not run again",
+                    "{}@{} for {name}: the runbook's check passed ({c}) but {source} still fires the alert {} after the run{also}; not run again",
                     a.runbook,
                     a.target,
                     fmt_delta(self.source_window(&source))
@@ -148,12 +160,56 @@ impl Engine {
                 self.recheck_blocked(now);
                 External::Escalated
             }
-            None => External::Verdict(
+            (None, holds) => External::Verdict(
                 true,
                 format!(
-                    "alert {name} is still firing at the end of {source}'s verification window"
+                    "alert {name} is still firing at the end of {source}'s verification window{}",
+                    holds.map(|h| format!("; {h}")).unwrap_or_default()
                 ),
             ),
+        }
+    }
+
+    /// After a successful run on an outside alert that links to its rule
+    /// (`generatorURL`), asks the hub to query the rule's expression until
+    /// the source's deadline.
+    pub(super) fn probe_source(&mut self, id: ActionId, until: Option<Time>) {
+        let (Some(until), Some(a)) = (until, self.actions.get(&id)) else {
+            return;
+        };
+        let Some(al) = self.alerts.get(&a.fingerprint) else {
+            return;
+        };
+        let Some(url) = al.generator_url.clone().filter(|u| !u.is_empty()) else {
+            return;
+        };
+        self.out.push(Command::Probe(Probe {
+            action: id,
+            attempt: a.attempt,
+            alert: al.name.clone(),
+            labels: al.labels.clone(),
+            generator_url: url,
+            until,
+        }));
+    }
+
+    /// Keeps the latest answer of a probe for the attempt that asked; an
+    /// answer for another attempt or an action no longer verifying is old.
+    pub(super) fn on_evidence(&mut self, id: ActionId, attempt: u32, evidence: SourceEvidence) {
+        if let Some(a) = self.actions.get_mut(&id)
+            && a.attempt == attempt
+            && a.state == ActionState::Verifying
+            && a.source_deadline.is_some()
+        {
+            if !evidence.holds && a.own_check.is_none() && a.due == a.source_deadline {
+                a.detail = format!(
+                    "{}; waiting for the source to resolve {} until {}",
+                    evidence.why,
+                    a.alert,
+                    a.source_deadline.as_ref().map(fmt_time).unwrap_or_default()
+                );
+            }
+            a.source_evidence = Some(evidence);
         }
     }
 

@@ -150,6 +150,8 @@ struct AmAlert {
     fingerprint: String,
     #[serde(default)]
     starts_at: Option<Time>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: String,
     status: AmAlertStatus,
 }
 
@@ -246,6 +248,7 @@ impl AlertmanagerClient {
                         starts_at: a.starts_at,
                         ends_at: None,
                         source: Some(self.base.name.clone()),
+                        generator_url: (!a.generator_url.is_empty()).then_some(a.generator_url),
                     },
                     suppressed,
                 )
@@ -450,6 +453,7 @@ impl PrometheusClient {
                 starts_at: a.active_at,
                 ends_at: None,
                 source: Some(self.base.name.clone()),
+                generator_url: None,
             })
             .collect())
     }

@@ -200,6 +200,7 @@ impl WebhookPayload {
                 starts_at: a.starts_at.0,
                 ends_at: a.ends_at.and_then(|t| t.0),
                 source: Some(source.to_string()),
+                generator_url: (!a.generator_url.is_empty()).then(|| a.generator_url.clone()),
             })
             .collect()
     }

@@ -1275,7 +1275,7 @@ mod tests {
                             now,
                         ));
                     }
-                    Command::Escalate(_) => {}
+                    Command::Escalate(_) | Command::Probe(_) => {}
                 }
             }
             now += secs(step);
@@ -1709,6 +1709,7 @@ mod tests {
                 starts_at: None,
                 ends_at: None,
                 source: Some("alertmanager".into()),
+                generator_url: None,
             }),
             t0(),
         );

@@ -351,6 +351,7 @@ impl Scenario {
                     starts_at: None,
                     ends_at: None,
                     source: Some("scenario".into()),
+                    generator_url: None,
                 })
             } else if let Some(d) = &e.approve {
                 Input::Approve(d.runbook.clone(), d.target.clone(), actor(&d.actor))
@@ -625,7 +626,8 @@ impl Scenario {
                     }
                     log.push(r);
                 }
-                Command::Escalate(_) => {}
+                // A replay has no Prometheus to ask.
+                Command::Escalate(_) | Command::Probe(_) => {}
                 Command::Execute(x) => {
                     let key = format!("{}@{}", x.runbook, x.target);
                     let (ok, set) = self

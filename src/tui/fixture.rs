@@ -61,6 +61,7 @@ fn alert(name: &str, host: &str, severity: &str, extra: &[(&str, &str)]) -> Even
         starts_at: None,
         ends_at: None,
         source: Some("alertmanager".into()),
+        generator_url: None,
     })
 }
 
