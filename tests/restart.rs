@@ -214,7 +214,10 @@ fn a_restart_brings_back_alerts_actions_and_silences_as_they_were() {
             assert_eq!(b.due, a.due, "{id}");
         }
         assert_eq!(b.block, a.block, "{id}");
+        // An outside alert's verification waits for its source as long.
+        assert_eq!(b.source_deadline, a.source_deadline, "{id}");
     }
+    assert!(e2.action(verifying).unwrap().source_deadline.is_some());
     assert_eq!(
         e2.action(blocked).unwrap().block.map(|b| b.as_str()),
         Some("duplicate")

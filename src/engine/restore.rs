@@ -145,6 +145,14 @@ impl Engine {
                 ActionState::Proposed | ActionState::Approved => go_on.push(id),
                 _ => continue,
             }
+            // An outside alert's action that was verifying waits for its
+            // source again, from the run's end (its last record): the
+            // restart never turns a lagging source into a failed check.
+            let source_deadline = self
+                .alerts
+                .get(&ra.fingerprint)
+                .filter(|al| state == ActionState::Verifying && al.origin == AlertOrigin::External)
+                .map(|al| ra.updated + self.source_window(&al.source).max(verify_window));
             let a = Action {
                 id,
                 runbook: ra.runbook,
@@ -167,7 +175,7 @@ impl Engine {
                 // The approval's own time is not stored; the action's last
                 // update (at or after it) stands in for it.
                 approved_at: ra.approved_by.as_ref().map(|_| ra.updated),
-                source_deadline: None,
+                source_deadline,
                 own_check: None,
                 source_evidence: None,
                 approved_by: ra.approved_by,
