@@ -535,6 +535,18 @@ pub struct HubHandle {
     pub focus: Arc<watch::Sender<Option<String>>>,
     /// Questions and operator intents that want an answer.
     pub queries: mpsc::Sender<Query>,
+    /// Which of the hub's tasks are alive, and its first fault.
+    pub vitals: Arc<crate::vital::Vitals>,
+}
+
+/// The test-only fault `VIGIL_FAULT=panic-on-alert=NAME` (debug builds).
+fn injected_panic(ev: &Event) {
+    if let Event::Alert(a) = ev
+        && let Some(name) = crate::vital::injected("panic-on-alert")
+        && a.labels.get("alertname").map(String::as_str) == Some(name)
+    {
+        panic!("injected fault: alert {name} arrived");
+    }
 }
 
 /// A request to the hub that is answered.
@@ -846,18 +858,19 @@ impl Hub {
                 snapshots: snap_rx,
                 focus: Arc::new(focus_tx),
                 queries: qtx,
+                vitals: crate::vital::Vitals::new(),
             },
         )
     }
 
-    /// Sends every firing alert to an LLM too (OpenAI-compatible), after the
-    /// heuristic; its answer replaces the heuristic's when it validates.
     /// Where verification asks outside alerts' rules (a configured
     /// Prometheus source).
     pub fn set_prober(&mut self, prober: Option<Arc<dyn Prober>>) {
         self.prober = prober;
     }
 
+    /// Sends every firing alert to an LLM too (OpenAI-compatible), after the
+    /// heuristic; its answer replaces the heuristic's when it validates.
     pub fn set_llm(&mut self, client: Option<LlmClient>) {
         self.analysis.set_llm(client);
     }
@@ -877,6 +890,7 @@ impl Hub {
         let mut events = 0usize;
         while let Some(d) = next.take() {
             for ev in d.events {
+                injected_panic(&ev);
                 self.analysis.observe(&ev, now);
                 self.engine.handle_into(ev, now);
                 events += 1;

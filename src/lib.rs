@@ -20,3 +20,4 @@ pub mod store;
 pub mod stream;
 pub mod tui;
 pub mod units;
+pub mod vital;

@@ -797,6 +797,7 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
             return ExitCode::from(2);
         }
     };
+    vigil::vital::install_panic_hook();
     let (rt, p, _guard) = match start_hub(cli, true) {
         Ok(x) => x,
         Err(code) => return code,
@@ -824,32 +825,51 @@ fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> Exi
         match start_io(&mut p, opts, stop_rx.clone()).await {
             Ok(vigil::ingest::Started { tcp: Ok(_), .. }) => {}
             Ok(vigil::ingest::Started { tcp: Err(e), .. }) | Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(Err(e.to_string()));
+                return Err(e.to_string());
             }
         }
-        let hub = tokio::spawn(p.hub.run(stop_rx));
+        let vitals = p.handle.vitals.clone();
+        let hub = vitals.spawn("hub", stop_rx.clone(), p.hub.run(stop_rx));
         let _keep = p.handle;
-        wait_for_stop(limit).await;
-        tracing::info!("shutting down: flushing the audit trail");
+        let fault = tokio::select! {
+            _ = wait_for_stop(limit) => None,
+            why = vitals.faulted() => Some(why),
+        };
+        match &fault {
+            None => tracing::info!("shutting down: flushing the audit trail"),
+            Some(why) => {
+                tracing::error!("stopping on an internal fault: {why}");
+                eprintln!("error: internal fault: {why}; flushing the audit trail and stopping");
+            }
+        }
         let _ = stop_tx.send(true);
-        hub.await.map(|r| r.map_err(|e| e.to_string()))
+        // A hub that died has already flushed its writer while unwinding;
+        // a live one drains and flushes now, within a bound.
+        let drained = tokio::time::timeout(FAULT_DRAIN, hub).await.is_ok();
+        if fault.is_none() && !drained {
+            return Err("the hub did not stop within 30 s".to_string());
+        }
+        let fault = fault.or_else(|| vitals.first_fault());
+        Ok(fault)
     });
     match result {
-        Ok(Ok(())) => {
+        Ok(None) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
         }
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+        Ok(Some(why)) => {
+            eprintln!("error: vigil serve stopped on an internal fault ({why}); exit 70");
+            ExitCode::from(70)
         }
         Err(e) => {
-            eprintln!("error: the hub stopped: {e}");
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }
 }
+
+/// How long a stopping hub may take to drain and flush.
+const FAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// glibc gives every thread that allocates its own arena (up to 8 per
 /// core); the hub, the console and the listener hand data between threads,

@@ -195,7 +195,7 @@ async fn pollers_feed_the_hub_and_report_health() {
     }
     assert!(ok, "{:?}", board.read().unwrap());
     let _ = stop.send(true);
-    for t in tasks {
+    for (_, t) in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
 }

@@ -1064,12 +1064,31 @@ async fn audit_export(State(api): State<Arc<Api>>) -> Response {
 
 async fn health(State(api): State<Arc<Api>>) -> Response {
     let snap = api.hub.snapshots.borrow().clone();
-    axum::Json(json!({
-        "status": if snap.store_error.is_some() { "degraded" } else { "ok" },
+    let tasks = api.hub.vitals.tasks();
+    let fault = api.hub.vitals.first_fault();
+    let dead = fault.is_some()
+        || tasks
+            .values()
+            .any(|t| t.state == crate::vital::Liveness::Dead);
+    let status = if dead {
+        "failing"
+    } else if snap.store_error.is_some() {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let body = axum::Json(json!({
+        "status": status,
         "audit_seq": snap.audit_seq,
         "sources": snap.sources,
-    }))
-    .into_response()
+        "tasks": tasks,
+        "fault": fault,
+    }));
+    if dead {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    } else {
+        body.into_response()
+    }
 }
 
 async fn metrics(State(api): State<Arc<Api>>) -> Response {

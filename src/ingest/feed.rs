@@ -69,6 +69,7 @@ impl Feed {
     pub fn spawn(
         mut snapshots: watch::Receiver<Arc<Snapshot>>,
         mut shutdown: watch::Receiver<bool>,
+        vitals: &Arc<crate::vital::Vitals>,
     ) -> Arc<Feed> {
         let first = shared(&snapshots.borrow_and_update());
         let (tx, _) = broadcast::channel(BACKLOG);
@@ -83,7 +84,11 @@ impl Feed {
             presence_changed: Notify::new(),
         });
         let f = feed.clone();
-        tokio::spawn(async move {
+        let stopping = shutdown.clone();
+        vitals.spawn("change feed", stopping, async move {
+            if crate::vital::injected("feed-ends").is_some() {
+                return;
+            }
             loop {
                 let mut with_presence = false;
                 tokio::select! {

@@ -441,13 +441,17 @@ pub async fn start(
     board: SourceBoard,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Started, ListenError> {
-    poll::spawn_pollers(
+    let vitals = hub.vitals.clone();
+    let pollers = poll::spawn_pollers(
         &config.sources,
         hub.events.clone(),
         board.clone(),
         shutdown.clone(),
     );
-    let feed = feed::Feed::spawn(hub.snapshots.clone(), shutdown.clone());
+    for (name, task) in pollers {
+        vitals.watch(&format!("source {name}"), shutdown.clone(), task);
+    }
+    let feed = feed::Feed::spawn(hub.snapshots.clone(), shutdown.clone(), &vitals);
     let api = Arc::new(Api::new(
         hub,
         config,
@@ -463,19 +467,21 @@ pub async fn start(
         let l = bind_socket(&path, opts.socket_group.as_deref())?;
         let served = api.clone();
         let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_socket(l, served, stop).await {
-                tracing::error!("the unix socket stopped serving: {e}");
-            }
-        });
+        vitals.spawn(
+            "unix socket",
+            shutdown.clone(),
+            serve_socket(l, served, stop),
+        );
         socket = Some(path);
     }
     let tcp = match bind(opts.addr).await {
         Ok(listener) => {
             let addr = listener.local_addr().unwrap_or(opts.addr);
             let served = api.clone();
-            tokio::spawn(async move {
-                if let Err(e) = serve(listener, served.clone(), shutdown).await {
+            let stopping = shutdown.clone();
+            vitals.spawn("http listener", stopping, async move {
+                let r = serve(listener, served.clone(), shutdown).await;
+                if let Err(e) = &r {
                     poll::report(
                         &served.board,
                         "http listener",
@@ -484,6 +490,7 @@ pub async fn start(
                         e.to_string(),
                     );
                 }
+                r
             });
             Ok(addr)
         }

@@ -109,14 +109,14 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
         .min(MAX_BACKOFF.max(interval))
 }
 
-/// Starts one poller per source with `poll` on; they stop when `shutdown`
-/// turns true or the hub goes away.
+/// Starts one poller per source with `poll` on (by source name); they stop
+/// when `shutdown` turns true or the hub goes away.
 pub fn spawn_pollers(
     sources: &[SourceSpec],
     events: mpsc::Sender<Event>,
     board: SourceBoard,
     shutdown: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Vec<(String, tokio::task::JoinHandle<()>)> {
     let mut tasks = Vec::new();
     for s in sources {
         let kind = s.kind.as_str();
@@ -150,69 +150,72 @@ pub fn spawn_pollers(
         });
         let (name, interval) = (s.name.clone(), s.interval());
         let (events, board, mut shutdown) = (events.clone(), board.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut known: BTreeMap<String, IncomingAlert> = BTreeMap::new();
-            let mut failures = 0u32;
-            loop {
-                match fetcher.poll(&name, !silences_only).await {
-                    Ok(Polled {
-                        alerts: list,
-                        state,
-                        silences_error,
-                    }) => {
-                        failures = 0;
-                        if let Some(ev) = state
-                            && events.send(ev).await.is_err()
-                        {
-                            return;
-                        }
-                        let n = list.len();
-                        let now: HashSet<String> =
-                            list.iter().filter_map(|a| a.fingerprint.clone()).collect();
-                        let gone: Vec<IncomingAlert> = known
-                            .iter()
-                            .filter(|(fp, _)| !now.contains(*fp))
-                            .map(|(_, a)| IncomingAlert {
-                                status: AlertStatus::Resolved,
-                                ..a.clone()
-                            })
-                            .collect();
-                        known = list
-                            .iter()
-                            .filter_map(|a| a.fingerprint.clone().map(|f| (f, a.clone())))
-                            .collect();
-                        for a in list.into_iter().chain(gone) {
-                            if events.send(Event::Alert(a)).await.is_err() {
+        tasks.push((
+            s.name.clone(),
+            tokio::spawn(async move {
+                let mut known: BTreeMap<String, IncomingAlert> = BTreeMap::new();
+                let mut failures = 0u32;
+                loop {
+                    match fetcher.poll(&name, !silences_only).await {
+                        Ok(Polled {
+                            alerts: list,
+                            state,
+                            silences_error,
+                        }) => {
+                            failures = 0;
+                            if let Some(ev) = state
+                                && events.send(ev).await.is_err()
+                            {
                                 return;
                             }
+                            let n = list.len();
+                            let now: HashSet<String> =
+                                list.iter().filter_map(|a| a.fingerprint.clone()).collect();
+                            let gone: Vec<IncomingAlert> = known
+                                .iter()
+                                .filter(|(fp, _)| !now.contains(*fp))
+                                .map(|(_, a)| IncomingAlert {
+                                    status: AlertStatus::Resolved,
+                                    ..a.clone()
+                                })
+                                .collect();
+                            known = list
+                                .iter()
+                                .filter_map(|a| a.fingerprint.clone().map(|f| (f, a.clone())))
+                                .collect();
+                            for a in list.into_iter().chain(gone) {
+                                if events.send(Event::Alert(a)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let detail = match (silences_only, silences_error) {
+                                (true, _) => "webhook delivery; silences polled".to_string(),
+                                (false, None) => format!("{n} alerts"),
+                                (false, Some(e)) => format!("{n} alerts; silences unreadable: {e}"),
+                            };
+                            report(&board, &name, kind, HealthState::Ok, detail);
                         }
-                        let detail = match (silences_only, silences_error) {
-                            (true, _) => "webhook delivery; silences polled".to_string(),
-                            (false, None) => format!("{n} alerts"),
-                            (false, Some(e)) => format!("{n} alerts; silences unreadable: {e}"),
-                        };
-                        report(&board, &name, kind, HealthState::Ok, detail);
+                        Err(e) => {
+                            failures += 1;
+                            let state = if failures >= DOWN_AFTER {
+                                HealthState::Down
+                            } else {
+                                HealthState::Degraded
+                            };
+                            tracing::warn!(source = %name, "poll failed: {e}");
+                            report(&board, &name, kind, state, e.to_string());
+                        }
                     }
-                    Err(e) => {
-                        failures += 1;
-                        let state = if failures >= DOWN_AFTER {
-                            HealthState::Down
-                        } else {
-                            HealthState::Degraded
-                        };
-                        tracing::warn!(source = %name, "poll failed: {e}");
-                        report(&board, &name, kind, state, e.to_string());
-                    }
-                }
-                let wait = backoff(interval, failures);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {
-                        if *shutdown.borrow() { return; }
+                    let wait = backoff(interval, failures);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {
+                            if *shutdown.borrow() { return; }
+                        }
                     }
                 }
-            }
-        }));
+            }),
+        ));
     }
     tasks
 }
