@@ -166,6 +166,30 @@ pub fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
         .then(a.fingerprint.cmp(&b.fingerprint))
 }
 
+/// The engine's alerts in the hub's order (a full sort).
+pub fn ordered_alerts(engine: &Engine) -> Vec<Arc<Alert>> {
+    let mut alerts: Vec<Arc<Alert>> = engine.alerts_shared().cloned().collect();
+    alerts.sort_by(|a, b| alert_order(a, b));
+    alerts
+}
+
+/// Brings `ordered` (the engine's alerts in the hub's order, as of the
+/// last call) up to date: only the alerts that changed since are taken out
+/// and put back. `kept` false (no order kept yet) sorts the whole table.
+pub fn follow_alert_order(engine: &mut Engine, ordered: &mut Vec<Arc<Alert>>, kept: bool) {
+    match engine.take_alert_changes() {
+        crate::engine::AlertChanges::Some(fps) if kept => {
+            let touched: Vec<&str> = fps.iter().map(String::as_str).collect();
+            let upsert: Vec<Arc<Alert>> = touched
+                .iter()
+                .filter_map(|fp| engine.alert_shared(fp).cloned())
+                .collect();
+            crate::stream::place_alerts(ordered, &touched, &upsert);
+        }
+        _ => *ordered = ordered_alerts(engine),
+    }
+}
+
 /// A policy condition that holds, waiting out its `for`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PendingAlert {
@@ -201,8 +225,17 @@ impl Snapshot {
     /// the alert in `focus`; the hub fills in the rest (operator, hosts,
     /// recent records, sources).
     pub fn of_engine(engine: &Engine, now: Time, focus: Option<String>) -> Snapshot {
-        let mut alerts: Vec<Arc<Alert>> = engine.alerts_shared().cloned().collect();
-        alerts.sort_by(|a, b| alert_order(a, b));
+        Snapshot::of_engine_ordered(engine, now, focus, ordered_alerts(engine))
+    }
+
+    /// [`Snapshot::of_engine`] with the engine's alerts already in the
+    /// hub's order.
+    pub fn of_engine_ordered(
+        engine: &Engine,
+        now: Time,
+        focus: Option<String>,
+        alerts: Vec<Arc<Alert>>,
+    ) -> Snapshot {
         let mut actions: Vec<Action> = engine
             .actions()
             .rev()
@@ -661,6 +694,8 @@ pub struct Hub {
     backlog: Arc<SampleBacklog>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     recent: VecDeque<Record>,
+    /// `recent` as the last snapshot shares it (None once it changed).
+    recent_shared: Option<Arc<Vec<Record>>>,
     audit_seq: u64,
     store_error: Option<String>,
     hosts: BTreeMap<String, HostView>,
@@ -670,6 +705,9 @@ pub struct Hub {
     executors: Option<Arc<dyn Executors>>,
     escalator: Option<Arc<dyn Escalator>>,
     prober: Option<Arc<dyn Prober>>,
+    /// The alert table in the hub's order, as last published.
+    ordered: Vec<Arc<Alert>>,
+    ordered_ready: bool,
     sources: SourceBoard,
     focus: watch::Receiver<Option<String>>,
     runbooks: Arc<Vec<RunbookInfo>>,
@@ -829,6 +867,7 @@ impl Hub {
             backlog: backlog.clone(),
             snap_tx,
             recent: VecDeque::new(),
+            recent_shared: None,
             audit_seq: setup.restored.last_seq,
             store_error: None,
             hosts: BTreeMap::new(),
@@ -838,6 +877,8 @@ impl Hub {
             executors: setup.executors,
             escalator: setup.escalator,
             prober: None,
+            ordered: Vec::new(),
+            ordered_ready: false,
             sources: setup.sources,
             focus: focus_rx,
             runbooks,
@@ -1165,6 +1206,7 @@ impl Hub {
             match self.writer.append(records).await {
                 Ok(written) => {
                     self.store_error = None;
+                    self.recent_shared = None;
                     for r in written {
                         self.audit_seq = self.audit_seq.max(r.seq);
                         self.recent.push_back(r);
@@ -1276,13 +1318,25 @@ impl Hub {
         h.finish()
     }
 
+    /// The alert table in the hub's order: kept from one publish to the
+    /// next, with only the alerts that changed taken out and put back.
+    fn ordered_alerts(&mut self) -> Vec<Arc<Alert>> {
+        follow_alert_order(&mut self.engine, &mut self.ordered, self.ordered_ready);
+        self.ordered_ready = true;
+        self.ordered.clone()
+    }
+
     fn publish(&mut self) {
         let now = Utc::now();
         let focus = self.focus.borrow_and_update().clone();
-        let mut snap = Snapshot::of_engine(&self.engine, now, focus);
+        let alerts = self.ordered_alerts();
+        let mut snap = Snapshot::of_engine_ordered(&self.engine, now, focus, alerts);
         snap.demo = self.demo.is_some();
         snap.operator = self.operator.clone();
-        snap.recent = Arc::new(self.recent.iter().cloned().collect());
+        snap.recent = self
+            .recent_shared
+            .get_or_insert_with(|| Arc::new(self.recent.iter().cloned().collect()))
+            .clone();
         snap.audit_seq = self.audit_seq;
         snap.store_error = self.store_error.clone();
         snap.hosts = Arc::new(self.hosts.values().cloned().collect());

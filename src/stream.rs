@@ -182,6 +182,26 @@ fn finish(prev: &Snapshot, next: &Snapshot, mut d: Delta) -> Delta {
 /// How many recent records a client keeps (as the hub's snapshots do).
 const RECENT: usize = 500;
 
+/// Takes the alerts `touched` out of `alerts` (in the hub's order) and
+/// puts `upsert` where that order wants them. A change touches few alerts:
+/// the others keep their place, with no re-sort of the whole table.
+pub fn place_alerts(alerts: &mut Vec<Arc<Alert>>, touched: &[&str], upsert: &[Arc<Alert>]) {
+    if touched.len() <= 8 {
+        for fp in touched {
+            if let Some(i) = alerts.iter().position(|a| a.fingerprint == *fp) {
+                alerts.remove(i);
+            }
+        }
+    } else {
+        let touched: std::collections::HashSet<&str> = touched.iter().copied().collect();
+        alerts.retain(|a| !touched.contains(a.fingerprint.as_str()));
+    }
+    for a in upsert {
+        let at = alerts.partition_point(|x| alert_order(x, a) == std::cmp::Ordering::Less);
+        alerts.insert(at, a.clone());
+    }
+}
+
 /// `prev` with `d` applied.
 pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
     let mut s = prev.clone();
@@ -195,32 +215,13 @@ pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
         s.operator = o;
     }
     if !d.alerts_upsert.is_empty() || !d.alerts_removed.is_empty() {
-        // A change touches few alerts: the others keep their place (no
-        // re-sort of the whole table), the changed ones are put where the
-        // hub's order puts them.
         let touched: Vec<&str> = d
             .alerts_removed
             .iter()
             .map(String::as_str)
             .chain(d.alerts_upsert.iter().map(|a| a.fingerprint.as_str()))
             .collect();
-        if touched.len() <= 8 {
-            for fp in &touched {
-                if let Some(i) = s.alerts.iter().position(|a| a.fingerprint == *fp) {
-                    s.alerts.remove(i);
-                }
-            }
-        } else {
-            let touched: std::collections::HashSet<&str> = touched.into_iter().collect();
-            s.alerts
-                .retain(|a| !touched.contains(a.fingerprint.as_str()));
-        }
-        for a in &d.alerts_upsert {
-            let at = s
-                .alerts
-                .partition_point(|x| alert_order(x, a) == std::cmp::Ordering::Less);
-            s.alerts.insert(at, a.clone());
-        }
+        place_alerts(&mut s.alerts, &touched, &d.alerts_upsert);
     }
     if let Some(a) = d.actions {
         s.actions = a;

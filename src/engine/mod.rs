@@ -12,6 +12,7 @@ pub mod guards;
 mod intents;
 mod restore;
 mod silence;
+mod table;
 mod upstream;
 mod verify;
 
@@ -34,6 +35,7 @@ use crate::units::{add_time, fmt_delta, mul_delta};
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;
+pub use table::AlertChanges;
 pub use upstream::{Suppressed, UpstreamMatcher, UpstreamSilence, while_inhibited};
 use verify::External;
 
@@ -487,7 +489,7 @@ pub struct Engine {
     modes: Modes,
     /// Shared with the snapshots: publishing copies pointers, and a change
     /// copies only the alert it touches.
-    alerts: HashMap<String, Arc<Alert>>,
+    alerts: table::AlertTable,
     resolved_order: VecDeque<String>,
     actions: BTreeMap<ActionId, Action>,
     next_action: u64,
@@ -525,7 +527,7 @@ impl Engine {
             windows: setup.windows,
             settings: setup.settings,
             modes: setup.modes,
-            alerts: HashMap::new(),
+            alerts: table::AlertTable::default(),
             resolved_order: VecDeque::new(),
             actions: BTreeMap::new(),
             next_action: 1,
@@ -602,6 +604,15 @@ impl Engine {
     }
     pub fn alert(&self, fp: &str) -> Option<&Alert> {
         self.alerts.get(fp).map(|a| &**a)
+    }
+    /// The alert as the shared pointer snapshots hold.
+    pub fn alert_shared(&self, fp: &str) -> Option<&Arc<Alert>> {
+        self.alerts.get(fp)
+    }
+    /// The fingerprints of the alerts inserted, changed or removed since
+    /// the last call (the hub re-orders only those when it publishes).
+    pub fn take_alert_changes(&mut self) -> AlertChanges {
+        self.alerts.take_changes()
     }
     pub fn actions(&self) -> impl DoubleEndedIterator<Item = &Action> {
         self.actions.values()
@@ -2051,7 +2062,7 @@ impl Engine {
             windows: self.windows.clone(),
             settings: self.settings.clone(),
             modes: self.modes,
-            alerts: HashMap::new(),
+            alerts: table::AlertTable::default(),
             resolved_order: VecDeque::new(),
             actions: self
                 .actions

@@ -1634,3 +1634,86 @@ fn evidence_for_another_attempt_or_a_finished_action_is_ignored() {
     e.handle(evidence(&p, true, 100), t(100));
     assert!(e.action(p.action).unwrap().source_evidence.is_none());
 }
+
+#[test]
+fn the_alert_order_kept_by_changes_equals_a_full_sort() {
+    use crate::hub::ordered_alerts;
+    let mut e = engine("");
+    let mut kept = ordered_alerts(&e);
+    let _ = e.take_alert_changes();
+    let mut step = |e: &mut Engine, ev: Event, at: i64| {
+        e.handle(ev, t(at));
+        crate::hub::follow_alert_order(e, &mut kept, true);
+        let sorted = ordered_alerts(e);
+        let full: Vec<&str> = sorted.iter().map(|a| a.fingerprint.as_str()).collect();
+        let got: Vec<&str> = kept.iter().map(|a| a.fingerprint.as_str()).collect();
+        assert_eq!(got, full, "after event at {at}");
+        for (a, b) in kept.iter().zip(sorted.iter()) {
+            assert!(
+                Arc::ptr_eq(a, b) || **a == **b,
+                "stale alert {}",
+                a.fingerprint
+            );
+        }
+    };
+    for (i, host) in ["web-01", "web-02", "web-03"].iter().enumerate() {
+        step(
+            &mut e,
+            firing(
+                "ServiceDown",
+                host,
+                &[("service", "nginx"), ("severity", "warning")],
+            ),
+            i as i64,
+        );
+        step(
+            &mut e,
+            firing(
+                "DiskSpaceLow",
+                host,
+                &[("mountpoint", "/var"), ("severity", "critical")],
+            ),
+            10 + i as i64,
+        );
+    }
+    // Policy alerts from samples, a resolution, a silence, a redelivery.
+    step(&mut e, disk("web-01", 97.0), 20);
+    step(&mut e, disk("web-01", 97.0), 400);
+    step(&mut e, disk("web-01", 50.0), 500);
+    let fp = e
+        .alerts()
+        .find(|a| a.name == "ServiceDown" && a.host() == Some("web-02"))
+        .unwrap()
+        .fingerprint
+        .clone();
+    step(
+        &mut e,
+        Event::Silence {
+            fingerprint: fp,
+            id: String::new(),
+            until: t(4000),
+            actor: "ana".into(),
+            comment: "deploy".into(),
+        },
+        600,
+    );
+    step(
+        &mut e,
+        firing(
+            "ServiceDown",
+            "web-01",
+            &[("service", "nginx"), ("severity", "warning")],
+        ),
+        700,
+    );
+    step(&mut e, Event::Tick, 5000);
+    // More changes than are tracked between two looks: start over.
+    for i in 0..1100 {
+        e.handle(firing("Flood", &format!("h{i}"), &[]), t(6000));
+    }
+    assert_eq!(e.take_alert_changes(), AlertChanges::All);
+    assert_eq!(
+        e.take_alert_changes(),
+        AlertChanges::Some(Default::default())
+    );
+}
