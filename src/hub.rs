@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use serde::Serialize;
 
+use crate::analysis::assess::Assessment;
 use crate::analysis::live::{AnalysisView, LiveAnalysis};
 use crate::analysis::llm::LlmClient;
 use crate::engine::{
@@ -126,6 +127,10 @@ pub struct Snapshot {
     pub runbooks: Arc<Vec<RunbookInfo>>,
     /// Root-cause analyses by alert fingerprint (alerts the engine knows).
     pub analyses: Arc<BTreeMap<String, AnalysisView>>,
+    /// The weighed facts behind the focused alert's analysis (capacity,
+    /// shares, what each runbook would free, what it passes over and why).
+    #[serde(default)]
+    pub assessment: Option<Arc<Assessment>>,
     /// Who is attached to the hub (filled in by the client from the stream).
     #[serde(default)]
     pub presence: Vec<crate::stream::Presence>,
@@ -246,6 +251,7 @@ impl Snapshot {
             suggestions,
             runbooks: Arc::new(runbook_infos(engine)),
             analyses: Default::default(),
+            assessment: None,
             presence: Vec::new(),
             link: None,
         }
@@ -272,6 +278,7 @@ impl Snapshot {
             suggestions: Vec::new(),
             runbooks: Default::default(),
             analyses: Default::default(),
+            assessment: None,
             presence: Vec::new(),
             link: None,
         }
@@ -533,10 +540,25 @@ pub struct HubHandle {
 /// A request to the hub that is answered.
 #[derive(Debug)]
 pub enum Query {
-    /// The runbooks that could handle an alert now, with their guards.
+    /// The runbooks that could handle an alert now, with their guards:
+    /// the matched ones and the analysis' recommendations, with why and
+    /// why not.
     Suggestions {
         fingerprint: String,
         reply: tokio::sync::oneshot::Sender<Vec<Suggestion>>,
+    },
+    /// The weighed facts behind an alert's analysis.
+    Assessment {
+        fingerprint: String,
+        reply: tokio::sync::oneshot::Sender<Option<Arc<Assessment>>>,
+    },
+    /// An operator proposes the runbook the analysis recommends for an
+    /// alert, with the parameters the analysis took from the evidence.
+    ProposeRecommended {
+        fingerprint: String,
+        runbook: String,
+        actor: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), IntentError>>,
     },
     /// An operator's intent. Answered once its records are durable, or
     /// with why it was refused.
@@ -602,6 +624,37 @@ impl HubHandle {
             .await
             .map_err(|_| "the hub has stopped".to_string())?;
         answer.await.map_err(|_| "the hub has stopped".to_string())
+    }
+
+    /// The weighed facts behind the analysis of alert `fingerprint`.
+    pub async fn assessment(&self, fingerprint: String) -> Result<Option<Arc<Assessment>>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries
+            .send(Query::Assessment { fingerprint, reply })
+            .await
+            .map_err(|_| "the hub has stopped".to_string())?;
+        answer.await.map_err(|_| "the hub has stopped".to_string())
+    }
+
+    /// Proposes the analysis' runbook `runbook` for alert `fingerprint` as
+    /// `actor` (parameters from the analysis, never from the caller).
+    pub async fn propose_recommended(
+        &self,
+        fingerprint: String,
+        runbook: String,
+        actor: String,
+    ) -> Result<(), IntentError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries
+            .send(Query::ProposeRecommended {
+                fingerprint,
+                runbook,
+                actor,
+                reply,
+            })
+            .await
+            .map_err(|_| IntentError::HubStopped)?;
+        answer.await.map_err(|_| IntentError::HubStopped)?
     }
 }
 
@@ -959,7 +1012,44 @@ impl Hub {
                 }
                 Some(q) = self.queries.recv() => match q {
                     Query::Suggestions { fingerprint, reply } => {
-                        let _ = reply.send(self.engine.suggestions(&fingerprint, Utc::now()));
+                        let _ = reply.send(self.suggestions(&fingerprint, Utc::now()));
+                    }
+                    Query::Assessment { fingerprint, reply } => {
+                        let _ = reply.send(self.analysis.assessment(&fingerprint));
+                    }
+                    Query::ProposeRecommended { fingerprint, runbook, actor, reply } => {
+                        let made = crate::analysis::advice::proposal(
+                            self.engine.catalog(),
+                            self.analysis.view(&fingerprint),
+                            &fingerprint,
+                            &runbook,
+                            &actor,
+                        );
+                        let event = match made {
+                            Ok(ev) => ev,
+                            Err(e) => {
+                                let kind = match e {
+                                    crate::analysis::advice::ProposalError::NoAnalysis(_) => {
+                                        crate::engine::RefusalKind::NotFound
+                                    }
+                                    _ => crate::engine::RefusalKind::Conflict,
+                                };
+                                let _ = reply.send(Err(IntentError::Refused(
+                                    crate::engine::Refusal { kind, message: e.to_string() },
+                                )));
+                                continue;
+                            }
+                        };
+                        match self.engine.vet(&event, Utc::now()) {
+                            Err(r) => {
+                                let _ = reply.send(Err(IntentError::Refused(r)));
+                            }
+                            Ok(()) => {
+                                let _ = self.handle_events(event).await;
+                                dirty = true;
+                                let _ = reply.send(Ok(()));
+                            }
+                        }
                     }
                     Query::Intent { event, reply } => {
                         // Vetted first: a refusal is answered with its
@@ -1242,6 +1332,18 @@ impl Hub {
         h.finish()
     }
 
+    /// The suggestions for an alert: matched runbooks and the analysis'
+    /// recommendations side by side, with why and why not.
+    fn suggestions(&self, fingerprint: &str, now: Time) -> Vec<Suggestion> {
+        crate::analysis::advice::suggestions(
+            &self.engine,
+            self.analysis.view(fingerprint),
+            self.analysis.assessment(fingerprint).as_deref(),
+            fingerprint,
+            now,
+        )
+    }
+
     fn publish(&mut self) {
         let now = Utc::now();
         let focus = self.focus.borrow_and_update().clone();
@@ -1267,6 +1369,10 @@ impl Hub {
             let engine = &self.engine;
             self.analysis.views(|fp| engine.alert(fp).is_some())
         };
+        if let Some(fp) = snap.focus.clone() {
+            snap.suggestions = self.suggestions(&fp, now);
+            snap.assessment = self.analysis.assessment(&fp);
+        }
         self.snap_tx.send_replace(Arc::new(snap));
     }
 }

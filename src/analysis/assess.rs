@@ -32,6 +32,9 @@ pub struct Assessed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Declined {
     pub runbook: String,
+    /// The parameters it was weighed with.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
     pub why: String,
     #[serde(default)]
     pub frees_at_most: Option<f64>,
@@ -97,10 +100,18 @@ pub fn agrees_with_shares(cause: Cause, w: &Weighing) -> Result<(), String> {
     let need = match cause {
         Cause::DiskGrowthLogs => ContributorKind::Log,
         Cause::DiskGrowthData => ContributorKind::Data,
-        Cause::MemoryLeak if w.contributors.iter().any(|c| c.kind == ContributorKind::Service) => {
+        Cause::MemoryLeak
+            if w.contributors
+                .iter()
+                .any(|c| c.kind == ContributorKind::Service) =>
+        {
             ContributorKind::Service
         }
-        Cause::ConnectionLeak if w.contributors.iter().any(|c| c.kind == ContributorKind::Idle) => {
+        Cause::ConnectionLeak
+            if w.contributors
+                .iter()
+                .any(|c| c.kind == ContributorKind::Idle) =>
+        {
             ContributorKind::Idle
         }
         _ => return Ok(()),
@@ -174,6 +185,7 @@ pub fn assess(
             Some((why, frees, needed)) => {
                 out.declined.push(Declined {
                     runbook: r.runbook.clone(),
+                    params: r.params.clone(),
                     why,
                     frees_at_most: Some(frees),
                     needed: Some(needed),
@@ -224,14 +236,16 @@ pub fn assess(
             Some((why, f, n)) => (why, Some(f), Some(n)),
             None => (passed_over(a, out.weighing.as_ref(), name), None, None),
         };
+        let frees = frees.or_else(|| {
+            out.weighing
+                .as_ref()
+                .and_then(|w| w.frees_at_most(name, &params))
+        });
         out.declined.push(Declined {
             runbook: name.to_string(),
+            params,
             why,
-            frees_at_most: frees.or_else(|| {
-                out.weighing
-                    .as_ref()
-                    .and_then(|w| w.frees_at_most(name, &params))
-            }),
+            frees_at_most: frees,
             needed: need.or(needed),
         });
     }
@@ -258,7 +272,8 @@ fn passed_over(a: &Analysis, w: Option<&Weighing>, runbook: &str) -> String {
     }
 }
 
-fn clip(s: &str) -> String {
+/// At most 300 characters (a summary's limit).
+pub fn clip(s: &str) -> String {
     if s.chars().count() <= 300 {
         s.to_string()
     } else {

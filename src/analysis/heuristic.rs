@@ -494,7 +494,9 @@ impl Heuristic {
         let cap = w.capacity.as_ref();
         ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
         ev.extend(trend);
-        let capacity = cap.map(|c| format!("; {}", weigh::capacity_line(c))).unwrap_or_default();
+        let capacity = cap
+            .map(|c| format!("; {}", weigh::capacity_line(c)))
+            .unwrap_or_default();
         match w.leader() {
             Some(c) if c.kind == ContributorKind::Log => {
                 let path = c.param.as_ref().map(|p| p.1.clone()).unwrap_or_default();
@@ -549,7 +551,9 @@ impl Heuristic {
                     clip(format!("the disk of {target} fills but {named}{capacity}")),
                     ev,
                 )
-                .because("a contributor (a directory or database size series) that grows with the disk");
+                .because(
+                    "a contributor (a directory or database size series) that grows with the disk",
+                );
                 v.runbooks.extend(self.rec(
                     input,
                     "disk_cleanup",
@@ -570,7 +574,9 @@ impl Heuristic {
         let cap = w.capacity.as_ref();
         ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
         ev.extend(trend);
-        let capacity = cap.map(|c| format!("; {}", weigh::capacity_line(c))).unwrap_or_default();
+        let capacity = cap
+            .map(|c| format!("; {}", weigh::capacity_line(c)))
+            .unwrap_or_default();
         match w.leader().filter(|c| c.kind == ContributorKind::Service) {
             Some(c) => {
                 let service = c.param.as_ref().map(|p| p.1.clone()).unwrap_or_default();
@@ -625,7 +631,9 @@ impl Heuristic {
         let cap = w.capacity.as_ref();
         ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
         ev.extend(trend);
-        let capacity = cap.map(|c| format!("; {}", weigh::capacity_line(c))).unwrap_or_default();
+        let capacity = cap
+            .map(|c| format!("; {}", weigh::capacity_line(c)))
+            .unwrap_or_default();
         match w.leader() {
             Some(c) if c.kind == ContributorKind::Idle => {
                 let mut v = Verdict::new(
@@ -712,11 +720,7 @@ fn confidence(share: f64) -> f64 {
 }
 
 fn clip(s: String) -> String {
-    if s.chars().count() <= 300 {
-        s
-    } else {
-        s.chars().take(299).collect::<String>() + "…"
-    }
+    super::assess::clip(&s)
 }
 
 /// Database or application data fills the disk: no cleanup helps.

@@ -7,6 +7,7 @@
 //! Analysers only explain and recommend: they never produce commands, never
 //! touch the engine and never act. The engine and its guards decide.
 
+pub mod advice;
 pub mod assess;
 pub mod eval;
 pub mod heuristic;

@@ -197,7 +197,11 @@ impl Weighing {
                     "{}: {}{}",
                     c.what,
                     pct(c.share),
-                    if i == 0 { format!(" {of}") } else { String::new() }
+                    if i == 0 {
+                        format!(" {of}")
+                    } else {
+                        String::new()
+                    }
                 )
             })
             .collect::<Vec<_>>()
@@ -377,7 +381,9 @@ pub(super) fn weigh_fitted(
         _ => {
             let pool = label("pool");
             (
-                format!("pool {}", pool.as_deref().unwrap_or("")).trim().to_string(),
+                format!("pool {}", pool.as_deref().unwrap_or(""))
+                    .trim()
+                    .to_string(),
                 Unit::Connections,
                 pool.map(|p| vec![("pool", p)]).unwrap_or_default(),
             )
@@ -527,7 +533,11 @@ pub(super) fn weigh_fitted(
 /// The alert's threshold in the resource's unit: from its condition, else
 /// the default policy's (disk 85%, memory 90%, pool 95%).
 fn alert_threshold(input: &AnalysisInput, r: Resource, metric: &str, size: f64) -> Option<f64> {
-    let parsed = input.alert.condition.as_deref().and_then(condition_threshold);
+    let parsed = input
+        .alert
+        .condition
+        .as_deref()
+        .and_then(condition_threshold);
     let (m, upper, v) = parsed.unwrap_or_else(|| {
         let v = match r {
             Resource::Disk => 85.0,
@@ -557,8 +567,22 @@ fn alert_threshold(input: &AnalysisInput, r: Resource, metric: &str, size: f64) 
 }
 
 const DATA_WORDS: [&str; 16] = [
-    "database", "db_", "pg_", "mysql", "mariadb", "mongo", "table", "wal", "index", "data",
-    "postgres", "clickhouse", "elastic", "kafka", "influx", "tsdb",
+    "database",
+    "db_",
+    "pg_",
+    "mysql",
+    "mariadb",
+    "mongo",
+    "table",
+    "wal",
+    "index",
+    "data",
+    "postgres",
+    "clickhouse",
+    "elastic",
+    "kafka",
+    "influx",
+    "tsdb",
 ];
 
 /// Is this series a candidate contributor to the resource? Returns its
@@ -569,12 +593,25 @@ fn candidate<'a>(
     want: &[(&str, &str)],
     mounts: &[&str],
     metric: &str,
-) -> Option<(&'a SeriesHistory, ContributorKind, String, Option<(String, String)>)> {
+) -> Option<(
+    &'a SeriesHistory,
+    ContributorKind,
+    String,
+    Option<(String, String)>,
+)> {
     let n = s.name.to_ascii_lowercase();
     if n == metric || n.ends_with("_total") || n.ends_with("_count") && r != Resource::Pool {
         return None;
     }
-    let io = ["transmit", "receive", "read_bytes", "written", "network", "net_", "_io_"];
+    let io = [
+        "transmit",
+        "receive",
+        "read_bytes",
+        "written",
+        "network",
+        "net_",
+        "_io_",
+    ];
     if io.iter().any(|w| n.contains(w)) {
         return None;
     }
@@ -653,7 +690,10 @@ fn candidate<'a>(
             if !n.ends_with("_bytes") || n.starts_with("node_memory") {
                 return None;
             }
-            if !["mem", "rss", "resident", "heap"].iter().any(|w| n.contains(w)) {
+            if !["mem", "rss", "resident", "heap"]
+                .iter()
+                .any(|w| n.contains(w))
+            {
                 return None;
             }
             let who = get("service")
