@@ -280,3 +280,55 @@ pub fn clip(s: &str) -> String {
         s.chars().take(299).collect::<String>() + "…"
     }
 }
+
+/// The weighed facts an LLM is given with the input: the weighing and, for
+/// the runbooks that could apply (the matched ones, a rotation per growing
+/// log, a restart per weighed service), what each would free at most
+/// against what is needed.
+pub fn prompt_facts(input: &AnalysisInput, catalog: &Catalog) -> serde_json::Value {
+    let Some(w) = super::weigh::weigh(input) else {
+        return serde_json::Value::Null;
+    };
+    let mut options: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut facts = input.host_labels.clone();
+    if let Some(h) = &input.alert.host {
+        facts.insert("host".into(), h.clone());
+    }
+    for (i, _, _) in catalog.candidates(&input.alert.labels) {
+        let rb = &catalog.runbooks[i];
+        let p = rb
+            .resolve_params(&input.alert.labels, &facts, &BTreeMap::new())
+            .unwrap_or_default();
+        options.push((rb.name().to_string(), p));
+    }
+    for c in &w.contributors {
+        let runbook = match c.param.as_ref().map(|p| p.0.as_str()) {
+            Some("path") => "log_rotation",
+            Some("service") => "memory_pressure",
+            _ => continue,
+        };
+        if let Some((k, v)) = &c.param {
+            options.push((runbook.into(), [(k.clone(), v.clone())].into()));
+        }
+    }
+    let capacity: Vec<serde_json::Value> = options
+        .iter()
+        .filter(|(r, _)| catalog.get(r).is_some_and(|rb| rb.enabled))
+        .filter_map(|(r, p)| {
+            let frees = w.frees_at_most(r, p)?;
+            let needed = w.capacity.as_ref().and_then(|c| c.needed);
+            Some(serde_json::json!({
+                "runbook": r,
+                "params": p,
+                "frees_at_most": frees,
+                "needed": needed,
+                "covers_the_need": needed.is_none_or(|n| frees >= n),
+            }))
+        })
+        .collect();
+    serde_json::json!({
+        "weighing": w,
+        "meaningful_share": MEANINGFUL_SHARE,
+        "runbook_capacity": capacity,
+    })
+}
