@@ -164,13 +164,20 @@ impl Heuristic {
                 .iter()
                 .filter(|e| e.kind == EvidenceKind::Record)
                 .count();
+            let oom = restarts.iter().any(|e| e.note.contains("out-of-memory kills"));
+            let who = if service.is_empty() { "the service" } else { service };
             return Verdict::new(
                 Cause::CrashLoop,
-                if n >= 2 { 0.85 } else { 0.7 },
-                format!(
-                    "{} on {target} keeps failing right after restarts: a crash loop; another restart will not fix it",
-                    if service.is_empty() { "the service" } else { service }
-                ),
+                if n >= 2 || oom { 0.85 } else { 0.7 },
+                if oom {
+                    format!(
+                        "the kernel keeps killing {who} on {target} out of memory and it comes back to die again: a crash loop; a restart frees nothing, its memory limit or leak must be fixed"
+                    )
+                } else {
+                    format!(
+                        "{who} on {target} keeps failing right after restarts: a crash loop; another restart will not fix it"
+                    )
+                },
                 with(restarts, &trend_ev),
             )
             .because("a restart that stays up for more than the verification window")
@@ -242,7 +249,9 @@ impl Heuristic {
                 if !traffic.is_empty() || (!fleet.is_empty() && f.shape() != Shape::Climb) {
                     return traffic_verdict(with(traffic, &fleet), trend_ev, "memory", target);
                 }
-                if f.shape() == Shape::Climb
+                // A climb, or no percentage series but used memory growing
+                // (node_exporter's MemTotal and MemAvailable alone).
+                if (f.shape() == Shape::Climb || f.primary.is_none())
                     && let Some(w) = f
                         .weighing
                         .as_ref()
