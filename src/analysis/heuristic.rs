@@ -164,8 +164,14 @@ impl Heuristic {
                 .iter()
                 .filter(|e| e.kind == EvidenceKind::Record)
                 .count();
-            let oom = restarts.iter().any(|e| e.note.contains("out-of-memory kills"));
-            let who = if service.is_empty() { "the service" } else { service };
+            let oom = restarts
+                .iter()
+                .any(|e| e.note.contains("out-of-memory kills"));
+            let who = if service.is_empty() {
+                "the service"
+            } else {
+                service
+            };
             return Verdict::new(
                 Cause::CrashLoop,
                 if n >= 2 || oom { 0.85 } else { 0.7 },

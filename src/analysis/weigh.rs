@@ -237,8 +237,21 @@ impl Weighing {
         match (cap.unit, runbook) {
             (Unit::Bytes, "log_rotation") if cap.resource.starts_with("disk") => by_param("path"),
             (Unit::Bytes, "disk_cleanup") if cap.resource.starts_with("disk") => {
-                let kept = sum(&[ContributorKind::Data, ContributorKind::Log])?;
-                Some((cap.used - kept).max(0.0))
+                // It removes neither data nor a live log file (only rotated
+                // archives, old temporary files, the journal).
+                let kept: Vec<f64> = self
+                    .contributors
+                    .iter()
+                    .filter(|c| {
+                        c.kind == ContributorKind::Data
+                            || (c.kind == ContributorKind::Log && c.param.is_some())
+                    })
+                    .map(|c| c.size)
+                    .collect();
+                if kept.is_empty() {
+                    return None;
+                }
+                Some((cap.used - kept.iter().sum::<f64>()).max(0.0))
             }
             (Unit::Bytes, "memory_pressure" | "service_restart") if cap.resource == "memory" => {
                 by_param("service")
@@ -651,6 +664,11 @@ fn candidate<'a>(
                 }
             }
             let lp = path.unwrap_or("").to_ascii_lowercase();
+            // A database's own logs (binary logs, WAL, redo) are its data:
+            // no rotation or cleanup may remove them.
+            let db_log = ["binlog", "wal", "xlog", "redo", "relay_log", "relaylog"]
+                .iter()
+                .any(|w| n.contains(w) || lp.contains(w));
             let name_of = get("datname")
                 .or(get("database"))
                 .or(get("db"))
@@ -658,8 +676,10 @@ fn candidate<'a>(
                 .or(path)
                 .or(get("service"))
                 .unwrap_or(&s.name);
-            let kind = if lp.starts_with("/var/log") || n.contains("log") || n.contains("journal") {
-                if n.contains("journal") || lp.contains("journal") || n.contains("rotated") {
+            let kind = if db_log {
+                ContributorKind::Data
+            } else if lp.starts_with("/var/log") || n.contains("log") || n.contains("journal") {
+                if n.contains("rotated") || n.contains("archive") {
                     ContributorKind::Temp
                 } else {
                     ContributorKind::Log
