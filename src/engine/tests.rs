@@ -1534,7 +1534,9 @@ fn the_analysis_runbook_is_proposed_through_the_same_checks_and_four_eyes() {
     };
     let rotate = [("path", "/var/log/app.log")];
     // The matched cleanup is still open.
-    let r = e.vet(&propose("log_rotation", &rotate, "ben"), t(1)).unwrap_err();
+    let r = e
+        .vet(&propose("log_rotation", &rotate, "ben"), t(1))
+        .unwrap_err();
     assert_eq!(r.kind, RefusalKind::Conflict);
     assert!(r.message.contains("already has action A000001"), "{r}");
     let cleanup = e.find_action("disk_cleanup", "web-01").unwrap();
@@ -1547,23 +1549,41 @@ fn the_analysis_runbook_is_proposed_through_the_same_checks_and_four_eyes() {
         t(2),
     );
     for (ev, kind, msg) in [
-        (propose("reboot_host", &[], "ben"), RefusalKind::NotFound, "no runbook \"reboot_host\""),
+        (
+            propose("reboot_host", &[], "ben"),
+            RefusalKind::NotFound,
+            "no runbook \"reboot_host\"",
+        ),
         (
             propose("log_rotation", &[("command", "rm -rf /")], "ben"),
             RefusalKind::Invalid,
             "\"command\" is not a parameter of log_rotation",
         ),
-        (propose("log_rotation", &rotate, " "), RefusalKind::Invalid, "actor is empty"),
+        (
+            propose("log_rotation", &rotate, " "),
+            RefusalKind::Invalid,
+            "actor is empty",
+        ),
     ] {
         let r = e.vet(&ev, t(3)).unwrap_err();
         assert_eq!(r.kind, kind, "{r}");
         assert!(r.message.contains(msg), "{r}");
-        assert!(e.handle(ev, t(3)).is_empty(), "un-vetted, it changes nothing");
+        assert!(
+            e.handle(ev, t(3)).is_empty(),
+            "un-vetted, it changes nothing"
+        );
     }
     // A value that fails the parameter's pattern is proposed and blocked
     // (param_invalid), as for any action: nothing runs.
-    let bad = e.handle(propose("log_rotation", &[("path", "/etc/shadow")], "ben"), t(4));
-    assert!(kinds(&bad).contains(&RecordKind::ActionBlocked), "{:?}", kinds(&bad));
+    let bad = e.handle(
+        propose("log_rotation", &[("path", "/etc/shadow")], "ben"),
+        t(4),
+    );
+    assert!(
+        kinds(&bad).contains(&RecordKind::ActionBlocked),
+        "{:?}",
+        kinds(&bad)
+    );
     assert!(!started(&bad));
     let blocked = e.find_action("log_rotation", "web-01").unwrap();
     e.handle(
@@ -1575,7 +1595,10 @@ fn the_analysis_runbook_is_proposed_through_the_same_checks_and_four_eyes() {
         t(5),
     );
 
-    assert_eq!(e.vet(&propose("log_rotation", &rotate, "ben"), t(6)), Ok(()));
+    assert_eq!(
+        e.vet(&propose("log_rotation", &rotate, "ben"), t(6)),
+        Ok(())
+    );
     let cmds = e.handle(propose("log_rotation", &rotate, "ben"), t(6));
     assert_eq!(
         kinds(&cmds),
