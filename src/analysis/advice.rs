@@ -102,12 +102,14 @@ pub fn suggestions(
             s.unit = unit.clone();
         }
         // Proposed with the analysis' parameters.
-        if s.origin == SuggestionOrigin::Both && !params.is_empty() {
-            if let Some(fresh) = engine.suggestion_for(fingerprint, &rec.runbook, &params, now) {
-                s.params = fresh.params;
-                s.plan = fresh.plan;
-                s.block = fresh.block;
-            }
+        if s.origin == SuggestionOrigin::Both
+            && !params.is_empty()
+            && let Some(fresh) = engine.suggestion_for(fingerprint, &rec.runbook, &params, now)
+        {
+            s.params = fresh.params;
+            s.plan = fresh.plan;
+            s.block = fresh.block;
+            s.why_not = fresh.why_not;
         }
         match proposable(engine, fingerprint, &rec.runbook, &params, now) {
             Ok(()) if s.params.is_ok() => s.proposable = true,
