@@ -552,14 +552,6 @@ pub enum Query {
         fingerprint: String,
         reply: tokio::sync::oneshot::Sender<Option<Arc<Assessment>>>,
     },
-    /// An operator proposes the runbook the analysis recommends for an
-    /// alert, with the parameters the analysis took from the evidence.
-    ProposeRecommended {
-        fingerprint: String,
-        runbook: String,
-        actor: String,
-        reply: tokio::sync::oneshot::Sender<Result<(), IntentError>>,
-    },
     /// An operator's intent. Answered once its records are durable, or
     /// with why it was refused.
     Intent {
@@ -644,17 +636,14 @@ impl HubHandle {
         runbook: String,
         actor: String,
     ) -> Result<(), IntentError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queries
-            .send(Query::ProposeRecommended {
-                fingerprint,
-                runbook,
-                actor,
-                reply,
-            })
-            .await
-            .map_err(|_| IntentError::HubStopped)?;
-        answer.await.map_err(|_| IntentError::HubStopped)?
+        self.intent(Event::ProposeRecommended {
+            fingerprint,
+            runbook,
+            params: BTreeMap::new(),
+            actor,
+            basis: serde_json::Value::Null,
+        })
+        .await
     }
 }
 
@@ -1007,7 +996,11 @@ impl Hub {
                     dirty = true;
                 }
                 Some(ev) = self.rx.recv() => {
-                    let _ = self.handle_events(ev).await;
+                    // A proposal from the analysis never carries its
+                    // sender's parameters, whichever way it comes.
+                    if let Ok(ev) = self.from_analysis(ev) {
+                        let _ = self.handle_events(ev).await;
+                    }
                     dirty = true;
                 }
                 Some(q) = self.queries.recv() => match q {
@@ -1017,41 +1010,14 @@ impl Hub {
                     Query::Assessment { fingerprint, reply } => {
                         let _ = reply.send(self.analysis.assessment(&fingerprint));
                     }
-                    Query::ProposeRecommended { fingerprint, runbook, actor, reply } => {
-                        let made = crate::analysis::advice::proposal(
-                            self.engine.catalog(),
-                            self.analysis.view(&fingerprint),
-                            &fingerprint,
-                            &runbook,
-                            &actor,
-                        );
-                        let event = match made {
+                    Query::Intent { event, reply } => {
+                        let event = match self.from_analysis(event) {
                             Ok(ev) => ev,
-                            Err(e) => {
-                                let kind = match e {
-                                    crate::analysis::advice::ProposalError::NoAnalysis(_) => {
-                                        crate::engine::RefusalKind::NotFound
-                                    }
-                                    _ => crate::engine::RefusalKind::Conflict,
-                                };
-                                let _ = reply.send(Err(IntentError::Refused(
-                                    crate::engine::Refusal { kind, message: e.to_string() },
-                                )));
+                            Err(r) => {
+                                let _ = reply.send(Err(IntentError::Refused(r)));
                                 continue;
                             }
                         };
-                        match self.engine.vet(&event, Utc::now()) {
-                            Err(r) => {
-                                let _ = reply.send(Err(IntentError::Refused(r)));
-                            }
-                            Ok(()) => {
-                                let _ = self.handle_events(event).await;
-                                dirty = true;
-                                let _ = reply.send(Ok(()));
-                            }
-                        }
-                    }
-                    Query::Intent { event, reply } => {
                         // Vetted first: a refusal is answered with its
                         // reason and changes nothing.
                         match self.engine.vet(&event, Utc::now()) {
@@ -1330,6 +1296,37 @@ impl Hub {
             }
         }
         h.finish()
+    }
+
+    /// A proposal from the analysis gets its runbook's parameters and its
+    /// basis from the alert's analysis, whatever the caller put there;
+    /// other intents pass unchanged.
+    fn from_analysis(&self, event: Event) -> Result<Event, crate::engine::Refusal> {
+        let Event::ProposeRecommended {
+            fingerprint,
+            runbook,
+            actor,
+            ..
+        } = event
+        else {
+            return Ok(event);
+        };
+        crate::analysis::advice::proposal(
+            self.engine.catalog(),
+            self.analysis.view(&fingerprint),
+            &fingerprint,
+            &runbook,
+            &actor,
+        )
+        .map_err(|e| crate::engine::Refusal {
+            kind: match e {
+                crate::analysis::advice::ProposalError::NoAnalysis(_) => {
+                    crate::engine::RefusalKind::NotFound
+                }
+                _ => crate::engine::RefusalKind::Conflict,
+            },
+            message: e.to_string(),
+        })
     }
 
     /// The suggestions for an alert: matched runbooks and the analysis'

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vigil::analysis::Cause;
-use vigil::analysis::eval::{load_case, run_heuristic};
+use vigil::analysis::eval::{CaseResult, Report, load_case, run_heuristic};
 
 fn vigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -39,15 +39,17 @@ fn the_heuristic_meets_the_thresholds_on_the_labelled_cases() {
     }
 }
 
+fn case<'a>(r: &'a Report, name: &str) -> &'a CaseResult {
+    r.cases
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("case {name} is missing"))
+}
+
 #[test]
 fn the_decoys_get_no_wrong_fix() {
     let r = run_heuristic(Path::new("tests/rca")).unwrap();
-    let by = |name: &str| {
-        r.cases
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("case {name} is missing"))
-    };
+    let by = |name: &str| case(&r, name);
     let backup = by("backup-spike-not-a-leak");
     assert_eq!(backup.cause, Cause::ScheduledJob);
     assert_ne!(backup.runbook, "memory_pressure");
@@ -71,12 +73,7 @@ fn the_decoys_get_no_wrong_fix() {
 #[test]
 fn mixed_signals_are_weighed_and_blind_cases_hold() {
     let r = run_heuristic(Path::new("tests/rca")).unwrap();
-    let by = |name: &str| {
-        r.cases
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("case {name} is missing"))
-    };
+    let by = |name: &str| case(&r, name);
     // Each kind of mixed signal has several variants.
     for (prefix, at_least) in [
         ("mixed-", 5),

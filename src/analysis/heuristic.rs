@@ -505,13 +505,7 @@ impl Heuristic {
     fn weighed_disk(&self, f: &Findings<'_>, w: &Weighing, trend: Vec<Evidence>) -> Verdict {
         let input = f.input;
         let target = input.alert.host.as_deref().unwrap_or("the target");
-        let mut ev = weigh::evidence(w, input, 4);
-        let cap = w.capacity.as_ref();
-        ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
-        ev.extend(trend);
-        let capacity = cap
-            .map(|c| format!("; {}", weigh::capacity_line(c)))
-            .unwrap_or_default();
+        let (ev, capacity) = weighed_facts(input, w, trend, 4);
         match w.leader() {
             Some(c) if c.kind == ContributorKind::Log => {
                 let path = c.param.as_ref().map(|p| p.1.clone()).unwrap_or_default();
@@ -585,13 +579,7 @@ impl Heuristic {
     fn weighed_memory(&self, f: &Findings<'_>, w: &Weighing, trend: Vec<Evidence>) -> Verdict {
         let input = f.input;
         let target = input.alert.host.as_deref().unwrap_or("the target");
-        let mut ev = weigh::evidence(w, input, 3);
-        let cap = w.capacity.as_ref();
-        ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
-        ev.extend(trend);
-        let capacity = cap
-            .map(|c| format!("; {}", weigh::capacity_line(c)))
-            .unwrap_or_default();
+        let (ev, capacity) = weighed_facts(input, w, trend, 3);
         match w.leader().filter(|c| c.kind == ContributorKind::Service) {
             Some(c) => {
                 let service = c.param.as_ref().map(|p| p.1.clone()).unwrap_or_default();
@@ -642,13 +630,7 @@ impl Heuristic {
     ) -> Verdict {
         let input = f.input;
         let target = input.alert.host.as_deref().unwrap_or("the target");
-        let mut ev = weigh::evidence(w, input, 3);
-        let cap = w.capacity.as_ref();
-        ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
-        ev.extend(trend);
-        let capacity = cap
-            .map(|c| format!("; {}", weigh::capacity_line(c)))
-            .unwrap_or_default();
+        let (ev, capacity) = weighed_facts(input, w, trend, 3);
         match w.leader() {
             Some(c) if c.kind == ContributorKind::Idle => {
                 let mut v = Verdict::new(
@@ -727,6 +709,24 @@ impl Heuristic {
         )
         .because("more history, a top-consumer label, or a correlated alert on the host or group")
     }
+}
+
+/// The weighing's evidence (the `max` leading contributors, the size) then
+/// the trend's, and the capacity line for a summary ("; disk /: ...").
+fn weighed_facts(
+    input: &AnalysisInput,
+    w: &Weighing,
+    trend: Vec<Evidence>,
+    max: usize,
+) -> (Vec<Evidence>, String) {
+    let mut ev = weigh::evidence(w, input, max);
+    let cap = w.capacity.as_ref();
+    ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
+    ev.extend(trend);
+    let line = cap
+        .map(|c| format!("; {}", weigh::capacity_line(c)))
+        .unwrap_or_default();
+    (ev, line)
 }
 
 /// Confidence from the share the leading contributor explains.

@@ -425,31 +425,20 @@ pub(super) fn weigh_fitted(
     let size = size_s.and_then(SeriesHistory::last).map(|p| p.value);
     // Used over time, in the unit: size minus available, else the alert's
     // own series scaled by the size.
-    let used: Vec<Point> = match (size, avail_s, primary) {
-        (Some(sz), Some(a), _) => a
-            .points
-            .iter()
+    let map = |pts: &[Point], f: &dyn Fn(f64) -> f64| -> Vec<Point> {
+        pts.iter()
             .map(|p| Point {
                 at: p.at,
-                value: sz - p.value,
+                value: f(p.value),
             })
-            .collect(),
-        (Some(sz), None, Some(p)) if metric.ends_with("_percent") => p
-            .points
-            .iter()
-            .map(|x| Point {
-                at: x.at,
-                value: x.value / 100.0 * sz,
-            })
-            .collect(),
-        (Some(sz), None, Some(p)) if metric.ends_with("_ratio") => p
-            .points
-            .iter()
-            .map(|x| Point {
-                at: x.at,
-                value: x.value * sz,
-            })
-            .collect(),
+            .collect()
+    };
+    let used: Vec<Point> = match (size, avail_s, primary) {
+        (Some(sz), Some(a), _) => map(&a.points, &|v| sz - v),
+        (Some(sz), None, Some(p)) if metric.ends_with("_percent") => {
+            map(&p.points, &|v| v / 100.0 * sz)
+        }
+        (Some(sz), None, Some(p)) if metric.ends_with("_ratio") => map(&p.points, &|v| v * sz),
         _ => Vec::new(),
     };
     let to = input.at;

@@ -273,26 +273,7 @@ impl Engine {
         actor: &str,
     ) -> Result<&Runbook, Refusal> {
         check_actor(actor)?;
-        let Some(rb) = self.catalog.get(runbook) else {
-            return Err(Refusal::new(
-                RefusalKind::NotFound,
-                format!(
-                    "no runbook {}; known: {}",
-                    shown(runbook),
-                    list(self.catalog.runbooks.iter().map(|r| r.name()), 50)
-                ),
-            ));
-        };
-        if !rb.enabled {
-            return Err(Refusal::new(
-                RefusalKind::Conflict,
-                format!(
-                    "runbook {} is disabled in the config ([runbooks.{}] enabled = false)",
-                    rb.name(),
-                    rb.name()
-                ),
-            ));
-        }
+        let (_, rb) = self.vet_runbook(runbook, params)?;
         if !self.inventory.hosts.contains_key(target) {
             return Err(Refusal::new(
                 RefusalKind::NotFound,
@@ -300,20 +281,6 @@ impl Engine {
                     "no host {} in the inventory; a manual run names a configured host: {}",
                     shown(target),
                     list(self.inventory.hosts.keys().map(String::as_str), 20)
-                ),
-            ));
-        }
-        if let Some(k) = params
-            .keys()
-            .find(|k| !rb.params.iter().any(|p| &p.name == *k))
-        {
-            return Err(Refusal::new(
-                RefusalKind::Invalid,
-                format!(
-                    "{} is not a parameter of {}; accepted: {}",
-                    shown(k),
-                    rb.name(),
-                    list(rb.params.iter().map(|p| p.name.as_str()), 50)
                 ),
             ));
         }
@@ -349,6 +316,16 @@ impl Engine {
         now: Time,
     ) -> Result<usize, Refusal> {
         self.vet_alert_open(fp, actor, now)?;
+        self.vet_runbook(runbook, params).map(|(i, _)| i)
+    }
+
+    /// The runbook exists, is enabled and takes those parameters; returns
+    /// its index and itself.
+    fn vet_runbook(
+        &self,
+        runbook: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<(usize, &Runbook), Refusal> {
         let Some(i) = self
             .catalog
             .runbooks
@@ -389,7 +366,7 @@ impl Engine {
                 ),
             ));
         }
-        Ok(i)
+        Ok((i, rb))
     }
 
     pub(super) fn on_propose_recommended(

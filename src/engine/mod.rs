@@ -145,7 +145,9 @@ pub enum Event {
     /// root-cause analysis recommends, with the parameters the analysis
     /// took from the evidence: the same parameter checks, guards and
     /// approval policy as any action, and the proposer alone cannot approve
-    /// it. `basis` (what the analysis said) goes into the record.
+    /// it. `basis` (what the analysis said) goes into the record. The hub
+    /// fills `params` and `basis` from the alert's analysis: what a caller
+    /// puts there is ignored.
     ProposeRecommended {
         fingerprint: String,
         runbook: String,

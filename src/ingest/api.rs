@@ -745,29 +745,27 @@ async fn propose(
         Ok(v) => v,
         Err(r) => return r,
     };
-    match api
-        .hub
-        .propose_recommended(fp.clone(), req.runbook.clone(), who.name.clone())
-        .await
-    {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({
-                "proposed": req.runbook,
-                "alert": fp,
-                "from": "analysis",
-                "actor": who.name,
-            })),
-        )
-            .into_response(),
-        Err(crate::hub::IntentError::HubStopped) => hub_stopped(),
-        Err(crate::hub::IntentError::Refused(r)) => error(
-            r.http_status(),
-            "runbook",
-            r.message,
-            "a runbook the alert's analysis recommends, for a firing alert without an open action",
-        ),
+    // The hub takes the parameters from the alert's analysis.
+    let ev = Event::ProposeRecommended {
+        fingerprint: fp.clone(),
+        runbook: req.runbook.clone(),
+        params: Default::default(),
+        actor: who.name.clone(),
+        basis: serde_json::Value::Null,
+    };
+    if let Err(r) = intent(&api, ev).await {
+        return r;
     }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "proposed": req.runbook,
+            "alert": fp,
+            "from": "analysis",
+            "actor": who.name,
+        })),
+    )
+        .into_response()
 }
 
 async fn whoami(Extension(who): Extension<Identity>) -> Response {
