@@ -998,7 +998,7 @@ impl Hub {
                 Some(ev) = self.rx.recv() => {
                     // A proposal from the analysis never carries its
                     // sender's parameters, whichever way it comes.
-                    if let Ok(ev) = self.from_analysis(ev) {
+                    if let Ok(ev) = self.with_analysis_params(ev) {
                         let _ = self.handle_events(ev).await;
                     }
                     dirty = true;
@@ -1011,7 +1011,7 @@ impl Hub {
                         let _ = reply.send(self.analysis.assessment(&fingerprint));
                     }
                     Query::Intent { event, reply } => {
-                        let event = match self.from_analysis(event) {
+                        let event = match self.with_analysis_params(event) {
                             Ok(ev) => ev,
                             Err(r) => {
                                 let _ = reply.send(Err(IntentError::Refused(r)));
@@ -1301,7 +1301,7 @@ impl Hub {
     /// A proposal from the analysis gets its runbook's parameters and its
     /// basis from the alert's analysis, whatever the caller put there;
     /// other intents pass unchanged.
-    fn from_analysis(&self, event: Event) -> Result<Event, crate::engine::Refusal> {
+    fn with_analysis_params(&self, event: Event) -> Result<Event, crate::engine::Refusal> {
         let Event::ProposeRecommended {
             fingerprint,
             runbook,

@@ -2,7 +2,7 @@
 //! the audit trail right after its `alert_firing`, and a view in the
 //! snapshot; with an LLM configured (a local OpenAI-compatible server) the
 //! view goes pending, then done or fallback, and a slow LLM never holds the
-//! hub up.
+//! hub up; an operator acts on the analysis' recommendation.
 
 use std::sync::Arc;
 use std::time::Duration;

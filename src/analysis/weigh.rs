@@ -456,7 +456,7 @@ pub(super) fn weigh_fitted(
             let full_in_secs = (growth > 0.0 && last.value < sz)
                 .then(|| ((sz - last.value) / growth * 3600.0) as i64)
                 .filter(|s| *s < 10 * 365 * 86_400);
-            let threshold = alert_threshold(input, resource, &metric, sz);
+            let threshold = alert_threshold(input, resource, metric, sz);
             Some(Capacity {
                 resource: what.clone(),
                 unit,
@@ -484,7 +484,7 @@ pub(super) fn weigh_fitted(
                 .iter()
                 .any(|o| o.is_some_and(|o| std::ptr::eq(o, *s)))
         })
-        .filter_map(|s| candidate(s, resource, &want, &mounts, &metric))
+        .filter_map(|s| candidate(s, resource, &want, &mounts, metric))
         .filter_map(|(s, kind, what, param)| {
             let last = s.last()?;
             let growth = slope_per_hour(&s.points, from, to).unwrap_or(0.0);
@@ -587,6 +587,15 @@ const DATA_WORDS: [&str; 16] = [
     "tsdb",
 ];
 
+/// A candidate contributor: its series, kind, name in words and the
+/// parameter it gives.
+type Candidate<'a> = (
+    &'a SeriesHistory,
+    ContributorKind,
+    String,
+    Option<(String, String)>,
+);
+
 /// Is this series a candidate contributor to the resource? Returns its
 /// kind, its name in words and the parameter it gives.
 fn candidate<'a>(
@@ -595,12 +604,7 @@ fn candidate<'a>(
     want: &[(&str, &str)],
     mounts: &[&str],
     metric: &str,
-) -> Option<(
-    &'a SeriesHistory,
-    ContributorKind,
-    String,
-    Option<(String, String)>,
-)> {
+) -> Option<Candidate<'a>> {
     let n = s.name.to_ascii_lowercase();
     if n == metric || n.ends_with("_total") || n.ends_with("_count") && r != Resource::Pool {
         return None;
