@@ -357,20 +357,12 @@ impl Heuristic {
                     )
                     .because("the top consumer being database data (cleanup would not help)")
                     .because("a log level or debug flag left on: rotation only buys time");
-                    if !path.is_empty() {
-                        v.runbooks.extend(self.rec(
-                            input,
-                            "log_rotation",
-                            &[("path", &path)],
-                            "rotates and compresses the growing log",
-                        ));
-                    }
-                    v.runbooks.extend(self.rec(
+                    self.log_runbooks(
+                        &mut v,
                         input,
-                        "disk_cleanup",
-                        &[],
-                        "removes rotated logs, old temporary files and old journal",
-                    ));
+                        &path,
+                        "rotates and compresses the growing log",
+                    );
                     return v;
                 }
                 let mut v = self.inconclusive(f, trend_ev, "disk");
@@ -500,6 +492,21 @@ impl Heuristic {
         }
     }
 
+    /// For logs filling a disk: rotate the file when there is one, then
+    /// the usual cleanup.
+    fn log_runbooks(&self, v: &mut Verdict, input: &AnalysisInput, path: &str, why: &str) {
+        if !path.is_empty() {
+            v.runbooks
+                .extend(self.rec(input, "log_rotation", &[("path", path)], why));
+        }
+        v.runbooks.extend(self.rec(
+            input,
+            "disk_cleanup",
+            &[],
+            "removes rotated logs, old temporary files and old journal",
+        ));
+    }
+
     /// A disk whose growth in bytes is known: the contributor explaining
     /// most of it names the cause; nothing meaningful, and it is unknown.
     fn weighed_disk(&self, f: &Findings<'_>, w: &Weighing, trend: Vec<Evidence>) -> Verdict {
@@ -520,23 +527,11 @@ impl Heuristic {
                 )
                 .because("another contributor growing faster over the same window")
                 .because("a log level or debug flag left on: rotation only buys time");
-                if !path.is_empty() {
-                    v.runbooks.extend(self.rec(
-                        input,
-                        "log_rotation",
-                        &[("path", &path)],
-                        &format!(
-                            "rotates and compresses {path}, {} of the growth",
-                            pct(c.share)
-                        ),
-                    ));
-                }
-                v.runbooks.extend(self.rec(
-                    input,
-                    "disk_cleanup",
-                    &[],
-                    "removes rotated logs, old temporary files and old journal",
-                ));
+                let why = format!(
+                    "rotates and compresses {path}, {} of the growth",
+                    pct(c.share)
+                );
+                self.log_runbooks(&mut v, input, &path, &why);
                 v
             }
             Some(c) if c.kind == ContributorKind::Data => {
