@@ -1,6 +1,8 @@
 //! Heuristic root-cause analysis speed over the labelled cases in
 //! tests/rca: criterion's figures per case, then a printed p50/p99/max over
-//! many runs of every case (the target is p99 <= 1 ms).
+//! many runs of every case (the target is p99 <= 1 ms), for the analysis
+//! with its weighing and for the checks an LLM's answer passes (which weigh
+//! the input again).
 //!
 //! Run with `cargo bench --bench analysis`.
 
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use vigil::analysis::eval::{Case, load_case};
-use vigil::analysis::{Analyser, Heuristic};
+use vigil::analysis::{Analyser, Heuristic, check};
 
 fn cases() -> Vec<Case> {
     let mut files: Vec<_> = std::fs::read_dir("tests/rca")
@@ -35,11 +37,27 @@ fn percentiles(cases: &[Case]) {
             times.push(t0.elapsed());
         }
     }
+    report("heuristic analysis (with weighing)", cases.len(), times);
+    // The LLM path: its answer (here the heuristic's) passes `check`,
+    // which resolves parameters and weighs the input again.
+    let mut times: Vec<Duration> = Vec::new();
+    for c in cases {
+        let h = Heuristic::new(c.catalog.clone());
+        let a = h.analyse(&c.input);
+        for _ in 0..300 {
+            let t0 = Instant::now();
+            let _ = black_box(check(black_box(a.clone()), &c.input, &c.catalog));
+            times.push(t0.elapsed());
+        }
+    }
+    report("checks of an answer (LLM path)", cases.len(), times);
+}
+
+fn report(what: &str, n: usize, mut times: Vec<Duration>) {
     times.sort();
     let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     println!(
-        "heuristic analysis over {} cases x 300 runs: p50 {:?}, p99 {:?}, max {:?}",
-        cases.len(),
+        "{what} over {n} cases x 300 runs: p50 {:?}, p99 {:?}, max {:?}",
         at(0.50),
         at(0.99),
         times[times.len() - 1]
@@ -55,6 +73,9 @@ fn bench(c: &mut Criterion) {
         "crash-loop-after-restarts",
         "disk-postgres-data-volume",
         "traffic-spike-memory-web-group",
+        "mixed-data-dir-outgrows-log",
+        "capacity-restart-frees-too-little",
+        "oom-kill-loop-memory-pressure",
     ] {
         if let Some(case) = cases.iter().find(|x| x.name == name) {
             let h = Heuristic::new(case.catalog.clone());

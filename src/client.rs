@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::access::{Identity, Role};
+use crate::analysis::assess::Assessment;
 use crate::engine::Suggestion;
 use crate::hub::{Link, Snapshot};
 use crate::model::Record;
@@ -226,6 +227,22 @@ impl HubClient {
         .map(drop)
     }
 
+    /// Proposes the runbook the alert's analysis recommends (parameters
+    /// from the analysis).
+    pub async fn propose_recommended(
+        &self,
+        fingerprint: &str,
+        runbook: &str,
+    ) -> Result<(), String> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/alerts/{fingerprint}/propose"),
+            Some(json!({ "runbook": runbook })),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn set_dry_run(&self, on: bool) -> Result<(), String> {
         self.call(
             reqwest::Method::POST,
@@ -281,6 +298,17 @@ impl HubClient {
     }
 
     pub async fn suggestions(&self, fingerprint: &str) -> Result<Vec<Suggestion>, String> {
+        self.suggestions_and_assessment(fingerprint)
+            .await
+            .map(|(s, _)| s)
+    }
+
+    /// The suggestions for an alert and the weighed facts behind its
+    /// analysis.
+    pub async fn suggestions_and_assessment(
+        &self,
+        fingerprint: &str,
+    ) -> Result<(Vec<Suggestion>, Option<Arc<Assessment>>), String> {
         let v = self
             .call(
                 reqwest::Method::GET,
@@ -288,8 +316,11 @@ impl HubClient {
                 None,
             )
             .await?;
-        serde_json::from_value(v.get("suggestions").cloned().unwrap_or(Value::Null))
-            .map_err(|e| format!("unexpected suggestions: {e}"))
+        let s = serde_json::from_value(v.get("suggestions").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("unexpected suggestions: {e}"))?;
+        let a = serde_json::from_value(v.get("assessment").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("unexpected assessment: {e}"))?;
+        Ok((s, a))
     }
 
     /// A page of the trail, newest first, before `before`.
@@ -490,6 +521,7 @@ impl HubClient {
                             s.presence = presence;
                             s.focus = prev.focus.clone();
                             s.suggestions = prev.suggestions.clone();
+                            s.assessment = prev.assessment.clone();
                             s.link = Some(Link {
                                 to: self.label.clone(),
                                 me: Some(you),
@@ -522,6 +554,7 @@ impl HubClient {
                     let mut s = (**tx.borrow()).clone();
                     s.focus = fp;
                     s.suggestions = Vec::new();
+                    s.assessment = None;
                     let _ = tx.send(Arc::new(s));
                     fetch_due = Some(tokio::time::Instant::now());
                 }
@@ -529,11 +562,12 @@ impl HubClient {
                     fetch_due = None;
                     let fp = tx.borrow().focus.clone();
                     if let Some(fp) = fp
-                        && let Ok(list) = self.suggestions(&fp).await
+                        && let Ok((list, assessment)) = self.suggestions_and_assessment(&fp).await
                     {
                         let mut s = (**tx.borrow()).clone();
                         if s.focus.as_deref() == Some(fp.as_str()) {
                             s.suggestions = list;
+                            s.assessment = assessment;
                             let _ = tx.send(Arc::new(s));
                         }
                     }

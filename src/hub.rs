@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use serde::Serialize;
 
+use crate::analysis::assess::Assessment;
 use crate::analysis::live::{AnalysisView, LiveAnalysis};
 use crate::analysis::llm::LlmClient;
 use crate::engine::{
@@ -133,6 +134,10 @@ pub struct Snapshot {
     pub runbooks: Arc<Vec<RunbookInfo>>,
     /// Root-cause analyses by alert fingerprint (alerts the engine knows).
     pub analyses: Arc<BTreeMap<String, AnalysisView>>,
+    /// The weighed facts behind the focused alert's analysis (capacity,
+    /// shares, what each runbook would free, what it passes over and why).
+    #[serde(default)]
+    pub assessment: Option<Arc<Assessment>>,
     /// Who is attached to the hub (filled in by the client from the stream).
     #[serde(default)]
     pub presence: Vec<crate::stream::Presence>,
@@ -286,6 +291,7 @@ impl Snapshot {
             suggestions,
             runbooks: Arc::new(runbook_infos(engine)),
             analyses: Default::default(),
+            assessment: None,
             presence: Vec::new(),
             link: None,
         }
@@ -312,6 +318,7 @@ impl Snapshot {
             suggestions: Vec::new(),
             runbooks: Default::default(),
             analyses: Default::default(),
+            assessment: None,
             presence: Vec::new(),
             link: None,
         }
@@ -585,10 +592,17 @@ fn injected_panic(ev: &Event) {
 /// A request to the hub that is answered.
 #[derive(Debug)]
 pub enum Query {
-    /// The runbooks that could handle an alert now, with their guards.
+    /// The runbooks that could handle an alert now, with their guards:
+    /// the matched ones and the analysis' recommendations, with why and
+    /// why not.
     Suggestions {
         fingerprint: String,
         reply: tokio::sync::oneshot::Sender<Vec<Suggestion>>,
+    },
+    /// The weighed facts behind an alert's analysis.
+    Assessment {
+        fingerprint: String,
+        reply: tokio::sync::oneshot::Sender<Option<Arc<Assessment>>>,
     },
     /// An operator's intent. Answered once its records are durable, or
     /// with why it was refused.
@@ -654,6 +668,34 @@ impl HubHandle {
             .await
             .map_err(|_| "the hub has stopped".to_string())?;
         answer.await.map_err(|_| "the hub has stopped".to_string())
+    }
+
+    /// The weighed facts behind the analysis of alert `fingerprint`.
+    pub async fn assessment(&self, fingerprint: String) -> Result<Option<Arc<Assessment>>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries
+            .send(Query::Assessment { fingerprint, reply })
+            .await
+            .map_err(|_| "the hub has stopped".to_string())?;
+        answer.await.map_err(|_| "the hub has stopped".to_string())
+    }
+
+    /// Proposes the analysis' runbook `runbook` for alert `fingerprint` as
+    /// `actor` (parameters from the analysis, never from the caller).
+    pub async fn propose_recommended(
+        &self,
+        fingerprint: String,
+        runbook: String,
+        actor: String,
+    ) -> Result<(), IntentError> {
+        self.intent(Event::ProposeRecommended {
+            fingerprint,
+            runbook,
+            params: BTreeMap::new(),
+            actor,
+            basis: serde_json::Value::Null,
+        })
+        .await
     }
 }
 
@@ -1024,14 +1066,28 @@ impl Hub {
                     dirty = true;
                 }
                 Some(ev) = self.rx.recv() => {
-                    let _ = self.handle_events(ev).await;
+                    // A proposal from the analysis never carries its
+                    // sender's parameters, whichever way it comes.
+                    if let Ok(ev) = self.with_analysis_params(ev) {
+                        let _ = self.handle_events(ev).await;
+                    }
                     dirty = true;
                 }
                 Some(q) = self.queries.recv() => match q {
                     Query::Suggestions { fingerprint, reply } => {
-                        let _ = reply.send(self.engine.suggestions(&fingerprint, Utc::now()));
+                        let _ = reply.send(self.suggestions(&fingerprint, Utc::now()));
+                    }
+                    Query::Assessment { fingerprint, reply } => {
+                        let _ = reply.send(self.analysis.assessment(&fingerprint));
                     }
                     Query::Intent { event, reply } => {
+                        let event = match self.with_analysis_params(event) {
+                            Ok(ev) => ev,
+                            Err(r) => {
+                                let _ = reply.send(Err(IntentError::Refused(r)));
+                                continue;
+                            }
+                        };
                         // Vetted first: a refusal is answered with its
                         // reason and changes nothing.
                         match self.engine.vet(&event, Utc::now()) {
@@ -1326,6 +1382,49 @@ impl Hub {
         self.ordered.clone()
     }
 
+    /// A proposal from the analysis gets its runbook's parameters and its
+    /// basis from the alert's analysis, whatever the caller put there;
+    /// other intents pass unchanged.
+    fn with_analysis_params(&self, event: Event) -> Result<Event, crate::engine::Refusal> {
+        let Event::ProposeRecommended {
+            fingerprint,
+            runbook,
+            actor,
+            ..
+        } = event
+        else {
+            return Ok(event);
+        };
+        crate::analysis::advice::proposal(
+            self.engine.catalog(),
+            self.analysis.view(&fingerprint),
+            &fingerprint,
+            &runbook,
+            &actor,
+        )
+        .map_err(|e| crate::engine::Refusal {
+            kind: match e {
+                crate::analysis::advice::ProposalError::NoAnalysis(_) => {
+                    crate::engine::RefusalKind::NotFound
+                }
+                _ => crate::engine::RefusalKind::Conflict,
+            },
+            message: e.to_string(),
+        })
+    }
+
+    /// The suggestions for an alert: matched runbooks and the analysis'
+    /// recommendations side by side, with why and why not.
+    fn suggestions(&self, fingerprint: &str, now: Time) -> Vec<Suggestion> {
+        crate::analysis::advice::suggestions(
+            &self.engine,
+            self.analysis.view(fingerprint),
+            self.analysis.assessment(fingerprint).as_deref(),
+            fingerprint,
+            now,
+        )
+    }
+
     fn publish(&mut self) {
         let now = Utc::now();
         let focus = self.focus.borrow_and_update().clone();
@@ -1355,6 +1454,10 @@ impl Hub {
             let engine = &self.engine;
             self.analysis.views(|fp| engine.alert(fp).is_some())
         };
+        if let Some(fp) = snap.focus.clone() {
+            snap.suggestions = self.suggestions(&fp, now);
+            snap.assessment = self.analysis.assessment(&fp);
+        }
         self.snap_tx.send_replace(Arc::new(snap));
     }
 }

@@ -725,3 +725,97 @@ fn a_console_that_owns_the_hub_asks_before_quitting_under_others() {
         s.contains("HUB LOST")
     });
 }
+
+#[test]
+fn the_analysis_runbook_is_proposed_over_the_api_with_its_own_parameters_only() {
+    let hub = Hub::start("");
+    let id = service_down_awaiting(&hub);
+    let fp = "feedfacecafe0001";
+    let propose = format!("{}/api/v1/alerts/{fp}/propose", hub.base);
+    // The suggestions say why and why not, with the analysis' side.
+    let (code, v) = curl(&[&format!("{}/api/v1/alerts/{fp}/suggestions", hub.base)]);
+    assert_eq!(code, 200, "{v}");
+    let s = v["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["runbook"] == "service_restart")
+        .cloned()
+        .unwrap();
+    assert_eq!(s["origin"], "both", "{s}");
+    assert_eq!(s["analysis_rank"], 1);
+    assert_eq!(s["proposable"], false);
+    assert!(
+        s["why_not"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("already has action")),
+        "{s}"
+    );
+    // A viewer may not; a request cannot carry parameters; the analysis
+    // does not recommend every runbook; the open action comes first.
+    assert_eq!(
+        post(&propose, Some(VIC), r#"{"runbook": "service_restart"}"#).0,
+        403
+    );
+    let (code, v) = post(
+        &propose,
+        Some(ANA),
+        r#"{"runbook": "service_restart", "params": {"service": "sshd"}}"#,
+    );
+    assert_eq!(code, 422, "{v}");
+    let (code, v) = post(&propose, Some(ANA), r#"{"runbook": "disk_cleanup"}"#);
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not recommend disk_cleanup"),
+        "{v}"
+    );
+    let (code, v) = post(&propose, Some(ANA), r#"{"runbook": "service_restart"}"#);
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("already has action {id}")),
+        "{v}"
+    );
+    let (code, _) = post(
+        &format!("{}/api/v1/alerts/0000000000000000/propose", hub.base),
+        Some(ANA),
+        r#"{"runbook": "service_restart"}"#,
+    );
+    assert_eq!(code, 404);
+
+    // ana rejects the pending restart and proposes the analysis' one.
+    let (code, _) = post(
+        &format!("{}/api/v1/actions/{id}/reject", hub.base),
+        Some(ANA),
+        r#"{"reason": "taking the analysis' advice"}"#,
+    );
+    assert_eq!(code, 202);
+    let (code, v) = post(&propose, Some(ANA), r#"{"runbook": "service_restart"}"#);
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["from"], "analysis");
+    let recs = wait_records(&hub, "the proposal from the analysis", |r| {
+        r.iter().any(|x| {
+            x["kind"] == "action_proposed"
+                && x["actor"] == "ana"
+                && x["data"]["from_analysis"]["cause"].is_string()
+        })
+    });
+    let p = recs
+        .iter()
+        .find(|x| x["kind"] == "action_proposed" && x["actor"] == "ana")
+        .unwrap();
+    assert_eq!(p["params"]["service"], "payments", "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("proposed from the analysis by ana")
+    );
+}

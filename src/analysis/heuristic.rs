@@ -10,9 +10,11 @@
 
 use std::sync::Arc;
 
+use super::assess::{Assessment, assess};
 use super::input::AnalysisInput;
 use super::signals::{Findings, Resource, ev_label, ev_series, is_log_file};
 use super::trend::Shape;
+use super::weigh::{self, ContributorKind, ShareBasis, Weighing, pct};
 use super::{
     Analyser, AnalyserKind, Analysis, Cause, Evidence, EvidenceKind, Recommendation, fmt_value,
     resolve_recommendation,
@@ -91,20 +93,44 @@ impl Analyser for Heuristic {
     }
 
     fn analyse(&self, input: &AnalysisInput) -> Analysis {
+        self.assessed(input).0
+    }
+}
+
+impl Heuristic {
+    /// The analysis and the weighed facts behind it (capacity, shares, what
+    /// each runbook would free, the runbooks it passes over and why).
+    pub fn assessed(&self, input: &AnalysisInput) -> (Analysis, Assessment) {
         let f = Findings::new(input);
         let v = self.decide(&f);
         let mut evidence = v.evidence;
-        evidence.dedup();
+        dedup_all(&mut evidence);
         evidence.truncate(8);
-        Analysis {
+        let mut a = Analysis {
             summary: v.summary,
             cause: v.cause,
             confidence: v.confidence,
             evidence,
             runbooks: v.runbooks,
             would_change: v.would_change,
-        }
+        };
+        let assessment = assess(&mut a, input, &self.catalog, f.weighing);
+        (a, assessment)
     }
+}
+
+/// Removes repeated items, keeping the first of each.
+fn dedup_all(v: &mut Vec<Evidence>) {
+    let mut seen: Vec<(EvidenceKind, String, String, Option<crate::model::Time>)> = Vec::new();
+    v.retain(|e| {
+        let k = (e.kind, e.signal.clone(), e.value.clone(), e.at);
+        if seen.contains(&k) {
+            false
+        } else {
+            seen.push(k);
+            true
+        }
+    });
 }
 
 impl Heuristic {
@@ -138,13 +164,26 @@ impl Heuristic {
                 .iter()
                 .filter(|e| e.kind == EvidenceKind::Record)
                 .count();
+            let oom = restarts
+                .iter()
+                .any(|e| e.note.contains("out-of-memory kills"));
+            let who = if service.is_empty() {
+                "the service"
+            } else {
+                service
+            };
             return Verdict::new(
                 Cause::CrashLoop,
-                if n >= 2 { 0.85 } else { 0.7 },
-                format!(
-                    "{} on {target} keeps failing right after restarts: a crash loop; another restart will not fix it",
-                    if service.is_empty() { "the service" } else { service }
-                ),
+                if n >= 2 || oom { 0.85 } else { 0.7 },
+                if oom {
+                    format!(
+                        "the kernel keeps killing {who} on {target} out of memory and it comes back to die again: a crash loop; a restart frees nothing, its memory limit or leak must be fixed"
+                    )
+                } else {
+                    format!(
+                        "{who} on {target} keeps failing right after restarts: a crash loop; another restart will not fix it"
+                    )
+                },
                 with(restarts, &trend_ev),
             )
             .because("a restart that stays up for more than the verification window")
@@ -216,6 +255,16 @@ impl Heuristic {
                 if !traffic.is_empty() || (!fleet.is_empty() && f.shape() != Shape::Climb) {
                     return traffic_verdict(with(traffic, &fleet), trend_ev, "memory", target);
                 }
+                // A climb, or no percentage series but used memory growing
+                // (node_exporter's MemTotal and MemAvailable alone).
+                if (f.shape() == Shape::Climb || f.primary.is_none())
+                    && let Some(w) = f
+                        .weighing
+                        .as_ref()
+                        .filter(|w| w.weighed() && w.basis == ShareBasis::Resource)
+                {
+                    return self.weighed_memory(f, w, trend_ev);
+                }
                 if f.shape() == Shape::Climb {
                     let t = f.trend.as_ref().map(|t| t.slope_per_hour).unwrap_or(0.0);
                     let mut v = Verdict::new(
@@ -253,6 +302,21 @@ impl Heuristic {
                 let data_consumer = consumers.iter().find(|c| c.2);
                 if !scheduled.is_empty() && sudden && data_consumer.is_none() {
                     return self.scheduled_verdict(f, scheduled, trend_ev, "disk");
+                }
+                if let Some(w) = f.weighing.as_ref().filter(|w| w.weighed()) {
+                    if w.basis == ShareBasis::Resource {
+                        return self.weighed_disk(f, w, trend_ev);
+                    }
+                    // Sizes unknown: the candidates still compare with each
+                    // other (a data directory growing by GB/h beats a log
+                    // growing by MB/h).
+                    if w.share_of(ContributorKind::Data) > w.share_of(ContributorKind::Log)
+                        && log_consumer.is_none()
+                    {
+                        let mut ev = weigh::evidence(w, input, 3);
+                        ev.extend(data);
+                        return data_verdict(with(ev, &trend_ev), target, w);
+                    }
                 }
                 if data_consumer.is_some()
                     || (!data.is_empty() && log_consumer.is_none() && logs.is_empty())
@@ -293,20 +357,12 @@ impl Heuristic {
                     )
                     .because("the top consumer being database data (cleanup would not help)")
                     .because("a log level or debug flag left on: rotation only buys time");
-                    if !path.is_empty() {
-                        v.runbooks.extend(self.rec(
-                            input,
-                            "log_rotation",
-                            &[("path", &path)],
-                            "rotates and compresses the growing log",
-                        ));
-                    }
-                    v.runbooks.extend(self.rec(
+                    self.log_runbooks(
+                        &mut v,
                         input,
-                        "disk_cleanup",
-                        &[],
-                        "removes rotated logs, old temporary files and old journal",
-                    ));
+                        &path,
+                        "rotates and compresses the growing log",
+                    );
                     return v;
                 }
                 let mut v = self.inconclusive(f, trend_ev, "disk");
@@ -386,6 +442,14 @@ impl Heuristic {
                 if !scheduled.is_empty() && sudden {
                     return self.scheduled_verdict(f, scheduled, trend_ev, "the connection pool");
                 }
+                if matches!(f.shape(), Shape::Climb | Shape::Step)
+                    && let Some(w) = f
+                        .weighing
+                        .as_ref()
+                        .filter(|w| w.weighed() && w.basis == ShareBasis::Resource)
+                {
+                    return self.weighed_pool(f, w, trend_ev, service);
+                }
                 if matches!(f.shape(), Shape::Climb | Shape::Step) {
                     let mut v = Verdict::new(
                         Cause::ConnectionLeak,
@@ -428,6 +492,179 @@ impl Heuristic {
         }
     }
 
+    /// For logs filling a disk: rotate the file when there is one, then
+    /// the usual cleanup.
+    fn log_runbooks(&self, v: &mut Verdict, input: &AnalysisInput, path: &str, why: &str) {
+        if !path.is_empty() {
+            v.runbooks
+                .extend(self.rec(input, "log_rotation", &[("path", path)], why));
+        }
+        v.runbooks.extend(self.rec(
+            input,
+            "disk_cleanup",
+            &[],
+            "removes rotated logs, old temporary files and old journal",
+        ));
+    }
+
+    /// A disk whose growth in bytes is known: the contributor explaining
+    /// most of it names the cause; nothing meaningful, and it is unknown.
+    fn weighed_disk(&self, f: &Findings<'_>, w: &Weighing, trend: Vec<Evidence>) -> Verdict {
+        let input = f.input;
+        let target = input.alert.host.as_deref().unwrap_or("the target");
+        let (ev, capacity) = weighed_facts(input, w, trend, 4);
+        match w.leader() {
+            Some(c) if c.kind == ContributorKind::Log => {
+                let path = c.param.as_ref().map(|p| p.1.clone()).unwrap_or_default();
+                let mut v = Verdict::new(
+                    Cause::DiskGrowthLogs,
+                    confidence(c.share),
+                    clip(format!(
+                        "the disk of {target} is filling with logs: {}{capacity}",
+                        w.shares_line()
+                    )),
+                    ev,
+                )
+                .because("another contributor growing faster over the same window")
+                .because("a log level or debug flag left on: rotation only buys time");
+                let why = format!(
+                    "rotates and compresses {path}, {} of the growth",
+                    pct(c.share)
+                );
+                self.log_runbooks(&mut v, input, &path, &why);
+                v
+            }
+            Some(c) if c.kind == ContributorKind::Data => {
+                let mut v = data_verdict(ev, target, w);
+                v.summary = clip(format!("{}{capacity}", v.summary));
+                v.confidence = confidence(c.share);
+                v
+            }
+            lead => {
+                let named = lead
+                    .map(|c| format!("{} explains {} of the growth", c.what, pct(c.share)))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "no candidate explains a meaningful share ({})",
+                            w.shares_line()
+                        )
+                    });
+                let mut v = Verdict::new(
+                    Cause::Unknown,
+                    0.3,
+                    clip(format!("the disk of {target} fills but {named}{capacity}")),
+                    ev,
+                )
+                .because(
+                    "a contributor (a directory or database size series) that grows with the disk",
+                );
+                v.runbooks.extend(self.rec(
+                    input,
+                    "disk_cleanup",
+                    &[],
+                    "frees the usual candidates (rotated logs, old temporary files, journal) while the consumer is found",
+                ));
+                v
+            }
+        }
+    }
+
+    /// Memory that climbs, with per-service memory known: the service
+    /// explaining most of the growth leaks; none, and it is unknown.
+    fn weighed_memory(&self, f: &Findings<'_>, w: &Weighing, trend: Vec<Evidence>) -> Verdict {
+        let input = f.input;
+        let target = input.alert.host.as_deref().unwrap_or("the target");
+        let (ev, capacity) = weighed_facts(input, w, trend, 3);
+        match w.leader().filter(|c| c.kind == ContributorKind::Service) {
+            Some(c) => {
+                let service = c.param.as_ref().map(|p| p.1.clone()).unwrap_or_default();
+                let mut v = Verdict::new(
+                    Cause::MemoryLeak,
+                    confidence(c.share),
+                    clip(format!(
+                        "memory on {target} climbs steadily: a leak in {service} ({}){capacity}",
+                        w.shares_line()
+                    )),
+                    ev,
+                )
+                .because("memory falling back by itself (a cache that is released)")
+                .because("a matching rise in traffic or a scheduled job");
+                v.runbooks.extend(self.rec(
+                    input,
+                    "memory_pressure",
+                    &[("service", &service)],
+                    &format!(
+                        "restarting {service}, {} of the growth, frees its memory until the leak is fixed",
+                        pct(c.share)
+                    ),
+                ));
+                v
+            }
+            None => Verdict::new(
+                Cause::Unknown,
+                0.3,
+                clip(format!(
+                    "memory on {target} climbs but no service explains a meaningful share ({}){capacity}",
+                    w.shares_line()
+                )),
+                ev,
+            )
+            .because("a process outside the listed services (kernel, page cache, a new job) growing with the host"),
+        }
+    }
+
+    /// A pool that fills, with connections by state known: idle ones
+    /// piling up leak; busy ones mean slow or stuck queries, which a reset
+    /// of idle sessions does not fix.
+    fn weighed_pool(
+        &self,
+        f: &Findings<'_>,
+        w: &Weighing,
+        trend: Vec<Evidence>,
+        service: &str,
+    ) -> Verdict {
+        let input = f.input;
+        let target = input.alert.host.as_deref().unwrap_or("the target");
+        let (ev, capacity) = weighed_facts(input, w, trend, 3);
+        match w.leader() {
+            Some(c) if c.kind == ContributorKind::Idle => {
+                let mut v = Verdict::new(
+                    Cause::ConnectionLeak,
+                    confidence(c.share),
+                    clip(format!(
+                        "connections on {target} are taken and never given back: {}{capacity}",
+                        w.shares_line()
+                    )),
+                    ev,
+                )
+                .because("a rise in traffic or a slow database at the same time");
+                v.runbooks.extend(self.rec(
+                    input,
+                    "connection_reset",
+                    &[("service", service)],
+                    &format!(
+                        "terminates the {} idle sessions ({} of the growth)",
+                        c.what,
+                        pct(c.share)
+                    ),
+                ));
+                v
+            }
+            lead => Verdict::new(
+                Cause::Unknown,
+                0.3,
+                clip(format!(
+                    "the pool of {target} fills with {}: queries are slow or stuck, not leaked{capacity}",
+                    lead.map(|c| format!("{} ({} of the growth)", c.what, pct(c.share)))
+                        .unwrap_or_else(|| format!("no state explaining a meaningful share ({})", w.shares_line()))
+                )),
+                ev,
+            )
+            .because("idle sessions piling up (then a leak that a reset frees)")
+            .because("the database's own latency and locks"),
+        }
+    }
+
     fn scheduled_verdict(
         &self,
         f: &Findings<'_>,
@@ -467,6 +704,48 @@ impl Heuristic {
         )
         .because("more history, a top-consumer label, or a correlated alert on the host or group")
     }
+}
+
+/// The weighing's evidence (the `max` leading contributors, the size) then
+/// the trend's, and the capacity line for a summary ("; disk /: ...").
+fn weighed_facts(
+    input: &AnalysisInput,
+    w: &Weighing,
+    trend: Vec<Evidence>,
+    max: usize,
+) -> (Vec<Evidence>, String) {
+    let mut ev = weigh::evidence(w, input, max);
+    let cap = w.capacity.as_ref();
+    ev.extend(cap.and_then(|c| weigh::capacity_evidence(c, input)));
+    ev.extend(trend);
+    let line = cap
+        .map(|c| format!("; {}", weigh::capacity_line(c)))
+        .unwrap_or_default();
+    (ev, line)
+}
+
+/// Confidence from the share the leading contributor explains.
+fn confidence(share: f64) -> f64 {
+    (0.5 + 0.4 * share.clamp(0.0, 1.0)).min(0.9)
+}
+
+fn clip(s: String) -> String {
+    super::assess::clip(&s)
+}
+
+/// Database or application data fills the disk: no cleanup helps.
+fn data_verdict(ev: Vec<Evidence>, target: &str, w: &Weighing) -> Verdict {
+    Verdict::new(
+        Cause::DiskGrowthData,
+        0.75,
+        clip(format!(
+            "the disk of {target} is filling with data, not logs or temp files ({}): cleanup will not help; grow the volume or prune the data",
+            w.shares_line()
+        )),
+        ev,
+    )
+    .because("the top consumer being logs, temporary files or old archives")
+    .because("a one-off import or backup that will be removed")
 }
 
 fn traffic_verdict(

@@ -550,3 +550,273 @@ fn check_rejects_hallucinations_and_injections() {
         Err(Rejection::BadConfidence(1.5))
     );
 }
+
+// Weighing: shares, capacity, and the same checks for every analyser.
+
+const GB: f64 = 1e9;
+
+/// A 100 GB root file system over six hours: used grows `disk_gb_h`
+/// GB/h from `used0` GB, the data directory `data_gb_h`, the log
+/// `log_gb_h` (from `log0` GB).
+fn disk_case(
+    used0: f64,
+    disk_gb_h: f64,
+    data_gb_h: f64,
+    log0: f64,
+    log_gb_h: f64,
+) -> AnalysisInput {
+    let hours = [0i64, 60, 120, 180, 240, 300, 360];
+    let mk = |f: &dyn Fn(f64) -> f64| -> Vec<(i64, f64)> {
+        hours.iter().map(|m| (*m, f(*m as f64 / 60.0))).collect()
+    };
+    let size = 100.0 * GB;
+    let used = |h: f64| (used0 + disk_gb_h * h) * GB;
+    let a = alert(
+        "DiskSpaceLow",
+        "disk_used_percent > 85",
+        &[
+            ("alertname", "DiskSpaceLow"),
+            ("host", "db-09"),
+            ("mountpoint", "/"),
+        ],
+        360,
+    );
+    input(
+        a,
+        vec![
+            series(
+                "disk_used_percent",
+                &[("host", "db-09"), ("mountpoint", "/")],
+                &mk(&|h| (used(h) / size * 1000.0).round() / 10.0),
+            ),
+            series(
+                "node_filesystem_avail_bytes",
+                &[("host", "db-09"), ("mountpoint", "/")],
+                &mk(&|h| size - used(h)),
+            ),
+            series(
+                "node_filesystem_size_bytes",
+                &[("host", "db-09"), ("mountpoint", "/")],
+                &mk(&|_| size),
+            ),
+            series(
+                "directory_size_bytes",
+                &[("host", "db-09"), ("path", "/var/lib/postgresql/16/main")],
+                &mk(&|h| (40.0 + data_gb_h * h) * GB),
+            ),
+            series(
+                "log_file_bytes",
+                &[("host", "db-09"), ("path", "/var/log/app/app.log")],
+                &mk(&|h| (log0 + log_gb_h * h) * GB),
+            ),
+        ],
+    )
+}
+
+#[test]
+fn the_contributor_explaining_most_of_the_growth_is_the_cause() {
+    // The case: the log grows 40 MB/h, the data directory 6 GB/h.
+    let i = disk_case(50.0, 6.04, 6.0, 1.0, 0.04);
+    let h = heuristic();
+    let (a, x) = h.assessed(&i);
+    check(a.clone(), &i, h.catalog()).unwrap();
+    assert_eq!(a.cause, Cause::DiskGrowthData, "{a:#?}");
+    assert!(a.runbooks.is_empty(), "no runbook frees data: {a:#?}");
+    let w = x.weighing.as_ref().unwrap();
+    assert_eq!(w.basis, weigh::ShareBasis::Resource);
+    assert!((w.contributors[0].share - 0.993).abs() < 0.01, "{w:#?}");
+    assert!((w.contributors[1].share - 0.0066).abs() < 0.002, "{w:#?}");
+    let notes: Vec<&str> = a.evidence.iter().map(|e| e.note.as_str()).collect();
+    assert!(
+        notes[0].starts_with("data /var/lib/postgresql/16/main: 99% of the growth"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].starts_with("log /var/log/app/app.log: 0.7%"),
+        "{notes:?}"
+    );
+    let cap = w.capacity.as_ref().unwrap();
+    assert_eq!(cap.size, 100.0 * GB);
+    assert!((cap.growth_per_hour - 6.04 * GB).abs() < 0.01 * GB);
+    // 86.24 GB used: 13.76 GB left at 6.04 GB/h is about 2.3 h.
+    let full = cap.full_in_secs.unwrap();
+    assert!((8000..8400).contains(&full), "{full}");
+    assert!((cap.needed.unwrap() - 1.24 * GB).abs() < 0.01 * GB);
+    // The matched cleanup is passed over, with the reason.
+    let d = x
+        .declined
+        .iter()
+        .find(|d| d.runbook == "disk_cleanup")
+        .unwrap();
+    assert!(d.why.contains("explains 99% of the growth"), "{}", d.why);
+
+    // The log explaining most of it: rotate it (it holds more than needed).
+    let i = disk_case(50.0, 6.1, 0.1, 20.0, 6.0);
+    let (a, x) = h.assessed(&i);
+    check(a.clone(), &i, h.catalog()).unwrap();
+    assert_eq!(a.cause, Cause::DiskGrowthLogs);
+    assert_eq!(a.top_runbook(), "log_rotation");
+    assert_eq!(a.runbooks[0].params["path"], "/var/log/app/app.log");
+    assert_eq!(x.recommended[0].frees_at_most, Some(56.0 * GB));
+
+    // Neither explains a meaningful share: unknown, and the usual cleanup.
+    let i = disk_case(50.0, 6.0, 0.5, 1.0, 0.3);
+    let a = analyse(&i);
+    assert_eq!(a.cause, Cause::Unknown, "{a:#?}");
+    assert!(
+        a.summary
+            .contains("no candidate explains a meaningful share")
+    );
+    assert_eq!(a.top_runbook(), "disk_cleanup");
+}
+
+#[test]
+fn a_runbook_that_cannot_free_what_is_needed_is_not_recommended() {
+    // The log explains most of the growth and holds 28 GB; the alert's
+    // threshold (50%) needs 42 GB freed.
+    let mut i = disk_case(62.0, 5.0, 0.2, 0.5, 4.6);
+    i.alert.condition = Some("disk_used_percent > 50".into());
+    let h = heuristic();
+    let (a, x) = h.assessed(&i);
+    check(a.clone(), &i, h.catalog()).unwrap();
+    assert_eq!(a.cause, Cause::DiskGrowthLogs, "{a:#?}");
+    assert!(
+        !a.runbooks.iter().any(|r| r.runbook == "log_rotation"),
+        "{a:#?}"
+    );
+    let d = x
+        .declined
+        .iter()
+        .find(|d| d.runbook == "log_rotation")
+        .unwrap();
+    assert!(
+        d.why
+            .starts_with("log_rotation would free at most 26.2 GiB of the 39.1 GiB needed"),
+        "{}",
+        d.why
+    );
+    assert!(d.frees_at_most.unwrap() < d.needed.unwrap());
+    // An answer recommending it anyway is rejected (the LLM's too).
+    let mut bad = a.clone();
+    bad.runbooks = vec![Recommendation {
+        runbook: "log_rotation".into(),
+        params: [("path".to_string(), "/var/log/app/app.log".to_string())].into(),
+        why: "rotate".into(),
+    }];
+    assert!(matches!(
+        check(bad, &i, h.catalog()),
+        Err(Rejection::CannotCover { .. })
+    ));
+}
+
+#[test]
+fn an_llm_answer_is_held_to_the_shares_and_gets_them_in_its_prompt() {
+    let i = disk_case(50.0, 6.04, 6.0, 1.0, 0.04);
+    let h = heuristic();
+    let answer = serde_json::json!({
+        "summary": "the log grows",
+        "cause": "disk_growth_logs",
+        "confidence": 0.8,
+        "evidence": [],
+        "runbooks": [{"runbook": "log_rotation", "params": {"path": "/var/log/app/app.log"}, "why": "rotate"}],
+    });
+    let e = crate::analysis::llm::parse_answer(&answer.to_string(), &i, h.catalog()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("log_rotation would free at most 1.2 GiB of the 1.2 GiB needed"),
+        "{e}"
+    );
+    let mut answer = answer;
+    answer["runbooks"] = serde_json::json!([]);
+    let e = crate::analysis::llm::parse_answer(&answer.to_string(), &i, h.catalog()).unwrap_err();
+    assert!(
+        e.to_string().contains("contradicts the weighed shares")
+            && e.to_string()
+                .contains("data /var/lib/postgresql/16/main: 99%"),
+        "{e}"
+    );
+    let body = crate::analysis::llm::request_body("m", &i, h.catalog(), false);
+    let user = body["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("Weighed facts"), "{user}");
+    assert!(user.contains("\"runbook_capacity\""));
+    assert!(user.contains("\"share\":0.99"), "{user}");
+    let system = body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("meaningful_share"));
+}
+
+#[test]
+fn repeated_out_of_memory_kills_are_a_crash_loop() {
+    let i = input(
+        mem_alert(60),
+        vec![
+            mem_series(&[
+                (0, 70.0),
+                (15, 95.0),
+                (16, 40.0),
+                (30, 96.0),
+                (31, 42.0),
+                (45, 95.0),
+                (46, 41.0),
+                (60, 92.0),
+            ]),
+            series(
+                "node_vmstat_oom_kill",
+                &[("host", "app-02")],
+                &[(0, 4.0), (16, 5.0), (31, 6.0), (46, 7.0), (60, 7.0)],
+            ),
+        ],
+    );
+    let a = analyse(&i);
+    assert_eq!(a.cause, Cause::CrashLoop, "{a:#?}");
+    assert!(a.runbooks.is_empty());
+    assert!(
+        a.evidence
+            .iter()
+            .any(|e| e.note.contains("out-of-memory kills within the hour"))
+    );
+}
+
+#[test]
+fn memory_weighed_by_service_names_the_leaking_one() {
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    let m = |v: &[(i64, f64)]| v.to_vec();
+    let i = input(
+        mem_alert(120),
+        vec![
+            mem_series(&m(&[
+                (0, 60.0),
+                (30, 68.0),
+                (60, 76.0),
+                (90, 84.0),
+                (120, 92.0),
+            ])),
+            series(
+                "node_memory_MemTotal_bytes",
+                &[("host", "app-02")],
+                &[(0, 16.0 * gib), (120, 16.0 * gib)],
+            ),
+            series(
+                "process_resident_memory_bytes",
+                &[("host", "app-02"), ("service", "celery")],
+                &[(0, 1.0 * gib), (60, 1.0 * gib), (120, 1.02 * gib)],
+            ),
+            series(
+                "process_resident_memory_bytes",
+                &[("host", "app-02"), ("service", "gunicorn")],
+                &[(0, 2.0 * gib), (60, 4.4 * gib), (120, 6.8 * gib)],
+            ),
+        ],
+    );
+    let h = heuristic();
+    let (a, x) = h.assessed(&i);
+    check(a.clone(), &i, h.catalog()).unwrap();
+    assert_eq!(a.cause, Cause::MemoryLeak, "{a:#?}");
+    assert_eq!(a.runbooks[0].params["service"], "gunicorn");
+    let w = x.weighing.unwrap();
+    assert!(
+        w.contributors[0].what == "service gunicorn" && w.contributors[0].share > 0.9,
+        "{w:#?}"
+    );
+    // Restarting gunicorn frees at most its 6.8 GiB; 0.32 GiB are needed.
+    assert_eq!(x.recommended[0].frees_at_most, Some(6.8 * gib));
+}

@@ -14,10 +14,12 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::assess::{Assessment, assess};
 use super::input::{AlertFacts, AnalysisInput, Context, HistoryBook};
 use super::llm::{LlmClient, LlmOutcome, analyse_or_fallback};
 use super::redact::{REDACTED, is_secret_key, redact_text};
-use super::{Analyser, AnalyserKind, Analysis, Heuristic};
+use super::weigh::weigh;
+use super::{AnalyserKind, Analysis, Heuristic};
 use crate::engine::{Alert, Engine, Event};
 use crate::model::{Record, RecordKind, Time};
 use crate::runbook::Catalog;
@@ -75,6 +77,7 @@ pub enum AnalysisUpdate {
         fingerprint: String,
         alert: Box<AlertFacts>,
         outcome: Box<LlmOutcome>,
+        assessment: Arc<Assessment>,
     },
 }
 
@@ -85,6 +88,8 @@ pub struct LiveAnalysis {
     enabled: bool,
     history: HistoryBook,
     views: BTreeMap<String, AnalysisView>,
+    /// The weighed facts behind each view, by fingerprint.
+    assessments: BTreeMap<String, Arc<Assessment>>,
     /// The last map handed out, shared until `views` changes.
     published: Option<std::sync::Arc<BTreeMap<String, AnalysisView>>>,
     tx: mpsc::Sender<AnalysisUpdate>,
@@ -101,6 +106,7 @@ impl LiveAnalysis {
             enabled: true,
             history: HistoryBook::new(),
             views: BTreeMap::new(),
+            assessments: BTreeMap::new(),
             published: None,
             tx,
             rx,
@@ -173,8 +179,17 @@ impl LiveAnalysis {
         };
         let facts = AlertFacts::from_alert(alert);
         let input = AnalysisInput::build(facts.clone(), now, &ctx);
-        let analysis = self.heuristic.analyse(&input);
-        let record = rca_record(&facts, now, &analysis, AnalyserKind::Heuristic, None);
+        let (analysis, assessment) = self.heuristic.assessed(&input);
+        self.assessments
+            .insert(alert.fingerprint.clone(), Arc::new(assessment));
+        let record = rca_record(
+            &facts,
+            now,
+            &analysis,
+            AnalyserKind::Heuristic,
+            None,
+            self.assessments.get(&alert.fingerprint).map(|a| &**a),
+        );
         let mut view = AnalysisView {
             alert: alert.name.clone(),
             target: facts.host.clone(),
@@ -206,7 +221,10 @@ impl LiveAnalysis {
                 .min_by_key(|(_, v)| v.at)
                 .map(|(k, _)| k.clone());
             match oldest {
-                Some(k) => self.views.remove(&k),
+                Some(k) => {
+                    self.assessments.remove(&k);
+                    self.views.remove(&k)
+                }
                 None => break,
             };
         }
@@ -228,11 +246,15 @@ impl LiveAnalysis {
                 });
             };
             let outcome = analyse_or_fallback(&client, &heuristic, &input, &mut on_text).await;
+            // The same weighed facts, whichever analyser answered.
+            let mut a = outcome.analysis.clone();
+            let assessment = assess(&mut a, &input, heuristic.catalog(), weigh(&input));
             let _ = tx
                 .send(AnalysisUpdate::Finished {
                     fingerprint,
                     alert: Box::new(alert),
                     outcome: Box::new(outcome),
+                    assessment: Arc::new(assessment),
                 })
                 .await;
         });
@@ -264,7 +286,11 @@ impl LiveAnalysis {
                 fingerprint,
                 alert,
                 outcome,
+                assessment,
             } => {
+                if self.views.contains_key(&fingerprint) {
+                    self.assessments.insert(fingerprint.clone(), assessment);
+                }
                 self.in_flight = self.in_flight.saturating_sub(1);
                 let (kind, state) = match &outcome.fallback {
                     None => (AnalyserKind::Llm, AnalysisState::Done),
@@ -283,6 +309,7 @@ impl LiveAnalysis {
                     &outcome.analysis,
                     kind,
                     outcome.fallback.as_deref(),
+                    self.assessments.get(&fingerprint).map(|a| &**a),
                 ))
             }
         }
@@ -295,6 +322,8 @@ impl LiveAnalysis {
     ) -> std::sync::Arc<BTreeMap<String, AnalysisView>> {
         let before = self.views.len();
         self.views.retain(|fp, _| known(fp));
+        let views = &self.views;
+        self.assessments.retain(|fp, _| views.contains_key(fp));
         if self.views.len() != before {
             self.published = None;
         }
@@ -304,16 +333,43 @@ impl LiveAnalysis {
     }
 }
 
+impl LiveAnalysis {
+    /// The analysis of alert `fingerprint`, if it was analysed.
+    pub fn view(&self, fingerprint: &str) -> Option<&AnalysisView> {
+        self.views.get(fingerprint)
+    }
+
+    /// The weighed facts behind the analysis of alert `fingerprint`.
+    pub fn assessment(&self, fingerprint: &str) -> Option<Arc<Assessment>> {
+        self.assessments.get(fingerprint).cloned()
+    }
+}
+
 /// The `rca` record of an analysis: `reason` is the cause, `detail` the
-/// summary, `value` the confidence, `data` the analyser, the fallback reason
-/// and the whole result (secret-looking values redacted).
+/// summary, `value` the confidence, `data` the analyser, the fallback reason,
+/// the whole result and its weighed facts (`assessment`: capacity, shares,
+/// what each runbook frees; secret-looking values redacted).
 pub fn rca_record(
     alert: &AlertFacts,
     at: Time,
     a: &Analysis,
     analyser: AnalyserKind,
     fallback: Option<&str>,
+    assessment: Option<&Assessment>,
 ) -> Record {
+    let assessment = assessment.map(|x| {
+        let mut x = x.clone();
+        if let Some(w) = &mut x.weighing {
+            for c in &mut w.contributors {
+                c.what = redact_text(&c.what);
+                c.series = redact_text(&c.series);
+            }
+        }
+        for d in &mut x.declined {
+            d.why = redact_text(&d.why);
+        }
+        x
+    });
     let mut clean = a.clone();
     clean.summary = redact_text(&clean.summary);
     for e in &mut clean.evidence {
@@ -336,6 +392,7 @@ pub fn rca_record(
         "analyser": analyser,
         "fallback": fallback,
         "analysis": clean,
+        "assessment": assessment,
     }));
     r
 }

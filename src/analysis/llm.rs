@@ -356,6 +356,11 @@ alert (signal = alert name, value = its host, at = its since), record (signal = 
 window (signal = its reason, value = its schedule, at = its start), label (signal = the key of an alert or host label, value = its value, at = null).\n\
 Recommend runbooks only from this catalog, best first, or an empty list when no runbook fixes the cause (then a human must act); \
 never write shell commands. Use \"unknown\" with low confidence when the input does not support a conclusion.\n\
+For a resource that fills (disk, memory, connections) the message ends with weighed facts computed from the input: the capacity \
+(size, used, growth per hour, seconds until full, how much must be freed to clear the alert) and each contributor's growth and \
+share of the resource's growth over the same window. Rank causes by those shares: a contributor explaining less than \
+meaningful_share of the growth is not the cause, and when none does the cause is \"unknown\". Never recommend a runbook whose \
+runbook_capacity says it does not cover the need. Answers that contradict these facts are rejected.\n\
 Catalog:\n{runbooks}",
         causes = Cause::list()
     )
@@ -364,6 +369,9 @@ Catalog:\n{runbooks}",
 /// The chat completions request body (the input redacted).
 pub fn request_body(model: &str, input: &AnalysisInput, catalog: &Catalog, stream: bool) -> Value {
     let mut red = redact_input(input);
+    // The weighed facts, from the redacted input before it is thinned (the
+    // same figures: only secret-looking label values differ).
+    let facts = super::assess::prompt_facts(&red, catalog);
     // Long histories are thinned: the first, the last and evenly spaced points.
     for s in &mut red.series {
         if s.points.len() > 60 {
@@ -372,7 +380,13 @@ pub fn request_body(model: &str, input: &AnalysisInput, catalog: &Catalog, strea
             s.points = keep;
         }
     }
-    let user = serde_json::to_string(&red).unwrap_or_default();
+    let mut user = serde_json::to_string(&red).unwrap_or_default();
+    if !facts.is_null() {
+        user.push_str(
+            "\n\nWeighed facts (computed from the input; the answer is checked against them): ",
+        );
+        user.push_str(&facts.to_string());
+    }
     json!({
         "model": model,
         "stream": stream,

@@ -7,6 +7,8 @@
 //! Analysers only explain and recommend: they never produce commands, never
 //! touch the engine and never act. The engine and its guards decide.
 
+pub mod advice;
+pub mod assess;
 pub mod eval;
 pub mod heuristic;
 pub mod input;
@@ -15,6 +17,7 @@ pub mod llm;
 pub mod redact;
 pub mod signals;
 pub mod trend;
+pub mod weigh;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -202,10 +205,16 @@ pub enum Rejection {
     BadConfidence(f64),
     #[error("the summary is empty or longer than 300 characters")]
     BadSummary,
+    #[error("runbook {runbook} cannot cover the need: {why}")]
+    CannotCover { runbook: String, why: String },
+    #[error("cause {cause} contradicts the weighed shares: {why}")]
+    ContradictsShares { cause: Cause, why: String },
 }
 
 /// Checks a result strictly against its input and the catalog; returns the
-/// result with every runbook's parameters fully resolved.
+/// result with every runbook's parameters fully resolved. The weighed facts
+/// hold for every analyser: a recommended runbook must be able to free what
+/// is needed, and the cause must agree with the shares when they are known.
 pub fn check(
     mut a: Analysis,
     input: &AnalysisInput,
@@ -231,6 +240,7 @@ pub fn check(
     for r in a.runbooks.iter_mut() {
         r.params = resolve_recommendation(&r.runbook, &r.params, input, catalog)?;
     }
+    assess::check_weighed(&a, weigh::weigh(input).as_ref())?;
     Ok(a)
 }
 

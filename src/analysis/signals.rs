@@ -15,6 +15,8 @@ use crate::model::{Record, RecordKind, Time};
 
 /// Recent actions on the target within this window count as restarts.
 pub const RESTART_WINDOW: TimeDelta = TimeDelta::minutes(30);
+/// Out-of-memory kills within this window count towards a crash loop.
+pub const OOM_WINDOW: TimeDelta = TimeDelta::hours(1);
 /// What the alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
@@ -173,6 +175,8 @@ pub(super) struct Findings<'a> {
     pub resource: Resource,
     pub primary: Option<&'a SeriesHistory>,
     pub trend: Option<Trend>,
+    /// The resource's capacity and contributors (filling resources only).
+    pub weighing: Option<super::weigh::Weighing>,
 }
 
 const JOB_WORDS: [&str; 9] = [
@@ -263,11 +267,19 @@ impl<'a> Findings<'a> {
                 .max_by_key(|s| s.points.len())
         });
         let trend = primary.map(|s| fit(&s.points, limit_of(&s.name)));
+        let weighing = super::weigh::weigh_fitted(
+            input,
+            resource,
+            metric.as_deref().unwrap_or(""),
+            primary,
+            trend.as_ref(),
+        );
         Findings {
             input,
             resource,
             primary,
             trend,
+            weighing,
         }
     }
 
@@ -407,6 +419,33 @@ impl<'a> Findings<'a> {
                             "the service came back up, then died again",
                         ));
                     }
+                }
+            } else if s.name.to_ascii_lowercase().contains("oom") {
+                // Repeated out-of-memory kills: the kernel kills it, it
+                // comes back, it is killed again.
+                let hour: Vec<&Point> = s
+                    .points
+                    .iter()
+                    .filter(|p| p.at >= input.at - OOM_WINDOW)
+                    .collect();
+                if let (Some(a), Some(b)) = (hour.first(), hour.last())
+                    && b.value - a.value >= 2.0
+                {
+                    out.push(ev_series(
+                        s,
+                        **a,
+                        format!("{} was {}", s.name, fmt_value(a.value)),
+                    ));
+                    out.push(ev_series(
+                        s,
+                        **b,
+                        format!(
+                            "{} rose to {}: {} out-of-memory kills within the hour",
+                            s.name,
+                            fmt_value(b.value),
+                            fmt_value(b.value - a.value)
+                        ),
+                    ));
                 }
             } else if s.name.contains("restart")
                 && let (Some(a), Some(b)) = (recent.first(), recent.last())

@@ -117,6 +117,15 @@ impl Engine {
                 actor,
             } => self.vet_run(runbook, target, params, actor).map(|_| ()),
             Event::Repropose { fingerprint, actor } => self.vet_repropose(fingerprint, actor, now),
+            Event::ProposeRecommended {
+                fingerprint,
+                runbook,
+                params,
+                actor,
+                ..
+            } => self
+                .vet_propose_recommended(fingerprint, runbook, params, actor, now)
+                .map(|_| ()),
             Event::ResetBreaker {
                 runbook,
                 target,
@@ -214,8 +223,13 @@ impl Engine {
                 return Err(Refusal::new(
                     RefusalKind::Conflict,
                     format!(
-                        "{} asked for this manual run of {}@{} and cannot be its only approver; another operator must approve {id}",
+                        "{} asked for this {} of {}@{} and cannot be its only approver; another operator must approve {id}",
                         actor.escape_debug(),
+                        if a.fingerprint.is_empty() {
+                            "manual run"
+                        } else {
+                            "proposal from the analysis"
+                        },
                         a.runbook,
                         a.target
                     ),
@@ -259,7 +273,65 @@ impl Engine {
         actor: &str,
     ) -> Result<&Runbook, Refusal> {
         check_actor(actor)?;
-        let Some(rb) = self.catalog.get(runbook) else {
+        let (_, rb) = self.vet_runbook(runbook, params)?;
+        if !self.inventory.hosts.contains_key(target) {
+            return Err(Refusal::new(
+                RefusalKind::NotFound,
+                format!(
+                    "no host {} in the inventory; a manual run names a configured host: {}",
+                    shown(target),
+                    list(self.inventory.hosts.keys().map(String::as_str), 20)
+                ),
+            ));
+        }
+        Ok(rb)
+    }
+
+    pub(super) fn vet_repropose(&self, fp: &str, actor: &str, now: Time) -> Result<(), Refusal> {
+        self.vet_alert_open(fp, actor, now)?;
+        if let Some(alert) = self.alerts.get(fp)
+            && self.catalog.candidates(&alert.labels).is_empty()
+        {
+            let on = alert
+                .host()
+                .map(|h| format!(" on {}", h.escape_debug()))
+                .unwrap_or_default();
+            return Err(Refusal::new(
+                RefusalKind::Conflict,
+                format!("no runbook matches alert {}{on}", alert.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Can the analysis' runbook be proposed for alert `fp`? The alert is
+    /// firing, not silenced and has no open action; the runbook exists, is
+    /// enabled and takes those parameters. Returns the runbook's index.
+    pub(super) fn vet_propose_recommended(
+        &self,
+        fp: &str,
+        runbook: &str,
+        params: &BTreeMap<String, String>,
+        actor: &str,
+        now: Time,
+    ) -> Result<usize, Refusal> {
+        self.vet_alert_open(fp, actor, now)?;
+        self.vet_runbook(runbook, params).map(|(i, _)| i)
+    }
+
+    /// The runbook exists, is enabled and takes those parameters; returns
+    /// its index and itself.
+    fn vet_runbook(
+        &self,
+        runbook: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<(usize, &Runbook), Refusal> {
+        let Some(i) = self
+            .catalog
+            .runbooks
+            .iter()
+            .position(|r| r.name() == runbook)
+        else {
             return Err(Refusal::new(
                 RefusalKind::NotFound,
                 format!(
@@ -269,6 +341,7 @@ impl Engine {
                 ),
             ));
         };
+        let rb = &self.catalog.runbooks[i];
         if !rb.enabled {
             return Err(Refusal::new(
                 RefusalKind::Conflict,
@@ -276,16 +349,6 @@ impl Engine {
                     "runbook {} is disabled in the config ([runbooks.{}] enabled = false)",
                     rb.name(),
                     rb.name()
-                ),
-            ));
-        }
-        if !self.inventory.hosts.contains_key(target) {
-            return Err(Refusal::new(
-                RefusalKind::NotFound,
-                format!(
-                    "no host {} in the inventory; a manual run names a configured host: {}",
-                    shown(target),
-                    list(self.inventory.hosts.keys().map(String::as_str), 20)
                 ),
             ));
         }
@@ -303,10 +366,32 @@ impl Engine {
                 ),
             ));
         }
-        Ok(rb)
+        Ok((i, rb))
     }
 
-    pub(super) fn vet_repropose(&self, fp: &str, actor: &str, now: Time) -> Result<(), Refusal> {
+    pub(super) fn on_propose_recommended(
+        &mut self,
+        fp: String,
+        runbook: String,
+        params: BTreeMap<String, String>,
+        actor: String,
+        basis: serde_json::Value,
+        now: Time,
+    ) {
+        let Ok(i) = self.vet_propose_recommended(&fp, &runbook, &params, &actor, now) else {
+            return;
+        };
+        let said = basis
+            .get("summary")
+            .and_then(|v| v.as_str())
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        let detail = format!("proposed from the analysis by {actor}{said}");
+        self.propose_runbook(&fp, Some((actor, detail)), Some((i, params, basis)), now);
+    }
+
+    /// The alert exists, fires, is not silenced and has no open action.
+    fn vet_alert_open(&self, fp: &str, actor: &str, now: Time) -> Result<(), Refusal> {
         check_actor(actor)?;
         let Some(alert) = self.alerts.get(fp) else {
             return Err(Refusal::new(
@@ -358,12 +443,6 @@ impl Engine {
                         .map(|b| format!(": {}", b.as_str()))
                         .unwrap_or_default()
                 ),
-            ));
-        }
-        if self.catalog.candidates(&alert.labels).is_empty() {
-            return Err(Refusal::new(
-                RefusalKind::Conflict,
-                format!("no runbook matches alert {}{on}", alert.name),
             ));
         }
         Ok(())

@@ -150,6 +150,20 @@ pub enum Event {
         attempt: u32,
         evidence: SourceEvidence,
     },
+    /// An operator proposes, for a firing alert, the runbook its
+    /// root-cause analysis recommends, with the parameters the analysis
+    /// took from the evidence: the same parameter checks, guards and
+    /// approval policy as any action, and the proposer alone cannot approve
+    /// it. `basis` (what the analysis said) goes into the record. The hub
+    /// fills `params` and `basis` from the alert's analysis: what a caller
+    /// puts there is ignored.
+    ProposeRecommended {
+        fingerprint: String,
+        runbook: String,
+        params: BTreeMap<String, String>,
+        actor: String,
+        basis: serde_json::Value,
+    },
     /// An executor finished a run.
     Finished {
         action: ActionId,
@@ -403,6 +417,52 @@ pub struct Suggestion {
     /// The guard that would stop it now.
     pub block: Option<Block>,
     pub approval: String,
+    /// Where it comes from: `match` (its rule matched the alert: the
+    /// runbook Vigil proposes on its own), `analysis` (only the root-cause
+    /// analysis recommends it) or `both`.
+    #[serde(default)]
+    pub origin: SuggestionOrigin,
+    /// Why, in words: the match rule's reasons and, when the analysis
+    /// recommends it, the analysis' reason and the evidence it rests on.
+    #[serde(default)]
+    pub why: Vec<String>,
+    /// Why not, in words: the guard that would stop it now, a missing or
+    /// invalid parameter, an action already open for the alert, the
+    /// analysis passing it over or finding it cannot free enough.
+    #[serde(default)]
+    pub why_not: Vec<String>,
+    /// Its rank among the analysis' recommendations (1: the first choice);
+    /// none when the analysis does not recommend it.
+    #[serde(default)]
+    pub analysis_rank: Option<u32>,
+    /// It can be proposed now from the analysis
+    /// (`POST /api/v1/alerts/{fingerprint}/propose` with `{"runbook": NAME}`):
+    /// the analysis recommends it, its parameters resolve, the alert fires
+    /// and has no open action.
+    #[serde(default)]
+    pub proposable: bool,
+    /// The most it would free, in `unit`, when the analysis can tell.
+    #[serde(default)]
+    pub frees_at_most: Option<f64>,
+    /// How much must be freed to clear the alert, in `unit`, when known.
+    #[serde(default)]
+    pub needed: Option<f64>,
+    /// `bytes` or `connections` (for `frees_at_most` and `needed`).
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// Where a suggestion comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionOrigin {
+    /// The runbook's match rule matched the alert.
+    #[default]
+    Match,
+    /// Only the root-cause analysis recommends it.
+    Analysis,
+    /// Both.
+    Both,
 }
 
 /// What the engine needs to start.
@@ -796,6 +856,13 @@ impl Engine {
                 attempt,
                 evidence,
             } => self.on_evidence(action, attempt, evidence),
+            Event::ProposeRecommended {
+                fingerprint,
+                runbook,
+                params,
+                actor,
+                basis,
+            } => self.on_propose_recommended(fingerprint, runbook, params, actor, basis, now),
             Event::Finished {
                 action,
                 attempt,
@@ -1091,28 +1158,48 @@ impl Engine {
 
     /// `propose`, by an operator (`by` = actor and detail) or by Vigil.
     fn propose_as(&mut self, fp: &str, by: Option<(String, String)>, now: Time) {
+        self.propose_runbook(fp, by, None, now);
+    }
+
+    /// Proposes the matched runbook for alert `fp`, or `chosen`: a runbook
+    /// (by index) with the parameters and the basis an analysis gave.
+    pub(super) fn propose_runbook(
+        &mut self,
+        fp: &str,
+        by: Option<(String, String)>,
+        chosen: Option<(usize, BTreeMap<String, String>, serde_json::Value)>,
+        now: Time,
+    ) {
         let Some(alert) = self.alerts.get(fp).cloned() else {
             return;
         };
         let cands = self.catalog.candidates(&alert.labels);
-        let Some(&(best, _, ref why)) = cands.first() else {
-            return;
-        };
         // The catalog is shared: no copy of the runbook per proposal.
         let catalog = self.catalog.clone();
+        let (best, given, basis) = match chosen {
+            Some((i, given, basis)) if i < catalog.runbooks.len() => (i, given, Some(basis)),
+            Some(_) => return,
+            None => {
+                let Some(&(best, _, ref why)) = cands.first() else {
+                    return;
+                };
+                let rb = &catalog.runbooks[best];
+                let mut r = rec(RecordKind::RunbookMatched, now);
+                r.alert = Some(alert.name.clone());
+                r.fingerprint = Some(fp.to_string());
+                r.runbook = Some(rb.name().to_string());
+                r.target = alert.labels.get(rb.target_label()).cloned();
+                r.detail = Some(why.join("; "));
+                r.data = Some(json!({
+                    "candidates": cands.iter().map(|(i, score, why)| json!({
+                        "runbook": self.catalog.runbooks[*i].name(), "score": score, "reasons": why,
+                    })).collect::<Vec<_>>()
+                }));
+                self.out.push(Command::Record(r));
+                (best, BTreeMap::new(), None)
+            }
+        };
         let rb = &catalog.runbooks[best];
-        let mut r = rec(RecordKind::RunbookMatched, now);
-        r.alert = Some(alert.name.clone());
-        r.fingerprint = Some(fp.to_string());
-        r.runbook = Some(rb.name().to_string());
-        r.target = alert.labels.get(rb.target_label()).cloned();
-        r.detail = Some(why.join("; "));
-        r.data = Some(json!({
-            "candidates": cands.iter().map(|(i, score, why)| json!({
-                "runbook": self.catalog.runbooks[*i].name(), "score": score, "reasons": why,
-            })).collect::<Vec<_>>()
-        }));
-        self.out.push(Command::Record(r));
 
         let target = alert
             .labels
@@ -1120,7 +1207,7 @@ impl Engine {
             .cloned()
             .unwrap_or_default();
         let facts = self.inventory.facts(&target);
-        let params = rb.resolve_params(&alert.labels, &facts, &BTreeMap::new());
+        let params = rb.resolve_params(&alert.labels, &facts, &given);
         let id = self.new_action_id();
         let (params, param_err) = match params {
             Ok(p) => (p, None),
@@ -1131,12 +1218,18 @@ impl Engine {
         } else {
             Vec::new()
         };
+        // A proposal taken from the analysis is the proposer's request:
+        // they cannot be its only approver.
+        let requested_by = basis
+            .as_ref()
+            .and(by.as_ref().map(|(actor, _)| actor.clone()));
         let action = Action {
             alert: alert.name.clone(),
             fingerprint: fp.to_string(),
             severity: alert.severity,
             approvals_needed: rb.approvals,
             plan,
+            requested_by,
             ..Action::proposed(id, rb.name(), &target, params.clone(), now)
         };
         let mut r = self.action_record(RecordKind::ActionProposed, &action, now);
@@ -1148,6 +1241,13 @@ impl Engine {
                 r.detail = Some(detail);
             }
             None => r.actor = Some(ACTOR_VIGIL.into()),
+        }
+        if let Some(basis) = basis {
+            r.data = Some(json!({
+                "from_analysis": basis,
+                "requested_params": given,
+                "matched": cands.first().map(|(i, ..)| catalog.runbooks[*i].name()),
+            }));
         }
         r.fingerprint = Some(fp.to_string());
         self.out.push(Command::Record(r));
@@ -1399,7 +1499,12 @@ impl Engine {
                     }
                     if let Some(req) = &a.requested_by {
                         who.push_str(&format!(
-                            "; manual run requested by {req}, who cannot be its only approver"
+                            "; {} by {req}, who cannot be its only approver",
+                            if a.fingerprint.is_empty() {
+                                "manual run requested"
+                            } else {
+                                "proposed from the analysis"
+                            }
                         ));
                     }
                     let again = lapse
@@ -2102,46 +2207,105 @@ impl Engine {
             .candidates(&alert.labels)
             .into_iter()
             .map(|(i, score, reasons)| {
-                let rb = &self.catalog.runbooks[i];
-                let target = alert
-                    .labels
-                    .get(rb.target_label())
-                    .cloned()
-                    .unwrap_or_default();
-                let facts = self.inventory.facts(&target);
-                let (params, plan, block) =
-                    match rb.resolve_params(&alert.labels, &facts, &BTreeMap::new()) {
-                        Ok(p) => {
-                            let plan = rb.plan(&target, &p);
-                            let block = self.would_block(rb.name(), &target, &p, now);
-                            (Ok(p), plan, block)
-                        }
-                        Err(e) => (Err(format!("{}: {}", e.param, e.message)), Vec::new(), None),
-                    };
-                let mut approval = match rb.approval {
-                    ApprovalSpec::Mode(ApprovalMode::Auto) => "auto".to_string(),
-                    ApprovalSpec::Mode(ApprovalMode::Manual) => "manual".to_string(),
-                    ApprovalSpec::Threshold { manual_at } => {
-                        format!("manual at {} and above", manual_at.as_str())
-                    }
-                };
-                if rb.approvals > 1 && rb.approval != ApprovalSpec::Mode(ApprovalMode::Auto) {
-                    approval.push_str(&format!(", {} approvals", rb.approvals));
-                }
-                Suggestion {
-                    runbook: rb.name().to_string(),
-                    description: rb.spec.description.clone(),
-                    risk: format!("{:?}", rb.spec.risk).to_lowercase(),
-                    score,
-                    reasons,
-                    target,
-                    params,
-                    plan,
-                    block,
-                    approval,
-                }
+                self.suggestion(alert, i, score, reasons, &BTreeMap::new(), now)
             })
             .collect()
+    }
+
+    /// Runbook `runbook` for alert `fingerprint` with `given` parameters
+    /// (those an analysis took from the evidence), as the console shows a
+    /// suggestion: resolved parameters or why not, the plan, the guard that
+    /// would stop it now. None when the alert or the runbook is unknown.
+    pub fn suggestion_for(
+        &self,
+        fingerprint: &str,
+        runbook: &str,
+        given: &BTreeMap<String, String>,
+        now: Time,
+    ) -> Option<Suggestion> {
+        let alert = self.alerts.get(fingerprint)?;
+        let i = self
+            .catalog
+            .runbooks
+            .iter()
+            .position(|r| r.name() == runbook)?;
+        let mut s = self.suggestion(alert, i, 0, Vec::new(), given, now);
+        s.origin = SuggestionOrigin::Analysis;
+        if !self.catalog.runbooks[i].enabled {
+            s.why_not.push(format!(
+                "runbook {runbook} is disabled in the config ([runbooks.{runbook}] enabled = false)"
+            ));
+        }
+        Some(s)
+    }
+
+    fn suggestion(
+        &self,
+        alert: &Alert,
+        i: usize,
+        score: u32,
+        reasons: Vec<String>,
+        given: &BTreeMap<String, String>,
+        now: Time,
+    ) -> Suggestion {
+        let rb = &self.catalog.runbooks[i];
+        let target = alert
+            .labels
+            .get(rb.target_label())
+            .cloned()
+            .unwrap_or_default();
+        let facts = self.inventory.facts(&target);
+        let mut why_not = Vec::new();
+        let (params, plan, block) = match rb.resolve_params(&alert.labels, &facts, given) {
+            Ok(p) => {
+                let plan = rb.plan(&target, &p);
+                let block = self.would_block(rb.name(), &target, &p, now);
+                (Ok(p), plan, block)
+            }
+            Err(e) => {
+                why_not.push(format!("parameter {}: {}", e.param, e.message));
+                (Err(format!("{}: {}", e.param, e.message)), Vec::new(), None)
+            }
+        };
+        if target.is_empty() {
+            why_not.push(format!(
+                "the alert has no {:?} label to name the host",
+                rb.target_label()
+            ));
+        }
+        if let Some(b) = &block {
+            why_not.push(format!("{}: {}", b.reason.as_str(), b.detail));
+        }
+        let mut approval = match rb.approval {
+            ApprovalSpec::Mode(ApprovalMode::Auto) => "auto".to_string(),
+            ApprovalSpec::Mode(ApprovalMode::Manual) => "manual".to_string(),
+            ApprovalSpec::Threshold { manual_at } => {
+                format!("manual at {} and above", manual_at.as_str())
+            }
+        };
+        if rb.approvals > 1 && rb.approval != ApprovalSpec::Mode(ApprovalMode::Auto) {
+            approval.push_str(&format!(", {} approvals", rb.approvals));
+        }
+        Suggestion {
+            runbook: rb.name().to_string(),
+            description: rb.spec.description.clone(),
+            risk: format!("{:?}", rb.spec.risk).to_lowercase(),
+            score,
+            why: reasons.clone(),
+            reasons,
+            target,
+            params,
+            plan,
+            block,
+            approval,
+            origin: SuggestionOrigin::Match,
+            why_not,
+            analysis_rank: None,
+            proposable: false,
+            frees_at_most: None,
+            needed: None,
+            unit: None,
+        }
     }
 
     /// Is the alert's instance currently pending (for the console)?

@@ -1717,3 +1717,129 @@ fn the_alert_order_kept_by_changes_equals_a_full_sort() {
         AlertChanges::Some(Default::default())
     );
 }
+
+#[test]
+fn the_analysis_runbook_is_proposed_through_the_same_checks_and_four_eyes() {
+    let mut e = engine(
+        "[runbooks.disk_cleanup]\napproval = \"manual\"\n[runbooks.log_rotation]\napproval = \"manual\"\n",
+    );
+    e.handle(
+        firing("DiskSpaceLow", "web-01", &[("mountpoint", "/")]),
+        t(0),
+    );
+    let fp = e.alerts().next().unwrap().fingerprint.clone();
+    let propose = |runbook: &str, params: &[(&str, &str)], actor: &str| Event::ProposeRecommended {
+        fingerprint: fp.clone(),
+        runbook: runbook.into(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        actor: actor.into(),
+        basis: serde_json::json!({"cause": "disk_growth_logs", "summary": "the app log fills /"}),
+    };
+    let rotate = [("path", "/var/log/app.log")];
+    // The matched cleanup is still open.
+    let r = e
+        .vet(&propose("log_rotation", &rotate, "ben"), t(1))
+        .unwrap_err();
+    assert_eq!(r.kind, RefusalKind::Conflict);
+    assert!(r.message.contains("already has action A000001"), "{r}");
+    let cleanup = e.find_action("disk_cleanup", "web-01").unwrap();
+    e.handle(
+        Event::Reject {
+            action: cleanup,
+            actor: "ben".into(),
+            reason: "the log fills it".into(),
+        },
+        t(2),
+    );
+    for (ev, kind, msg) in [
+        (
+            propose("reboot_host", &[], "ben"),
+            RefusalKind::NotFound,
+            "no runbook \"reboot_host\"",
+        ),
+        (
+            propose("log_rotation", &[("command", "rm -rf /")], "ben"),
+            RefusalKind::Invalid,
+            "\"command\" is not a parameter of log_rotation",
+        ),
+        (
+            propose("log_rotation", &rotate, " "),
+            RefusalKind::Invalid,
+            "actor is empty",
+        ),
+    ] {
+        let r = e.vet(&ev, t(3)).unwrap_err();
+        assert_eq!(r.kind, kind, "{r}");
+        assert!(r.message.contains(msg), "{r}");
+        assert!(
+            e.handle(ev, t(3)).is_empty(),
+            "un-vetted, it changes nothing"
+        );
+    }
+    // A value that fails the parameter's pattern is proposed and blocked
+    // (param_invalid), as for any action: nothing runs.
+    let bad = e.handle(
+        propose("log_rotation", &[("path", "/etc/shadow")], "ben"),
+        t(4),
+    );
+    assert!(
+        kinds(&bad).contains(&RecordKind::ActionBlocked),
+        "{:?}",
+        kinds(&bad)
+    );
+    assert!(!started(&bad));
+    let blocked = e.find_action("log_rotation", "web-01").unwrap();
+    e.handle(
+        Event::Reject {
+            action: blocked,
+            actor: "ben".into(),
+            reason: "wrong path".into(),
+        },
+        t(5),
+    );
+
+    assert_eq!(
+        e.vet(&propose("log_rotation", &rotate, "ben"), t(6)),
+        Ok(())
+    );
+    let cmds = e.handle(propose("log_rotation", &rotate, "ben"), t(6));
+    assert_eq!(
+        kinds(&cmds),
+        vec![RecordKind::ActionProposed, RecordKind::ApprovalRequested]
+    );
+    let p = records(&cmds)[0];
+    assert_eq!(p.runbook.as_deref(), Some("log_rotation"));
+    assert_eq!(p.actor.as_deref(), Some("ben"));
+    assert_eq!(p.fingerprint.as_deref(), Some(fp.as_str()));
+    assert_eq!(p.params.as_ref().unwrap()["path"], "/var/log/app.log");
+    assert_eq!(
+        p.detail.as_deref(),
+        Some("proposed from the analysis by ben: the app log fills /")
+    );
+    let data = p.data.as_ref().unwrap();
+    assert_eq!(data["from_analysis"]["cause"], "disk_growth_logs");
+    assert_eq!(data["matched"], "disk_cleanup");
+    assert!(
+        records(&cmds)[1]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("proposed from the analysis by ben, who cannot be its only approver")
+    );
+    // Four eyes: the proposer cannot approve it alone; another operator can.
+    let id = e.find_action("log_rotation", "web-01").unwrap();
+    let r = e
+        .vet(
+            &Event::Approve {
+                action: id,
+                actor: "ben".into(),
+            },
+            t(7),
+        )
+        .unwrap_err();
+    assert!(r.message.contains("proposal from the analysis"), "{r}");
+    assert!(started(&approve(&mut e, id, "ana", 8)));
+}

@@ -50,6 +50,7 @@ fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/actions/{id}/approve", post(approve))
         .route("/api/v1/actions/{id}/reject", post(reject))
         .route("/api/v1/alerts/{fingerprint}/repropose", post(repropose))
+        .route("/api/v1/alerts/{fingerprint}/propose", post(propose))
         .route("/api/v1/run", post(run))
         .route("/api/v1/modes", post(modes))
         .route("/api/v1/breakers/reset", post(reset_breaker))
@@ -718,6 +719,55 @@ async fn repropose(
         .into_response()
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposeRequest {
+    runbook: String,
+}
+
+const PROPOSE: &str = "{\"runbook\": NAME} naming a runbook the alert's analysis recommends";
+
+/// Proposes the runbook the alert's analysis recommends, with the
+/// parameters the analysis took from the evidence (a request cannot give
+/// any): the same parameter checks, guards and approvals as any action;
+/// the proposer cannot be its only approver.
+async fn propose(
+    State(api): State<Arc<Api>>,
+    Extension(who): Extension<Identity>,
+    Path(fp): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = require(&who, "repropose") {
+        return r;
+    }
+    let req: ProposeRequest = match read_json(&headers, body, PROPOSE).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    // The hub takes the parameters from the alert's analysis.
+    let ev = Event::ProposeRecommended {
+        fingerprint: fp.clone(),
+        runbook: req.runbook.clone(),
+        params: Default::default(),
+        actor: who.name.clone(),
+        basis: serde_json::Value::Null,
+    };
+    if let Err(r) = intent(&api, ev).await {
+        return r;
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "proposed": req.runbook,
+            "alert": fp,
+            "from": "analysis",
+            "actor": who.name,
+        })),
+    )
+        .into_response()
+}
+
 async fn whoami(Extension(who): Extension<Identity>) -> Response {
     axum::Json(json!({ "name": who.name, "role": who.role, "via": who.via })).into_response()
 }
@@ -768,10 +818,13 @@ impl http_body::Body for ChannelBody {
 }
 
 async fn suggestions(State(api): State<Arc<Api>>, Path(fp): Path<String>) -> Response {
-    match api.hub.suggestions(fp).await {
-        Ok(s) => axum::Json(json!({ "suggestions": s })).into_response(),
-        Err(_) => hub_stopped(),
-    }
+    let (Ok(s), Ok(a)) = (
+        api.hub.suggestions(fp.clone()).await,
+        api.hub.assessment(fp).await,
+    ) else {
+        return hub_stopped();
+    };
+    axum::Json(json!({ "suggestions": s, "assessment": a })).into_response()
 }
 
 #[derive(Deserialize)]

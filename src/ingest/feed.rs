@@ -54,6 +54,7 @@ fn shared(s: &Snapshot) -> Arc<Snapshot> {
     let mut s = s.clone();
     s.focus = None;
     s.suggestions = Vec::new();
+    s.assessment = None;
     s.link = None;
     Arc::new(s)
 }

@@ -846,13 +846,26 @@ impl DemoFleet {
     pub fn step(&mut self, now: Time) -> Vec<Sample> {
         self.last = Some(now);
         let at = self.at(now);
-        (0..self.series.len())
+        let mut out: Vec<Sample> = (0..self.series.len())
             .map(|i| Sample {
                 name: self.series[i].metric.name().to_string(),
                 value: self.value(i, &at),
                 labels: self.series[i].labels.clone(),
             })
-            .collect()
+            .collect();
+        // Each file system's size, as node_exporter reports it: what the
+        // analysis weighs a filling disk's growth and its fixes against.
+        out.extend(
+            self.series
+                .iter()
+                .filter(|s| s.metric == Metric::Disk)
+                .map(|s| Sample {
+                    name: "node_filesystem_size_bytes".into(),
+                    value: s.size * GIB,
+                    labels: s.labels.clone(),
+                }),
+        );
+        out
     }
 
     fn find(&self, host: usize, metric: Metric, key: Option<&str>) -> Option<usize> {
@@ -1642,6 +1655,7 @@ mod tests {
                     "connection_pool_used_ratio" => x.value < 0.75,
                     "cpu_used_percent" => (0.0..=100.0).contains(&x.value),
                     "load1" => x.value >= 0.0,
+                    "node_filesystem_size_bytes" => x.value >= 40.0 * GIB,
                     other => panic!("unexpected metric {other}"),
                 };
                 assert!(ok, "{} {:?} = {} at +{s}s", x.name, x.labels, x.value);

@@ -1637,7 +1637,10 @@ impl ActionFacts {
             },
             requested_by: match r.kind {
                 RecordKind::ActionProposed
-                    if r.alert.as_deref() == Some(crate::engine::MANUAL_ALERT) =>
+                    if r.alert.as_deref() == Some(crate::engine::MANUAL_ALERT)
+                        || r.data
+                            .as_ref()
+                            .is_some_and(|d| d.get("from_analysis").is_some()) =>
                 {
                     r.actor.clone()
                 }

@@ -1236,3 +1236,27 @@ fn a_rolled_back_append_leaves_no_names() {
     assert_eq!(s.count(&zed).unwrap(), 1);
     assert_eq!(s.page(&zed, None, 5).unwrap()[0].seq, 4);
 }
+
+#[test]
+fn a_proposal_from_the_analysis_keeps_its_proposer_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let mut proposed = rec(RecordKind::ActionProposed, "2026-03-01T10:01:00Z");
+    proposed.action_id = Some("A000007".into());
+    proposed.runbook = Some("log_rotation".into());
+    proposed.target = Some("web-1".into());
+    proposed.alert = Some("DiskSpaceLow".into());
+    proposed.fingerprint = Some("0123456789abcdef".into());
+    proposed.actor = Some("ben".into());
+    proposed.data = Some(json!({"from_analysis": {"cause": "disk_growth_logs"}}));
+    let mut waiting = rec(RecordKind::ApprovalRequested, "2026-03-01T10:01:00Z");
+    waiting.action_id = Some("A000007".into());
+    s.append(&mut [proposed, waiting]).unwrap();
+    let st = s.load_state_at(t("2026-03-01T10:02:00Z")).unwrap();
+    assert_eq!(st.open_actions.len(), 1, "{:?}", st.open_actions);
+    assert_eq!(
+        st.open_actions[0].requested_by.as_deref(),
+        Some("ben"),
+        "the proposer still cannot approve it alone after a restart"
+    );
+}
