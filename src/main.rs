@@ -1050,6 +1050,7 @@ fn console_setup(
         problems: Vec::new(),
         started,
         first,
+        history_path: Some(data_dir(cli, config).join("console-history")),
     }
 }
 

@@ -1,9 +1,15 @@
 //! The console: a full-screen terminal UI over the hub's snapshots.
 
 pub mod app;
+pub mod audit;
+pub mod commands;
+pub mod derived;
+pub mod dialogs;
 pub mod fixture;
 pub mod keymap;
 pub mod panes;
+pub mod popups;
+pub mod prompt;
 pub mod run;
 pub mod theme;
 pub mod view;
