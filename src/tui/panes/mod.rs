@@ -344,7 +344,9 @@ pub fn plural_u64(n: u64, one: &str) -> String {
     let many = match one {
         "is" => "are".to_string(),
         "was" => "were".to_string(),
-        w if w.ends_with('s') || w.ends_with('x') => format!("{w}es"),
+        w if w.ends_with('s') || w.ends_with('x') || w.ends_with("ch") || w.ends_with("sh") => {
+            format!("{w}es")
+        }
         w => format!("{w}s"),
     };
     format!("{} {}", human_count(n), if n == 1 { one } else { &many })
