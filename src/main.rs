@@ -644,6 +644,11 @@ fn prepare(
     if let Some(f) = &fleet {
         config.hosts.extend(f.hosts());
         config.maintenance.extend(f.windows());
+        for p in f.policies() {
+            if !config.policies.iter().any(|c| c.name == p.name) {
+                config.policies.push(p);
+            }
+        }
         for (name, v) in f.config_overrides() {
             if config.runbooks.contains_key(&name) {
                 continue;
