@@ -140,7 +140,10 @@ impl AuditView {
                 };
                 self.rows = page.records;
                 self.at_head = page.head;
-                self.exhausted = matches!(seek, Seek::Oldest) || !full && !self.rows.is_empty();
+                // Only the oldest seek knows nothing older matches; from
+                // anywhere else, older pages are read as the operator
+                // moves down.
+                self.exhausted = matches!(seek, Seek::Oldest);
                 // The window starts at the target: it is the oldest row.
                 self.selected = self.rows.len().saturating_sub(1);
                 self.landed = Some(match (seek, self.rows.last()) {
@@ -162,21 +165,30 @@ impl AuditView {
             None => match page.before {
                 None => {
                     let newest_old = self.rows.first().map(|r| r.seq);
-                    if !self.at_head || self.rows.len() <= AUDIT_PAGE || newest_old.is_none() {
-                        self.rows = page.records;
-                        self.exhausted = !full;
-                        self.at_head = true;
-                    } else {
-                        // Prepend what is new; keep the pages already loaded.
-                        let s = newest_old.unwrap_or(0);
-                        let mut rows: Vec<Record> =
-                            page.records.into_iter().filter(|r| r.seq > s).collect();
-                        if self.selected > 0 {
-                            self.selected += rows.len();
+                    let gap = full
+                        && newest_old.is_some_and(|s| page.records.last().is_some_and(|r| r.seq > s + 1));
+                    match newest_old {
+                        Some(s) if self.at_head && !gap => {
+                            // Prepend what is new; keep the window and
+                            // the record selected (the newest stays
+                            // selected when it was).
+                            let mut rows: Vec<Record> =
+                                page.records.into_iter().filter(|r| r.seq > s).collect();
+                            if self.selected > 0 {
+                                self.selected += rows.len();
+                            }
+                            rows.append(&mut self.rows);
+                            self.rows = rows;
+                            self.trim_bottom();
                         }
-                        rows.append(&mut self.rows);
-                        self.rows = rows;
-                        self.trim_bottom();
+                        _ => {
+                            // Empty, elsewhere in the trail, or too far
+                            // behind: the newest page.
+                            self.rows = page.records;
+                            self.exhausted = !full;
+                            self.at_head = true;
+                            self.selected = 0;
+                        }
                     }
                 }
                 Some(_) => {
@@ -322,8 +334,10 @@ impl Seeker {
                 before: Some(self.since_mid()),
                 limit: 1,
             },
+            // The head is read as "the newest" (no bound): the head the
+            // console knows may lag behind the store.
             Phase::First | Phase::HeadCheck | Phase::Search => PageRequest {
-                before: Some(self.probe),
+                before: (self.probe <= self.head).then_some(self.probe),
                 limit: self.limit,
             },
         })
@@ -405,7 +419,7 @@ impl Seeker {
     }
 
     fn finish_with(&mut self, page: Vec<Record>) {
-        let head = page.first().is_none_or(|r| r.seq >= self.head);
+        let head = self.probe > self.head || page.first().is_none_or(|r| r.seq >= self.head);
         self.done = Some((page, head));
     }
 
@@ -541,17 +555,17 @@ pub fn record_text(r: &Record) -> String {
 /// date, `data` pretty-printed, a plan as numbered command lines.
 pub fn record_lines(r: &Record, now: Time) -> Vec<String> {
     let mut v = vec![
-        format!("seq      {}", r.seq),
+        format!("seq         {}", r.seq),
         format!(
-            "at       {}  ({} ago)",
+            "at          {}  ({} ago)",
             r.at.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
             crate::tui::panes::duration(now - r.at)
         ),
-        format!("kind     {}", r.kind.as_str()),
+        format!("kind        {}", r.kind.as_str()),
     ];
     let mut field = |k: &str, val: Option<String>| {
         if let Some(x) = val {
-            v.push(format!("{k:<9}{}", clean(&x)));
+            v.push(format!("{k:<12}{}", clean(&x)));
         }
     };
     field("actor", r.actor.clone());
@@ -564,7 +578,7 @@ pub fn record_lines(r: &Record, now: Time) -> Vec<String> {
     field("attempt", r.attempt.map(|a| a.to_string()));
     field("exit", r.exit_code.map(|c| c.to_string()));
     field("value", r.value.map(crate::tui::panes::fmt_value));
-    field("print", r.fingerprint.clone());
+    field("fingerprint", r.fingerprint.clone());
     if let Some(p) = r.params.as_ref().filter(|p| !p.is_empty()) {
         v.push("params".into());
         for (k, val) in p {
@@ -593,7 +607,7 @@ pub fn record_lines(r: &Record, now: Time) -> Vec<String> {
                 ));
             }
         } else {
-            v.push(format!("detail   {}", clean(d)));
+            v.push(format!("{:<12}{}", "detail", clean(d)));
         }
     }
     if let Some(data) = &r.data {
@@ -700,6 +714,8 @@ impl crate::tui::app::App {
             && !matches!(seek, Some(Seek::Newer(_)))
         {
             self.flash(l, crate::tui::app::Level::Info, std::time::Instant::now());
+            // Older records below the one sought, for context.
+            self.more_audit();
         }
         // A change arrived while this query was in flight.
         if self.snap.audit_seq > self.audit.seen_seq

@@ -915,7 +915,7 @@ fn goto_since_and_g_reach_the_whole_trail_and_enter_opens_a_record() {
     key(&mut a, KeyCode::Enter);
     let t = text(&render(&mut a, 200, 50));
     assert!(t.contains("Record 5"), "{t}");
-    assert!(t.contains("at       2026-11-23 03:00:"), "{t}");
+    assert!(t.contains("at          2026-11-23 03:00:"), "{t}");
     key(&mut a, KeyCode::Esc);
     assert!(
         a.command("goto x", Instant::now())
