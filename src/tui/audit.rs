@@ -166,7 +166,8 @@ impl AuditView {
                 None => {
                     let newest_old = self.rows.first().map(|r| r.seq);
                     let gap = full
-                        && newest_old.is_some_and(|s| page.records.last().is_some_and(|r| r.seq > s + 1));
+                        && newest_old
+                            .is_some_and(|s| page.records.last().is_some_and(|r| r.seq > s + 1));
                     match newest_old {
                         Some(s) if self.at_head && !gap => {
                             // Prepend what is new; keep the window and
@@ -553,7 +554,10 @@ pub fn record_text(r: &Record) -> String {
 
 /// Every field of a record for the detail view: the full time with its
 /// date, `data` pretty-printed, a plan as numbered command lines.
-pub fn record_lines(r: &Record, now: Time) -> Vec<String> {
+/// `plan`: the action's steps when the console still knows it (a step's
+/// script may span lines; the record's `detail` joins steps with line
+/// breaks, so without it each line is numbered).
+pub fn record_lines(r: &Record, now: Time, plan: Option<&[String]>) -> Vec<String> {
     let mut v = vec![
         format!("seq         {}", r.seq),
         format!(
@@ -872,7 +876,7 @@ mod tests {
         r.seq = 9;
         r.detail = Some("[read-only] systemctl status nginx\nsystemctl restart nginx".into());
         r.data = Some(serde_json::json!({"plan": {"steps": 2}}));
-        let l = record_lines(&r, "2026-12-01T04:04:05Z".parse().unwrap()).join("\n");
+        let l = record_lines(&r, "2026-12-01T04:04:05Z".parse().unwrap(), None).join("\n");
         assert!(
             l.contains("2026-12-01 03:04:05.000 UTC  (1h 00m ago)"),
             "{l}"

@@ -346,6 +346,12 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
 }
 
 fn on_term_event(app: &mut App, ev: TermEvent, now: Instant) {
+    // Debug builds panic on a key when asked, so that the end-to-end tests
+    // can check that a panic gives the terminal back.
+    #[cfg(debug_assertions)]
+    if matches!(ev, TermEvent::Key(_)) && std::env::var_os("VIGIL_CONSOLE_TEST_PANIC").is_some() {
+        panic!("VIGIL_CONSOLE_TEST_PANIC: a panic on purpose");
+    }
     match ev {
         TermEvent::Key(k) if k.kind != KeyEventKind::Release => app.on_key(&k, now),
         TermEvent::Resize(_, _) => app.dirty = true,

@@ -375,6 +375,28 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
     let help = matches!(app.popup, Some(Popup::Help { .. })).then(|| help_lines(app));
     let theme = app.theme.clone();
     let app_now = app.now();
+    // A dry-run record's plan, step by step, when the action is known.
+    let plan: Option<Vec<String>> = match &app.popup {
+        Some(Popup::Record { record, .. }) => record.action_id.as_ref().and_then(|id| {
+            app.snap
+                .actions
+                .iter()
+                .find(|a| a.id.to_string() == *id)
+                .map(|a| {
+                    a.plan
+                        .iter()
+                        .map(|s| {
+                            format!(
+                                "{}{}",
+                                if s.read_only { "[read-only] " } else { "" },
+                                s.display()
+                            )
+                        })
+                        .collect()
+                })
+        }),
+        _ => None,
+    };
     let counts = match &app.popup {
         Some(Popup::Filter { pane, .. }) => app.filter_count(*pane),
         _ => (None, 0),
@@ -572,10 +594,11 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
             }
         }
         Popup::Record { record, scroll } => {
-            let lines: Vec<Line> = crate::tui::audit::record_lines(record, app_now)
-                .into_iter()
-                .map(|l| Line::styled(l, theme.text()))
-                .collect();
+            let lines: Vec<Line> =
+                crate::tui::audit::record_lines(record, app_now, plan.as_deref())
+                    .into_iter()
+                    .map(|l| Line::styled(l, theme.text()))
+                    .collect();
             let r = centered(area, 110, area.height.saturating_sub(2).max(3));
             clear(f, r, &theme);
             let block = Block::bordered()
