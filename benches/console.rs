@@ -228,7 +228,7 @@ fn main() {
                 _ => None,
             })
             .expect("G asks for a seek");
-        let mut counted = route(AuditFilter::default());
+        let counted = route(AuditFilter::default());
         let mut n = 0;
         let (records, at_head) = run_seek(Seek::Oldest, head, q.limit, |r| {
             n += 1;
@@ -253,7 +253,7 @@ fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         let mut n = 0;
-        let mut src = route(filter.clone());
+        let src = route(filter.clone());
         let _ = run_seek(Seek::Oldest, head, 200, |r| {
             n += 1;
             src(r)

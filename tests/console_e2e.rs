@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tmux_support::Tmux;
+use tmux_support::{Tmux, audit_json};
 
 /// Fails (never skips) when tmux is missing: the tests only run under
 /// VIGIL_E2E=1, where it must be there.
@@ -40,18 +40,6 @@ fn stty_after(stty: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn audit_json(bin: &str, data: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(bin)
-        .args(["audit", "export", "--data-dir"])
-        .arg(data)
-        .output()
-        .expect("export runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 #[test]

@@ -6,11 +6,11 @@
 #[path = "tmux_support/mod.rs"]
 mod tmux_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tmux_support::Tmux;
+use tmux_support::{Tmux, audit_json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vigil");
 
@@ -93,20 +93,8 @@ impl Console {
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
-        audit_json(&self.data)
+        audit_json(BIN, &self.data)
     }
-}
-
-fn audit_json(data: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN)
-        .args(["audit", "export", "--data-dir"])
-        .arg(data)
-        .output()
-        .expect("export runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// The action id on the row awaiting approval.
@@ -307,7 +295,18 @@ fn enter_opens_an_audit_record_in_full_with_its_plan_as_numbered_commands() {
         "numbered commands:\n{s}"
     );
     assert!(s.contains("   2. "), "numbered commands:\n{s}");
-    assert!(s.contains(" ↵ "), "a script's line breaks are marked:\n{s}");
+    // The perl script is one step: its lines are joined with ↵, and the
+    // next number is the next command.
+    let popup_lines: Vec<&str> = s.lines().filter(|l| l.contains("   2. ")).collect();
+    assert!(
+        s.lines()
+            .any(|l| l.contains("   1. [read-only] perl -e") && l.contains(" ↵ ")),
+        "a script's line breaks are marked in its step:\n{s}"
+    );
+    assert!(
+        popup_lines.iter().all(|l| !l.contains("use Fcntl")),
+        "a script's second line is not a step of its own:\n{s}"
+    );
     c.quit();
 }
 

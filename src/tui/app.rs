@@ -521,8 +521,14 @@ impl App {
                     self.clear_filter();
                 }
             }
-            (U::FocusNext, _) => self.set_focus(Pane::ALL[(self.focus.index() + 1) % 6]),
-            (U::FocusPrev, _) => self.set_focus(Pane::ALL[(self.focus.index() + 5) % 6]),
+            (U::FocusNext, _) => {
+                let n = Pane::ALL.len();
+                self.set_focus(Pane::ALL[(self.focus.index() + 1) % n])
+            }
+            (U::FocusPrev, _) => {
+                let n = Pane::ALL.len();
+                self.set_focus(Pane::ALL[(self.focus.index() + n - 1) % n])
+            }
             (U::Zoom, _) => self.zoom = !self.zoom,
             (U::Up, _) => self.move_by(-1),
             (U::Down, _) => self.move_by(1),

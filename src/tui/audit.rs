@@ -133,11 +133,15 @@ impl AuditView {
                 self.at_head = page.head;
                 self.trim_bottom();
             }
+            Some(seek) if page.records.is_empty() => {
+                // Nothing there: the window stays where it was.
+                self.landed = Some(match seek {
+                    Seek::Seq(n) => format!("no record {n} or newer matches"),
+                    Seek::Since(t) => format!("no record since {}", t.format("%Y-%m-%d %H:%M UTC")),
+                    _ => "the audit trail is empty".to_string(),
+                });
+            }
             Some(seek) => {
-                let target = match seek {
-                    Seek::Seq(n) => Some(n),
-                    _ => None,
-                };
                 self.rows = page.records;
                 self.at_head = page.head;
                 // Only the oldest seek knows nothing older matches; from
@@ -160,7 +164,6 @@ impl AuditView {
                     ),
                     (_, Some(r)) => format!("record {}", r.seq),
                 });
-                let _ = target;
             }
             None => match page.before {
                 None => {
@@ -596,14 +599,18 @@ pub fn record_lines(r: &Record, now: Time, plan: Option<&[String]>) -> Vec<Strin
         }
     }
     if let Some(d) = &r.detail {
-        let plan = matches!(r.kind, RecordKind::DryRunPlanned) || d.contains('\n');
-        if plan {
+        let many = matches!(r.kind, RecordKind::DryRunPlanned) || d.contains('\n');
+        if many {
             v.push(if r.kind == RecordKind::DryRunPlanned {
                 "plan (dry-run: nothing ran)".to_string()
             } else {
                 "detail".to_string()
             });
-            for (i, l) in d.lines().enumerate() {
+            let steps: Vec<String> = match plan.filter(|_| r.kind == RecordKind::DryRunPlanned) {
+                Some(p) => p.to_vec(),
+                None => d.lines().map(str::to_string).collect(),
+            };
+            for (i, l) in steps.iter().enumerate() {
                 v.push(format!(
                     "  {:>2}. {}",
                     i + 1,

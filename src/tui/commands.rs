@@ -332,7 +332,8 @@ pub fn help_rows(keymap: &Keymap, read_only: bool) -> Vec<HelpRow> {
                 .map(|s| fmt_seq(s))
                 .collect();
             let global = scope == Scope::Global;
-            if keys.is_empty() && !(global && !info.palette.is_empty()) {
+            let listed = global && !info.palette.is_empty();
+            if keys.is_empty() && !listed {
                 continue;
             }
             let description = if info.dangerous {

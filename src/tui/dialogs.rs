@@ -292,9 +292,11 @@ impl App {
                 now,
             );
         }
+        let mut lines = action_lines(&a);
+        lines.extend(analysis_verdict(self, &a));
         let mut c = Confirm::new(
             format!("Reject {}?", a.id),
-            action_lines(&a),
+            lines,
             "Reject",
             Confirmed::Reject(a.id),
         );

@@ -608,3 +608,14 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_the_standard_alphabet_with_padding() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"A000042"), "QTAwMDA0Mg==");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+        assert_eq!(super::base64(b"abc"), "YWJj");
+    }
+}

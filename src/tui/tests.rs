@@ -924,6 +924,16 @@ fn goto_since_and_g_reach_the_whole_trail_and_enter_opens_a_record() {
     );
     a.command("since 2026-11-23T03:00", Instant::now()).unwrap();
     assert!(matches!(last_audit_query(&a).seek, Some(Seek::Since(_))));
+    // Nothing since then: the window stays and the console says so.
+    let rows = a.audit.rows.len();
+    let q = last_audit_query(&a);
+    a.apply_audit_page(page(&a, Vec::new(), q.seek));
+    assert_eq!(a.audit.rows.len(), rows);
+    assert!(
+        a.flashes
+            .back()
+            .is_some_and(|f| f.text.starts_with("no record since"))
+    );
     assert!(a.command("since soon", Instant::now()).is_err());
     // G asks for the oldest of the whole trail; g g for the newest.
     a.outbox.clear();

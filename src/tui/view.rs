@@ -386,11 +386,11 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                     a.plan
                         .iter()
                         .map(|s| {
-                            format!(
-                                "{}{}",
-                                if s.read_only { "[read-only] " } else { "" },
-                                s.display()
-                            )
+                            let mut line = s.display();
+                            if s.read_only {
+                                line.insert_str(0, "[read-only] ");
+                            }
+                            line
                         })
                         .collect()
                 })

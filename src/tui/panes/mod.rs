@@ -82,7 +82,7 @@ pub const PANES: [PaneSpec; 6] = [
         title: "Approvals",
         table: "approvals",
         filter: Some("text in runbook, target, alert or id"),
-        hints: &[U::Approve, U::Reject, U::Open, U::Copy, U::ResetBreaker],
+        hints: &[U::Approve, U::Reject, U::Open, U::Copy],
         draw: approvals::draw,
     },
     PaneSpec {
@@ -327,7 +327,7 @@ pub fn human_count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -352,9 +352,10 @@ pub fn plural_u64(n: u64, one: &str) -> String {
     format!("{} {}", human_count(n), if n == 1 { one } else { &many })
 }
 
-/// A duration for people: `45s`, `3m 05s`, `2h 05m`, `3d 4h`.
+/// A duration for people: `45s`, `3m 05s`, `2h 05m`, `3d 4h` (to the
+/// nearest second).
 pub fn duration(d: TimeDelta) -> String {
-    let s = d.num_seconds().max(0);
+    let s = ((d.num_milliseconds() + 500) / 1000).max(0);
     if s < 60 {
         format!("{s}s")
     } else if s < 3600 {
@@ -363,5 +364,27 @@ pub fn duration(d: TimeDelta) -> String {
         format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
     } else {
         format!("{}d {}h", s / 86_400, (s % 86_400) / 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pane_table_is_in_focus_order_and_words_read_right() {
+        for (i, p) in Pane::ALL.iter().enumerate() {
+            assert_eq!(PANES[i].pane, *p);
+            assert_eq!(p.index(), i);
+        }
+        assert_eq!(plural(1, "record"), "1 record");
+        assert_eq!(plural(1234, "record"), "1,234 records");
+        assert_eq!(plural(2, "match"), "2 matches");
+        assert_eq!(human_count(1_000_000), "1,000,000");
+        assert_eq!(duration(TimeDelta::seconds(80)), "1m 20s");
+        assert_eq!(duration(TimeDelta::seconds(7500)), "2h 05m");
+        assert_eq!(fmt_value(89.80000000000001), "89.8");
+        assert_eq!(detail::human_value("89.80000000000001"), "89.8");
+        assert_eq!(detail::human_value("api-01"), "api-01");
     }
 }
