@@ -1,6 +1,10 @@
 //! Console figures: a full frame (all panes, 200×50) with 10,000 alerts and
-//! 1,000,000 audit records in the store, and key press to updated frame
-//! while 1,000 alerts a second arrive. Prints p50/p99.
+//! 1,000,000 audit records in the store, key press to updated frame while
+//! 1,000 alerts a second arrive, the first frame (state built from a
+//! 10,000-alert snapshot, then drawn), and `G`: the jump to the oldest of
+//! the million records through the paging route's store reads (the store
+//! opened per page, as the hub's route does), applied and drawn. Prints
+//! p50/p99.
 //!
 //! The store it builds stays in `target/console-bench-store` so that
 //! `scripts/console-figures.sh` can start the real binary on it.
@@ -19,7 +23,8 @@ mod bench_store;
 
 use bench_store::{AUDIT, store_dir};
 use vigil::store::{AuditFilter, Store};
-use vigil::tui::app::{App, AppOptions, AuditPage};
+use vigil::tui::app::{App, AppOptions, AuditPage, Intent};
+use vigil::tui::audit::{PageRequest, Seek, run_seek};
 use vigil::tui::fixture;
 use vigil::tui::keymap::Keymap;
 use vigil::tui::theme::Theme;
@@ -63,6 +68,7 @@ fn main() {
             config_dir: None,
             theme_names: vec!["default".into()],
             problems: Vec::new(),
+            history_path: None,
         },
     );
     // The audit pane's first page, as the reader thread would fetch it.
@@ -79,6 +85,7 @@ fn main() {
         records: page,
         total,
         error: None,
+        ..AuditPage::default()
     });
     // Paging deep into the trail: 50 pages back.
     let q = Instant::now();
@@ -169,6 +176,100 @@ fn main() {
 
     drop(drop_tx);
     let _ = dropper.join();
+
+    // The first frame: the console's state from a 10,000-alert snapshot,
+    // then one full draw.
+    let mut firsts = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let mut a = App::new(
+            snap.clone(),
+            Theme::fallback(),
+            Keymap::fallback(),
+            AppOptions {
+                theme_names: vec!["default".into()],
+                ..AppOptions::default()
+            },
+        );
+        let mut term = Terminal::new(TestBackend::new(200, 50)).expect("terminal");
+        term.draw(|f| vigil::tui::view::draw(f, &mut a))
+            .expect("draw");
+        firsts.push(t.elapsed());
+    }
+
+    // G in Audit: the key, the seek over the route's pages (the store
+    // opened for each page, as the hub's route does), the answer applied,
+    // the frame drawn.
+    let route = |filter: AuditFilter| {
+        let dir = dir.clone();
+        move |q: PageRequest| {
+            Store::open_read_only(&dir)
+                .and_then(|s| s.page(&filter, q.before, q.limit))
+                .map_err(|e| e.to_string())
+        }
+    };
+    let head = store.last_seq().unwrap_or(0);
+    let mut jumps = Vec::new();
+    let mut pages = 0usize;
+    for _ in 0..30 {
+        app.focus = vigil::tui::app::Pane::Audit;
+        app.audit.exhausted = false;
+        app.outbox.clear();
+        let t = Instant::now();
+        app.on_key(
+            &KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT),
+            Instant::now(),
+        );
+        let q = app
+            .outbox
+            .iter()
+            .find_map(|i| match i {
+                Intent::Audit(q) => Some(q.clone()),
+                _ => None,
+            })
+            .expect("G asks for a seek");
+        let counted = route(AuditFilter::default());
+        let mut n = 0;
+        let (records, at_head) = run_seek(Seek::Oldest, head, q.limit, |r| {
+            n += 1;
+            counted(r)
+        })
+        .expect("seek");
+        pages = n;
+        app.apply_audit_page(AuditPage {
+            generation: q.generation,
+            records,
+            seek: q.seek,
+            head: at_head,
+            ..AuditPage::default()
+        });
+        term.draw(|f| vigil::tui::view::draw(f, &mut app))
+            .expect("draw");
+        jumps.push(t.elapsed());
+        assert_eq!(app.audit.rows.last().map(|r| r.seq), Some(1));
+    }
+    let mut fjumps = Vec::new();
+    let mut fpages = 0usize;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut n = 0;
+        let src = route(filter.clone());
+        let _ = run_seek(Seek::Oldest, head, 200, |r| {
+            n += 1;
+            src(r)
+        })
+        .expect("filtered seek");
+        fpages = n;
+        fjumps.push(t.elapsed());
+    }
+    let mut gotos = Vec::new();
+    for i in 0..20u64 {
+        let t = Instant::now();
+        let mut src = route(AuditFilter::default());
+        let (w, _) = run_seek(Seek::Seq(1 + i * 49_999), head, 200, &mut src).expect("goto");
+        assert_eq!(w.last().map(|r| r.seq), Some(1 + i * 49_999));
+        gotos.push(t.elapsed());
+    }
     println!(
         "console frame, 200x50, all panes, {} alerts, {} audit records:",
         snap.alerts.len(),
@@ -194,6 +295,29 @@ fn main() {
         "taking a new snapshot (derived indexes, rows, flashes): p50 {}  p99 {}",
         ms(pct(&mut applies, 0.5)),
         ms(pct(&mut applies, 0.99))
+    );
+    println!(
+        "first frame (state from {} alerts, then a full draw): p50 {}  max {}",
+        snap.alerts.len(),
+        ms(pct(&mut firsts, 0.5)),
+        ms(pct(&mut firsts, 1.0))
+    );
+    println!(
+        "G to the oldest of {} records (key, {pages} page(s) through the route's store reads, applied, drawn): p50 {}  p99 {}  max {}",
+        head,
+        ms(pct(&mut jumps, 0.5)),
+        ms(pct(&mut jumps, 0.99)),
+        ms(pct(&mut jumps, 1.0))
+    );
+    println!(
+        "  the same with a filter (host=node-04242, {fcount} matches, {fpages} pages): p50 {}  max {}",
+        ms(pct(&mut fjumps, 0.5)),
+        ms(pct(&mut fjumps, 1.0))
+    );
+    println!(
+        ":goto SEQ anywhere in the trail: p50 {}  max {}",
+        ms(pct(&mut gotos, 0.5)),
+        ms(pct(&mut gotos, 1.0))
     );
     println!(
         "audit reader (off the UI thread): newest page + count {}, a page 50 deep {}, filtered page + count ({fcount} of {}) {}",

@@ -201,6 +201,46 @@ pub struct PendingAlert {
     pub name: String,
     pub labels: crate::model::Labels,
     pub since: Time,
+    /// The severity it fires with.
+    #[serde(default)]
+    pub severity: Option<crate::model::Severity>,
+    /// The latest value of the policy's (first) metric.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// The policy's condition, for people.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// When it fires if the condition keeps holding.
+    #[serde(default)]
+    pub fires_at: Option<Time>,
+}
+
+/// The conditions that hold but not yet for their `for`, with what the
+/// console shows of each: severity, current value, when it fires.
+fn pending_alerts(engine: &Engine) -> Vec<PendingAlert> {
+    use crate::policy::eval::InstState;
+    let ev = engine.evaluator();
+    ev.instances()
+        .iter()
+        .enumerate()
+        .filter_map(|(id, i)| match ev.state(id as _) {
+            InstState::Pending { since } => Some((id, i, since)),
+            _ => None,
+        })
+        .take(1000)
+        .map(|(id, i, since)| {
+            let p = ev.policy(i.policy);
+            PendingAlert {
+                name: i.labels.get("alertname").cloned().unwrap_or_default(),
+                labels: i.labels.clone(),
+                since,
+                severity: Some(p.severity),
+                value: ev.values(id as _).iter().flatten().map(|(v, _)| *v).next(),
+                condition: Some(p.fire_text.clone()),
+                fires_at: Some(since + p.hold),
+            }
+        })
+        .collect()
 }
 
 /// Every runbook's name, risk and description.
@@ -278,15 +318,7 @@ impl Snapshot {
             hosts: Default::default(),
             incidents: Vec::new(),
             sources: Vec::new(),
-            pending: engine
-                .pending_instances()
-                .take(1000)
-                .map(|(labels, since)| PendingAlert {
-                    name: labels.get("alertname").cloned().unwrap_or_default(),
-                    labels: labels.clone(),
-                    since,
-                })
-                .collect(),
+            pending: pending_alerts(engine),
             focus,
             suggestions,
             runbooks: Arc::new(runbook_infos(engine)),

@@ -644,6 +644,11 @@ fn prepare(
     if let Some(f) = &fleet {
         config.hosts.extend(f.hosts());
         config.maintenance.extend(f.windows());
+        for p in f.policies() {
+            if !config.policies.iter().any(|c| c.name == p.name) {
+                config.policies.push(p);
+            }
+        }
         for (name, v) in f.config_overrides() {
             if config.runbooks.contains_key(&name) {
                 continue;
@@ -1074,6 +1079,7 @@ fn console_setup(
         problems: Vec::new(),
         started,
         first,
+        history_path: Some(data_dir(cli, config).join("console-history")),
     }
 }
 

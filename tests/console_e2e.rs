@@ -9,20 +9,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tmux_support::Tmux;
+use tmux_support::{Tmux, audit_json};
 
-fn e2e() -> bool {
-    if std::env::var("VIGIL_E2E").as_deref() == Ok("1") {
-        let ok = Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(ok, "VIGIL_E2E=1 but tmux is not installed");
-        true
-    } else {
-        eprintln!("skipped: set VIGIL_E2E=1 to drive the console in tmux");
-        false
-    }
+/// Fails (never skips) when tmux is missing: the tests only run under
+/// VIGIL_E2E=1, where it must be there.
+fn need_tmux() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "VIGIL_E2E=1 but tmux is not installed");
 }
 
 /// Waits up to 20 s for the shell to write the console's exit file.
@@ -46,23 +42,13 @@ fn stty_after(stty: &Path) -> String {
     }
 }
 
-fn audit_json(bin: &str, data: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(bin)
-        .args(["audit", "export", "--data-dir"])
-        .arg(data)
-        .output()
-        .expect("export runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
+#[cfg_attr(
+    not(vigil_e2e),
+    ignore = "needs VIGIL_E2E=1: drives the console in tmux"
+)]
 fn an_operator_approves_toggles_dry_run_filters_and_quits() {
-    if !e2e() {
-        return;
-    }
+    need_tmux();
     let bin = env!("CARGO_BIN_EXE_vigil");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -228,10 +214,12 @@ runbook = "memory_pressure"
 }
 
 #[test]
+#[cfg_attr(
+    not(vigil_e2e),
+    ignore = "needs VIGIL_E2E=1: drives the console in tmux"
+)]
 fn sigterm_restores_the_terminal() {
-    if !e2e() {
-        return;
-    }
+    need_tmux();
     let bin = env!("CARGO_BIN_EXE_vigil");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -358,10 +346,12 @@ fn start_alertmanager(dir: &Path) -> Alertmanager {
 }
 
 #[test]
+#[cfg_attr(
+    not(vigil_e2e),
+    ignore = "needs VIGIL_E2E=1: drives the console in tmux against a real Alertmanager"
+)]
 fn a_silence_typed_in_the_console_is_created_in_the_real_alertmanager() {
-    if !e2e() {
-        return;
-    }
+    need_tmux();
     let bin = env!("CARGO_BIN_EXE_vigil");
     let dir = tempfile::tempdir().unwrap();
     let am = start_alertmanager(dir.path());

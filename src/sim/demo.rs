@@ -25,12 +25,19 @@
 //!
 //! | first | host | what | alert | runbook |
 //! |---|---|---|---|---|
+//! | ~5 s | worker-01 | the celery log grows past 1 GiB (+2.5 MiB/s) | LogFileLarge at once | log_rotation, auto |
+//! | 3 s | api-02 | a bad deploy: `payments` dies 75 s after every restart, for 15 min | ServiceDown at ~13 s (the demo holds it 10 s), again after each restart | service_restart, manual; the 4th try opens the circuit |
 //! | ~10 s | web-03 | `/var` fills with old logs (+0.08 %/s) | DiskSpaceLow at ~70 s | disk_cleanup, auto |
 //! | ~20 s | app-02 | gunicorn leaks memory (+0.16 %/s) | MemoryPressure at ~140 s | memory_pressure, manual |
-//! | 100 s | api-02 | a bad deploy: `payments` dies 75 s after every restart, for 15 min | ServiceDown at 130 s, again after each restart | service_restart, manual; the 4th try opens the circuit |
 //! | ~200 s | worker-02 | celery stops reaping children (+1 zombie / 15 s) | ZombieProcesses at ~260 s | zombie_killer, auto |
 //! | ~280 s | api-01 | the `orders_db` pool runs dry | ConnectionPoolExhausted at ~340 s | connection_reset, manual |
-//! | ~420 s | worker-01 | the celery log grows past 1 GiB (+2.5 MiB/s) | LogFileLarge at once | log_rotation, auto |
+//!
+//! So a newcomer sees a firing alert and an automatic fix within seconds,
+//! an approval request within half a minute, then an incident every minute
+//! or two.
+//!
+//! | first | host | what | alert | runbook |
+//! |---|---|---|---|---|
 //! | window + 27 s | db-01 | the backup pushes postgresql's memory to ~94 % | MemoryPressure 2 min later | blocked: maintenance_window; subsides before the window ends, so it is never acted on |
 //!
 //! After a fix the problem stays away for a cool-off of 150 s (real time,
@@ -646,16 +653,16 @@ impl DemoFleet {
                 (24.0 * MIB, 2.5 * MIB, 6.0 * GIB),
                 1800.0,
                 GIB,
-                420.0,
+                5.0,
             )
             .notice(768.0 * MIB),
         ];
-        // api-02's bad deploy: 100 sim seconds in, then every 40 minutes,
+        // api-02's bad deploy: 3 sim seconds in, then every 40 minutes,
         // 15 minutes each (real time).
         let speed = speed.max(1);
         let crash = CrashLoop {
             series: find("api-02", Metric::ServiceUp, "payments"),
-            first: start + TimeDelta::milliseconds(100_000 / i64::from(speed)),
+            first: start + TimeDelta::milliseconds(3_000 / i64::from(speed)),
             period: TimeDelta::minutes(40),
             len: TimeDelta::minutes(15),
             restarts: Vec::new(),
@@ -744,8 +751,22 @@ impl DemoFleet {
             .collect()
     }
 
-    /// A complete config for the demo: hosts, the backup window and the
-    /// runbook overrides. Every demo host names the `sim` executor; build it
+    /// The policies the demo holds for less than the defaults: ServiceDown
+    /// fires after 10 s instead of 30 s, so that the first approval is
+    /// asked for within half a minute of start at normal speed.
+    pub fn policies(&self) -> Vec<crate::policy::PolicySpec> {
+        crate::policy::default_specs()
+            .into_iter()
+            .filter(|p| p.name == "ServiceDown")
+            .map(|mut p| {
+                p.hold = Some("10s".into());
+                p
+            })
+            .collect()
+    }
+
+    /// A complete config for the demo: hosts, the backup window, the
+    /// policies it holds for less and the runbook overrides. Every demo host names the `sim` executor; build it
     /// with no default executor so that a host the fleet does not have is
     /// refused (`no_executor`), as in production.
     pub fn config(&self) -> Config {
@@ -753,6 +774,7 @@ impl DemoFleet {
             demo: Some(true),
             hosts: self.hosts(),
             maintenance: self.windows(),
+            policies: self.policies(),
             runbooks: self.runbook_overrides(),
             ..Config::default()
         }
@@ -1429,6 +1451,38 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_starts_at_once_and_keeps_a_steady_rhythm() {
+        let r = run(1, 12, 1, 15);
+        let first = |kind: RecordKind| {
+            r.log
+                .iter()
+                .find(|x| x.kind == kind)
+                .map(|x| (x.at - t0()).num_seconds())
+        };
+        let firing = first(RecordKind::AlertFiring).expect("an alert");
+        assert!(firing <= 15, "first alert after {firing}s");
+        let asked = first(RecordKind::ApprovalRequested).expect("an approval");
+        assert!(asked <= 30, "first approval asked after {asked}s");
+        // Then something happens every couple of minutes, not in a burst
+        // followed by silence.
+        let mut at: Vec<i64> = r
+            .log
+            .iter()
+            .filter(|x| {
+                matches!(
+                    x.kind,
+                    RecordKind::AlertFiring | RecordKind::ApprovalRequested
+                )
+            })
+            .map(|x| (x.at - t0()).num_seconds())
+            .collect();
+        at.dedup();
+        let gap = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        assert!(gap <= 240, "{gap}s without a new alert or approval: {at:?}");
+        assert!(at.last().is_some_and(|l| *l >= 600), "{at:?}");
+    }
+
+    #[test]
     fn the_first_minutes_show_a_live_incident() {
         let r = run(1, 5, 1, 15);
         let first = r
@@ -1829,7 +1883,7 @@ mod tests {
         let o = f.execute(&exec("log_rotation", "worker-01", &[("path", path)]), at);
         assert!(
             o.detail.starts_with(
-                "rotated /var/log/celery/worker.log: 1.7 GiB → 24 MiB (kept worker.log.1.gz, "
+                "rotated /var/log/celery/worker.log: 2.7 GiB → 24 MiB (kept worker.log.1.gz, "
             ),
             "{}",
             o.detail
@@ -1891,20 +1945,20 @@ mod tests {
             )
             .value
         };
-        assert_eq!(up(&mut f, 99), 1.0);
-        assert_eq!(up(&mut f, 100), 0.0);
+        assert_eq!(up(&mut f, 2), 1.0);
+        assert_eq!(up(&mut f, 3), 0.0);
         let o = f.execute(
             &exec(
                 "service_restart",
                 "api-02",
                 &[("service", "payments"), ("manager", "docker")],
             ),
-            t0() + secs(150),
+            t0() + secs(53),
         );
         assert_eq!(o.detail, "restarted payments via docker: active (running)");
-        assert_eq!(up(&mut f, 150), 1.0);
-        assert_eq!(up(&mut f, 224), 1.0);
-        assert_eq!(up(&mut f, 225), 0.0);
+        assert_eq!(up(&mut f, 53), 1.0);
+        assert_eq!(up(&mut f, 127), 1.0);
+        assert_eq!(up(&mut f, 128), 0.0);
         assert!(
             f.incidents()
                 .iter()
@@ -1913,17 +1967,17 @@ mod tests {
         );
         // The rollback ends the episode; the next one comes 40 minutes later.
         assert_eq!(up(&mut f, 1000), 1.0);
-        assert_eq!(up(&mut f, 2499), 1.0);
-        assert_eq!(up(&mut f, 2500), 0.0);
+        assert_eq!(up(&mut f, 2402), 1.0);
+        assert_eq!(up(&mut f, 2403), 0.0);
         // Another service of the same host restarts and stays up.
         let o = f.execute(
             &exec("service_restart", "api-02", &[("service", "orders")]),
-            t0() + secs(2500),
+            t0() + secs(2403),
         );
         assert!(o.success);
         assert_eq!(
             sample(
-                &f.step(t0() + secs(2700)),
+                &f.step(t0() + secs(2603)),
                 "service_up",
                 "api-02",
                 Some(("service", "orders"))
@@ -1975,13 +2029,18 @@ mod tests {
         let mut f = DemoFleet::new(t0(), 1);
         f.step(t0());
         let i = f.incidents();
-        assert_eq!(i.len(), 2, "{i:?}");
+        assert_eq!(i.len(), 3, "{i:?}");
         assert!(
             i[0].starts_with("web-03 /var is filling up with old logs: 8"),
             "{i:?}"
         );
         assert!(
             i[1].starts_with("app-02 gunicorn is leaking memory: 8"),
+            "{i:?}"
+        );
+        // The log that fills first, seconds after start.
+        assert!(
+            i[2].starts_with("worker-01 /var/log/celery/worker.log has grown to"),
             "{i:?}"
         );
         f.step(t0() + secs(240));
@@ -2005,7 +2064,11 @@ mod tests {
                 .any(|x| x.starts_with("api-01 connection pool orders_db is running dry")),
             "{i:?}"
         );
-        assert!(i.iter().any(|x| x.starts_with("worker-01 /var/log/celery/worker.log has grown to 1.0 GiB")), "{i:?}");
+        assert!(
+            i.iter()
+                .any(|x| x.starts_with("worker-01 /var/log/celery/worker.log has grown to")),
+            "{i:?}"
+        );
     }
 
     #[test]

@@ -1,76 +1,34 @@
-//! The console's state and what keys do to it. Pure: no terminal, no
+//! The console's state and what commands do to it. Pure: no terminal, no
 //! clock reads (time comes in as an `Instant`), no I/O. What the console
-//! wants done elsewhere (hub events, audit queries, an export) goes to
-//! `outbox` as `Intent`s for the event loop.
+//! wants done elsewhere (hub events, audit queries, an export, a copy) goes
+//! to `outbox` as `Intent`s for the event loop.
 //!
-//! Every dangerous action passes through a confirmation with Cancel
-//! focused; `read_only` refuses them all.
+//! A key and a `:` command reach the same [`App::invoke`], gated by the
+//! same registry entry (`commands`); every dangerous action passes through
+//! a confirmation (`dialogs`) and `read_only` refuses them all.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tui_textarea::TextArea;
-
 use crate::engine::{Action, Alert, Event};
 use crate::hub::Snapshot;
-use crate::model::{ActionId, ActionState, AlertStatus, Record};
-use crate::store::AuditFilter;
-use crate::tui::keymap::{ACTIONS, Key, KeyName, Keymap, Lookup, Scope, UiAction, action_info};
+use crate::model::{ActionId, ActionState, AlertStatus};
+use crate::tui::commands::{UiAction, action_info, by_command};
+use crate::tui::filters::{action_matches, alert_matches};
+use crate::tui::keymap::{Key, Keymap, Lookup, Scope};
 use crate::tui::theme::Theme;
+
+pub use crate::tui::audit::{AUDIT_PAGE, AuditPage, AuditQuery, AuditView, Seek};
+pub use crate::tui::derived::Derived;
+pub use crate::tui::dialogs::{Confirm, Confirmed, action_lines};
+pub use crate::tui::panes::Pane;
+pub use crate::tui::popups::Popup;
+pub use crate::tui::prompt::History;
 
 /// How long a flash message stays.
 pub const FLASH_FOR: Duration = Duration::from_secs(5);
-/// Audit rows fetched per page.
-pub const AUDIT_PAGE: usize = 200;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Pane {
-    Alerts,
-    Detail,
-    Suggestions,
-    Approvals,
-    Audit,
-    Hosts,
-}
-
-impl Pane {
-    pub const ALL: [Pane; 6] = [
-        Pane::Alerts,
-        Pane::Detail,
-        Pane::Suggestions,
-        Pane::Approvals,
-        Pane::Audit,
-        Pane::Hosts,
-    ];
-
-    pub fn scope(self) -> Scope {
-        match self {
-            Pane::Alerts => Scope::Alerts,
-            Pane::Detail => Scope::Detail,
-            Pane::Suggestions => Scope::Suggestions,
-            Pane::Approvals => Scope::Approvals,
-            Pane::Audit => Scope::Audit,
-            Pane::Hosts => Scope::Hosts,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Pane::Alerts => "Alerts",
-            Pane::Detail => "Detail",
-            Pane::Suggestions => "Runbooks",
-            Pane::Approvals => "Approvals",
-            Pane::Audit => "Audit",
-            Pane::Hosts => "Hosts",
-        }
-    }
-
-    fn index(self) -> usize {
-        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
-    }
-}
 
 /// A row of the Alerts pane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +43,7 @@ pub enum AlertRow {
 #[derive(Debug, Clone)]
 pub enum Intent {
     Hub(Event),
-    /// Ask the audit reader for a page (newest first).
+    /// Ask the audit reader for a page (newest first) or a seek.
     Audit(AuditQuery),
     /// Write the audit trail to a file.
     ExportAudit(PathBuf),
@@ -112,26 +70,8 @@ pub enum Intent {
     Repropose {
         fingerprint: String,
     },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditQuery {
-    pub generation: u64,
-    pub filter: AuditFilter,
-    pub before: Option<u64>,
-    pub limit: usize,
-    /// Count the matching records too (when the filter changed).
-    pub count: bool,
-}
-
-/// The audit reader's answer.
-#[derive(Debug, Clone)]
-pub struct AuditPage {
-    pub generation: u64,
-    pub before: Option<u64>,
-    pub records: Vec<Record>,
-    pub total: Option<u64>,
-    pub error: Option<String>,
+    /// Put text on the terminal's clipboard (OSC 52).
+    Copy(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,206 +88,8 @@ pub struct Flash {
     pub until: Instant,
 }
 
-/// What a confirmation does when the operator confirms.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Confirmed {
-    Approve(ActionId),
-    Reject(ActionId),
-    DryRun(bool),
-    Freeze(bool),
-    ResetBreaker {
-        runbook: String,
-        target: String,
-    },
-    Silence {
-        fingerprint: String,
-        duration: String,
-        comment: String,
-    },
-    Unsilence {
-        fingerprint: String,
-    },
-    /// Quit, stopping the hub others are attached to.
-    Quit,
-    /// Propose a manual run.
-    Run {
-        runbook: String,
-        target: String,
-        params: std::collections::BTreeMap<String, String>,
-    },
-    /// Propose an alert's runbook again.
-    Repropose {
-        fingerprint: String,
-    },
-}
-
-/// A two-step confirmation: a question, what will happen, and two buttons
-/// with Cancel focused.
-#[derive(Debug)]
-pub struct Confirm {
-    pub title: String,
-    pub lines: Vec<String>,
-    pub ok_label: String,
-    pub on_ok: Confirmed,
-    /// false: Cancel is focused.
-    pub ok_focused: bool,
-    /// A reason to type (reject).
-    pub reason: Option<TextArea<'static>>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug)]
-pub enum Popup {
-    Help {
-        scroll: u16,
-    },
-    Confirm(Box<Confirm>),
-    Palette {
-        input: TextArea<'static>,
-        error: Option<String>,
-    },
-    Filter {
-        input: TextArea<'static>,
-        pane: Pane,
-        error: Option<String>,
-    },
-}
-
-/// The audit pane's window onto the store.
-#[derive(Debug, Default)]
-pub struct AuditView {
-    pub filter: AuditFilter,
-    pub filter_text: String,
-    pub rows: Vec<Record>,
-    pub selected: usize,
-    pub total: Option<u64>,
-    pub generation: u64,
-    pub loading: bool,
-    /// No older records match.
-    pub exhausted: bool,
-    /// The audit seq the head was last fetched at.
-    pub seen_seq: u64,
-    pub error: Option<String>,
-}
-
-/// A 64-bit FNV-1a hash: the derived indexes key strings by it so that a
-/// snapshot of ten thousand alerts costs no string copies. Every lookup
-/// checks the string it finds.
-fn h64(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// What the panes need from a snapshot that would cost a pass over every
-/// alert or action: computed once per snapshot, not once per frame.
-#[derive(Debug, Default)]
-pub struct Derived {
-    /// Firing alerts by severity (index: `Severity as usize`).
-    pub firing: [usize; 4],
-    /// Per host (by hash): the worst firing severity and up to 8 firing
-    /// alerts (indices into `snap.alerts`).
-    hosts: HashMap<u64, (crate::model::Severity, Vec<usize>)>,
-    /// The action of each alert fingerprint (by hash), open ones first.
-    action_of: HashMap<u64, usize>,
-    /// The open action of each runbook@target (by hash).
-    open_action: HashMap<u64, usize>,
-    pub pending_approvals: usize,
-}
-
-fn pair_hash(a: &str, b: &str) -> u64 {
-    h64(a) ^ h64(b).rotate_left(17)
-}
-
-impl Derived {
-    pub fn of(snap: &Snapshot) -> Derived {
-        let mut d = Derived {
-            hosts: HashMap::with_capacity(256),
-            action_of: HashMap::with_capacity(snap.actions.len()),
-            open_action: HashMap::with_capacity(snap.actions.len()),
-            ..Derived::default()
-        };
-        for (i, a) in snap.alerts.iter().enumerate() {
-            if a.status != AlertStatus::Firing {
-                continue;
-            }
-            d.firing[a.severity as usize] += 1;
-            if let Some(h) = a.host() {
-                let e = d.hosts.entry(h64(h)).or_insert((a.severity, Vec::new()));
-                if a.severity > e.0 {
-                    e.0 = a.severity;
-                }
-                if e.1.len() < 8 {
-                    e.1.push(i);
-                }
-            }
-        }
-        for (i, a) in snap.actions.iter().enumerate() {
-            if a.state == ActionState::AwaitingApproval {
-                d.pending_approvals += 1;
-            }
-            let open = a.is_open();
-            let k = h64(&a.fingerprint);
-            match d.action_of.get(&k) {
-                Some(&j) if !open || snap.actions[j].is_open() => {}
-                _ => {
-                    d.action_of.insert(k, i);
-                }
-            }
-            if open {
-                d.open_action
-                    .entry(pair_hash(&a.runbook, &a.target))
-                    .or_insert(i);
-            }
-        }
-        d
-    }
-
-    /// The worst firing severity on `host`.
-    pub fn host_worst(&self, host: &str) -> Option<crate::model::Severity> {
-        self.hosts.get(&h64(host)).map(|e| e.0)
-    }
-
-    /// Firing alerts on `host` (at most 8), checked against the snapshot.
-    pub fn host_alerts<'s>(&self, snap: &'s Snapshot, host: &str) -> Vec<&'s Alert> {
-        self.hosts
-            .get(&h64(host))
-            .map(|e| {
-                e.1.iter()
-                    .filter_map(|&i| snap.alerts.get(i).map(|a| &**a))
-                    .filter(|a| a.host() == Some(host))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The action of the alert with this fingerprint.
-    pub fn action_of<'s>(&self, snap: &'s Snapshot, fp: &str) -> Option<&'s Action> {
-        self.action_of
-            .get(&h64(fp))
-            .and_then(|&i| snap.actions.get(i))
-            .filter(|a| a.fingerprint == fp)
-    }
-
-    /// The open action of runbook@target.
-    pub fn open_action<'s>(
-        &self,
-        snap: &'s Snapshot,
-        runbook: &str,
-        target: &str,
-    ) -> Option<&'s Action> {
-        self.open_action
-            .get(&pair_hash(runbook, target))
-            .and_then(|&i| snap.actions.get(i))
-            .filter(|a| a.runbook == runbook && a.target == target)
-    }
-}
-
 /// Options the console starts with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AppOptions {
     pub read_only: bool,
     pub log_path: PathBuf,
@@ -355,6 +97,8 @@ pub struct AppOptions {
     pub theme_names: Vec<String>,
     /// Problems with the config, theme or keymap, shown until dismissed.
     pub problems: Vec<String>,
+    /// Where the `:` history is kept.
+    pub history_path: Option<PathBuf>,
 }
 
 pub struct App {
@@ -366,6 +110,8 @@ pub struct App {
     pub keymap: Keymap,
     pub opts: AppOptions,
     pub focus: Pane,
+    /// The list Detail and Runbooks follow: Alerts or Approvals.
+    pub context: Pane,
     pub zoom: bool,
     pub popup: Option<Popup>,
     pub flashes: VecDeque<Flash>,
@@ -385,6 +131,7 @@ pub struct App {
     pub host_filter: String,
     pub detail_scroll: u16,
     pub audit: AuditView,
+    pub history: History,
     pending_keys: Vec<Key>,
     known_states: HashMap<ActionId, ActionState>,
     /// Set when something visible changed and a frame is due.
@@ -402,12 +149,14 @@ impl App {
         if opts.read_only {
             keymap.strip_dangerous();
         }
+        let history = History::load(opts.history_path.clone());
         let mut app = App {
             snap,
             theme,
             keymap,
             opts,
             focus: Pane::Alerts,
+            context: Pane::Alerts,
             zoom: false,
             popup: None,
             flashes: VecDeque::new(),
@@ -425,6 +174,7 @@ impl App {
             host_filter: String::new(),
             detail_scroll: 0,
             audit: AuditView::default(),
+            history,
             pending_keys: Vec::new(),
             known_states: HashMap::new(),
             dirty: true,
@@ -457,7 +207,7 @@ impl App {
         self.derived = Derived::of(&self.snap);
         self.flash_transitions(now);
         self.rebuild_rows();
-        if self.snap.audit_seq > self.audit.seen_seq && self.audit.selected == 0 {
+        if self.snap.audit_seq > self.audit.seen_seq && self.audit.at_head {
             self.refresh_audit(false);
         }
         self.dirty = true;
@@ -471,7 +221,7 @@ impl App {
             if before == Some(a.state) {
                 continue;
             }
-            let what = format!("{} {}@{}", a.id, a.runbook, a.target);
+            let what = format!("{} {}@{}", a.id, a.runbook, crate::model::clean(&a.target));
             let m = match a.state {
                 ActionState::AwaitingApproval
                     if before.is_none() || before == Some(ActionState::Proposed) =>
@@ -532,7 +282,7 @@ impl App {
         self.flashes.iter().map(|f| f.until).min()
     }
 
-    fn rebuild_rows(&mut self) {
+    pub(crate) fn rebuild_rows(&mut self) {
         let f = self.alert_filter.to_lowercase();
         let snap = &self.snap;
         let mut rows: Vec<AlertRow> = Vec::with_capacity(snap.alerts.len() + snap.pending.len());
@@ -574,7 +324,6 @@ impl App {
             self.alert_sel = pos;
         }
         self.alert_sel = self.alert_sel.min(self.alert_rows.len().saturating_sub(1));
-        self.note_selected_alert();
 
         let af = self.approval_filter.to_lowercase();
         let mut rows: Vec<usize> = self
@@ -604,10 +353,13 @@ impl App {
             .suggestion_sel
             .min(self.snap.suggestions.len().saturating_sub(1));
         self.host_sel = self.host_sel.min(self.host_rows().len().saturating_sub(1));
+        self.note_context();
     }
 
-    fn note_selected_alert(&mut self) {
-        let fp = self.selected_alert().map(|a| a.fingerprint.clone());
+    /// Tells the hub when the alert in context changed (Detail and
+    /// Runbooks follow it).
+    fn note_context(&mut self) {
+        let fp = self.context_alert().map(|a| a.fingerprint.clone());
         if fp != self.selected_fp || (fp.is_some() && self.snap.focus != fp) {
             if fp != self.selected_fp {
                 self.detail_scroll = 0;
@@ -620,10 +372,23 @@ impl App {
         }
     }
 
+    /// The alert selected in Alerts.
     pub fn selected_alert(&self) -> Option<&Alert> {
         match self.alert_rows.get(self.alert_sel)? {
             AlertRow::Alert(i) => self.snap.alerts.get(*i).map(|a| &**a),
             AlertRow::Pending(_) => None,
+        }
+    }
+
+    /// The alert Detail and Runbooks show: the selected alert, or the
+    /// alert of the selected approval when Approvals was used last.
+    pub fn context_alert(&self) -> Option<&Alert> {
+        match self.context {
+            Pane::Approvals => {
+                let fp = &self.selected_action()?.fingerprint;
+                self.derived.alert(&self.snap, fp)
+            }
+            _ => self.selected_alert(),
         }
     }
 
@@ -645,116 +410,31 @@ impl App {
     }
 
     /// The action an approve or reject applies to: the selected approval
-    /// in the Approvals pane, else the selected alert's action.
-    fn action_in_focus(&self) -> Option<&Action> {
-        if self.focus == Pane::Approvals {
+    /// when Approvals is in context, else the selected alert's action.
+    pub(crate) fn action_in_focus(&self) -> Option<&Action> {
+        if self.focus == Pane::Approvals || self.context == Pane::Approvals {
             return self.selected_action();
         }
         let fp = &self.selected_alert()?.fingerprint;
-        self.snap
-            .actions
-            .iter()
-            .find(|a| &a.fingerprint == fp && !a.state.is_final())
-            .or_else(|| {
-                self.snap
-                    .actions
-                    .iter()
-                    .find(|a| &a.fingerprint == fp && a.state == ActionState::Interrupted)
-            })
+        self.derived
+            .action_of(&self.snap, fp)
+            .filter(|a| !a.state.is_final() || a.state == ActionState::Interrupted)
     }
 
-    /// Pending approvals.
+    /// Actions awaiting approval.
     pub fn pending(&self) -> usize {
         self.derived.pending_approvals
     }
 
-    // ----- audit ------------------------------------------------------
-
-    /// Asks for the newest page again (`count`: the filter changed).
-    pub fn refresh_audit(&mut self, count: bool) {
-        if self.audit.loading && !count {
-            return;
+    /// Who else is attached to the hub (this console's own entry left out).
+    pub fn others_attached(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.snap.presence.iter().map(|p| p.name.clone()).collect();
+        if let Some(me) = self.snap.link.as_ref().and_then(|l| l.me.as_ref())
+            && let Some(i) = names.iter().position(|n| *n == me.name)
+        {
+            names.remove(i);
         }
-        self.audit.generation += 1;
-        self.audit.loading = true;
-        self.audit.seen_seq = self.snap.audit_seq;
-        self.outbox.push(Intent::Audit(AuditQuery {
-            generation: self.audit.generation,
-            filter: self.audit.filter.clone(),
-            before: None,
-            limit: AUDIT_PAGE,
-            count,
-        }));
-    }
-
-    fn more_audit(&mut self) {
-        if self.audit.loading || self.audit.exhausted {
-            return;
-        }
-        let Some(last) = self.audit.rows.last() else {
-            return;
-        };
-        self.audit.loading = true;
-        self.outbox.push(Intent::Audit(AuditQuery {
-            generation: self.audit.generation,
-            filter: self.audit.filter.clone(),
-            before: Some(last.seq),
-            limit: AUDIT_PAGE,
-            count: false,
-        }));
-    }
-
-    pub fn apply_audit_page(&mut self, page: AuditPage) {
-        if page.generation != self.audit.generation {
-            return;
-        }
-        self.audit.loading = false;
-        self.audit.error = page.error;
-        if let Some(t) = page.total {
-            self.audit.total = Some(t);
-        }
-        let full = page.records.len() >= AUDIT_PAGE;
-        match page.before {
-            None => {
-                let keep_older = self.audit.rows.len() > AUDIT_PAGE;
-                let newest_old = self.audit.rows.first().map(|r| r.seq);
-                let added = match newest_old {
-                    Some(s) => page.records.iter().filter(|r| r.seq > s).count() as u64,
-                    None => 0,
-                };
-                if keep_older {
-                    // Prepend what is new; keep the pages already loaded.
-                    let mut rows: Vec<Record> = page
-                        .records
-                        .into_iter()
-                        .filter(|r| newest_old.is_none_or(|s| r.seq > s))
-                        .collect();
-                    rows.append(&mut self.audit.rows);
-                    self.audit.rows = rows;
-                } else {
-                    self.audit.rows = page.records;
-                    self.audit.exhausted = !full;
-                }
-                if let Some(t) = self.audit.total.as_mut()
-                    && page.total.is_none()
-                {
-                    *t += added;
-                }
-            }
-            Some(_) => {
-                self.audit.exhausted = !full;
-                self.audit.rows.extend(page.records);
-            }
-        }
-        self.audit.selected = self
-            .audit
-            .selected
-            .min(self.audit.rows.len().saturating_sub(1));
-        // A change arrived while this query was in flight.
-        if self.snap.audit_seq > self.audit.seen_seq && self.audit.selected == 0 {
-            self.refresh_audit(false);
-        }
-        self.dirty = true;
+        names
     }
 
     // ----- keys -------------------------------------------------------
@@ -770,7 +450,7 @@ impl App {
             return;
         };
         self.pending_keys.push(key);
-        let scope = self.focus.scope();
+        let scope = Scope::Pane(self.focus);
         match self.keymap.lookup(scope, &self.pending_keys) {
             Lookup::Prefix => {}
             Lookup::Action(a) => {
@@ -793,73 +473,113 @@ impl App {
         &self.pending_keys
     }
 
-    /// Does one registered action.
+    /// Does one command as a key does (no arguments).
     pub fn run(&mut self, a: UiAction, now: Instant) {
-        if self.opts.read_only && action_info(a).dangerous {
-            self.flash(
-                format!("read-only: {} is not available", action_info(a).name),
-                Level::Bad,
-                now,
-            );
-            return;
+        if let Err(e) = self.invoke(a, &[], now) {
+            self.flash(e, Level::Bad, now);
         }
-        match a {
-            UiAction::Quit => self.ask_quit(),
-            UiAction::Help => self.popup = Some(Popup::Help { scroll: 0 }),
-            UiAction::Filter => self.open_filter(),
-            UiAction::Palette => {
-                self.popup = Some(Popup::Palette {
-                    input: input_line(
-                        "approve | reject | dry-run on|off | freeze | unfreeze | reset-breaker | theme NAME | export audit PATH | silence 1h | unsilence",
-                        "",
-                    ),
-                    error: None,
-                })
-            }
-            UiAction::Cancel => {
+    }
+
+    /// Runs one palette line; the error says what is accepted.
+    pub fn command(&mut self, line: &str, now: Instant) -> Result<(), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&cmd, args)) = words.split_first() else {
+            return Ok(());
+        };
+        let cmd = if cmd == "q" { "quit" } else { cmd };
+        let Some(info) = by_command(cmd) else {
+            return Err(format!(
+                "unknown command {cmd:?}; commands: {}",
+                crate::tui::commands::ACTIONS
+                    .iter()
+                    .filter(|i| !i.palette.is_empty())
+                    .map(|i| i.palette)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        self.invoke(info.action, args, now)
+    }
+
+    /// Does one command, from a key (no `args`) or the palette. The one
+    /// place a command is refused in read-only mode.
+    pub fn invoke(&mut self, a: UiAction, args: &[&str], now: Instant) -> Result<(), String> {
+        let info = action_info(a);
+        if self.opts.read_only && info.dangerous {
+            return Err(format!("read-only: {} is not available", info.name));
+        }
+        let usage = || format!("usage: {}", info.palette);
+        use UiAction as U;
+        match (a, args) {
+            (U::Quit, _) => self.ask_quit(),
+            (U::Help, _) => self.popup = Some(Popup::Help { scroll: 0 }),
+            (U::Filter, _) => self.open_filter(),
+            (U::Palette, _) => self.open_palette(""),
+            (U::Cancel, _) => {
                 if self.zoom {
                     self.zoom = false;
                 } else {
                     self.clear_filter();
                 }
             }
-            UiAction::FocusNext => {
-                self.focus = Pane::ALL[(self.focus.index() + 1) % Pane::ALL.len()];
+            (U::FocusNext, _) => {
+                let n = Pane::ALL.len();
+                self.set_focus(Pane::ALL[(self.focus.index() + 1) % n])
             }
-            UiAction::FocusPrev => {
-                self.focus =
-                    Pane::ALL[(self.focus.index() + Pane::ALL.len() - 1) % Pane::ALL.len()];
+            (U::FocusPrev, _) => {
+                let n = Pane::ALL.len();
+                self.set_focus(Pane::ALL[(self.focus.index() + n - 1) % n])
             }
-            UiAction::Zoom => self.zoom = !self.zoom,
-            UiAction::Up => self.move_by(-1),
-            UiAction::Down => self.move_by(1),
-            UiAction::PageUp => self.move_by(-(self.page_rows.max(1) as i64)),
-            UiAction::PageDown => self.move_by(self.page_rows.max(1) as i64),
-            UiAction::Top => self.move_by(i64::MIN / 2),
-            UiAction::Bottom => self.move_by(i64::MAX / 2),
-            UiAction::Open => match self.focus {
-                Pane::Alerts => self.focus = Pane::Detail,
-                Pane::Approvals => {
-                    if let Some(fp) = self.selected_action().map(|a| a.fingerprint.clone()) {
-                        self.select_alert(&fp);
-                        self.focus = Pane::Detail;
-                    }
+            (U::Zoom, _) => self.zoom = !self.zoom,
+            (U::Up, _) => self.move_by(-1),
+            (U::Down, _) => self.move_by(1),
+            (U::PageUp, _) => self.move_by(-(self.page_rows.max(1) as i64)),
+            (U::PageDown, _) => self.move_by(self.page_rows.max(1) as i64),
+            (U::Top, _) if self.focus == Pane::Audit => self.audit_newest(),
+            (U::Bottom, _) if self.focus == Pane::Audit => self.audit_oldest(),
+            (U::Top, _) => self.move_by(i64::MIN / 2),
+            (U::Bottom, _) => self.move_by(i64::MAX / 2),
+            (U::Open, _) => self.open(),
+            (U::FocusAlerts, _) => self.set_focus(Pane::Alerts),
+            (U::FocusDetail, _) => self.set_focus(Pane::Detail),
+            (U::FocusSuggestions, _) => self.set_focus(Pane::Suggestions),
+            (U::FocusApprovals, _) => self.set_focus(Pane::Approvals),
+            (U::FocusAudit, _) => self.set_focus(Pane::Audit),
+            (U::FocusHosts, _) => self.set_focus(Pane::Hosts),
+            (U::Copy, _) => self.copy_selected(now),
+            (U::Approve, [] | [_]) => self.ask_approve(args.first().copied(), now),
+            (U::Reject, _) => {
+                let (id, reason) = match args.first() {
+                    Some(x) if ActionId::parse(x).is_some() => (Some(*x), args[1..].join(" ")),
+                    _ => (None, args.join(" ")),
+                };
+                self.ask_reject(id, &reason, now)
+            }
+            (U::ToggleDryRun, []) => self.ask_dry_run(!self.snap.modes.dry_run),
+            (U::ToggleDryRun, ["on"]) => self.ask_dry_run(true),
+            (U::ToggleDryRun, ["off"]) => self.ask_dry_run(false),
+            (U::ToggleFreeze, _) => self.ask_freeze(!self.snap.modes.frozen),
+            (U::Freeze, []) => self.ask_freeze(true),
+            (U::Unfreeze, []) => self.ask_freeze(false),
+            (U::ResetBreaker, []) => self.ask_reset_breaker(None, now),
+            (U::ResetBreaker, [rb, t]) => {
+                self.ask_reset_breaker(Some((rb.to_string(), t.to_string())), now)
+            }
+            (U::Silence, []) => self.ask_silence("1h", "", now),
+            (U::Silence, [d, rest @ ..]) => self.ask_silence(d, &rest.join(" "), now),
+            (U::Unsilence, []) => self.ask_unsilence(now),
+            (U::Run, [rb, host, kvs @ ..]) => {
+                let mut params = std::collections::BTreeMap::new();
+                for kv in kvs {
+                    let Some((k, v)) = kv.split_once('=') else {
+                        return Err(format!("{kv:?} is not KEY=VALUE; {}", usage()));
+                    };
+                    params.insert(k.to_string(), v.to_string());
                 }
-                _ => {}
-            },
-            UiAction::FocusAlerts => self.focus = Pane::Alerts,
-            UiAction::FocusDetail => self.focus = Pane::Detail,
-            UiAction::FocusSuggestions => self.focus = Pane::Suggestions,
-            UiAction::FocusApprovals => self.focus = Pane::Approvals,
-            UiAction::FocusAudit => self.focus = Pane::Audit,
-            UiAction::FocusHosts => self.focus = Pane::Hosts,
-            UiAction::Approve => self.ask_approve(None, now),
-            UiAction::Reject => self.ask_reject(None, "", now),
-            UiAction::ToggleDryRun => self.ask_dry_run(!self.snap.modes.dry_run),
-            UiAction::ToggleFreeze => self.ask_freeze(!self.snap.modes.frozen),
-            UiAction::ResetBreaker => self.ask_reset_breaker(None, now),
-            UiAction::Silence => self.ask_silence("1h", "", now),
-            UiAction::NextTheme => {
+                self.ask_run(rb, host, params);
+            }
+            (U::Propose, []) => self.ask_repropose(now),
+            (U::NextTheme, _) => {
                 let names = &self.opts.theme_names;
                 if !names.is_empty() {
                     let i = names
@@ -869,52 +589,158 @@ impl App {
                     self.outbox.push(Intent::Theme(names[i].clone()));
                 }
             }
+            (U::Theme, [name]) => {
+                if !self.opts.theme_names.iter().any(|n| n == name) {
+                    return Err(format!(
+                        "no theme {name:?}; known: {}",
+                        self.opts.theme_names.join(", ")
+                    ));
+                }
+                self.outbox.push(Intent::Theme(name.to_string()));
+            }
+            (U::Theme, _) => {
+                return Err(format!(
+                    "theme NAME; known: {}",
+                    self.opts.theme_names.join(", ")
+                ));
+            }
+            (U::Export, ["audit", path]) => {
+                self.outbox.push(Intent::ExportAudit(PathBuf::from(path)));
+            }
+            (U::Export, _) => return Err("export audit PATH (JSON lines)".into()),
+            (U::Goto, [seq]) => {
+                let n: u64 = seq
+                    .trim_start_matches('#')
+                    .parse()
+                    .map_err(|_| format!("{seq:?} is not a sequence number; {}", usage()))?;
+                self.audit_seek(Seek::Seq(n.max(1)));
+            }
+            (U::Since, [_, ..]) => {
+                let t = crate::tui::audit::parse_since(&args.join(" "), self.now())?;
+                self.audit_seek(Seek::Since(t));
+            }
+            _ => return Err(usage()),
+        }
+        Ok(())
+    }
+
+    fn set_focus(&mut self, p: Pane) {
+        self.focus = p;
+        if matches!(p, Pane::Alerts | Pane::Approvals) && self.context != p {
+            self.context = p;
+            self.note_context();
         }
     }
 
-    fn select_alert(&mut self, fp: &str) {
-        if let Some(pos) = self
-            .alert_rows
-            .iter()
-            .position(|r| matches!(r, AlertRow::Alert(i) if self.snap.alerts[*i].fingerprint == fp))
-        {
-            self.alert_sel = pos;
-            self.note_selected_alert();
+    fn open(&mut self) {
+        match self.focus {
+            Pane::Alerts | Pane::Approvals => self.focus = Pane::Detail,
+            Pane::Audit => {
+                if let Some(r) = self.audit.rows.get(self.audit.selected) {
+                    self.popup = Some(Popup::Record {
+                        record: Box::new(r.clone()),
+                        scroll: 0,
+                    });
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// `y`: the selected action's id (Approvals, or an alert's action),
+    /// an audit record's action id or seq, or the alert's name and host.
+    fn copy_selected(&mut self, now: Instant) {
+        let text = match self.focus {
+            Pane::Audit => self
+                .audit
+                .rows
+                .get(self.audit.selected)
+                .map(|r| r.action_id.clone().unwrap_or_else(|| r.seq.to_string())),
+            Pane::Suggestions => self.snap.suggestions.get(self.suggestion_sel).map(|s| {
+                s.plan
+                    .iter()
+                    .map(|p| p.display())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+            _ => self
+                .action_in_focus()
+                .map(|a| a.id.to_string())
+                .or_else(|| {
+                    self.context_alert()
+                        .map(|a| format!("{} {}", a.name, a.host().unwrap_or("")))
+                }),
+        };
+        match text.filter(|t| !t.is_empty()) {
+            Some(t) => {
+                let what = if t.len() > 40 {
+                    format!("{} characters", t.chars().count())
+                } else {
+                    t.clone()
+                };
+                self.copy(t, what, now)
+            }
+            None => self.flash("nothing selected to copy", Level::Bad, now),
+        }
+    }
+
+    pub(crate) fn copy(&mut self, text: String, what: String, now: Instant) {
+        self.outbox.push(Intent::Copy(text));
+        self.flash(
+            format!("copied {what} (through the terminal: OSC 52)"),
+            Level::Info,
+            now,
+        );
+    }
+
+    /// The selected row and the number of rows of a list pane.
+    pub fn list_position(&self, pane: Pane) -> Option<(usize, usize)> {
+        match pane {
+            Pane::Alerts => Some((self.alert_sel, self.alert_rows.len())),
+            Pane::Approvals => Some((self.approval_sel, self.approval_rows.len())),
+            Pane::Audit => Some((self.audit.selected, self.audit.rows.len())),
+            Pane::Hosts => Some((self.host_sel, self.host_rows().len())),
+            Pane::Detail | Pane::Suggestions => None,
+        }
+    }
+
+    fn select_row(&mut self, pane: Pane, i: usize) {
+        match pane {
+            Pane::Alerts => {
+                self.alert_sel = i;
+                self.context = Pane::Alerts;
+            }
+            Pane::Approvals => {
+                self.approval_sel = i;
+                self.context = Pane::Approvals;
+            }
+            Pane::Audit => self.audit_select(i),
+            Pane::Hosts => self.host_sel = i,
+            Pane::Suggestions => self.suggestion_sel = i,
+            Pane::Detail => {}
+        }
+        self.note_context();
     }
 
     fn move_by(&mut self, d: i64) {
-        let step = |sel: usize, len: usize| -> usize {
-            if len == 0 {
-                return 0;
-            }
-            (sel as i64).saturating_add(d).clamp(0, len as i64 - 1) as usize
-        };
-        match self.focus {
-            Pane::Alerts => {
-                self.alert_sel = step(self.alert_sel, self.alert_rows.len());
-                self.note_selected_alert();
-            }
+        let pane = self.focus;
+        let (sel, len) = match pane {
             Pane::Detail => {
-                self.detail_scroll = (i64::from(self.detail_scroll) + d).clamp(0, 500) as u16;
+                self.detail_scroll = (i64::from(self.detail_scroll) + d).clamp(0, 2000) as u16;
+                return;
             }
-            Pane::Suggestions => {
-                self.suggestion_sel = step(self.suggestion_sel, self.snap.suggestions.len())
-            }
-            Pane::Approvals => {
-                self.approval_sel = step(self.approval_sel, self.approval_rows.len())
-            }
-            Pane::Hosts => self.host_sel = step(self.host_sel, self.host_rows().len()),
-            Pane::Audit => {
-                self.audit.selected = step(self.audit.selected, self.audit.rows.len());
-                if self.audit.selected + AUDIT_PAGE / 2 >= self.audit.rows.len() {
-                    self.more_audit();
-                }
-                if self.audit.selected == 0 && self.snap.audit_seq > self.audit.seen_seq {
-                    self.refresh_audit(false);
-                }
-            }
+            Pane::Suggestions => (self.suggestion_sel, self.snap.suggestions.len()),
+            p => self.list_position(p).unwrap_or((0, 0)),
+        };
+        if pane == Pane::Audit && sel == 0 && d < 0 && !self.audit.at_head {
+            self.audit_seek(Seek::Newer(self.audit.rows.first().map_or(0, |r| r.seq)));
+            return;
         }
+        if len == 0 {
+            return;
+        }
+        let i = (sel as i64).saturating_add(d).clamp(0, len as i64 - 1) as usize;
+        self.select_row(pane, i);
     }
 
     fn pane_at(&self, col: u16, row: u16) -> Option<(Pane, ratatui::layout::Rect)> {
@@ -935,41 +761,18 @@ impl App {
         };
         self.dirty = true;
         let was = self.focus;
-        self.focus = pane;
+        self.set_focus(pane);
         // Row 0 is the border, row 1 the column header.
         let line = usize::from(row.saturating_sub(r.y + 2));
         if row < r.y + 2 || row + 1 >= r.bottom() || was != pane {
             return;
         }
         let h = usize::from(r.height.saturating_sub(3));
-        let pick = |sel: usize, len: usize| -> Option<usize> {
-            let start = if h == 0 || sel < h { 0 } else { sel + 1 - h };
-            let i = start + line;
-            (i < len).then_some(i)
-        };
-        match pane {
-            Pane::Alerts => {
-                if let Some(i) = pick(self.alert_sel, self.alert_rows.len()) {
-                    self.alert_sel = i;
-                    self.note_selected_alert();
-                }
+        if let Some((sel, len)) = self.list_position(pane) {
+            let start = crate::tui::panes::window(sel, h);
+            if start + line < len {
+                self.select_row(pane, start + line);
             }
-            Pane::Approvals => {
-                if let Some(i) = pick(self.approval_sel, self.approval_rows.len()) {
-                    self.approval_sel = i;
-                }
-            }
-            Pane::Audit => {
-                if let Some(i) = pick(self.audit.selected, self.audit.rows.len()) {
-                    self.audit.selected = i;
-                }
-            }
-            Pane::Hosts => {
-                if let Some(i) = pick(self.host_sel, self.host_rows().len()) {
-                    self.host_sel = i;
-                }
-            }
-            Pane::Detail | Pane::Suggestions => {}
         }
     }
 
@@ -988,902 +791,4 @@ impl App {
         self.move_by(d);
         self.focus = was;
     }
-
-    // ----- filters ----------------------------------------------------
-
-    fn open_filter(&mut self) {
-        let (hint, text) = match self.focus {
-            Pane::Audit => (
-                "host=NAME runbook=NAME kind=KIND actor=NAME (a bare word is a host)",
-                self.audit.filter_text.clone(),
-            ),
-            Pane::Approvals => (
-                "text in runbook, target, alert or id",
-                self.approval_filter.clone(),
-            ),
-            Pane::Hosts => ("text in the host name", self.host_filter.clone()),
-            _ => (
-                "text in name, host, labels or severity",
-                self.alert_filter.clone(),
-            ),
-        };
-        let pane = match self.focus {
-            Pane::Detail | Pane::Suggestions => Pane::Alerts,
-            p => p,
-        };
-        self.popup = Some(Popup::Filter {
-            input: input_line(hint, &text),
-            pane,
-            error: None,
-        });
-    }
-
-    fn clear_filter(&mut self) {
-        match self.focus {
-            Pane::Audit if !self.audit.filter_text.is_empty() => {
-                self.set_audit_filter("");
-            }
-            Pane::Approvals => {
-                self.approval_filter.clear();
-                self.rebuild_rows();
-            }
-            Pane::Hosts => {
-                self.host_filter.clear();
-                self.rebuild_rows();
-            }
-            Pane::Alerts | Pane::Detail | Pane::Suggestions => {
-                self.alert_filter.clear();
-                self.rebuild_rows();
-            }
-            Pane::Audit => {}
-        }
-    }
-
-    /// Applies a filter typed for `pane`; an error says what is accepted.
-    pub fn apply_filter(&mut self, pane: Pane, text: &str) -> Result<(), String> {
-        match pane {
-            Pane::Audit => {
-                parse_audit_filter(text)?;
-                self.set_audit_filter(text);
-            }
-            Pane::Approvals => {
-                self.approval_filter = text.trim().to_string();
-                self.approval_sel = 0;
-                self.rebuild_rows();
-            }
-            Pane::Hosts => {
-                self.host_filter = text.trim().to_string();
-                self.host_sel = 0;
-                self.rebuild_rows();
-            }
-            _ => {
-                self.alert_filter = text.trim().to_string();
-                self.alert_sel = 0;
-                self.rebuild_rows();
-            }
-        }
-        Ok(())
-    }
-
-    fn set_audit_filter(&mut self, text: &str) {
-        let f = parse_audit_filter(text).unwrap_or_default();
-        self.audit.filter = f;
-        self.audit.filter_text = text.trim().to_string();
-        self.audit.rows.clear();
-        self.audit.selected = 0;
-        self.audit.total = None;
-        self.audit.exhausted = false;
-        self.audit.loading = false;
-        self.refresh_audit(true);
-    }
-
-    // ----- popups -----------------------------------------------------
-
-    fn popup_key(&mut self, ev: &ratatui::crossterm::event::KeyEvent, now: Instant) {
-        use ratatui::crossterm::event::{KeyCode, KeyModifiers};
-        let ctrl_c = ev.code == KeyCode::Char('c') && ev.modifiers.contains(KeyModifiers::CONTROL);
-        let Some(popup) = self.popup.as_mut() else {
-            return;
-        };
-        match popup {
-            Popup::Help { scroll } => match ev.code {
-                KeyCode::Down | KeyCode::Char('j') => *scroll = scroll.saturating_add(1),
-                KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
-                KeyCode::PageDown => *scroll = scroll.saturating_add(10),
-                KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
-                _ if ctrl_c => self.ask_quit(),
-                _ => self.popup = None,
-            },
-            Popup::Confirm(c) => match ev.code {
-                KeyCode::Esc => self.popup = None,
-                _ if ctrl_c => self.popup = None,
-                KeyCode::Tab | KeyCode::BackTab | KeyCode::Left | KeyCode::Right
-                    if c.reason.is_none() || matches!(ev.code, KeyCode::Tab | KeyCode::BackTab) =>
-                {
-                    c.ok_focused = !c.ok_focused;
-                }
-                KeyCode::Enter => {
-                    if !c.ok_focused {
-                        self.popup = None;
-                        self.flash("cancelled", Level::Info, now);
-                        return;
-                    }
-                    let reason = c
-                        .reason
-                        .as_ref()
-                        .map(|t| t.lines().join("\n").trim().to_string());
-                    if let Some(r) = &reason
-                        && r.is_empty()
-                    {
-                        c.error = Some("a reason is required".into());
-                        return;
-                    }
-                    let on_ok = c.on_ok.clone();
-                    self.popup = None;
-                    self.confirmed(on_ok, reason.unwrap_or_default(), now);
-                }
-                _ => {
-                    if let Some(t) = c.reason.as_mut() {
-                        edit(t, ev);
-                        c.error = None;
-                    }
-                }
-            },
-            Popup::Palette { input, error } => match ev.code {
-                KeyCode::Esc => self.popup = None,
-                _ if ctrl_c => self.popup = None,
-                KeyCode::Enter => {
-                    let line = input.lines().join(" ");
-                    self.popup = None;
-                    if let Err(e) = self.command(&line, now) {
-                        self.popup = Some(Popup::Palette {
-                            input: input_line("", &line),
-                            error: Some(e),
-                        });
-                    }
-                }
-                _ => {
-                    edit(input, ev);
-                    *error = None;
-                }
-            },
-            Popup::Filter { input, pane, error } => match ev.code {
-                KeyCode::Esc => self.popup = None,
-                _ if ctrl_c => self.popup = None,
-                KeyCode::Enter => {
-                    let line = input.lines().join(" ");
-                    let pane = *pane;
-                    match self.apply_filter(pane, &line) {
-                        Ok(()) => self.popup = None,
-                        Err(e) => {
-                            if let Some(Popup::Filter { error, .. }) = self.popup.as_mut() {
-                                *error = Some(e);
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    edit(input, ev);
-                    *error = None;
-                }
-            },
-        }
-    }
-
-    fn confirmed(&mut self, c: Confirmed, reason: String, now: Instant) {
-        let actor = self.snap.operator.clone();
-        let ev = match c {
-            Confirmed::Approve(action) => Event::Approve { action, actor },
-            Confirmed::Reject(action) => Event::Reject {
-                action,
-                actor,
-                reason,
-            },
-            Confirmed::DryRun(on) => Event::SetDryRun { on, actor },
-            Confirmed::Freeze(on) => Event::SetFrozen { on, actor },
-            Confirmed::ResetBreaker { runbook, target } => Event::ResetBreaker {
-                runbook,
-                target,
-                actor,
-            },
-            Confirmed::Silence {
-                fingerprint,
-                duration,
-                comment,
-            } => {
-                self.outbox.push(Intent::Silence {
-                    fingerprint,
-                    duration,
-                    comment,
-                });
-                return;
-            }
-            Confirmed::Unsilence { fingerprint } => {
-                self.outbox.push(Intent::Unsilence { fingerprint });
-                return;
-            }
-            Confirmed::Quit => {
-                self.quit = true;
-                return;
-            }
-            Confirmed::Run {
-                runbook,
-                target,
-                params,
-            } => {
-                self.flash(format!("proposing {runbook}@{target}..."), Level::Info, now);
-                self.outbox.push(Intent::Run {
-                    runbook,
-                    target,
-                    params,
-                });
-                return;
-            }
-            Confirmed::Repropose { fingerprint } => {
-                self.outbox.push(Intent::Repropose { fingerprint });
-                return;
-            }
-        };
-        let what = match &ev {
-            Event::Approve { action, .. } => format!("approval of {action} sent"),
-            Event::Reject { action, .. } => format!("rejection of {action} sent"),
-            Event::SetDryRun { on: true, .. } => "dry-run on".to_string(),
-            Event::SetDryRun { on: false, .. } => "dry-run off: actions are LIVE".to_string(),
-            Event::SetFrozen { on: true, .. } => "frozen: nothing will run".to_string(),
-            Event::SetFrozen { on: false, .. } => "unfrozen".to_string(),
-            Event::ResetBreaker {
-                runbook, target, ..
-            } => {
-                format!("breaker {runbook}@{target} reset")
-            }
-            _ => String::new(),
-        };
-        self.outbox.push(Intent::Hub(ev));
-        self.flash(what, Level::Info, now);
-    }
-
-    fn mode_text(&self) -> &'static str {
-        if self.snap.modes.dry_run {
-            "DRY-RUN: nothing will change on the host; the plan is recorded"
-        } else {
-            "LIVE: these commands will run on the host"
-        }
-    }
-
-    fn find_action(&self, id: Option<&str>) -> Result<Action, String> {
-        match id {
-            Some(id) => {
-                let want = ActionId::parse(id).ok_or_else(|| {
-                    format!("{id:?} is not an action id; expected one such as A000042")
-                })?;
-                self.snap
-                    .actions
-                    .iter()
-                    .find(|a| a.id == want)
-                    .cloned()
-                    .ok_or_else(|| format!("no action {want} is open"))
-            }
-            None => self
-                .action_in_focus()
-                .cloned()
-                .ok_or_else(|| "select an action in Approvals (or an alert with one) first".into()),
-        }
-    }
-
-    fn ask_approve(&mut self, id: Option<&str>, now: Instant) {
-        let a = match self.find_action(id) {
-            Ok(a) => a,
-            Err(e) => return self.flash(e, Level::Bad, now),
-        };
-        if !matches!(
-            a.state,
-            ActionState::AwaitingApproval | ActionState::Interrupted
-        ) {
-            return self.flash(
-                format!("{} is {}, not waiting for approval", a.id, a.state.as_str()),
-                Level::Bad,
-                now,
-            );
-        }
-        let mut lines = action_lines(&a);
-        lines.push(String::new());
-        lines.push(self.mode_text().to_string());
-        if a.state == ActionState::Interrupted {
-            lines.push(
-                "It was interrupted by a restart: check the host before running it again.".into(),
-            );
-        }
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("Approve {}?", a.id),
-            lines,
-            ok_label: "Approve".into(),
-            on_ok: Confirmed::Approve(a.id),
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    fn ask_reject(&mut self, id: Option<&str>, reason: &str, now: Instant) {
-        let a = match self.find_action(id) {
-            Ok(a) => a,
-            Err(e) => return self.flash(e, Level::Bad, now),
-        };
-        if !matches!(
-            a.state,
-            ActionState::AwaitingApproval | ActionState::Interrupted | ActionState::Blocked
-        ) {
-            return self.flash(
-                format!(
-                    "{} is {}; only a waiting action can be rejected",
-                    a.id,
-                    a.state.as_str()
-                ),
-                Level::Bad,
-                now,
-            );
-        }
-        let lines = action_lines(&a);
-        let mut t = input_line("why (required; recorded in the audit trail)", reason);
-        t.set_block(
-            ratatui::widgets::Block::bordered()
-                .title(" Reason ")
-                .border_style(self.theme.border(true)),
-        );
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("Reject {}?", a.id),
-            lines,
-            ok_label: "Reject".into(),
-            on_ok: Confirmed::Reject(a.id),
-            ok_focused: false,
-            reason: Some(t),
-            error: None,
-        })));
-    }
-
-    fn ask_dry_run(&mut self, on: bool) {
-        if on {
-            // Entering dry-run only makes things safer: no confirmation.
-            self.outbox.push(Intent::Hub(Event::SetDryRun {
-                on: true,
-                actor: self.snap.operator.clone(),
-            }));
-            return;
-        }
-        let open = self.approval_rows.len();
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: "Leave dry-run and go LIVE?".into(),
-            lines: vec![
-                "Actions will run on hosts for real from now on.".into(),
-                format!(
-                    "{open} action(s) are open; auto-approved runbooks will act by themselves."
-                ),
-            ],
-            ok_label: "Go LIVE".into(),
-            on_ok: Confirmed::DryRun(false),
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    /// Asks before proposing a manual run: what, where, and that the
-    /// runbook's approval policy applies (an automatic one starts at once).
-    fn ask_run(
-        &mut self,
-        runbook: &str,
-        target: &str,
-        params: std::collections::BTreeMap<String, String>,
-    ) {
-        let info = self.snap.runbooks.iter().find(|r| r.name == runbook);
-        let mut lines = vec![
-            format!(
-                "runbook  {runbook}{}",
-                info.map(|i| format!(" (risk {})", i.risk))
-                    .unwrap_or_default()
-            ),
-            format!("target   {}", crate::model::clean(target)),
-            format!(
-                "params   {}",
-                if params.is_empty() {
-                    "(the runbook's defaults)".to_string()
-                } else {
-                    params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", crate::model::clean(v)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                }
-            ),
-            String::new(),
-            "The hub checks the parameters and guards, then asks for approval as the runbook's"
-                .into(),
-            "policy says (an automatic runbook starts at once). You cannot be its only approver."
-                .into(),
-            self.mode_text().to_string(),
-        ];
-        if info.is_none() {
-            lines.insert(
-                0,
-                format!("no runbook named {runbook:?} is known; the hub will refuse it"),
-            );
-        }
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("Propose {runbook} on {}?", crate::model::clean(target)),
-            lines,
-            ok_label: "Propose".into(),
-            on_ok: Confirmed::Run {
-                runbook: runbook.to_string(),
-                target: target.to_string(),
-                params,
-            },
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    /// Asks before proposing the selected alert's runbook again.
-    fn ask_repropose(&mut self, now: Instant) {
-        let Some(a) = self.selected_alert().cloned() else {
-            return self.flash("select a firing alert first", Level::Bad, now);
-        };
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("Propose a runbook for {} again?", a.name),
-            lines: vec![
-                format!(
-                    "alert  {} on {}",
-                    a.name,
-                    crate::model::clean(a.host().unwrap_or("-"))
-                ),
-                "Its last action ended without fixing it. A new action goes through the".into(),
-                "same guards and approvals.".into(),
-                self.mode_text().to_string(),
-            ],
-            ok_label: "Propose".into(),
-            on_ok: Confirmed::Repropose {
-                fingerprint: a.fingerprint.clone(),
-            },
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    /// Who else is attached to the hub (this console's own entry left out).
-    pub fn others_attached(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.snap.presence.iter().map(|p| p.name.clone()).collect();
-        if let Some(me) = self.snap.link.as_ref().and_then(|l| l.me.as_ref())
-            && let Some(i) = names.iter().position(|n| *n == me.name)
-        {
-            names.remove(i);
-        }
-        names
-    }
-
-    /// Quits, unless this console started the hub and others are attached
-    /// to it: then it says so and asks first.
-    fn ask_quit(&mut self) {
-        let owns = self.snap.link.as_ref().is_some_and(|l| l.owns_hub && l.up);
-        let others = self.others_attached();
-        if !owns || others.is_empty() {
-            self.quit = true;
-            return;
-        }
-        let n = others.len();
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: "Stop the hub others are using?".into(),
-            lines: vec![
-                format!(
-                    "{n} other console{} attached: {}.",
-                    if n == 1 { " is" } else { "s are" },
-                    others.join(", ")
-                ),
-                "This console started the hub: quitting stops it, and theirs show it lost until a hub runs again.".into(),
-                "Nothing is lost: every record is durable, and open work comes back when a hub starts on this data dir.".into(),
-                "To keep a hub running on its own, start it with `vigil serve`.".into(),
-            ],
-            ok_label: "Quit".into(),
-            on_ok: Confirmed::Quit,
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    fn ask_freeze(&mut self, on: bool) {
-        if on {
-            self.outbox.push(Intent::Hub(Event::SetFrozen {
-                on: true,
-                actor: self.snap.operator.clone(),
-            }));
-            return;
-        }
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: "Unfreeze?".into(),
-            lines: vec![
-                "Approved and automatic actions will start running again.".into(),
-                self.mode_text().to_string(),
-            ],
-            ok_label: "Unfreeze".into(),
-            on_ok: Confirmed::Freeze(false),
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    fn ask_reset_breaker(&mut self, which: Option<(String, String)>, now: Instant) {
-        let pick = which.or_else(|| {
-            let (rb, t) = match self.focus {
-                Pane::Approvals => self
-                    .selected_action()
-                    .map(|a| (a.runbook.clone(), a.target.clone()))?,
-                _ => {
-                    let al = self.selected_alert()?;
-                    let a = self
-                        .snap
-                        .actions
-                        .iter()
-                        .find(|a| a.fingerprint == al.fingerprint)?;
-                    (a.runbook.clone(), a.target.clone())
-                }
-            };
-            Some((rb, t))
-        });
-        let open: Vec<(String, String)> = self
-            .snap
-            .breakers
-            .iter()
-            .map(|(r, t, _)| (r.clone(), t.clone()))
-            .collect();
-        let Some((runbook, target)) = pick
-            .filter(|p| open.contains(p))
-            .or_else(|| (open.len() == 1).then(|| open[0].clone()))
-        else {
-            let list = open
-                .iter()
-                .map(|(r, t)| format!("{r}@{t}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return self.flash(
-                if open.is_empty() {
-                    "no circuit breaker is open".to_string()
-                } else {
-                    format!("which breaker? open: {list} (reset-breaker RUNBOOK TARGET)")
-                },
-                Level::Bad,
-                now,
-            );
-        };
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("Reset the breaker of {runbook}@{target}?"),
-            lines: vec![
-                format!("{runbook} failed repeatedly on {target}; resetting lets it run again."),
-                self.mode_text().to_string(),
-            ],
-            ok_label: "Reset".into(),
-            on_ok: Confirmed::ResetBreaker { runbook, target },
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    fn ask_silence(&mut self, duration: &str, comment: &str, now: Instant) {
-        let Some(al) = self.selected_alert().cloned() else {
-            return self.flash("select an alert to silence first", Level::Bad, now);
-        };
-        if let Err(e) = crate::units::parse_duration(duration) {
-            return self.flash(format!("silence {duration}: {e}"), Level::Bad, now);
-        }
-        let mut t = input_line("comment (recorded with the silence)", comment);
-        t.set_block(
-            ratatui::widgets::Block::bordered()
-                .title(" Comment ")
-                .border_style(self.theme.border(true)),
-        );
-        let labels = al
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("Silence {} for {duration}?", al.name),
-            lines: vec![
-                format!("Matchers: {labels}"),
-                "No runbook is proposed for it while silenced.".into(),
-            ],
-            ok_label: "Silence".into(),
-            on_ok: Confirmed::Silence {
-                fingerprint: al.fingerprint.clone(),
-                duration: duration.to_string(),
-                comment: comment.to_string(),
-            },
-            ok_focused: false,
-            reason: Some(t),
-            error: None,
-        })));
-    }
-
-    fn ask_unsilence(&mut self, now: Instant) {
-        let Some(al) = self.selected_alert().cloned() else {
-            return self.flash("select a silenced alert first", Level::Bad, now);
-        };
-        let Some(sil) = &al.silence else {
-            return self.flash(format!("{} is not silenced", al.name), Level::Bad, now);
-        };
-        self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            title: format!("End the silence of {}?", al.name),
-            lines: vec![
-                format!(
-                    "Silenced by {} until {}{}",
-                    sil.actor,
-                    sil.until.format("%H:%M UTC"),
-                    if sil.comment.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", sil.comment)
-                    }
-                ),
-                "Runbooks may be proposed for it again at once.".into(),
-            ],
-            ok_label: "End silence".into(),
-            on_ok: Confirmed::Unsilence {
-                fingerprint: al.fingerprint.clone(),
-            },
-            ok_focused: false,
-            reason: None,
-            error: None,
-        })));
-    }
-
-    /// Runs one palette command; the error says what is accepted.
-    pub fn command(&mut self, line: &str, now: Instant) -> Result<(), String> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some((&cmd, args)) = words.split_first() else {
-            return Ok(());
-        };
-        let dangerous = matches!(
-            cmd,
-            "approve"
-                | "reject"
-                | "reset-breaker"
-                | "silence"
-                | "unsilence"
-                | "unfreeze"
-                | "run"
-                | "propose"
-        ) || (cmd == "dry-run" && args.first() == Some(&"off"))
-            || cmd == "freeze";
-        if self.opts.read_only && dangerous {
-            return Err(format!("read-only: {cmd} is not available"));
-        }
-        match (cmd, args) {
-            ("approve", [] | [_]) => self.ask_approve(args.first().copied(), now),
-            ("reject", _) => {
-                let (id, reason) = match args.first() {
-                    Some(a) if ActionId::parse(a).is_some() => (Some(*a), args[1..].join(" ")),
-                    _ => (None, args.join(" ")),
-                };
-                self.ask_reject(id, &reason, now)
-            }
-            ("dry-run", ["on"]) => self.ask_dry_run(true),
-            ("dry-run", ["off"]) => self.ask_dry_run(false),
-            ("dry-run", _) => return Err("dry-run on | dry-run off".into()),
-            ("freeze", []) => self.ask_freeze(true),
-            ("unfreeze", []) => self.ask_freeze(false),
-            ("reset-breaker", []) => self.ask_reset_breaker(None, now),
-            ("reset-breaker", [rb, t]) => {
-                self.ask_reset_breaker(Some((rb.to_string(), t.to_string())), now)
-            }
-            ("reset-breaker", _) => return Err("reset-breaker [RUNBOOK TARGET]".into()),
-            ("theme", [name]) => {
-                if !self.opts.theme_names.iter().any(|n| n == name) {
-                    return Err(format!(
-                        "no theme {name:?}; known: {}",
-                        self.opts.theme_names.join(", ")
-                    ));
-                }
-                self.outbox.push(Intent::Theme(name.to_string()));
-            }
-            ("theme", _) => {
-                return Err(format!(
-                    "theme NAME; known: {}",
-                    self.opts.theme_names.join(", ")
-                ));
-            }
-            ("export", ["audit", path]) => {
-                self.outbox.push(Intent::ExportAudit(PathBuf::from(path)));
-            }
-            ("export", _) => return Err("export audit PATH (JSON lines)".into()),
-            ("silence", [d, rest @ ..]) => self.ask_silence(d, &rest.join(" "), now),
-            ("silence", []) => {
-                return Err("silence DURATION [comment], e.g. silence 1h deploy".into());
-            }
-            ("unsilence", []) => self.ask_unsilence(now),
-            ("run", [rb, host, kvs @ ..]) => {
-                let mut params = std::collections::BTreeMap::new();
-                for kv in kvs {
-                    let Some((k, v)) = kv.split_once('=') else {
-                        return Err(format!("{kv:?} is not KEY=VALUE"));
-                    };
-                    params.insert(k.to_string(), v.to_string());
-                }
-                self.ask_run(rb, host, params);
-            }
-            ("run", _) => {
-                return Err("run RUNBOOK HOST [KEY=VALUE]..., e.g. run service_restart web-01 service=nginx".into());
-            }
-            ("propose", []) => self.ask_repropose(now),
-            ("help", _) => self.popup = Some(Popup::Help { scroll: 0 }),
-            ("quit" | "q", _) => self.ask_quit(),
-            _ => {
-                return Err(format!(
-                    "unknown command {cmd:?}; commands: approve [ID], reject [ID] [reason], \
-                     dry-run on|off, freeze, unfreeze, reset-breaker [RUNBOOK TARGET], \
-                     theme NAME, export audit PATH, silence DURATION [comment], unsilence, \
-                     run RUNBOOK HOST [KEY=VALUE]..., propose, help, quit"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Help text from the live keymap: (section, keys, description).
-pub fn help_rows(keymap: &Keymap) -> Vec<(String, String, String)> {
-    {
-        let mut rows = Vec::new();
-        for scope in Scope::ALL {
-            for info in ACTIONS {
-                let keys = keymap.keys(scope, info.action);
-                if keys.is_empty() {
-                    continue;
-                }
-                let k = keys
-                    .iter()
-                    .map(|s| crate::tui::keymap::fmt_seq(s))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let d = if info.dangerous {
-                    format!("{} [dangerous]", info.description)
-                } else {
-                    info.description.to_string()
-                };
-                rows.push((scope.table().to_string(), k, d));
-            }
-        }
-        rows
-    }
-}
-
-/// A one-line text input.
-pub fn input_line(placeholder: &str, text: &str) -> TextArea<'static> {
-    let mut t = TextArea::new(vec![text.to_string()]);
-    t.set_placeholder_text(placeholder.to_string());
-    t.set_cursor_line_style(ratatui::style::Style::default());
-    t.move_cursor(tui_textarea::CursorMove::End);
-    t
-}
-
-/// One key in a text input, with the shell's line editing where the
-/// widget's own binding differs: Ctrl-U clears back to the line's start
-/// (the widget would undo). Ctrl-W, Ctrl-K, Ctrl-A and Ctrl-E already
-/// behave as in readline.
-fn edit(t: &mut TextArea<'static>, ev: &ratatui::crossterm::event::KeyEvent) {
-    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
-    if ev.code == KeyCode::Char('u') && ev.modifiers.contains(KeyModifiers::CONTROL) {
-        t.delete_line_by_head();
-    } else {
-        t.input(*ev);
-    }
-}
-
-fn alert_matches(a: &Alert, f: &str) -> bool {
-    a.name.to_lowercase().contains(f)
-        || a.severity.as_str().contains(f)
-        || a.labels.iter().any(|(k, v)| {
-            v.to_lowercase().contains(f) || format!("{k}={v}").to_lowercase().contains(f)
-        })
-        || (a.status == AlertStatus::Resolved && "resolved".contains(f))
-}
-
-fn action_matches(a: &Action, f: &str) -> bool {
-    a.runbook.to_lowercase().contains(f)
-        || a.target.to_lowercase().contains(f)
-        || a.alert.to_lowercase().contains(f)
-        || a.id.to_string().to_lowercase().contains(f)
-}
-
-/// What a confirmation shows of an action: target, runbook, parameters
-/// and the exact commands.
-pub fn action_lines(a: &Action) -> Vec<String> {
-    let mut v = vec![
-        format!("Target:  {}", a.target),
-        format!(
-            "Runbook: {}  (alert {}, {})",
-            a.runbook,
-            a.alert,
-            a.severity.as_str()
-        ),
-    ];
-    if let Some(by) = &a.requested_by {
-        v.push(format!(
-            "Asked:   manual run by {by} (who cannot be its only approver)"
-        ));
-    }
-    if a.approvals_needed > 1 {
-        v.push(format!(
-            "Approvals: {} of {}{}",
-            a.approvals.len(),
-            a.approvals_needed,
-            if a.approvals.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", a.approvals.join(", "))
-            }
-        ));
-    }
-    if !a.params.is_empty() {
-        v.push(format!(
-            "Params:  {}",
-            a.params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.escape_debug()))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
-    v.push("Commands:".into());
-    if a.plan.is_empty() {
-        v.push("  (none)".into());
-    }
-    for (i, s) in a.plan.iter().enumerate() {
-        let ro = if s.read_only { "  [read-only]" } else { "" };
-        v.push(format!(
-            "  {}. {}{ro}",
-            i + 1,
-            crate::tui::panes::show_cmd(&s.display())
-        ));
-    }
-    v
-}
-
-/// Parses an audit filter: `key=value` words with keys host (or target),
-/// runbook, kind and actor; a bare word is a host.
-pub fn parse_audit_filter(text: &str) -> Result<AuditFilter, String> {
-    let mut f = AuditFilter::default();
-    for w in text.split_whitespace() {
-        let (k, v) = w.split_once('=').unwrap_or(("host", w));
-        if v.is_empty() {
-            return Err(format!("{w:?}: a value is needed after '='"));
-        }
-        let slot = match k {
-            "host" | "target" => &mut f.target,
-            "runbook" => &mut f.runbook,
-            "kind" => &mut f.kind,
-            "actor" => &mut f.actor,
-            _ => {
-                return Err(format!(
-                    "{k:?} is not a filter key; use host=, runbook=, kind= or actor="
-                ));
-            }
-        };
-        *slot = Some(v.to_string());
-    }
-    if let Some(k) = &f.kind
-        && crate::model::RecordKind::parse(k).is_none()
-    {
-        return Err(format!(
-            "kind={k:?} is not a record kind (e.g. action_failed, alert_firing)"
-        ));
-    }
-    Ok(f)
-}
-
-/// Is this key a plain character (for hints)?
-pub fn is_char(k: &Key) -> bool {
-    matches!(k.code, KeyName::Char(_))
 }

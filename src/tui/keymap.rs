@@ -13,219 +13,32 @@ use std::path::Path;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
+pub use crate::tui::commands::{ACTIONS, ActionInfo, UiAction, action_info};
+use crate::tui::panes::Pane;
 use crate::units::toml_error_line;
 
 pub const BUNDLED: &[(&str, &str)] = &[("default", include_str!("../../keymaps/default.toml"))];
 
 /// Where a binding applies: everywhere, or in one pane (which wins over
-/// global there).
+/// global there). A pane's table is named by its entry in `panes::PANES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     Global,
-    Alerts,
-    Detail,
-    Suggestions,
-    Approvals,
-    Audit,
-    Hosts,
+    Pane(Pane),
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
-        Scope::Global,
-        Scope::Alerts,
-        Scope::Detail,
-        Scope::Suggestions,
-        Scope::Approvals,
-        Scope::Audit,
-        Scope::Hosts,
-    ];
+    /// Global, then every pane in focus order.
+    pub fn all() -> impl Iterator<Item = Scope> {
+        std::iter::once(Scope::Global).chain(Pane::ALL.into_iter().map(Scope::Pane))
+    }
 
     pub fn table(self) -> &'static str {
         match self {
             Scope::Global => "global",
-            Scope::Alerts => "alerts",
-            Scope::Detail => "detail",
-            Scope::Suggestions => "suggestions",
-            Scope::Approvals => "approvals",
-            Scope::Audit => "audit",
-            Scope::Hosts => "hosts",
+            Scope::Pane(p) => p.spec().table,
         }
     }
-}
-
-/// Everything a key can do in the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum UiAction {
-    Quit,
-    Help,
-    Filter,
-    Palette,
-    Cancel,
-    FocusNext,
-    FocusPrev,
-    Zoom,
-    Up,
-    Down,
-    PageUp,
-    PageDown,
-    Top,
-    Bottom,
-    Open,
-    FocusAlerts,
-    FocusDetail,
-    FocusSuggestions,
-    FocusApprovals,
-    FocusAudit,
-    FocusHosts,
-    Approve,
-    Reject,
-    ToggleDryRun,
-    ToggleFreeze,
-    ResetBreaker,
-    Silence,
-    NextTheme,
-}
-
-/// One entry of the action registry.
-#[derive(Debug, Clone, Copy)]
-pub struct ActionInfo {
-    pub action: UiAction,
-    /// The name in keymap files and the help screen.
-    pub name: &'static str,
-    pub description: &'static str,
-    /// Changes what Vigil does to hosts or its safety modes: confirmed
-    /// with Cancel focused, removed by `--read-only`, never on a bare
-    /// navigation key.
-    pub dangerous: bool,
-}
-
-const fn info(
-    action: UiAction,
-    name: &'static str,
-    description: &'static str,
-    dangerous: bool,
-) -> ActionInfo {
-    ActionInfo {
-        action,
-        name,
-        description,
-        dangerous,
-    }
-}
-
-/// The registry: every action, in help order.
-pub const ACTIONS: &[ActionInfo] = &[
-    info(UiAction::Quit, "quit", "quit the console", false),
-    info(UiAction::Help, "help", "show this help", false),
-    info(UiAction::Filter, "filter", "filter the focused pane", false),
-    info(
-        UiAction::Palette,
-        "palette",
-        "open the command palette",
-        false,
-    ),
-    info(
-        UiAction::Cancel,
-        "cancel",
-        "close a popup, clear the filter",
-        false,
-    ),
-    info(
-        UiAction::FocusNext,
-        "focus_next",
-        "focus the next pane",
-        false,
-    ),
-    info(
-        UiAction::FocusPrev,
-        "focus_prev",
-        "focus the previous pane",
-        false,
-    ),
-    info(
-        UiAction::Zoom,
-        "zoom",
-        "zoom the focused pane in or out",
-        false,
-    ),
-    info(UiAction::Up, "up", "move up", false),
-    info(UiAction::Down, "down", "move down", false),
-    info(UiAction::PageUp, "page_up", "move a page up", false),
-    info(UiAction::PageDown, "page_down", "move a page down", false),
-    info(UiAction::Top, "top", "go to the first row", false),
-    info(UiAction::Bottom, "bottom", "go to the last row", false),
-    info(
-        UiAction::Open,
-        "open",
-        "open the selected row's details",
-        false,
-    ),
-    info(UiAction::FocusAlerts, "focus_alerts", "focus Alerts", false),
-    info(UiAction::FocusDetail, "focus_detail", "focus Detail", false),
-    info(
-        UiAction::FocusSuggestions,
-        "focus_suggestions",
-        "focus Runbooks",
-        false,
-    ),
-    info(
-        UiAction::FocusApprovals,
-        "focus_approvals",
-        "focus Approvals",
-        false,
-    ),
-    info(UiAction::FocusAudit, "focus_audit", "focus Audit", false),
-    info(UiAction::FocusHosts, "focus_hosts", "focus Hosts", false),
-    info(
-        UiAction::Approve,
-        "approve",
-        "approve the selected action (confirms)",
-        true,
-    ),
-    info(
-        UiAction::Reject,
-        "reject",
-        "reject the selected action with a reason",
-        true,
-    ),
-    info(
-        UiAction::ToggleDryRun,
-        "toggle_dry_run",
-        "switch dry-run on or off (confirms)",
-        true,
-    ),
-    info(
-        UiAction::ToggleFreeze,
-        "toggle_freeze",
-        "freeze or unfreeze all actions (confirms)",
-        true,
-    ),
-    info(
-        UiAction::ResetBreaker,
-        "reset_breaker",
-        "reset the selected circuit breaker (confirms)",
-        true,
-    ),
-    info(
-        UiAction::Silence,
-        "silence",
-        "silence the selected alert (palette: silence 1h)",
-        true,
-    ),
-    info(
-        UiAction::NextTheme,
-        "next_theme",
-        "switch to the next theme",
-        false,
-    ),
-];
-
-pub fn action_info(a: UiAction) -> &'static ActionInfo {
-    ACTIONS
-        .iter()
-        .find(|i| i.action == a)
-        .unwrap_or(&ACTIONS[0])
 }
 
 /// One key press, normalised: `shift` is folded into the character
@@ -663,13 +476,12 @@ fn parse(
     km.name = kf.meta.name.clone();
     let before = errors.len();
     for (table, value) in &kf.tables {
-        let Some(scope) = Scope::ALL.iter().copied().find(|s| s.table() == table) else {
+        let Some(scope) = Scope::all().find(|s| s.table() == table) else {
             errors.push(err(
                 crate::units::line_of(text, &format!("[{table}]")),
                 format!(
                     "[{table}]: unknown table; expected [meta], {}",
-                    Scope::ALL
-                        .iter()
+                    Scope::all()
                         .map(|s| format!("[{}]", s.table()))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -796,9 +608,9 @@ mod tests {
         let mut errs = Vec::new();
         let km = load("default", None, &mut errs);
         assert!(errs.is_empty(), "{errs:?}");
-        for i in ACTIONS {
+        for i in ACTIONS.iter().filter(|i| i.palette.is_empty()) {
             assert!(
-                Scope::ALL.iter().any(|s| !km.keys(*s, i.action).is_empty()),
+                Scope::all().any(|s| !km.keys(s, i.action).is_empty()),
                 "{} is not bound",
                 i.name
             );
@@ -823,15 +635,21 @@ mod tests {
     fn lookup_prefers_the_pane_and_waits_for_sequences() {
         let km = Keymap::fallback();
         assert_eq!(
-            km.lookup(Scope::Alerts, &[k("q")]),
+            km.lookup(Scope::Pane(Pane::Alerts), &[k("q")]),
             Lookup::Action(UiAction::Quit)
         );
-        assert_eq!(km.lookup(Scope::Alerts, &[k("g")]), Lookup::Prefix);
         assert_eq!(
-            km.lookup(Scope::Alerts, &[k("g"), k("g")]),
+            km.lookup(Scope::Pane(Pane::Alerts), &[k("g")]),
+            Lookup::Prefix
+        );
+        assert_eq!(
+            km.lookup(Scope::Pane(Pane::Alerts), &[k("g"), k("g")]),
             Lookup::Action(UiAction::Top)
         );
-        assert_eq!(km.lookup(Scope::Alerts, &[k("F12")]), Lookup::None);
+        assert_eq!(
+            km.lookup(Scope::Pane(Pane::Alerts), &[k("F12")]),
+            Lookup::None
+        );
     }
 
     fn user(text: &str) -> (Keymap, Vec<KeymapError>) {
@@ -851,10 +669,13 @@ mod tests {
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(km.name, "mine");
         assert_eq!(
-            km.lookup(Scope::Approvals, &[k("ctrl-y")]),
+            km.lookup(Scope::Pane(Pane::Approvals), &[k("ctrl-y")]),
             Lookup::Action(UiAction::Approve)
         );
-        assert_eq!(km.lookup(Scope::Alerts, &[k("z")]), Lookup::None);
+        assert_eq!(
+            km.lookup(Scope::Pane(Pane::Alerts), &[k("z")]),
+            Lookup::None
+        );
     }
 
     #[test]
@@ -911,6 +732,9 @@ mod tests {
         for (_, a, _) in km.all() {
             assert!(!action_info(a).dangerous, "{a:?}");
         }
-        assert_eq!(km.lookup(Scope::Approvals, &[k("a")]), Lookup::None);
+        assert_eq!(
+            km.lookup(Scope::Pane(Pane::Approvals), &[k("a")]),
+            Lookup::None
+        );
     }
 }

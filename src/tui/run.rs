@@ -1,7 +1,7 @@
 //! The console's event loop and terminal hygiene.
 //!
 //! Owns the terminal (raw mode, alternate screen, mouse) and gives it back
-//! on quit, on panic and on SIGTERM. Reads keys on a thread of its own;
+//! on every way out: quit, ctrl-c, a panic, SIGINT, SIGTERM and SIGHUP. Reads keys on a thread of its own;
 //! everything it knows of the hub comes through a [`HubClient`] (the
 //! change stream, audit pages, intents), off the drawing path, so drawing
 //! never waits on I/O: a frame is drawn at once after a key, and at most 30
@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::client::HubClient;
 use crate::engine::Event;
 use crate::tui::app::{App, AppOptions, AuditPage, AuditQuery, Intent, Level};
+use crate::tui::audit::Seeker;
 use crate::tui::keymap::{self, Keymap};
 use crate::tui::theme::{self, Theme};
 use crate::tui::view;
@@ -54,6 +55,8 @@ pub struct ConsoleSetup {
     pub started: Instant,
     /// What the console shows until the hub's first snapshot arrives.
     pub first: Arc<crate::hub::Snapshot>,
+    /// Where the `:` history is kept (a private file in the data dir).
+    pub history_path: Option<PathBuf>,
 }
 
 /// Loads the theme and keymap for a setup, falling back to the bundled
@@ -65,7 +68,9 @@ pub fn load_look(
     problems: &mut Vec<String>,
 ) -> (Theme, Keymap) {
     let mut terrs = Vec::new();
-    let theme = theme::load(theme_name, config_dir, &mut terrs).unwrap_or_else(Theme::fallback);
+    let theme = theme::load(theme_name, config_dir, &mut terrs)
+        .unwrap_or_else(Theme::fallback)
+        .for_terminal(theme::ColourDepth::from_env());
     problems.extend(terrs.iter().map(|e| e.to_string()));
     let mut kerrs = Vec::new();
     let keymap = keymap::load(keymap_name, config_dir, &mut kerrs);
@@ -199,6 +204,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
         config_dir: setup.config_dir.clone(),
         theme_names: theme::names(setup.config_dir.as_deref()),
         problems,
+        history_path: setup.history_path.clone(),
     };
     let client = setup.client.clone();
     let (focus_tx, focus_rx) = tokio::sync::watch::channel(None);
@@ -237,6 +243,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
         })?;
     let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut int_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
 
     let mut last_frame: Option<Instant> = None;
     let mut attached = false;
@@ -328,6 +335,7 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
             },
             _ = term_sig.recv() => break Ok(()),
             _ = hup_sig.recv() => break Ok(()),
+            _ = int_sig.recv() => break Ok(()),
             _ = sleep => {}
         }
     };
@@ -338,6 +346,12 @@ pub async fn run(setup: ConsoleSetup) -> io::Result<()> {
 }
 
 fn on_term_event(app: &mut App, ev: TermEvent, now: Instant) {
+    // Debug builds panic on a key when asked, so that the end-to-end tests
+    // can check that a panic gives the terminal back.
+    #[cfg(debug_assertions)]
+    if matches!(ev, TermEvent::Key(_)) && std::env::var_os("VIGIL_CONSOLE_TEST_PANIC").is_some() {
+        panic!("VIGIL_CONSOLE_TEST_PANIC: a panic on purpose");
+    }
     match ev {
         TermEvent::Key(k) if k.kind != KeyEventKind::Release => app.on_key(&k, now),
         TermEvent::Resize(_, _) => app.dirty = true,
@@ -352,7 +366,7 @@ fn on_term_event(app: &mut App, ev: TermEvent, now: Instant) {
     }
 }
 
-/// Fetches audit pages; only the newest query matters.
+/// Fetches audit pages and runs seeks; only the newest query matters.
 async fn audit_pages(
     client: HubClient,
     mut queries: tokio::sync::watch::Receiver<Option<AuditQuery>>,
@@ -362,29 +376,80 @@ async fn audit_pages(
         let Some(q) = queries.borrow_and_update().clone() else {
             continue;
         };
-        let page = match client
-            .audit_page(&q.filter, q.before, q.limit, q.count)
-            .await
-        {
-            Ok((records, total)) => AuditPage {
-                generation: q.generation,
-                before: q.before,
-                records,
-                total,
-                error: None,
-            },
-            Err(e) => AuditPage {
-                generation: q.generation,
-                before: q.before,
-                records: Vec::new(),
-                total: None,
-                error: Some(e),
-            },
+        let mut page = AuditPage {
+            generation: q.generation,
+            before: q.before,
+            seek: q.seek,
+            ..AuditPage::default()
         };
+        let got = match q.seek {
+            None => client
+                .audit_page(&q.filter, q.before, q.limit, q.count)
+                .await
+                .map(|(records, total)| (records, total, false)),
+            Some(seek) => {
+                let mut s = Seeker::new(seek, q.head, q.limit);
+                let mut err = None;
+                // A bound on round trips (a few binary searches).
+                for _ in 0..300 {
+                    let Some(req) = s.next() else { break };
+                    match client
+                        .audit_page(&q.filter, req.before, req.limit, false)
+                        .await
+                    {
+                        Ok((recs, _)) => s.feed(recs),
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match (err, s.finish()) {
+                    (Some(e), _) => Err(e),
+                    (None, Some((recs, head))) => Ok((recs, None, head)),
+                    (None, None) => Err("the audit trail changed while it was searched".into()),
+                }
+            }
+        };
+        match got {
+            Ok((records, total, head)) => {
+                page.records = records;
+                page.total = total;
+                page.head = head;
+            }
+            Err(e) => page.error = Some(e),
+        }
         if out.send(Reply::Page(page)).await.is_err() {
             return;
         }
     }
+}
+
+/// Puts `text` on the clipboard through the terminal (OSC 52), which
+/// works over SSH and in tmux (`set-clipboard on`).
+fn osc52(text: &str) {
+    let seq = format!("\x1b]52;c;{}\x07", base64(text.as_bytes()));
+    let mut out = io::stdout();
+    let _ = out.write_all(seq.as_bytes());
+    let _ = out.flush();
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
 }
 
 /// What the console's intents are carried out with.
@@ -461,6 +526,7 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
         Intent::Audit(q) => {
             io.audit.send_replace(Some(q));
         }
+        Intent::Copy(text) => osc52(&text),
         Intent::ExportAudit(p) => in_background(&io.replies, async move {
             c.export(&p)
                 .await
@@ -473,7 +539,7 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
             let mut errs = Vec::new();
             match theme::load(&name, config_dir, &mut errs) {
                 Some(t) if errs.is_empty() => {
-                    app.theme = t;
+                    app.theme = t.for_terminal(theme::ColourDepth::from_env());
                     app.flash(format!("theme {name}"), Level::Info, now);
                 }
                 _ => app.flash(
@@ -540,5 +606,16 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
                 o["expired"].as_str().unwrap_or("?")
             )))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_the_standard_alphabet_with_padding() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"A000042"), "QTAwMDA0Mg==");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+        assert_eq!(super::base64(b"abc"), "YWJj");
     }
 }

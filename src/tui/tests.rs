@@ -15,7 +15,7 @@ use ratatui::style::Style;
 use crate::engine::Event;
 use crate::hub::Snapshot;
 use crate::model::{ActionState, Severity};
-use crate::tui::app::{App, AppOptions, AuditPage, AuditQuery, Intent, Pane, Popup};
+use crate::tui::app::{App, AppOptions, AuditPage, AuditQuery, Intent, Pane, Popup, Seek};
 use crate::tui::fixture;
 use crate::tui::keymap::Keymap;
 use crate::tui::theme::{self, Theme};
@@ -41,6 +41,7 @@ fn app_with(s: Snapshot, read_only: bool) -> App {
             config_dir: None,
             theme_names: theme::BUNDLED.iter().map(|(n, _)| n.to_string()).collect(),
             problems: Vec::new(),
+            history_path: None,
         },
     );
     // Feed the audit pane the fixture's records, as the reader would.
@@ -54,6 +55,7 @@ fn app_with(s: Snapshot, read_only: bool) -> App {
         records: recs,
         total: Some(inc.records.len() as u64),
         error: None,
+        ..AuditPage::default()
     });
     app.outbox.clear();
     app
@@ -177,9 +179,11 @@ fn the_confirmation_keeps_live_and_its_buttons_in_view_when_commands_are_long() 
         assert!(t.contains("LIVE: these commands"), "{w}x{h}:\n{t}");
         assert!(t.contains("[ Cancel ]"), "{w}x{h}:\n{t}");
         // All of it fits down to 120x35; smaller, the cut is said.
-        let cut = t.contains("more row(s) not shown");
+        let cut = t.contains("more below, not shown");
         assert_eq!(cut, h < 35, "{w}x{h}:\n{t}");
-        assert_eq!(t.matches("[read-only]").count() == 2, !cut, "{w}x{h}:\n{t}");
+        // Both read-only steps show in the dialog (the Runbooks pane
+        // behind it may show more).
+        assert_eq!(t.matches("[read-only]").count() >= 2, !cut, "{w}x{h}:\n{t}");
     }
 }
 
@@ -363,6 +367,7 @@ fn an_audit_page_from_an_old_filter_is_ignored() {
         records: Vec::new(),
         total: Some(0),
         error: None,
+        ..AuditPage::default()
     });
     assert!(a.audit.rows.is_empty() && rows > 0);
     assert_eq!(a.audit.total, None);
@@ -458,16 +463,16 @@ fn help_is_built_from_the_live_keymap() {
     let mut errs = Vec::new();
     let km = crate::tui::keymap::load("mine", Some(dir.path()), &mut errs);
     assert!(errs.is_empty(), "{errs:?}");
-    let rows = crate::tui::app::help_rows(&km);
+    let rows = crate::tui::commands::help_rows(&km, false);
     assert!(
         rows.iter()
-            .any(|(_, k, d)| k == "ctrl-y" && d.starts_with("approve")),
+            .any(|r| r.keys == "ctrl-y" && r.description.starts_with("approve")),
         "{rows:?}"
     );
     assert!(
         !rows
             .iter()
-            .any(|(_, k, d)| k == "a" && d.starts_with("approve"))
+            .any(|r| r.keys == "a" && r.description.starts_with("approve"))
     );
 }
 
@@ -512,7 +517,7 @@ fn the_mode_banner_says_live_or_dry_run_in_its_own_style() {
     assert_ne!(dry.bg, live.bg);
     let (fx, _) = find(&b, " FROZEN ").expect("FROZEN banner");
     assert_eq!(style_at(&b, fx + 1, 0).bg, t.style("mode.frozen_banner").bg);
-    assert!(find(&b, "1 pending").is_some());
+    assert!(find(&b, "1 awaiting approval").is_some());
     assert!(find(&b, "op alice").is_some());
     assert!(find(&b, "prometheus DOWN").is_some());
 }
@@ -643,7 +648,7 @@ fn screen(b: &Buffer) -> String {
 #[test]
 fn whole_screen_snapshots_in_every_theme_and_size() {
     for (name, _) in theme::BUNDLED {
-        for (w, h) in [(160u16, 48u16), (80, 24), (40, 12)] {
+        for (w, h) in [(200u16, 50u16), (120, 35), (80, 24)] {
             let mut a = app();
             let mut errs = Vec::new();
             a.theme = theme::load(name, None, &mut errs).expect("theme");
@@ -722,4 +727,355 @@ fn silence_confirms_then_asks_for_it_and_a_silenced_alert_says_so() {
     let mut ro = app_with(snap(), true);
     assert!(ro.command("silence 1h", Instant::now()).is_err());
     assert!(ro.command("unsilence", Instant::now()).is_err());
+}
+
+// ----- round 2: the traps, the audit window, navigation ---------------------
+
+fn intents(app: &mut App) -> Vec<Intent> {
+    std::mem::take(&mut app.outbox)
+}
+
+fn confirm(app: &App) -> &crate::tui::dialogs::Confirm {
+    match &app.popup {
+        Some(Popup::Confirm(c)) => c,
+        other => panic!("no confirmation: {other:?}"),
+    }
+}
+
+#[test]
+fn reject_answers_enter_with_the_typed_reason_and_esc_cancels() {
+    let mut a = app();
+    chr(&mut a, '4');
+    chr(&mut a, 'r');
+    assert!(!confirm(&a).ok_focused, "Cancel is focused");
+    typed(&mut a, "disk is fine, false alarm");
+    key(&mut a, KeyCode::Enter);
+    let evs = hub_events(&mut a);
+    assert!(
+        matches!(evs.as_slice(), [Event::Reject { reason, .. }] if reason == "disk is fine, false alarm"),
+        "{evs:?}"
+    );
+    assert!(a.popup.is_none());
+    // Esc sends nothing, whatever was typed.
+    chr(&mut a, 'r');
+    typed(&mut a, "oops");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.popup.is_none());
+    assert!(hub_events(&mut a).is_empty());
+    assert!(
+        a.flashes
+            .back()
+            .is_some_and(|f| f.text.contains("cancelled"))
+    );
+}
+
+fn silences(app: &mut App) -> Vec<(String, String)> {
+    intents(app)
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::Silence {
+                duration, comment, ..
+            } => Some((duration, comment)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_silence_dialog_keeps_its_comment_and_offers_durations() {
+    let mut a = app();
+    chr(&mut a, 's');
+    let c = confirm(&a);
+    assert!(c.title.ends_with("for 1h?"), "{}", c.title);
+    typed(&mut a, "deploy window");
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Right);
+    assert!(confirm(&a).title.ends_with("for 2h?"));
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        silences(&mut a),
+        vec![("2h".to_string(), "deploy window".to_string())]
+    );
+    // A custom duration is typed into the picker.
+    chr(&mut a, 's');
+    key(&mut a, KeyCode::Tab);
+    typed(&mut a, "90m");
+    assert!(confirm(&a).title.ends_with("for 90m?"));
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(silences(&mut a), vec![("90m".to_string(), String::new())]);
+    // A bad one is said, not sent.
+    chr(&mut a, 's');
+    key(&mut a, KeyCode::Tab);
+    typed(&mut a, "soon");
+    key(&mut a, KeyCode::Enter);
+    assert!(
+        confirm(&a)
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("soon"))
+    );
+    assert!(silences(&mut a).is_empty());
+    // The dialog draws its choices.
+    let t = text(&render(&mut a, 120, 35));
+    assert!(
+        t.contains("30m") && t.contains("4h") && t.contains("custom: soon"),
+        "{t}"
+    );
+}
+
+#[test]
+fn filters_apply_as_they_are_typed_with_a_count_and_esc_puts_back() {
+    let mut a = app();
+    let all = a.alert_rows.len();
+    chr(&mut a, '/');
+    typed(&mut a, "web-03");
+    assert_eq!(a.alert_rows.len(), 1, "applied before enter");
+    let t = text(&render(&mut a, 120, 35));
+    assert!(t.contains(&format!("1 of {all} match")), "{t}");
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.alert_rows.len(), all, "esc put the old filter back");
+    // The audit filter waits until it parses.
+    chr(&mut a, '5');
+    chr(&mut a, '/');
+    typed(&mut a, "kind=action_st");
+    assert!(
+        matches!(&a.popup, Some(Popup::Filter { error: Some(e), .. }) if e.contains("record kind"))
+    );
+    typed(&mut a, "arted");
+    assert_eq!(
+        last_audit_query(&a).filter.kind.as_deref(),
+        Some("action_started")
+    );
+}
+
+fn page(app: &App, records: Vec<crate::model::Record>, seek: Option<Seek>) -> AuditPage {
+    AuditPage {
+        generation: app.audit.generation,
+        records,
+        seek,
+        ..AuditPage::default()
+    }
+}
+
+#[test]
+fn audit_counts_are_right_when_records_arrive_into_an_empty_list() {
+    let mut s = snap();
+    s.audit_seq = 0;
+    let mut a = app_with(s, false);
+    a.set_audit_filter("kind=alert_firing");
+    let empty = AuditPage {
+        total: Some(0),
+        ..page(&a, Vec::new(), None)
+    };
+    a.apply_audit_page(empty);
+    let t = text(&render(&mut a, 120, 35));
+    assert!(t.contains("no record matches the filter"), "{t}");
+    let recs: Vec<_> = fixture::incident(0)
+        .records
+        .into_iter()
+        .rev()
+        .filter(|r| r.kind == crate::model::RecordKind::AlertFiring)
+        .collect();
+    let n = recs.len();
+    assert!(n >= 3);
+    a.audit.loading = false;
+    a.refresh_audit(false);
+    a.apply_audit_page(page(&a, recs, None));
+    assert_eq!(a.audit.total, Some(n as u64));
+    let t = text(&render(&mut a, 120, 35));
+    assert!(t.contains(&format!("{n} matches")), "{t}");
+    // No filter: the trail is numbered, its count is the newest seq.
+    let mut s = snap();
+    s.audit_seq = 0;
+    let mut b = app_with(s, false);
+    b.set_audit_filter("");
+    b.apply_audit_page(AuditPage {
+        total: Some(0),
+        ..page(&b, Vec::new(), None)
+    });
+    assert!(text(&render(&mut b, 120, 35)).contains("the audit trail is empty"));
+}
+
+#[test]
+fn goto_since_and_g_reach_the_whole_trail_and_enter_opens_a_record() {
+    let mut a = app();
+    a.command("goto 5", Instant::now()).unwrap();
+    assert_eq!(a.focus, Pane::Audit);
+    let q = last_audit_query(&a);
+    assert_eq!(q.seek, Some(Seek::Seq(5)));
+    let recs: Vec<_> = fixture::incident(0)
+        .records
+        .into_iter()
+        .filter(|r| r.seq >= 5)
+        .rev()
+        .collect();
+    a.apply_audit_page(page(&a, recs, Some(Seek::Seq(5))));
+    let sel = &a.audit.rows[a.audit.selected];
+    assert_eq!(sel.seq, 5);
+    key(&mut a, KeyCode::Enter);
+    let t = text(&render(&mut a, 200, 50));
+    assert!(t.contains("Record 5"), "{t}");
+    assert!(t.contains("at          2026-11-23 03:00:"), "{t}");
+    key(&mut a, KeyCode::Esc);
+    assert!(
+        a.command("goto x", Instant::now())
+            .unwrap_err()
+            .contains("goto SEQ")
+    );
+    a.command("since 2026-11-23T03:00", Instant::now()).unwrap();
+    assert!(matches!(last_audit_query(&a).seek, Some(Seek::Since(_))));
+    // Nothing since then: the window stays and the console says so.
+    let rows = a.audit.rows.len();
+    let q = last_audit_query(&a);
+    a.apply_audit_page(page(&a, Vec::new(), q.seek));
+    assert_eq!(a.audit.rows.len(), rows);
+    assert!(
+        a.flashes
+            .back()
+            .is_some_and(|f| f.text.starts_with("no record since"))
+    );
+    assert!(a.command("since soon", Instant::now()).is_err());
+    // G asks for the oldest of the whole trail; g g for the newest.
+    a.outbox.clear();
+    a.audit.exhausted = false;
+    chr(&mut a, 'G');
+    assert_eq!(last_audit_query(&a).seek, Some(Seek::Oldest));
+    a.audit.at_head = false;
+    chr(&mut a, 'g');
+    chr(&mut a, 'g');
+    let q = last_audit_query(&a);
+    assert_eq!((q.seek, q.before), (None, None));
+}
+
+#[test]
+fn detail_and_runbooks_follow_the_selected_approval() {
+    let mut a = app();
+    let first_alert = a.selected_alert().unwrap().fingerprint.clone();
+    chr(&mut a, '4');
+    chr(&mut a, 'j');
+    let act = a.selected_action().unwrap().clone();
+    assert_ne!(act.fingerprint, first_alert);
+    let focus: Vec<_> = intents(&mut a)
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::Focus(f) => f,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(focus.last(), Some(&act.fingerprint));
+    assert_eq!(
+        a.context_alert().map(|x| x.fingerprint.clone()),
+        Some(act.fingerprint.clone())
+    );
+    let t = text(&render(&mut a, 200, 50));
+    assert!(t.contains("for the selected approval"), "{t}");
+    // Back in Alerts, they follow the alert again.
+    chr(&mut a, '1');
+    assert_eq!(
+        a.context_alert().map(|x| x.fingerprint.clone()),
+        Some(first_alert)
+    );
+}
+
+#[test]
+fn the_approve_dialog_shows_the_analysis_and_warns_when_it_disagrees() {
+    let mut s = snap();
+    let fp = s
+        .actions
+        .iter()
+        .find(|x| x.state == ActionState::AwaitingApproval)
+        .unwrap()
+        .fingerprint
+        .clone();
+    let analyses = Arc::make_mut(&mut s.analyses);
+    let v = analyses.get_mut(&fp).expect("an analysis");
+    v.analysis.cause = crate::analysis::Cause::ALL
+        .iter()
+        .copied()
+        .find(|c| *c != crate::analysis::Cause::Unknown)
+        .unwrap();
+    v.analysis
+        .runbooks
+        .retain(|r| r.runbook != "service_restart");
+    let mut a = app_with(s, false);
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    let all = confirm(&a).lines.join("\n");
+    assert!(all.contains("Analysis:"), "{all}");
+    assert!(all.contains("evidence:"), "{all}");
+    assert!(
+        all.contains("WARNING: the analysis says") && all.contains("service_restart"),
+        "{all}"
+    );
+}
+
+#[test]
+fn the_hint_bar_shows_the_focused_panes_keys_and_lists_say_where_they_are() {
+    let mut a = app();
+    chr(&mut a, '4');
+    let t = text(&render(&mut a, 200, 50));
+    let hints = t.lines().last().unwrap_or("");
+    for h in [
+        "a approve",
+        "r reject",
+        "y copy",
+        "F freeze",
+        "T theme",
+        "? help",
+    ] {
+        assert!(hints.contains(h), "{h} missing: {hints}");
+    }
+    assert!(t.contains(" 1/2 "), "{t}");
+    chr(&mut a, 'y');
+    let copied: Vec<_> = intents(&mut a)
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::Copy(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copied, vec!["A000001".to_string()]);
+}
+
+#[test]
+fn the_palette_completes_and_help_comes_from_the_registry() {
+    let mut a = app();
+    chr(&mut a, ':');
+    typed(&mut a, "rese");
+    key(&mut a, KeyCode::Tab);
+    let Some(Popup::Palette { input, .. }) = &a.popup else {
+        panic!("no palette");
+    };
+    assert_eq!(input.lines().join(""), "reset-breaker ");
+    key(&mut a, KeyCode::Esc);
+    chr(&mut a, ':');
+    typed(&mut a, "run ");
+    key(&mut a, KeyCode::Tab);
+    let Some(Popup::Palette {
+        error: Some(list), ..
+    }) = &a.popup
+    else {
+        panic!("no list");
+    };
+    assert!(
+        list.contains("service_restart") && list.contains("disk_cleanup"),
+        "{list}"
+    );
+    key(&mut a, KeyCode::Esc);
+    let rows = crate::tui::commands::help_rows(&a.keymap, false);
+    for p in [
+        ":unsilence",
+        ":goto SEQ",
+        ":since",
+        ":propose",
+        ":run RUNBOOK",
+    ] {
+        assert!(rows.iter().any(|r| r.palette.starts_with(p)), "{p}");
+    }
+    // Read-only: the dangerous ones are neither listed nor completed.
+    let ro = app_with(snap(), true);
+    let rows = crate::tui::commands::help_rows(&ro.keymap, true);
+    assert!(!rows.iter().any(|r| r.palette.starts_with(":approve")));
+    assert!(!ro.completions(0, &[]).iter().any(|c| c == "approve"));
+    assert!(ro.completions(0, &[]).iter().any(|c| c == "goto"));
 }

@@ -43,6 +43,7 @@ pub const ROLES: &[(&str, &[&str])] = &[
             "selection",
             "status_bar",
             "key_hint",
+            "background",
         ],
     ),
     (
@@ -55,6 +56,122 @@ pub const ROLES: &[(&str, &[&str])] = &[
     ),
     ("mode", &["dry_run_banner", "live_banner", "frozen_banner"]),
 ];
+
+/// Roles a theme may leave out: the terminal's own then shows.
+pub const OPTIONAL_ROLES: &[&str] = &["ui.background"];
+
+/// How many colours the terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColourDepth {
+    /// 24-bit (`COLORTERM=truecolor` or `24bit`).
+    True,
+    /// The xterm 256-colour palette (`TERM=*256color*`).
+    Ansi256,
+    /// The 16 ANSI colours.
+    Ansi16,
+}
+
+impl ColourDepth {
+    /// From `COLORTERM` and `TERM`, as terminals announce themselves.
+    pub fn from_env() -> ColourDepth {
+        ColourDepth::of(
+            std::env::var("COLORTERM").ok().as_deref(),
+            std::env::var("TERM").ok().as_deref(),
+        )
+    }
+
+    pub fn of(colorterm: Option<&str>, term: Option<&str>) -> ColourDepth {
+        let ct = colorterm.unwrap_or("").to_ascii_lowercase();
+        if ct.contains("truecolor") || ct.contains("24bit") {
+            ColourDepth::True
+        } else if term.unwrap_or("").contains("256color") {
+            ColourDepth::Ansi256
+        } else {
+            ColourDepth::Ansi16
+        }
+    }
+}
+
+/// The 16 ANSI colours with the RGB xterm gives them.
+const ANSI16: [(Color, (u8, u8, u8)); 16] = [
+    (Color::Black, (0, 0, 0)),
+    (Color::Red, (205, 0, 0)),
+    (Color::Green, (0, 205, 0)),
+    (Color::Yellow, (205, 205, 0)),
+    (Color::Blue, (0, 0, 238)),
+    (Color::Magenta, (205, 0, 205)),
+    (Color::Cyan, (0, 205, 205)),
+    (Color::Gray, (229, 229, 229)),
+    (Color::DarkGray, (127, 127, 127)),
+    (Color::LightRed, (255, 0, 0)),
+    (Color::LightGreen, (0, 255, 0)),
+    (Color::LightYellow, (255, 255, 0)),
+    (Color::LightBlue, (92, 92, 255)),
+    (Color::LightMagenta, (255, 0, 255)),
+    (Color::LightCyan, (0, 255, 255)),
+    (Color::White, (255, 255, 255)),
+];
+
+fn dist(a: (u8, u8, u8), b: (u8, u8, u8)) -> i32 {
+    let d = |x: u8, y: u8| i32::from(x) - i32::from(y);
+    // Weighted for the eye: green counts most, blue least.
+    3 * d(a.0, b.0).pow(2) + 4 * d(a.1, b.1).pow(2) + 2 * d(a.2, b.2).pow(2)
+}
+
+/// The RGB of a 256-palette index.
+fn rgb_of_index(i: u8) -> (u8, u8, u8) {
+    match i {
+        0..=15 => ANSI16[usize::from(i)].1,
+        16..=231 => {
+            let n = i - 16;
+            let v = |c: u8| if c == 0 { 0 } else { 55 + 40 * c };
+            (v(n / 36), v((n / 6) % 6), v(n % 6))
+        }
+        _ => {
+            let g = 8 + 10 * (i - 232);
+            (g, g, g)
+        }
+    }
+}
+
+/// The nearest colour of the xterm 256 palette (cube or grey ramp).
+pub fn to_256(r: u8, g: u8, b: u8) -> u8 {
+    let level = |v: u8| -> u8 {
+        if v < 48 {
+            0
+        } else if v < 115 {
+            1
+        } else {
+            (v - 35) / 40
+        }
+    };
+    let cube = 16 + 36 * level(r) + 6 * level(g) + level(b);
+    let avg = ((u16::from(r) + u16::from(g) + u16::from(b)) / 3) as u8;
+    let grey = 232 + (avg.saturating_sub(8) / 10).min(23);
+    if dist((r, g, b), rgb_of_index(grey)) < dist((r, g, b), rgb_of_index(cube)) {
+        grey
+    } else {
+        cube
+    }
+}
+
+/// The nearest of the 16 ANSI colours.
+pub fn to_16(rgb: (u8, u8, u8)) -> Color {
+    ANSI16
+        .iter()
+        .min_by_key(|(_, c)| dist(rgb, *c))
+        .map_or(Color::Reset, |(c, _)| *c)
+}
+
+fn fit(c: Color, depth: ColourDepth) -> Color {
+    match (c, depth) {
+        (_, ColourDepth::True) => c,
+        (Color::Rgb(r, g, b), ColourDepth::Ansi256) => Color::Indexed(to_256(r, g, b)),
+        (Color::Rgb(r, g, b), ColourDepth::Ansi16) => to_16((r, g, b)),
+        (Color::Indexed(i), ColourDepth::Ansi16) => to_16(rgb_of_index(i)),
+        _ => c,
+    }
+}
 
 /// A parsed theme: one style per role.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +316,21 @@ impl Theme {
     /// Unknown roles are unstyled.
     pub fn style(&self, role: &str) -> Style {
         self.styles.get(role).copied().unwrap_or_default()
+    }
+
+    /// The theme with every colour the terminal cannot show replaced by
+    /// its nearest one there.
+    pub fn for_terminal(mut self, depth: ColourDepth) -> Theme {
+        for st in self.styles.values_mut() {
+            st.fg = st.fg.map(|c| fit(c, depth));
+            st.bg = st.bg.map(|c| fit(c, depth));
+        }
+        self
+    }
+
+    /// The whole screen's style (a light theme sets its background).
+    pub fn background(&self) -> Style {
+        self.style("ui.background")
     }
 
     pub fn text(&self) -> Style {
@@ -421,7 +553,7 @@ fn load_depth(
         let missing: Vec<String> = ROLES
             .iter()
             .flat_map(|(table, roles)| roles.iter().map(move |r| format!("{table}.{r}")))
-            .filter(|k| !theme.styles.contains_key(k))
+            .filter(|k| !theme.styles.contains_key(k) && !OPTIONAL_ROLES.contains(&k.as_str()))
             .collect();
         if !missing.is_empty() {
             errors.push(err(
@@ -505,8 +637,9 @@ mod tests {
             let t = t.expect(name);
             for (table, roles) in ROLES {
                 for r in *roles {
+                    let role = format!("{table}.{r}");
                     assert!(
-                        t.styles.contains_key(&format!("{table}.{r}")),
+                        t.styles.contains_key(&role) || OPTIONAL_ROLES.contains(&role.as_str()),
                         "{name} {table}.{r}"
                     );
                 }
@@ -537,6 +670,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn themes_fall_back_to_256_and_16_colours_without_truecolor() {
+        assert_eq!(
+            ColourDepth::of(Some("truecolor"), Some("xterm")),
+            ColourDepth::True
+        );
+        assert_eq!(
+            ColourDepth::of(None, Some("screen-256color")),
+            ColourDepth::Ansi256
+        );
+        assert_eq!(
+            ColourDepth::of(Some(""), Some("xterm")),
+            ColourDepth::Ansi16
+        );
+        for (name, _) in BUNDLED {
+            let mut errs = Vec::new();
+            let t = load(name, None, &mut errs).expect("theme");
+            let t256 = t.clone().for_terminal(ColourDepth::Ansi256);
+            let t16 = t.clone().for_terminal(ColourDepth::Ansi16);
+            for st in t256.styles.values() {
+                for c in [st.fg, st.bg].into_iter().flatten() {
+                    assert!(!matches!(c, Color::Rgb(..)), "{name}: {c:?} in 256 colours");
+                }
+            }
+            for st in t16.styles.values() {
+                for c in [st.fg, st.bg].into_iter().flatten() {
+                    assert!(
+                        !matches!(c, Color::Rgb(..) | Color::Indexed(_)),
+                        "{name}: {c:?} in 16 colours"
+                    );
+                }
+            }
+            // LIVE and DRY-RUN stay apart in every depth.
+            for tt in [&t256, &t16] {
+                assert_ne!(
+                    tt.style("mode.live_banner"),
+                    tt.style("mode.dry_run_banner"),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(to_256(255, 0, 0), 196);
+        assert_eq!(to_256(128, 128, 128), 244);
+        assert_eq!(to_16((200, 30, 30)), Color::Red);
+    }
+
+    #[test]
+    fn the_light_theme_sets_its_background() {
+        let mut errs = Vec::new();
+        let t = load("light", None, &mut errs).expect("light");
+        assert!(t.background().bg.is_some(), "{:?}", t.background());
+        assert!(!t.dark);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use crate::hub::HealthState;
 use crate::tui::app::{App, Level, Pane, Popup};
-use crate::tui::keymap::{UiAction, fmt_seq};
-use crate::tui::panes;
+use crate::tui::keymap::fmt_seq;
+use crate::tui::panes::{self, plural};
 
 /// How the body is arranged for a terminal size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,11 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     app.pane_areas.clear();
     if area.width == 0 || area.height == 0 {
         return;
+    }
+    // A theme that sets its background (light) paints the whole screen.
+    let bg = app.theme.background();
+    if bg != Style::default() {
+        f.render_widget(Block::default().style(bg), area);
     }
     let [status, body, hints] = if area.height >= 3 {
         Layout::vertical([
@@ -180,11 +185,14 @@ fn status_bar(f: &mut Frame, app: &App, area: Rect) {
     } else {
         bar
     };
-    spans.push(Span::styled(format!("{pending} pending"), pstyle));
+    spans.push(Span::styled(
+        format!("{} awaiting approval", human(pending)),
+        pstyle,
+    ));
     if !app.snap.breakers.is_empty() {
         spans.push(Span::styled(" │ ", bar));
         spans.push(Span::styled(
-            format!("{} breaker(s) open", app.snap.breakers.len()),
+            format!("{} open", plural(app.snap.breakers.len(), "breaker")),
             t.style("approval.failed"),
         ));
     }
@@ -211,7 +219,10 @@ fn status_bar(f: &mut Frame, app: &App, area: Rect) {
     if !app.opts.problems.is_empty() {
         spans.push(Span::styled(" │ ", bar));
         spans.push(Span::styled(
-            format!("{} config problem(s): see ?", app.opts.problems.len()),
+            format!(
+                "{}: see ?",
+                plural(app.opts.problems.len(), "config problem")
+            ),
             t.severity(crate::model::Severity::Warning),
         ));
     }
@@ -262,7 +273,6 @@ fn hint_bar(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let scope = app.focus.scope();
     let mut spans = Vec::new();
     if !app.pending_keys().is_empty() {
         spans.push(Span::styled(
@@ -270,39 +280,18 @@ fn hint_bar(f: &mut Frame, app: &App, area: Rect) {
             t.key_hint(),
         ));
     }
-    let wanted: &[UiAction] = match app.focus {
-        Pane::Approvals => &[UiAction::Approve, UiAction::Reject, UiAction::Open],
-        Pane::Alerts => &[UiAction::Open, UiAction::Approve, UiAction::Silence],
-        Pane::Audit => &[UiAction::Filter],
-        _ => &[],
-    };
-    let common = [
-        UiAction::Filter,
-        UiAction::Palette,
-        UiAction::FocusNext,
-        UiAction::Zoom,
-        UiAction::ToggleDryRun,
-        UiAction::Help,
-        UiAction::Quit,
-    ];
-    let mut seen = Vec::new();
-    for a in wanted.iter().chain(common.iter()) {
-        if seen.contains(a) {
-            continue;
+    let mut used = spans.iter().map(|s| s.width()).sum::<usize>();
+    let room = usize::from(area.width);
+    for (k, name) in
+        crate::tui::commands::hints(&app.keymap, app.focus, !app.snap.breakers.is_empty())
+    {
+        let w = k.chars().count() + name.chars().count() + 2;
+        if used + w > room {
+            break;
         }
-        seen.push(*a);
-        let keys = app.keymap.keys_text(scope, *a);
-        let Some(k) = keys.first() else {
-            continue;
-        };
+        used += w;
         spans.push(Span::styled(format!(" {k}"), t.key_hint()));
-        spans.push(Span::styled(
-            format!(
-                " {}",
-                crate::tui::keymap::action_info(*a).name.replace('_', "-")
-            ),
-            t.muted(),
-        ));
+        spans.push(Span::styled(format!(" {name}"), t.muted()));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -323,32 +312,24 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
 fn help_lines(app: &App) -> Vec<Line<'static>> {
     let theme = &app.theme;
     let mut lines = vec![Line::styled(
-        "Keys (from the live keymap; dangerous ones confirm with Cancel focused)",
+        "Keys and : commands (from the live keymap and the command registry; dangerous ones confirm with Cancel focused)",
         theme.title(),
     )];
     let mut last = String::new();
-    for (scope, keys, desc) in crate::tui::app::help_rows(&app.keymap) {
-        if scope != last {
-            lines.push(Line::styled(format!("[{scope}]"), theme.title()));
-            last = scope;
+    for row in crate::tui::commands::help_rows(&app.keymap, app.opts.read_only) {
+        if row.scope != last {
+            lines.push(Line::styled(format!("[{}]", row.scope), theme.title()));
+            last = row.scope.clone();
         }
         lines.push(Line::from(vec![
-            Span::styled(format!("  {keys:<18}"), theme.key_hint()),
-            Span::styled(desc, theme.text()),
+            Span::styled(format!("  {:<16}", row.keys), theme.key_hint()),
+            Span::styled(format!("{:<34}", row.palette), theme.text()),
+            Span::styled(row.description, theme.muted()),
         ]));
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("Palette (:)", theme.title()));
-    for c in [
-        "approve [ID]  ·  reject [ID] [reason]  ·  dry-run on|off  ·  freeze  ·  unfreeze",
-        "reset-breaker [RUNBOOK TARGET]  ·  theme NAME  ·  export audit PATH",
-        "silence DURATION [comment]  ·  help  ·  quit",
-    ] {
-        lines.push(Line::styled(format!("  {c}"), theme.text()));
     }
     if app.opts.read_only {
         lines.push(Line::styled(
-            "  read-only: approve, reject, dry-run off, freeze, reset-breaker and silence are off",
+            "  read-only: every dangerous command is off (and not listed)",
             theme.muted(),
         ));
     }
@@ -393,13 +374,40 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
     }
     let help = matches!(app.popup, Some(Popup::Help { .. })).then(|| help_lines(app));
     let theme = app.theme.clone();
+    let app_now = app.now();
+    // A dry-run record's plan, step by step, when the action is known.
+    let plan: Option<Vec<String>> = match &app.popup {
+        Some(Popup::Record { record, .. }) => record.action_id.as_ref().and_then(|id| {
+            app.snap
+                .actions
+                .iter()
+                .find(|a| a.id.to_string() == *id)
+                .map(|a| {
+                    a.plan
+                        .iter()
+                        .map(|s| {
+                            let mut line = s.display();
+                            if s.read_only {
+                                line.insert_str(0, "[read-only] ");
+                            }
+                            line
+                        })
+                        .collect()
+                })
+        }),
+        _ => None,
+    };
+    let counts = match &app.popup {
+        Some(Popup::Filter { pane, .. }) => app.filter_count(*pane),
+        _ => (None, 0),
+    };
     let Some(popup) = app.popup.as_mut() else {
         return;
     };
     match popup {
         Popup::Help { scroll } => {
             let r = centered(area, 96, area.height.saturating_sub(2).max(3));
-            f.render_widget(Clear, r);
+            clear(f, r, &theme);
             let block = Block::bordered()
                 .title(" Help: any other key closes ")
                 .border_style(theme.border(true));
@@ -412,7 +420,8 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
             );
         }
         Popup::Confirm(c) => {
-            let extra = if c.reason.is_some() { 4 } else { 0 };
+            let extra = if c.reason.is_some() { 3 } else { 0 };
+            let picker_rows = if c.durations.is_some() { 1 } else { 0 };
             let w = c
                 .lines
                 .iter()
@@ -447,19 +456,20 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
             let (body_rows, pinned_rows) = (rows(&body_text), rows(&pinned_text));
             let h = body_rows
                 .saturating_add(pinned_rows)
-                .saturating_add(4 + extra)
+                .saturating_add(4 + extra + picker_rows)
                 .min(area.height);
             let r = centered(area, w, h);
-            f.render_widget(Clear, r);
+            clear(f, r, &theme);
             let block = Block::bordered()
                 .title(format!(" {} ", c.title))
                 .title_style(theme.title())
                 .border_style(theme.border(true));
             let inner = block.inner(r);
             f.render_widget(block, r);
-            let [body, pinned, reason, err, buttons] = Layout::vertical([
+            let [body, pinned, picker, reason, err, buttons] = Layout::vertical([
                 Constraint::Fill(1),
                 Constraint::Length(pinned_rows),
+                Constraint::Length(picker_rows),
                 Constraint::Length(extra),
                 Constraint::Length(1),
                 Constraint::Length(1),
@@ -474,8 +484,8 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                 f.render_widget(
                     Paragraph::new(Line::styled(
                         format!(
-                            "… {} more row(s) not shown: enlarge the terminal to read them all",
-                            body_rows - b.height
+                            "… {} more below, not shown: enlarge the terminal to read them all",
+                            plural(usize::from(body_rows - b.height), "row")
                         ),
                         theme.style("approval.failed"),
                     )),
@@ -484,6 +494,47 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
             }
             f.render_widget(body_text, body_area);
             f.render_widget(pinned_text, pinned);
+            if let Some(d) = c.durations.as_mut() {
+                let mut sp = vec![Span::styled("For: ", theme.text())];
+                for (i, o) in crate::tui::dialogs::SILENCE_FOR.iter().enumerate() {
+                    let chosen = i == d.choice;
+                    let style = if chosen && d.focused {
+                        theme.selection().add_modifier(Modifier::BOLD)
+                    } else if chosen {
+                        theme.title()
+                    } else {
+                        theme.muted()
+                    };
+                    let label = if *o == "custom" {
+                        let typed = d.custom.lines().join("");
+                        if typed.is_empty() {
+                            "custom: type it".to_string()
+                        } else {
+                            format!("custom: {typed}")
+                        }
+                    } else {
+                        o.to_string()
+                    };
+                    sp.push(Span::styled(
+                        if chosen {
+                            format!("[{label}]")
+                        } else {
+                            format!(" {label} ")
+                        },
+                        style,
+                    ));
+                    sp.push(Span::raw(" "));
+                }
+                sp.push(Span::styled(
+                    if d.focused {
+                        "←/→ choose, type a custom one"
+                    } else {
+                        "tab: change"
+                    },
+                    theme.muted(),
+                ));
+                f.render_widget(Paragraph::new(Line::from(sp)), picker);
+            }
             if let Some(t) = c.reason.as_ref() {
                 f.render_widget(t, reason);
             }
@@ -500,8 +551,10 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
             } else {
                 (focused, plain)
             };
-            let hint = if c.reason.is_some() {
-                "  (tab: switch, enter: press, esc: cancel)"
+            let hint = if c.durations.is_some() {
+                "  (enter: silence with this comment, esc: cancel)"
+            } else if c.reason.is_some() {
+                "  (type the reason, enter: reject with it, esc: cancel)"
             } else {
                 "  (←/→ or tab: switch, enter: press, esc: cancel)"
             };
@@ -523,7 +576,7 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                 width: area.width,
                 height: h,
             };
-            f.render_widget(Clear, r);
+            clear(f, r, &theme);
             let block = Block::bordered()
                 .title(" : command ")
                 .border_style(theme.border(true));
@@ -540,7 +593,32 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                 );
             }
         }
-        Popup::Filter { input, pane, error } => {
+        Popup::Record { record, scroll } => {
+            let lines: Vec<Line> =
+                crate::tui::audit::record_lines(record, app_now, plan.as_deref())
+                    .into_iter()
+                    .map(|l| Line::styled(l, theme.text()))
+                    .collect();
+            let r = centered(area, 110, area.height.saturating_sub(2).max(3));
+            clear(f, r, &theme);
+            let block = Block::bordered()
+                .title(format!(
+                    " Record {} · {} · j/k scroll, y copies it as JSON, any other key closes ",
+                    record.seq,
+                    record.kind.as_str()
+                ))
+                .border_style(theme.border(true));
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(block)
+                    .wrap(Wrap { trim: false })
+                    .scroll((*scroll, 0)),
+                r,
+            );
+        }
+        Popup::Filter {
+            input, pane, error, ..
+        } => {
             let h = 4.min(area.height);
             let r = Rect {
                 x: area.x,
@@ -548,7 +626,7 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                 width: area.width,
                 height: h,
             };
-            f.render_widget(Clear, r);
+            clear(f, r, &theme);
             let block = Block::bordered()
                 .title(format!(" / filter {} ", pane.title()))
                 .border_style(theme.border(true));
@@ -558,9 +636,14 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
                 Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(inner);
             input.set_style(theme.text());
             f.render_widget(&*input, l1);
-            let msg = error
-                .clone()
-                .unwrap_or_else(|| "enter: apply · esc: close · empty: clear".into());
+            let msg = error.clone().unwrap_or_else(|| {
+                let (n, of) = counts;
+                let n = n.map_or_else(|| "counting…".to_string(), panes::human_count);
+                format!(
+                    "{n} of {} match · applied as you type · enter: keep · esc: put back · empty: clear",
+                    panes::human_count(of)
+                )
+            });
             let style = if error.is_some() {
                 theme.style("approval.failed")
             } else {
@@ -569,6 +652,16 @@ fn draw_popup(f: &mut Frame, app: &mut App, area: Rect) {
             f.render_widget(Paragraph::new(Line::styled(msg, style)), l2);
         }
     }
+}
+
+fn human(n: usize) -> String {
+    panes::human_count(n as u64)
+}
+
+/// Clears a popup's area to the theme's background.
+fn clear(f: &mut Frame, r: Rect, theme: &crate::tui::theme::Theme) {
+    f.render_widget(Clear, r);
+    f.render_widget(Block::default().style(theme.background()), r);
 }
 
 /// A style with only the foreground of `s` (for text on a coloured bar).

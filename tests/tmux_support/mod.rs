@@ -2,6 +2,7 @@
 //! socket name), one session, keys in and the screen out. Killed on drop.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -69,4 +70,17 @@ impl Drop for Tmux {
             .args(["-L", &self.socket, "kill-server"])
             .output();
     }
+}
+
+/// The audit trail of a data dir as JSON objects (`vigil audit export`).
+pub fn audit_json(bin: &str, data: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(bin)
+        .args(["audit", "export", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("export runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
