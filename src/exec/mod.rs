@@ -360,7 +360,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl StepResult {
-    fn new(s: &PlannedStep, out: local::ProcOutput, took: Duration) -> StepResult {
+    pub fn new(s: &PlannedStep, out: local::ProcOutput, took: Duration) -> StepResult {
         StepResult {
             name: s.name.clone(),
             exit_code: out.exit_code,
@@ -415,7 +415,9 @@ fn last_line(s: &str) -> &str {
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
-fn summarize(
+/// The outcome of a run from its step results: `failed` is the index of
+/// the step that failed (the run stopped there), `rolled` what rollback ran.
+pub fn summarize(
     executor: &str,
     total: usize,
     results: &[StepResult],

@@ -1,0 +1,273 @@
+//! Runs the queue: at most `max_running` jobs at once, oldest first, each
+//! job's steps as the local executor runs them (`exec::local`: argv, no
+//! shell of ours, a minimal environment, its own process group killed on
+//! timeout or cancel, capped output), its progress and end written to the
+//! job store so the hub sees them as it polls.
+//!
+//! A cancelled job's running step is stopped with its whole process group
+//! and no later step or rollback runs. The queue lives in the store, not in
+//! memory: a thousand queued jobs cost a thousand rows, not a thousand
+//! tasks. This module never decides what may run (`check` did, before the
+//! job was stored).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::exec::{StepResult, local, summarize};
+use crate::runbook::PlannedStep;
+
+use super::store::{Job, JobStore, Status, off_thread};
+
+/// Bytes of the job's `output` (the tail of its steps' output) kept.
+const OUTPUT_TAIL: usize = 4096;
+
+pub struct Runner {
+    store: Arc<JobStore>,
+    wake: Notify,
+    slots: Arc<Semaphore>,
+    max_running: usize,
+    /// Running jobs by seq: set to true to stop one.
+    running: Mutex<HashMap<i64, watch::Sender<bool>>>,
+    output_limit: usize,
+}
+
+impl Runner {
+    pub fn new(store: Arc<JobStore>, max_running: usize, output_limit: usize) -> Arc<Runner> {
+        Arc::new(Runner {
+            store,
+            wake: Notify::new(),
+            slots: Arc::new(Semaphore::new(max_running.max(1))),
+            max_running: max_running.max(1),
+            running: Mutex::new(HashMap::new()),
+            output_limit,
+        })
+    }
+
+    /// A job was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops a running job (the store already holds who asked).
+    pub fn cancel(&self, seq: i64) {
+        let map = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = map.get(&seq) {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> usize {
+        self.max_running - self.slots.available_permits()
+    }
+
+    /// Takes queued jobs until `stop` turns true, then waits up to `grace`
+    /// for the running ones (a job still running after that is reported
+    /// interrupted at the next start).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>, grace: Duration) {
+        'outer: loop {
+            let permit = tokio::select! {
+                p = self.slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            loop {
+                match off_thread(&self.store, |st| st.claim_next()).await {
+                    Ok(Some(job)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            me.run_job(job).await;
+                        });
+                        break;
+                    }
+                    Ok(None) | Err(_) => {}
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.wait_for(|s| *s) => break 'outer,
+                }
+            }
+        }
+        let all = self.max_running as u32;
+        if tokio::time::timeout(grace, self.slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} job(s) still running after {}s; they will be reported interrupted",
+                self.running(),
+                grace.as_secs()
+            );
+        }
+    }
+
+    async fn store_do<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&JobStore) -> Result<T, super::store::StoreError> + Send + 'static,
+    ) -> Option<T> {
+        off_thread(&self.store, f).await.ok()
+    }
+
+    async fn run_job(self: Arc<Self>, job: Job) {
+        let seq = job.seq;
+        let (tx, rx) = watch::channel(false);
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seq, tx);
+        tracing::info!(job = %job.id(), hub = %job.hub, key = %job.key, runbook = %job.runbook, target = %job.target, "job started");
+        let (steps, rollback): (Vec<&PlannedStep>, Vec<&PlannedStep>) =
+            job.plan.iter().partition(|s| !s.rollback);
+        let mut results: Vec<StepResult> = Vec::new();
+        let mut failed = None;
+        let mut cancelled_by: Option<String> = None;
+        for (i, s) in steps.iter().enumerate() {
+            // A cancel that came before this job's stop signal existed.
+            if let Some(by) = self
+                .store_do(move |st| st.cancel_requested(seq))
+                .await
+                .flatten()
+            {
+                cancelled_by = Some(by);
+                break;
+            }
+            let doing = format!("running step {}/{} {:?}", i + 1, steps.len(), s.name);
+            let (out, js) = (output_tail(&results), json!(results));
+            self.store_do(move |st| st.progress(seq, &doing, &out, &js))
+                .await;
+            let r = self.run_step(s, rx.clone()).await;
+            let (ok, stopped) = (r.ok(), r.error.as_deref() == Some(STOPPED));
+            results.push(r);
+            if stopped {
+                let by = self.store_do(move |st| st.cancel_requested(seq)).await;
+                cancelled_by = Some(by.flatten().unwrap_or_else(|| "a hub".into()));
+                failed = Some(i);
+                break;
+            }
+            if !ok {
+                failed = Some(i);
+                break;
+            }
+            if i + 1 < steps.len() {
+                let (out, js) = (output_tail(&results), json!(results));
+                let doing = format!("step {}/{} {:?} ok", i + 1, steps.len(), s.name);
+                self.store_do(move |st| st.progress(seq, &doing, &out, &js))
+                    .await;
+            }
+        }
+        let mut rolled = Vec::new();
+        if failed.is_some() && cancelled_by.is_none() {
+            for s in &rollback {
+                rolled.push(self.run_step(s, rx.clone()).await);
+            }
+        }
+        let o = match (&cancelled_by, failed) {
+            // Cancelled before its first step: nothing ran.
+            (Some(_), None) if results.is_empty() => None,
+            _ => Some(summarize("agent", steps.len(), &results, &rolled, failed)),
+        };
+        let (status, detail) = match (&cancelled_by, &o) {
+            (Some(by), _) => (
+                Status::Cancelled,
+                format!(
+                    "cancelled by hub {by}{}",
+                    match failed {
+                        Some(i) => format!(
+                            " during step {}/{} {:?}; its process group was killed",
+                            i + 1,
+                            steps.len(),
+                            steps[i].name
+                        ),
+                        None => format!(" after {} step(s); no later step ran", results.len()),
+                    }
+                ),
+            ),
+            (None, Some(o)) if o.success => (Status::Succeeded, o.detail.clone()),
+            (None, Some(o)) => (Status::Failed, o.detail.clone()),
+            (None, None) => (Status::Failed, "nothing ran".into()),
+        };
+        let exit_code = o.as_ref().and_then(|o| o.exit_code);
+        let facts = o
+            .as_ref()
+            .and_then(|o| o.data.as_ref())
+            .and_then(|d| d.get("facts").cloned())
+            .unwrap_or_else(|| json!({}));
+        let mut all = results;
+        all.extend(rolled);
+        let (out, js) = (output_tail(&all), json!(all));
+        let shown = detail.clone();
+        self.store_do(move |st| st.finish(seq, status, exit_code, &shown, &out, &facts, &js))
+            .await;
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&seq);
+        tracing::info!(job = %job.id(), status = status.as_str(), "job ended: {detail}");
+    }
+
+    async fn run_step(&self, s: &PlannedStep, mut stop: watch::Receiver<bool>) -> StepResult {
+        let timeout = s.timeout.to_std().unwrap_or(Duration::from_secs(60));
+        let started = Instant::now();
+        let stopped = async move {
+            if stop.wait_for(|v| *v).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let out = local::run_argv_until(
+            &s.argv,
+            &local::step_env(),
+            timeout,
+            self.output_limit,
+            stopped,
+        )
+        .await;
+        let was_stopped = out.stopped;
+        let mut r = StepResult::new(s, out, started.elapsed());
+        if was_stopped {
+            r.error = Some(STOPPED.into());
+        }
+        r
+    }
+}
+
+/// A step's error when its job was cancelled while it ran.
+const STOPPED: &str = "cancelled: its process group was killed";
+
+/// The last [`OUTPUT_TAIL`] bytes of the steps' output, each step headed
+/// by its name and exit status.
+fn output_tail(results: &[StepResult]) -> String {
+    let mut s = String::new();
+    for r in results {
+        let end = match (r.timed_out, r.exit_code, &r.error) {
+            (true, _, _) => "timed out".to_string(),
+            (_, _, Some(e)) => e.clone(),
+            (_, Some(c), _) => format!("exit {c}"),
+            _ => "ended by a signal".into(),
+        };
+        s.push_str(&format!("== {} ({end})\n", r.name));
+        for part in [&r.stdout, &r.stderr] {
+            if !part.is_empty() {
+                s.push_str(part);
+                if !part.ends_with('\n') {
+                    s.push('\n');
+                }
+            }
+        }
+    }
+    if s.len() > OUTPUT_TAIL {
+        let mut cut = s.len() - OUTPUT_TAIL;
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        s = format!("...{}", &s[cut..]);
+    }
+    s
+}
