@@ -62,7 +62,7 @@ impl Runner {
 
     /// Jobs running now.
     pub fn running(&self) -> usize {
-        self.max_running - self.slots.available_permits()
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Takes queued jobs until `stop` turns true, then waits up to `grace`
