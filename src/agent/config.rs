@@ -373,4 +373,26 @@ mod tests {
         assert_eq!(ok.tokens.len(), 1);
         assert!(!format!("{ok:?}").contains("xxxx"));
     }
+
+    #[test]
+    fn the_example_config_loads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("agent.toml");
+        std::fs::write(&cfg, include_str!("../../contrib/agent.toml")).unwrap();
+        std::fs::create_dir(dir.path().join("tokens")).unwrap();
+        let tok = dir.path().join("tokens/jump-1");
+        std::fs::write(&tok, format!("{}\n", "ab".repeat(32))).unwrap();
+        std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = AgentConfig::load(&Flags {
+            config: Some(cfg),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9798");
+        assert_eq!(c.tokens[0].hub, "jump-1");
+        assert!(c.tokens[0].token.admits("ab".repeat(32).as_bytes()));
+        assert_eq!(c.tls.unwrap().cert, dir.path().join("agent.crt"));
+        assert_eq!(c.runbook_dir, Some(dir.path().join("runbooks")));
+    }
 }

@@ -36,12 +36,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Runs the agent until SIGINT or SIGTERM (or `stop` turns true); the
 /// error is what an operator must fix.
 pub async fn run(cfg: AgentConfig, stop: watch::Receiver<bool>) -> Result<(), String> {
-    match crate::private::private_dir(&cfg.data_dir)? {
-        crate::private::DirState::Tightened(m) => tracing::warn!(
+    if let crate::private::DirState::Tightened(m) = crate::private::private_dir(&cfg.data_dir)? {
+        tracing::warn!(
             "{} had mode {m:04o}; it is now 0700",
             cfg.data_dir.display()
-        ),
-        _ => {}
+        );
     }
     let mut lock = crate::owner::DirLock::acquire(&cfg.data_dir).map_err(|e| e.to_string())?;
     let catalog = cfg.catalog()?;
@@ -102,7 +101,7 @@ pub async fn run(cfg: AgentConfig, stop: watch::Receiver<bool>) -> Result<(), St
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(PRUNE_EVERY) => {}
-                    _ = stop.wait_for(|s| *s) => break,
+                    _ = stopped(&mut stop) => break,
                 }
             }
         })
@@ -119,6 +118,12 @@ pub async fn run(cfg: AgentConfig, stop: watch::Receiver<bool>) -> Result<(), St
     let _ = pruner.await;
     eprintln!("vigil agent: stopped");
     Ok(())
+}
+
+/// Waits until `stop` turns true (or its sender is gone). The guard
+/// `wait_for` returns is dropped at once, so the waiting future is Send.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// A stop signal that turns true on SIGINT or SIGTERM.

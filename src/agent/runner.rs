@@ -20,7 +20,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use crate::exec::{StepResult, local, summarize};
 use crate::runbook::PlannedStep;
 
-use super::store::{Job, JobStore, Status, off_thread};
+use super::store::{Ending, Job, JobStore, Status, off_thread};
 
 /// Bytes of the job's `output` (the tail of its steps' output) kept.
 const OUTPUT_TAIL: usize = 4096;
@@ -75,24 +75,21 @@ impl Runner {
                     Ok(p) => p,
                     Err(_) => break,
                 },
-                _ = stop.wait_for(|s| *s) => break,
+                _ = super::stopped(&mut stop) => break,
             };
             loop {
-                match off_thread(&self.store, |st| st.claim_next()).await {
-                    Ok(Some(job)) => {
-                        let me = self.clone();
-                        tokio::spawn(async move {
-                            let _permit = permit;
-                            me.run_job(job).await;
-                        });
-                        break;
-                    }
-                    Ok(None) | Err(_) => {}
+                if let Ok(Some(job)) = off_thread(&self.store, |st| st.claim_next()).await {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        me.run_job(job).await;
+                    });
+                    break;
                 }
                 tokio::select! {
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = stop.wait_for(|s| *s) => break 'outer,
+                    _ = super::stopped(&mut stop) => break 'outer,
                 }
             }
         }
@@ -202,10 +199,15 @@ impl Runner {
             .unwrap_or_else(|| json!({}));
         let mut all = results;
         all.extend(rolled);
-        let (out, js) = (output_tail(&all), json!(all));
-        let shown = detail.clone();
-        self.store_do(move |st| st.finish(seq, status, exit_code, &shown, &out, &facts, &js))
-            .await;
+        let end = Ending {
+            status,
+            exit_code,
+            detail: detail.clone(),
+            output: output_tail(&all),
+            facts,
+            steps: json!(all),
+        };
+        self.store_do(move |st| st.finish(seq, &end)).await;
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -72,7 +72,7 @@ pub async fn serve(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = super::stopped(&mut stop) => break,
         };
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -83,7 +83,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = super::stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
         let svc = hyper_util::service::TowerToHyperService::new(app.clone());

@@ -154,6 +154,17 @@ pub fn seq_of(id: &str) -> Option<i64> {
     id.strip_prefix("job-")?.parse().ok().filter(|n| *n > 0)
 }
 
+/// How a job ended, as stored.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub detail: String,
+    pub output: String,
+    pub facts: Value,
+    pub steps: Value,
+}
+
 /// What a submission did.
 #[derive(Debug)]
 pub enum Submitted {
@@ -398,28 +409,19 @@ impl JobStore {
     }
 
     /// A job's end.
-    pub fn finish(
-        &self,
-        seq: i64,
-        status: Status,
-        exit_code: Option<i32>,
-        detail: &str,
-        output: &str,
-        facts: &Value,
-        steps: &Value,
-    ) -> Result<(), StoreError> {
+    pub fn finish(&self, seq: i64, e: &Ending) -> Result<(), StoreError> {
         self.with("record a job's end", |c| {
             c.execute(
                 "UPDATE jobs SET status = ?2, exit_code = ?3, detail = ?4, output = ?5, \
                  facts = ?6, steps = ?7, finished_at = ?8 WHERE seq = ?1",
                 params![
                     seq,
-                    status.as_str(),
-                    exit_code,
-                    detail,
-                    output,
-                    facts.to_string(),
-                    steps.to_string(),
+                    e.status.as_str(),
+                    e.exit_code,
+                    e.detail,
+                    e.output,
+                    e.facts.to_string(),
+                    e.steps.to_string(),
                     stamp(Utc::now())
                 ],
             )
