@@ -496,3 +496,123 @@ async fn built_in_runbooks_run_through_a_real_agent() {
     let (_, all) = get(&agent, TOKEN_A, "/jobs").await;
     assert_eq!(all["jobs"].as_array().unwrap().len(), 4, "{all}");
 }
+
+/// The hub as `vigil serve` wires it, with `agent-host` reached through the
+/// agent: a manual run of the test runbook shows the job's progress as the
+/// action's detail in the snapshots the console draws, and the audit
+/// record of its end holds the job id and the agent's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_run_through_the_agent_shows_the_job_and_records_its_answer() {
+    use std::sync::Arc;
+    use vigil::config::Config;
+    use vigil::engine::Engine;
+    use vigil::exec::{ExecOptions, ExecutorSet};
+    use vigil::hub::{Hub, HubSetup, SourceBoard};
+    use vigil::model::{ActionState, RecordKind};
+    use vigil::store::{AuditWriter, Store};
+
+    let agent = Agent::start("").await;
+    let text = format!(
+        "runbook_dir = {:?}\n\n[[hosts]]\nname = \"{HOST}\"\nexecutor = \"http\"\n\
+         [hosts.http]\nurl = \"{}\"\ntoken = \"{TOKEN_A}\"\npoll_interval = \"50ms\"\n",
+        agent.dir.path().join("runbooks").display().to_string(),
+        agent.url()
+    );
+    let config = Config::parse("c.toml", &text).unwrap();
+    let setup = config.build("c.toml", &text, false, None).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).unwrap();
+    let restored = store.load_state().unwrap();
+    let writer = AuditWriter::spawn(store).unwrap();
+    let executors = ExecutorSet::from_hosts(&config.hosts, ExecOptions::default()).unwrap();
+    let (hub, handle) = Hub::new(HubSetup {
+        engine: Engine::new(setup),
+        writer,
+        restored,
+        demo: None,
+        operator: "test".into(),
+        sim_run_time: Duration::from_millis(10),
+        tick: Duration::from_millis(100),
+        executors: Some(Arc::new(executors)),
+        escalator: None,
+        sources: SourceBoard::default(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(hub.run(stop_rx));
+    let dir = marker_dir();
+    let file = dir.path().join("hub");
+    handle
+        .events
+        .send(Event::Run {
+            runbook: "slow_marker".into(),
+            target: HOST.into(),
+            params: [
+                ("file".to_string(), file.display().to_string()),
+                ("seconds".to_string(), "2".to_string()),
+            ]
+            .into(),
+            actor: "ana".into(),
+        })
+        .await
+        .unwrap();
+    let mut snaps = handle.snapshots.clone();
+    let mut seen_running = None;
+    let mut approved = false;
+    let start = std::time::Instant::now();
+    let end =
+        loop {
+            let s = snaps.borrow_and_update().clone();
+            if let Some(a) = s.actions.first() {
+                if a.state == ActionState::AwaitingApproval && !approved {
+                    handle
+                        .events
+                        .send(Event::Approve {
+                            action: a.id,
+                            actor: "ben".into(),
+                        })
+                        .await
+                        .unwrap();
+                    approved = true;
+                }
+                if a.state == ActionState::Running && a.detail.contains("running step 1/1") {
+                    seen_running = Some(a.detail.clone());
+                }
+            }
+            if let Some(r) = s.recent.iter().find(|r| {
+                r.kind == RecordKind::ActionSucceeded || r.kind == RecordKind::ActionFailed
+            }) {
+                break r.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no end: {:?}",
+                s.actions
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), snaps.changed()).await;
+        };
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    assert_eq!(end.kind, RecordKind::ActionSucceeded, "{end:?}");
+    let shown = seen_running.expect("the console's snapshot showed the running job");
+    let data = end.data.expect("the record's data");
+    let id = data["job"].as_str().unwrap();
+    assert!(
+        shown.starts_with(&format!("job {id} running: running step 1/1")),
+        "{shown}"
+    );
+    assert_eq!(data["executor"], "http");
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(data["facts"]["slept"], json!(1));
+    assert!(
+        data["agent_detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 step(s) ok")
+    );
+    assert!(
+        end.detail
+            .unwrap()
+            .starts_with(&format!("job {id} succeeded"))
+    );
+    assert_eq!(runs(&file), 1);
+}
