@@ -87,8 +87,9 @@ async fn authenticate(State(s): State<Arc<AgentState>>, mut req: Request, next: 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::as_bytes);
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().as_bytes());
         // Every token is compared, whichever matches.
         presented.and_then(|p| {
             s.tokens.iter().fold(None, |found, t| {

@@ -565,3 +565,7 @@ pub async fn off_thread<T: Send + 'static>(
     }
     r
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
