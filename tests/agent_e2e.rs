@@ -283,8 +283,9 @@ async fn sigkill_during_a_step_fails_the_job_as_interrupted_and_nothing_runs_twi
         .parse()
         .unwrap();
     agent.kill9();
-    // The step's process group outlives the agent (systemd's KillMode
-    // takes it down with the unit; here the test does, after the checks).
+    // The step's process group outlives the killed agent; the restarted
+    // one stops it (its leader's identity checked) before anything else.
+    assert!(group_alive(orphan), "the step died with the agent");
     agent.spawn().await;
     let o = waiting.await.unwrap();
     assert!(!o.success, "{}", show(&o));
@@ -293,6 +294,17 @@ async fn sigkill_during_a_step_fails_the_job_as_interrupted_and_nothing_runs_twi
         "{}",
         show(&o)
     );
+    let first = status_of(&agent, o.data.as_ref().unwrap()["job"].as_str().unwrap()).await;
+    assert!(
+        first["detail"].as_str().unwrap().contains(&format!(
+            "process group {orphan} was still running and was killed"
+        )),
+        "{first}"
+    );
+    until("the orphaned step is gone", 10, async || {
+        !group_alive(orphan)
+    })
+    .await;
     let second = wait_terminal(&agent, j2["id"].as_str().unwrap()).await;
     assert_eq!(
         second["status"], "succeeded",
@@ -316,7 +328,37 @@ async fn sigkill_during_a_step_fails_the_job_as_interrupted_and_nothing_runs_twi
     assert_eq!(dead["jobs"].as_array().unwrap().len(), 1, "{dead}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(runs(&f1), 1, "the interrupted job ran twice");
-    kill_group(orphan);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_outlives_the_hubs_wait_is_cancelled_on_the_host() {
+    let agent = Agent::start("").await;
+    let dir = marker_dir();
+    let file = dir.path().join("slow");
+    let x = marker(&agent, &file, 120);
+    let o = agent.hub(TOKEN_A, "max_wait = \"2s\"").run(&x).await;
+    assert!(!o.success, "{}", show(&o));
+    assert!(
+        o.detail
+            .contains("stopped waiting and the job was cancelled"),
+        "{}",
+        show(&o)
+    );
+    let pgid: i32 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let id = o.data.as_ref().unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait_terminal(&agent, &id).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    until("the step's process group is gone", 10, async || {
+        !group_alive(pgid)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,9 @@ pub async fn run(cfg: AgentConfig, stop: watch::Receiver<bool>) -> Result<(), St
     let catalog = cfg.catalog()?;
     let tls = cfg.tls.as_ref().map(serve::load).transpose()?;
     let store = Arc::new(store::JobStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
-    let interrupted = store.recover().map_err(|e| e.to_string())?;
+    let orphans = store.orphans().map_err(|e| e.to_string())?;
+    let notes = runner::stop_orphans(&orphans);
+    let interrupted = store.recover(&notes).map_err(|e| e.to_string())?;
     if interrupted > 0 {
         tracing::warn!(
             "{interrupted} job(s) were running when the agent stopped: failed as interrupted, not re-run"

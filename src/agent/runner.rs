@@ -10,7 +10,7 @@
 //! tasks. This module never decides what may run (`check` did, before the
 //! job was stored).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,7 +140,7 @@ impl Runner {
             let (out, js) = (output_tail(&results), json!(results));
             self.store_do(move |st| st.progress(seq, &doing, &out, &js))
                 .await;
-            let r = self.run_step(s, rx.clone()).await;
+            let r = self.run_step(seq, s, rx.clone()).await;
             let (ok, stopped) = (r.ok(), r.error.as_deref() == Some(STOPPED));
             results.push(r);
             if stopped {
@@ -163,7 +163,7 @@ impl Runner {
         let mut rolled = Vec::new();
         if failed.is_some() && cancelled_by.is_none() {
             for s in &rollback {
-                rolled.push(self.run_step(s, rx.clone()).await);
+                rolled.push(self.run_step(seq, s, rx.clone()).await);
             }
         }
         let o = match (&cancelled_by, failed) {
@@ -215,7 +215,12 @@ impl Runner {
         tracing::info!(job = %job.id(), status = status.as_str(), "job ended: {detail}");
     }
 
-    async fn run_step(&self, s: &PlannedStep, mut stop: watch::Receiver<bool>) -> StepResult {
+    async fn run_step(
+        &self,
+        seq: i64,
+        s: &PlannedStep,
+        mut stop: watch::Receiver<bool>,
+    ) -> StepResult {
         let timeout = s.timeout.to_std().unwrap_or(Duration::from_secs(60));
         let started = Instant::now();
         let stopped = async move {
@@ -223,14 +228,30 @@ impl Runner {
                 std::future::pending::<()>().await;
             }
         };
-        let out = local::run_argv_until(
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let env = local::step_env();
+        let run = local::run_argv_until(
             &s.argv,
-            &local::step_env(),
+            &env,
             timeout,
             self.output_limit,
             stopped,
-        )
-        .await;
+            move |pid| {
+                let _ = tx.send(pid);
+            },
+        );
+        // The step's group is on record while it runs, so a restart after
+        // a crash can stop what the crash left running.
+        let track = async {
+            if let Ok(pid) = rx.await
+                && let Some(ident) = identity(pid)
+            {
+                self.store_do(move |st| st.step_group(seq, Some((pid, ident))))
+                    .await;
+            }
+        };
+        let (out, ()) = tokio::join!(run, track);
+        self.store_do(move |st| st.step_group(seq, None)).await;
         let was_stopped = out.stopped;
         let mut r = StepResult::new(s, out, started.elapsed());
         if was_stopped {
@@ -238,6 +259,60 @@ impl Runner {
         }
         r
     }
+}
+
+/// A process's identity: its start time (clock ticks since boot) and
+/// command line, read from /proc; None when it is gone.
+pub fn identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parens).
+    let rest = stat.rsplit_once(") ")?.1;
+    let start = rest.split_whitespace().nth(19)?;
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(format!(
+        "{start}|{}",
+        String::from_utf8_lossy(&cmd).replace('\0', " ")
+    ))
+}
+
+/// Whether `now` (read right before a signal) is the process `then`
+/// identified: the same start time, and the same command line unless it is
+/// a zombie now (its command line reads empty; its pid cannot be reused
+/// until it is reaped, so the start time alone is conclusive).
+fn same_process(then: &str, now: &str) -> bool {
+    let (t_start, t_cmd) = then.split_once('|').unwrap_or((then, ""));
+    let (n_start, n_cmd) = now.split_once('|').unwrap_or((now, ""));
+    t_start == n_start && (n_cmd == t_cmd || n_cmd.is_empty())
+}
+
+/// After a crash, before the interrupted jobs are failed: each step's
+/// process group still led by the process that step started (same pid,
+/// start time and command line, checked right before the signal) is
+/// killed. What happened, by job seq.
+pub fn stop_orphans(orphans: &[(i64, u32, String)]) -> BTreeMap<i64, String> {
+    let mut notes = BTreeMap::new();
+    for (seq, pgid, ident) in orphans {
+        let note = match identity(*pgid) {
+            Some(now) if same_process(ident, &now) && *pgid > 1 && *pgid != std::process::id() => {
+                // SAFETY: kill(2) on a process group this agent started for
+                // a step, its leader's identity re-checked just before.
+                let rc = unsafe { libc::kill(-(*pgid as i32), libc::SIGKILL) };
+                if rc == 0 {
+                    format!("its step's process group {pgid} was still running and was killed")
+                } else {
+                    format!(
+                        "its step's process group {pgid} could not be killed: {}",
+                        std::io::Error::last_os_error()
+                    )
+                }
+            }
+            Some(_) => format!("process {pgid} is no longer its step's: left alone"),
+            None => "its step's process had ended".to_string(),
+        };
+        tracing::warn!(job = %format!("job-{seq}"), "{note}");
+        notes.insert(*seq, note);
+    }
+    notes
 }
 
 /// A step's error when its job was cancelled while it ran.
@@ -272,4 +347,20 @@ fn output_tail(results: &[StepResult]) -> String {
         s = format!("...{}", &s[cut..]);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_the_same_only_with_its_start_time_and_command_line() {
+        let me = identity(std::process::id()).expect("this process");
+        assert!(same_process(&me, &me));
+        let (start, cmd) = me.split_once('|').unwrap();
+        assert!(!same_process(&me, &format!("1{start}|{cmd}")), "a reused pid");
+        assert!(!same_process(&me, &format!("{start}|sh -c other")));
+        assert!(same_process(&me, &format!("{start}|")), "a zombie keeps its pid");
+        assert_eq!(identity(u32::MAX), None);
+    }
 }

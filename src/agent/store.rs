@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     facts TEXT NOT NULL DEFAULT '{}',
     steps TEXT NOT NULL DEFAULT '[]',
     cancel_by TEXT,
+    -- The running step's process group and its leader's identity (start
+    -- time and command line), so a restart can stop a step a crash left.
+    pgid INTEGER,
+    pg_ident TEXT,
     UNIQUE (hub, key)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
@@ -473,17 +477,52 @@ impl JobStore {
         })
     }
 
-    /// After a crash: every job left running failed as interrupted (its
-    /// steps may have run partly; it is never started again). The count.
-    pub fn recover(&self) -> Result<usize, StoreError> {
-        self.with("recover interrupted jobs", |c| {
+    /// The process group of a job's running step (None once it ended).
+    pub fn step_group(&self, seq: i64, group: Option<(u32, String)>) -> Result<(), StoreError> {
+        let (pgid, ident) = group.unzip();
+        self.with("record a step's process group", |c| {
             c.execute(
-                "UPDATE jobs SET status = 'failed', finished_at = ?1, detail = \
-                 'interrupted: the agent stopped while this job ran (at ' || detail || \
-                 '); it was not re-run: the hub decides whether to try again' \
-                 WHERE status = 'running'",
-                params![stamp(Utc::now())],
+                "UPDATE jobs SET pgid = ?2, pg_ident = ?3 WHERE seq = ?1",
+                params![seq, pgid, ident],
             )
+            .map(|_| ())
+        })
+    }
+
+    /// The steps' process groups of jobs left running by a crash.
+    pub fn orphans(&self) -> Result<Vec<(i64, u32, String)>, StoreError> {
+        self.with("read interrupted jobs", |c| {
+            let mut st = c.prepare(
+                "SELECT seq, pgid, pg_ident FROM jobs WHERE status = 'running' \
+                 AND pgid IS NOT NULL AND pg_ident IS NOT NULL",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// After a crash: every job left running failed as interrupted (its
+    /// steps may have run partly; it is never started again), with what
+    /// became of its step (`notes`, by seq). The count.
+    pub fn recover(&self, notes: &BTreeMap<i64, String>) -> Result<usize, StoreError> {
+        self.with("recover interrupted jobs", |c| {
+            let tx = c.transaction()?;
+            let seqs: Vec<i64> = {
+                let mut st = tx.prepare("SELECT seq FROM jobs WHERE status = 'running'")?;
+                st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for seq in &seqs {
+                let note = notes.get(seq).map(|n| format!("; {n}")).unwrap_or_default();
+                tx.execute(
+                    "UPDATE jobs SET status = 'failed', finished_at = ?2, pgid = NULL, \
+                     pg_ident = NULL, detail = 'interrupted: the agent stopped while this job ran (at ' \
+                     || detail || ')' || ?3 || '; it was not re-run: the hub decides whether to try again' \
+                     WHERE seq = ?1",
+                    params![seq, stamp(Utc::now()), note],
+                )?;
+            }
+            tx.commit()?;
+            Ok(seqs.len())
         })
     }
 

@@ -78,7 +78,7 @@ fn a_crash_fails_running_jobs_as_interrupted_and_keeps_the_queue() {
         (run, wait)
     };
     let st = JobStore::open(dir.path()).unwrap();
-    assert_eq!(st.recover().unwrap(), 1);
+    assert_eq!(st.recover(&BTreeMap::new()).unwrap(), 1);
     let j = st.job(run).unwrap().unwrap();
     assert_eq!(j.status, Status::Failed);
     assert!(
@@ -87,7 +87,7 @@ fn a_crash_fails_running_jobs_as_interrupted_and_keeps_the_queue() {
         j.detail
     );
     assert!(j.finished_at.is_some());
-    assert_eq!(st.recover().unwrap(), 0, "recovered once");
+    assert_eq!(st.recover(&BTreeMap::new()).unwrap(), 0, "recovered once");
     assert_eq!(st.claim_next().unwrap().unwrap().seq, wait);
     let failed = st.list("a", Some(Status::Failed), 10).unwrap();
     assert_eq!(failed.iter().map(|j| j.seq).collect::<Vec<_>>(), vec![run]);

@@ -17,6 +17,9 @@
 //!   codes and output) go into the recorded outcome with the job's id and
 //!   answer. While the job runs, each new status or detail is reported as
 //!   the action's progress. `vigil agent` serves this protocol.
+//! - When the job is not over after `max_wait`, `POST {url}/jobs/{id}/cancel`
+//!   asks the job API to stop it (a 404 from an API without cancel is
+//!   reported, not retried).
 //! - Network errors, `429` and `5xx` are retried with exponential backoff
 //!   (honouring `Retry-After` in seconds, capped); any other answer is final.
 //!   Retrying the POST is safe because of the key.
@@ -353,9 +356,17 @@ impl HttpTarget {
                 };
             }
             if tokio::time::Instant::now() >= deadline {
+                // A run that outlives its wait is stopped, on the host too
+                // (as a timed-out step is): the job API is asked to cancel.
+                let cancel = format!("{job_url}/cancel");
+                let asked = match self.send(|| client.post(&cancel), &mut retried).await {
+                    Ok((s, _)) if s.is_success() => "the job was cancelled".to_string(),
+                    Ok((s, _)) => format!("cancelling it answered {s}: the job may still run"),
+                    Err(e) => format!("cancelling it failed ({e}): the job may still run"),
+                };
                 return fail(
                     format!(
-                        "job {id} still {state:?} after {}s; stopped waiting (the job may still run)",
+                        "job {id} still {state:?} after {}s; stopped waiting and {asked}",
                         max_wait.as_secs()
                     ),
                     retried,

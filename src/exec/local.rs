@@ -98,7 +98,7 @@ pub async fn run_argv(
     timeout: Duration,
     limit: usize,
 ) -> ProcOutput {
-    run_argv_until(argv, env, timeout, limit, std::future::pending()).await
+    run_argv_until(argv, env, timeout, limit, std::future::pending(), |_| {}).await
 }
 
 /// SIGTERM to the group, SIGKILL two seconds later (or at once when the
@@ -120,13 +120,15 @@ async fn stop_group(
     }
 }
 
-/// [`run_argv`], also stopped (its whole group) when `stop` completes.
+/// [`run_argv`], also stopped (its whole group) when `stop` completes;
+/// `started` learns the process's pid (its group's id) once it runs.
 pub async fn run_argv_until(
     argv: &[String],
     env: &[(String, String)],
     timeout: Duration,
     limit: usize,
     stop: impl std::future::Future<Output = ()>,
+    started: impl FnOnce(u32),
 ) -> ProcOutput {
     let Some(prog) = argv.first() else {
         return ProcOutput::not_started("empty argv".into());
@@ -154,6 +156,7 @@ pub async fn run_argv_until(
         Err(e) => return ProcOutput::not_started(format!("cannot start {prog:?}: {e}")),
     };
     let pid = child.id().unwrap_or(0);
+    started(pid);
     let out = child
         .stdout
         .take()
