@@ -35,36 +35,42 @@ fn marker(agent: &Agent, file: &std::path::Path, secs: u32) -> Execution {
     )
 }
 
-async fn post(agent: &Agent, token: &str, key: &str, body: &Value) -> (u16, Value) {
-    let r = insecure_client()
-        .post(format!("{}/jobs", agent.url()))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("the agent answers");
+/// One request as a hub makes it: the status and the JSON answer.
+async fn call(
+    agent: &Agent,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    job: Option<(&str, &Value)>,
+) -> (u16, Value) {
+    let mut rb = insecure_client()
+        .request(method, format!("{}{path}", agent.url()))
+        .bearer_auth(token);
+    if let Some((key, body)) = job {
+        rb = rb.header("Idempotency-Key", key).json(body);
+    }
+    let r = rb.send().await.expect("the agent answers");
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(agent: &Agent, token: &str, key: &str, body: &Value) -> (u16, Value) {
+    call(
+        agent,
+        token,
+        reqwest::Method::POST,
+        "/jobs",
+        Some((key, body)),
+    )
+    .await
 }
 
 async fn get(agent: &Agent, token: &str, path: &str) -> (u16, Value) {
-    let r = insecure_client()
-        .get(format!("{}{path}", agent.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the agent answers");
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    call(agent, token, reqwest::Method::GET, path, None).await
 }
 
 async fn cancel(agent: &Agent, token: &str, id: &str) -> (u16, Value) {
-    let r = insecure_client()
-        .post(format!("{}/jobs/{id}/cancel", agent.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the agent answers");
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    let path = format!("/jobs/{id}/cancel");
+    call(agent, token, reqwest::Method::POST, &path, None).await
 }
 
 async fn status_of(agent: &Agent, id: &str) -> Value {
@@ -545,13 +551,7 @@ async fn built_in_runbooks_run_through_a_real_agent() {
 /// record of its end holds the job id and the agent's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_run_through_the_agent_shows_the_job_and_records_its_answer() {
-    use std::sync::Arc;
-    use vigil::config::Config;
-    use vigil::engine::Engine;
-    use vigil::exec::{ExecOptions, ExecutorSet};
-    use vigil::hub::{Hub, HubSetup, SourceBoard};
     use vigil::model::{ActionState, RecordKind};
-    use vigil::store::{AuditWriter, Store};
 
     let agent = Agent::start("").await;
     let text = format!(
@@ -560,25 +560,8 @@ async fn a_hub_run_through_the_agent_shows_the_job_and_records_its_answer() {
         agent.dir.path().join("runbooks").display().to_string(),
         agent.url()
     );
-    let config = Config::parse("c.toml", &text).unwrap();
-    let setup = config.build("c.toml", &text, false, None).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let store = Store::open(data.path()).unwrap();
-    let restored = store.load_state().unwrap();
-    let writer = AuditWriter::spawn(store).unwrap();
-    let executors = ExecutorSet::from_hosts(&config.hosts, ExecOptions::default()).unwrap();
-    let (hub, handle) = Hub::new(HubSetup {
-        engine: Engine::new(setup),
-        writer,
-        restored,
-        demo: None,
-        operator: "test".into(),
-        sim_run_time: Duration::from_millis(10),
-        tick: Duration::from_millis(100),
-        executors: Some(Arc::new(executors)),
-        escalator: None,
-        sources: SourceBoard::default(),
-    });
+    let (hub, handle) = support::serve_hub(&text, data.path());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(hub.run(stop_rx));
     let dir = marker_dir();

@@ -237,7 +237,7 @@ async fn submit(
         Err(r) => r,
         Ok(Submitted::Created(j)) => {
             s.runner.wake();
-            tracing::info!(job = %j.id(), hub = %j.hub, key = %j.key, runbook = %j.runbook, target = %j.target, "job queued");
+            tracing::info!(job = %j.id(), hub = %j.spec.hub, key = %j.spec.key, runbook = %j.spec.runbook, target = %j.spec.target, "job queued");
             job_answer(StatusCode::CREATED, j.answer())
         }
         Ok(Submitted::Existing(j) | Submitted::Conflict(j)) => same_key(j, &body_hash, &key),
@@ -255,7 +255,7 @@ async fn submit(
 
 /// A key seen before: the same job for the same body, 409 otherwise.
 fn same_key(old: super::store::Job, body_hash: &str, key: &str) -> Response {
-    if old.body_hash == body_hash {
+    if old.spec.body_hash == body_hash {
         job_answer(StatusCode::OK, old.answer())
     } else {
         error(
@@ -269,13 +269,20 @@ fn same_key(old: super::store::Job, body_hash: &str, key: &str) -> Response {
     }
 }
 
+/// The seq of a job id from a path, or the 404 for one that is not an id.
+#[allow(clippy::result_large_err)]
+fn job_seq(id: &str) -> Result<i64, Response> {
+    seq_of(id).ok_or_else(|| error(StatusCode::NOT_FOUND, "no such job (ids look like job-123)"))
+}
+
 async fn one(
     State(s): State<Arc<AgentState>>,
     axum::Extension(Hub(hub)): axum::Extension<Hub>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(seq) = seq_of(&id) else {
-        return error(StatusCode::NOT_FOUND, "no such job (ids look like job-123)");
+    let seq = match job_seq(&id) {
+        Ok(seq) => seq,
+        Err(r) => return r,
     };
     match blocking(&s, move |st| st.get(&hub, seq)).await {
         Err(r) => r,
@@ -331,8 +338,9 @@ async fn cancel(
     axum::Extension(Hub(hub)): axum::Extension<Hub>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(seq) = seq_of(&id) else {
-        return error(StatusCode::NOT_FOUND, "no such job (ids look like job-123)");
+    let seq = match job_seq(&id) {
+        Ok(seq) => seq,
+        Err(r) => return r,
     };
     let who = hub.clone();
     match blocking(&s, move |st| st.cancel(&who, seq)).await {

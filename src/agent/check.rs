@@ -149,12 +149,7 @@ pub fn check(
         return Err(format!(
             "runbook {} is not in this agent's catalog; it runs {}",
             shown(&job.runbook),
-            catalog
-                .runbooks
-                .iter()
-                .map(|r| r.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            catalog.names().join(", ")
         ));
     };
     if !rb.enabled {

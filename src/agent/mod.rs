@@ -8,7 +8,7 @@
 //! - `store`: the SQLite job store (idempotency, queue, recovery, pruning).
 //! - `runner`: the queue and the steps, run as the local executor runs them.
 //! - `api`: the routes and the token check.
-//! - `serve`: the listener (TCP or rustls TLS).
+//! - `tls`: the listener's certificate (rustls).
 //!
 //! The agent decides nothing about whether a fix is wise (the hub's engine
 //! does, and decides any retry: a new attempt, a new key); it refuses what
@@ -18,8 +18,8 @@ pub mod api;
 pub mod check;
 pub mod config;
 pub mod runner;
-pub mod serve;
 pub mod store;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub async fn run(cfg: AgentConfig, stop: watch::Receiver<bool>) -> Result<(), St
     }
     let mut lock = crate::owner::DirLock::acquire(&cfg.data_dir).map_err(|e| e.to_string())?;
     let catalog = cfg.catalog()?;
-    let tls = cfg.tls.as_ref().map(serve::load).transpose()?;
+    let tls = cfg.tls.as_ref().map(tls::load).transpose()?;
     let store = Arc::new(store::JobStore::open(&cfg.data_dir).map_err(|e| e.to_string())?);
     let orphans = store.orphans().map_err(|e| e.to_string())?;
     let notes = runner::stop_orphans(&orphans);
@@ -109,7 +109,7 @@ pub async fn run(cfg: AgentConfig, stop: watch::Receiver<bool>) -> Result<(), St
         })
     };
     let work = tokio::spawn(runner.clone().run(stop.clone(), STOP_GRACE));
-    serve::serve(
+    crate::ingest::serve_connections(
         listener,
         api::router(state),
         tls.map(|t| t.acceptor),

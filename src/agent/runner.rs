@@ -120,9 +120,10 @@ impl Runner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(seq, tx);
-        tracing::info!(job = %job.id(), hub = %job.hub, key = %job.key, runbook = %job.runbook, target = %job.target, "job started");
+        let j = &job.spec;
+        tracing::info!(job = %job.id(), hub = %j.hub, key = %j.key, runbook = %j.runbook, target = %j.target, "job started");
         let (steps, rollback): (Vec<&PlannedStep>, Vec<&PlannedStep>) =
-            job.plan.iter().partition(|s| !s.rollback);
+            j.plan.iter().partition(|s| !s.rollback);
         let mut results: Vec<StepResult> = Vec::new();
         let mut failed = None;
         let mut cancelled_by: Option<String> = None;
@@ -358,9 +359,15 @@ mod tests {
         let me = identity(std::process::id()).expect("this process");
         assert!(same_process(&me, &me));
         let (start, cmd) = me.split_once('|').unwrap();
-        assert!(!same_process(&me, &format!("1{start}|{cmd}")), "a reused pid");
+        assert!(
+            !same_process(&me, &format!("1{start}|{cmd}")),
+            "a reused pid"
+        );
         assert!(!same_process(&me, &format!("{start}|sh -c other")));
-        assert!(same_process(&me, &format!("{start}|")), "a zombie keeps its pid");
+        assert!(
+            same_process(&me, &format!("{start}|")),
+            "a zombie keeps its pid"
+        );
         assert_eq!(identity(u32::MAX), None);
     }
 }

@@ -101,19 +101,11 @@ pub struct NewJob {
     pub plan: Vec<PlannedStep>,
 }
 
-/// A stored job.
+/// A stored job: what was accepted, then where it is.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub seq: i64,
-    pub hub: String,
-    pub key: String,
-    pub body_hash: String,
-    pub action_id: String,
-    pub attempt: u32,
-    pub runbook: String,
-    pub target: String,
-    pub params: Value,
-    pub plan: Vec<PlannedStep>,
+    pub spec: NewJob,
     pub status: Status,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -136,11 +128,11 @@ impl Job {
         json!({
             "id": self.id(),
             "status": self.status.as_str(),
-            "idempotency_key": self.key,
-            "action_id": self.action_id,
-            "attempt": self.attempt,
-            "runbook": self.runbook,
-            "target": self.target,
+            "idempotency_key": self.spec.key,
+            "action_id": self.spec.action_id,
+            "attempt": self.spec.attempt,
+            "runbook": self.spec.runbook,
+            "target": self.spec.target,
             "created_at": self.created_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -219,15 +211,17 @@ fn row_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let parse = |s: String| serde_json::from_str::<Value>(&s).unwrap_or(Value::Null);
     Ok(Job {
         seq: r.get(0)?,
-        hub: text(1)?,
-        key: text(2)?,
-        body_hash: text(3)?,
-        action_id: text(4)?,
-        attempt: r.get(5)?,
-        runbook: text(6)?,
-        target: text(7)?,
-        params: parse(text(8)?),
-        plan: serde_json::from_str(&text(9)?).unwrap_or_default(),
+        spec: NewJob {
+            hub: text(1)?,
+            key: text(2)?,
+            body_hash: text(3)?,
+            action_id: text(4)?,
+            attempt: r.get(5)?,
+            runbook: text(6)?,
+            target: text(7)?,
+            params: serde_json::from_str(&text(8)?).unwrap_or_default(),
+            plan: serde_json::from_str(&text(9)?).unwrap_or_default(),
+        },
         status: Status::parse(&text(10)?).unwrap_or(Status::Failed),
         created_at: text(11)?,
         started_at: r.get(12)?,
@@ -328,7 +322,7 @@ impl JobStore {
                 )
                 .optional()?;
             if let Some(old) = found {
-                return Ok(if old.body_hash == j.body_hash {
+                return Ok(if old.spec.body_hash == j.body_hash {
                     Submitted::Existing(old)
                 } else {
                     Submitted::Conflict(old)

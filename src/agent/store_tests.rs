@@ -17,6 +17,17 @@ fn new(hub: &str, key: &str, body: &str) -> NewJob {
     }
 }
 
+fn ending(status: Status) -> Ending {
+    Ending {
+        status,
+        exit_code: None,
+        detail: status.as_str().into(),
+        output: String::new(),
+        facts: json!({}),
+        steps: json!([]),
+    }
+}
+
 fn created(s: Submitted) -> Job {
     match s {
         Submitted::Created(j) => j,
@@ -117,15 +128,7 @@ fn cancel_depends_on_where_the_job_is() {
         None,
         "a cancelled job never starts"
     );
-    let end = Ending {
-        status: Status::Cancelled,
-        exit_code: None,
-        detail: "cancelled".into(),
-        output: String::new(),
-        facts: json!({}),
-        steps: json!([]),
-    };
-    st.finish(running, &end).unwrap();
+    st.finish(running, &ending(Status::Cancelled)).unwrap();
     assert!(matches!(
         st.cancel("a", running).unwrap(),
         Some(Cancel::Finished(_))
@@ -139,15 +142,7 @@ fn finished_jobs_are_pruned_after_their_time_and_others_never() {
     let done = created(st.submit(&new("a", "k1", "h"), 10).unwrap()).seq;
     let queued = created(st.submit(&new("a", "k2", "h"), 10).unwrap()).seq;
     st.claim_next().unwrap();
-    let end = Ending {
-        status: Status::Succeeded,
-        exit_code: Some(0),
-        detail: "ok".into(),
-        output: String::new(),
-        facts: json!({}),
-        steps: json!([]),
-    };
-    st.finish(done, &end).unwrap();
+    st.finish(done, &ending(Status::Succeeded)).unwrap();
     assert_eq!(
         st.prune(Utc::now() - chrono::TimeDelta::minutes(1))
             .unwrap(),

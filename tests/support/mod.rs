@@ -87,6 +87,31 @@ pub fn execution_in(
     }
 }
 
+/// A hub as `vigil serve` wires it, from a config file's text: its store
+/// in `data`, its executors from the config's hosts, a 100 ms tick. Run it
+/// with `hub.run(stop)`.
+pub fn serve_hub(text: &str, data: &Path) -> (vigil::hub::Hub, vigil::hub::HubHandle) {
+    use vigil::hub::{Hub, HubSetup, SourceBoard};
+    let config = vigil::config::Config::parse("c.toml", text).expect("config");
+    let setup = config.build("c.toml", text, false, None).expect("setup");
+    let store = vigil::store::Store::open(data).expect("store");
+    let restored = store.load_state().expect("state");
+    let writer = vigil::store::AuditWriter::spawn(store).expect("writer");
+    let executors = ExecutorSet::from_hosts(&config.hosts, ExecOptions::default()).expect("hosts");
+    Hub::new(HubSetup {
+        engine: vigil::engine::Engine::new(setup),
+        writer,
+        restored,
+        demo: None,
+        operator: "test".into(),
+        sim_run_time: Duration::from_millis(10),
+        tick: Duration::from_millis(100),
+        executors: Some(std::sync::Arc::new(executors)),
+        escalator: None,
+        sources: SourceBoard::default(),
+    })
+}
+
 /// A local-only executor set.
 pub fn local_set() -> ExecutorSet {
     ExecutorSet::new(BTreeMap::new(), ExecOptions::default())
