@@ -89,15 +89,19 @@ impl Bench {
         t.elapsed()
     }
 
-    async fn counts(&self) -> serde_json::Value {
+    async fn get(&self, path: &str) -> serde_json::Value {
         self.client
-            .get(format!("{}/health", self.url))
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .expect("health")
+            .expect("the agent answers")
             .json()
             .await
             .expect("json")
+    }
+
+    async fn counts(&self) -> serde_json::Value {
+        self.get("/health").await
     }
 }
 
@@ -185,15 +189,7 @@ fn main() {
         }
         let took = t.elapsed();
         let rss1 = rss_kb("VmRSS:");
-        let list: serde_json::Value = b
-            .client
-            .get(format!("{}/jobs?limit=1000", b.url))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let list = b.get("/jobs?limit=1000").await;
         let mut jobs: Vec<(u64, String, String)> = list["jobs"]
             .as_array()
             .expect("jobs")

@@ -269,21 +269,37 @@ fn same_key(old: super::store::Job, body_hash: &str, key: &str) -> Response {
     }
 }
 
-/// The seq of a job id from a path, or the 404 for one that is not an id.
-#[allow(clippy::result_large_err)]
-fn job_seq(id: &str) -> Result<i64, Response> {
-    seq_of(id).ok_or_else(|| error(StatusCode::NOT_FOUND, "no such job (ids look like job-123)"))
+/// A job id from the path (`job-123`); anything else is a 404.
+struct JobId {
+    id: String,
+    seq: i64,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for JobId {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<JobId, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match seq_of(&id) {
+            Some(seq) => Ok(JobId { id, seq }),
+            None => Err(error(
+                StatusCode::NOT_FOUND,
+                "no such job (ids look like job-123)",
+            )),
+        }
+    }
 }
 
 async fn one(
     State(s): State<Arc<AgentState>>,
     axum::Extension(Hub(hub)): axum::Extension<Hub>,
-    Path(id): Path<String>,
+    JobId { id, seq }: JobId,
 ) -> Response {
-    let seq = match job_seq(&id) {
-        Ok(seq) => seq,
-        Err(r) => return r,
-    };
     match blocking(&s, move |st| st.get(&hub, seq)).await {
         Err(r) => r,
         Ok(Some(j)) => job_answer(StatusCode::OK, j.answer()),
@@ -336,12 +352,8 @@ async fn list(
 async fn cancel(
     State(s): State<Arc<AgentState>>,
     axum::Extension(Hub(hub)): axum::Extension<Hub>,
-    Path(id): Path<String>,
+    JobId { id, seq }: JobId,
 ) -> Response {
-    let seq = match job_seq(&id) {
-        Ok(seq) => seq,
-        Err(r) => return r,
-    };
     let who = hub.clone();
     match blocking(&s, move |st| st.cancel(&who, seq)).await {
         Err(r) => r,

@@ -138,10 +138,7 @@ impl Runner {
                 break;
             }
             let doing = format!("running step {}/{} {:?}", i + 1, steps.len(), s.name);
-            let (out, js) = (output_tail(&results), json!(results));
-            self.store_do(move |st| st.progress(seq, &doing, &out, &js))
-                .await;
-            let r = self.run_step(seq, s, rx.clone()).await;
+            let r = self.run_step(seq, s, doing, rx.clone()).await;
             let (ok, stopped) = (r.ok(), r.error.as_deref() == Some(STOPPED));
             results.push(r);
             if stopped {
@@ -163,8 +160,9 @@ impl Runner {
         }
         let mut rolled = Vec::new();
         if failed.is_some() && cancelled_by.is_none() {
-            for s in &rollback {
-                rolled.push(self.run_step(seq, s, rx.clone()).await);
+            for (k, s) in rollback.iter().enumerate() {
+                let doing = format!("rollback step {}/{} {:?}", k + 1, rollback.len(), s.name);
+                rolled.push(self.run_step(seq, s, doing, rx.clone()).await);
             }
         }
         let o = match (&cancelled_by, failed) {
@@ -216,10 +214,13 @@ impl Runner {
         tracing::info!(job = %job.id(), status = status.as_str(), "job ended: {detail}");
     }
 
+    /// Runs one step; `doing` (what the job does now) is recorded with the
+    /// step's process group once it runs.
     async fn run_step(
         &self,
         seq: i64,
         s: &PlannedStep,
+        doing: String,
         mut stop: watch::Receiver<bool>,
     ) -> StepResult {
         let timeout = s.timeout.to_std().unwrap_or(Duration::from_secs(60));
@@ -244,15 +245,13 @@ impl Runner {
         // The step's group is on record while it runs, so a restart after
         // a crash can stop what the crash left running.
         let track = async {
-            if let Ok(pid) = rx.await
-                && let Some(ident) = identity(pid)
-            {
-                self.store_do(move |st| st.step_group(seq, Some((pid, ident))))
+            if let Ok(pid) = rx.await {
+                let group = identity(pid).map(|ident| (pid, ident));
+                self.store_do(move |st| st.step_started(seq, &doing, group))
                     .await;
             }
         };
         let (out, ()) = tokio::join!(run, track);
-        self.store_do(move |st| st.step_group(seq, None)).await;
         let was_stopped = out.stopped;
         let mut r = StepResult::new(s, out, started.elapsed());
         if was_stopped {

@@ -193,8 +193,14 @@ pub struct StoreError {
     source: rusqlite::Error,
 }
 
+/// Two connections to one file: `conn` commits with `synchronous=FULL`
+/// (a job accepted, claimed, cancelled or ended is on disk before anyone
+/// hears of it); `light` with `synchronous=NORMAL`, for what a power cut
+/// may lose without harm (a running job's progress, its step's process
+/// group), so those writes do not queue accepts behind a sync each.
 pub struct JobStore {
     conn: Mutex<Connection>,
+    light: Mutex<Connection>,
     path: String,
 }
 
@@ -234,6 +240,20 @@ fn row_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     })
 }
 
+/// The one job matching `filter` (an SQL condition on `jobs`), if any.
+fn select_one(
+    c: &Connection,
+    filter: &str,
+    p: impl rusqlite::Params,
+) -> rusqlite::Result<Option<Job>> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE {filter}"),
+        p,
+        row_job,
+    )
+    .optional()
+}
+
 impl JobStore {
     /// Opens (or creates) `dir/agent.db`.
     pub fn open(dir: &Path) -> Result<JobStore, StoreError> {
@@ -247,15 +267,22 @@ impl JobStore {
                 source,
             }
         };
-        let conn = Connection::open(&path).map_err(err("open"))?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(err("set WAL"))?;
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .map_err(err("set synchronous=FULL"))?;
+        let open = |sync: &str| -> Result<Connection, StoreError> {
+            let conn = Connection::open(&path).map_err(err("open"))?;
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                .map_err(err("set WAL"))?;
+            conn.execute_batch(&format!(
+                "PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+            ))
+            .map_err(err("set synchronous"))?;
+            Ok(conn)
+        };
+        let conn = open("FULL")?;
         conn.execute_batch(SCHEMA)
             .map_err(err("create the schema"))?;
         Ok(JobStore {
             conn: Mutex::new(conn),
+            light: Mutex::new(open("NORMAL")?),
             path: shown,
         })
     }
@@ -265,7 +292,16 @@ impl JobStore {
         what: &'static str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        self.on(&self.conn, what, f)
+    }
+
+    fn on<T>(
+        &self,
+        conn: &Mutex<Connection>,
+        what: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut c).map_err(|source| StoreError {
             path: self.path.clone(),
             what,
@@ -276,36 +312,14 @@ impl JobStore {
     /// The job a hub made with `key`, if any.
     pub fn by_key(&self, hub: &str, key: &str) -> Result<Option<Job>, StoreError> {
         self.with("read a job", |c| {
-            c.query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE hub = ?1 AND key = ?2"),
-                params![hub, key],
-                row_job,
-            )
-            .optional()
+            select_one(c, "hub = ?1 AND key = ?2", params![hub, key])
         })
     }
 
     /// One job of a hub.
     pub fn get(&self, hub: &str, seq: i64) -> Result<Option<Job>, StoreError> {
         self.with("read a job", |c| {
-            c.query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?1 AND hub = ?2"),
-                params![seq, hub],
-                row_job,
-            )
-            .optional()
-        })
-    }
-
-    /// One job by seq, whoever made it (the runner).
-    pub fn job(&self, seq: i64) -> Result<Option<Job>, StoreError> {
-        self.with("read a job", |c| {
-            c.query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?1"),
-                params![seq],
-                row_job,
-            )
-            .optional()
+            select_one(c, "seq = ?1 AND hub = ?2", params![seq, hub])
         })
     }
 
@@ -314,13 +328,7 @@ impl JobStore {
     pub fn submit(&self, j: &NewJob, max_queued: usize) -> Result<Submitted, StoreError> {
         self.with("store a job", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let found = tx
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM jobs WHERE hub = ?1 AND key = ?2"),
-                    params![j.hub, j.key],
-                    row_job,
-                )
-                .optional()?;
+            let found = select_one(&tx, "hub = ?1 AND key = ?2", params![j.hub, j.key])?;
             if let Some(old) = found {
                 return Ok(if old.spec.body_hash == j.body_hash {
                     Submitted::Existing(old)
@@ -352,12 +360,8 @@ impl JobStore {
                     stamp(Utc::now()),
                 ],
             )?;
-            let seq = tx.last_insert_rowid();
-            let job = tx.query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?1"),
-                params![seq],
-                row_job,
-            )?;
+            let job = select_one(&tx, "seq = ?1", params![tx.last_insert_rowid()])?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             tx.commit()?;
             Ok(Submitted::Created(job))
         })
@@ -377,18 +381,13 @@ impl JobStore {
                 .optional()?;
             match seq {
                 None => Ok(None),
-                Some(seq) => c
-                    .query_row(
-                        &format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?1"),
-                        params![seq],
-                        row_job,
-                    )
-                    .optional(),
+                Some(seq) => select_one(c, "seq = ?1", params![seq]),
             }
         })
     }
 
-    /// What a running job has done so far (shown to the hub as it polls).
+    /// What a running job has done so far (shown to the hub as it polls),
+    /// between steps: no step runs.
     pub fn progress(
         &self,
         seq: i64,
@@ -396,11 +395,30 @@ impl JobStore {
         output: &str,
         steps: &Value,
     ) -> Result<(), StoreError> {
-        self.with("record progress", |c| {
+        self.on(&self.light, "record progress", |c| {
             c.execute(
-                "UPDATE jobs SET detail = ?2, output = ?3, steps = ?4 \
-                 WHERE seq = ?1 AND status = 'running'",
+                "UPDATE jobs SET detail = ?2, output = ?3, steps = ?4, pgid = NULL, \
+                 pg_ident = NULL WHERE seq = ?1 AND status = 'running'",
                 params![seq, detail, output, steps.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// A step started: what the job does now and the step's process group
+    /// with its leader's identity (so a restart after a crash can stop it).
+    pub fn step_started(
+        &self,
+        seq: i64,
+        detail: &str,
+        group: Option<(u32, String)>,
+    ) -> Result<(), StoreError> {
+        let (pgid, ident) = group.unzip();
+        self.on(&self.light, "record a step's start", |c| {
+            c.execute(
+                "UPDATE jobs SET detail = ?2, pgid = ?3, pg_ident = ?4 \
+                 WHERE seq = ?1 AND status = 'running'",
+                params![seq, detail, pgid, ident],
             )
             .map(|_| ())
         })
@@ -411,7 +429,8 @@ impl JobStore {
         self.with("record a job's end", |c| {
             c.execute(
                 "UPDATE jobs SET status = ?2, exit_code = ?3, detail = ?4, output = ?5, \
-                 facts = ?6, steps = ?7, finished_at = ?8 WHERE seq = ?1",
+                 facts = ?6, steps = ?7, finished_at = ?8, pgid = NULL, pg_ident = NULL \
+                 WHERE seq = ?1",
                 params![
                     seq,
                     e.status.as_str(),
@@ -433,12 +452,7 @@ impl JobStore {
         self.with("cancel a job", |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let get = |tx: &rusqlite::Transaction<'_>| {
-                tx.query_row(
-                    &format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?1 AND hub = ?2"),
-                    params![seq, hub],
-                    row_job,
-                )
-                .optional()
+                select_one(tx, "seq = ?1 AND hub = ?2", params![seq, hub])
             };
             let Some(job) = get(&tx)? else {
                 return Ok(None);
@@ -468,18 +482,6 @@ impl JobStore {
             };
             tx.commit()?;
             Ok(Some(out))
-        })
-    }
-
-    /// The process group of a job's running step (None once it ended).
-    pub fn step_group(&self, seq: i64, group: Option<(u32, String)>) -> Result<(), StoreError> {
-        let (pgid, ident) = group.unzip();
-        self.with("record a step's process group", |c| {
-            c.execute(
-                "UPDATE jobs SET pgid = ?2, pg_ident = ?3 WHERE seq = ?1",
-                params![seq, pgid, ident],
-            )
-            .map(|_| ())
         })
     }
 
@@ -570,7 +572,7 @@ impl JobStore {
 
     /// Who asked to cancel a running job, if anyone.
     pub fn cancel_requested(&self, seq: i64) -> Result<Option<String>, StoreError> {
-        self.with("read a cancel request", |c| {
+        self.on(&self.light, "read a cancel request", |c| {
             c.query_row(
                 "SELECT cancel_by FROM jobs WHERE seq = ?1",
                 params![seq],

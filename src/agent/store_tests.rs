@@ -69,7 +69,10 @@ fn the_queue_runs_in_order_and_is_bounded() {
     ));
     let first = st.claim_next().unwrap().unwrap();
     assert_eq!((first.seq, first.status), (ids[0], Status::Running));
-    assert_eq!(st.job(ids[0]).unwrap().unwrap().status, Status::Running);
+    assert_eq!(
+        st.get("a", ids[0]).unwrap().unwrap().status,
+        Status::Running
+    );
     // One left the queue: one more fits.
     created(st.submit(&new("a", "k9", "h"), 3).unwrap());
     assert_eq!(st.claim_next().unwrap().unwrap().seq, ids[1]);
@@ -90,7 +93,7 @@ fn a_crash_fails_running_jobs_as_interrupted_and_keeps_the_queue() {
     };
     let st = JobStore::open(dir.path()).unwrap();
     assert_eq!(st.recover(&BTreeMap::new()).unwrap(), 1);
-    let j = st.job(run).unwrap().unwrap();
+    let j = st.get("a", run).unwrap().unwrap();
     assert_eq!(j.status, Status::Failed);
     assert!(
         j.detail.starts_with("interrupted") && j.detail.contains("step 1/2"),
@@ -153,9 +156,9 @@ fn finished_jobs_are_pruned_after_their_time_and_others_never() {
             .unwrap(),
         1
     );
-    assert!(st.job(done).unwrap().is_none());
+    assert!(st.get("a", done).unwrap().is_none());
     assert!(
-        st.job(queued).unwrap().is_some(),
+        st.get("a", queued).unwrap().is_some(),
         "a queued job is never pruned"
     );
     // A key whose job was pruned makes a new job, with a new id.

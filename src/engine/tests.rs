@@ -1515,17 +1515,14 @@ fn a_suppressed_alert_shows_who_inhibits_it_and_a_late_silence_cancels_its_pendi
 #[test]
 fn progress_of_a_running_attempt_is_shown_as_its_detail_and_never_recorded() {
     let mut e = engine("[runbooks.disk_cleanup]\napproval = \"auto\"\n");
-    let cmds = e.handle(
+    let fired = e.handle(
         firing("DiskSpaceLow", "web-01", &[("mountpoint", "/")]),
         t(0),
     );
-    let x = cmds
-        .iter()
-        .find_map(|c| match c {
-            Command::Execute(x) => Some(x.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let Some(Command::Execute(x)) = fired.into_iter().find(|c| matches!(c, Command::Execute(_)))
+    else {
+        panic!("no execution")
+    };
     let detail_of = |e: &Engine| {
         e.actions()
             .find(|a| a.id == x.action)
