@@ -193,14 +193,14 @@ pub struct StoreError {
     source: rusqlite::Error,
 }
 
-/// Two connections to one file: `conn` commits with `synchronous=FULL`
-/// (a job accepted, claimed, cancelled or ended is on disk before anyone
-/// hears of it); `light` with `synchronous=NORMAL`, for what a power cut
-/// may lose without harm (a running job's progress, its step's process
-/// group), so those writes do not queue accepts behind a sync each.
+/// One connection (writers never wait on SQLite's lock, only on this
+/// mutex). It commits with `synchronous=FULL` (a job accepted, claimed,
+/// cancelled or ended is on disk before anyone hears of it), except what a
+/// power cut may lose without harm (a running job's progress, its step's
+/// process group), written with `synchronous=NORMAL` so those writes do not
+/// queue accepts behind a sync each.
 pub struct JobStore {
     conn: Mutex<Connection>,
-    light: Mutex<Connection>,
     path: String,
 }
 
@@ -267,22 +267,15 @@ impl JobStore {
                 source,
             }
         };
-        let open = |sync: &str| -> Result<Connection, StoreError> {
-            let conn = Connection::open(&path).map_err(err("open"))?;
-            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-                .map_err(err("set WAL"))?;
-            conn.execute_batch(&format!(
-                "PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
-            ))
-            .map_err(err("set synchronous"))?;
-            Ok(conn)
-        };
-        let conn = open("FULL")?;
+        let conn = Connection::open(&path).map_err(err("open"))?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(err("set WAL"))?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+            .map_err(err("set synchronous=FULL"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("create the schema"))?;
         Ok(JobStore {
             conn: Mutex::new(conn),
-            light: Mutex::new(open("NORMAL")?),
             path: shown,
         })
     }
@@ -292,20 +285,27 @@ impl JobStore {
         what: &'static str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        self.on(&self.conn, what, f)
-    }
-
-    fn on<T>(
-        &self,
-        conn: &Mutex<Connection>,
-        what: &'static str,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut c).map_err(|source| StoreError {
             path: self.path.clone(),
             what,
             source,
+        })
+    }
+
+    /// [`JobStore::with`] for a write a power cut may lose: committed with
+    /// `synchronous=NORMAL`, then FULL again whatever happened.
+    fn light<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.with(what, |c| {
+            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            let r = f(c);
+            let back = c.execute_batch("PRAGMA synchronous = FULL");
+            let r = r?;
+            back.map(|_| r)
         })
     }
 
@@ -395,7 +395,7 @@ impl JobStore {
         output: &str,
         steps: &Value,
     ) -> Result<(), StoreError> {
-        self.on(&self.light, "record progress", |c| {
+        self.light("record progress", |c| {
             c.execute(
                 "UPDATE jobs SET detail = ?2, output = ?3, steps = ?4, pgid = NULL, \
                  pg_ident = NULL WHERE seq = ?1 AND status = 'running'",
@@ -414,7 +414,7 @@ impl JobStore {
         group: Option<(u32, String)>,
     ) -> Result<(), StoreError> {
         let (pgid, ident) = group.unzip();
-        self.on(&self.light, "record a step's start", |c| {
+        self.light("record a step's start", |c| {
             c.execute(
                 "UPDATE jobs SET detail = ?2, pgid = ?3, pg_ident = ?4 \
                  WHERE seq = ?1 AND status = 'running'",
@@ -572,7 +572,7 @@ impl JobStore {
 
     /// Who asked to cancel a running job, if anyone.
     pub fn cancel_requested(&self, seq: i64) -> Result<Option<String>, StoreError> {
-        self.on(&self.light, "read a cancel request", |c| {
+        self.with("read a cancel request", |c| {
             c.query_row(
                 "SELECT cancel_by FROM jobs WHERE seq = ?1",
                 params![seq],

@@ -165,3 +165,29 @@ fn finished_jobs_are_pruned_after_their_time_and_others_never() {
     let again = created(st.submit(&new("a", "k1", "h"), 10).unwrap());
     assert!(again.seq > queued, "ids are never reused");
 }
+
+#[test]
+fn progress_is_written_lightly_and_everything_else_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = JobStore::open(dir.path()).unwrap();
+    let seq = created(st.submit(&new("a", "k1", "h"), 10).unwrap()).seq;
+    st.claim_next().unwrap();
+    st.step_started(seq, "running step 1/1", Some((42, "1|sh".into())))
+        .unwrap();
+    st.progress(seq, "step 1/2 ok", "out", &json!([])).unwrap();
+    let sync: i64 = st
+        .with("read", |c| {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0))
+        })
+        .unwrap();
+    assert_eq!(sync, 2, "back to synchronous=FULL");
+    let j = st.get("a", seq).unwrap().unwrap();
+    assert_eq!(
+        (j.detail.as_str(), j.output.as_str()),
+        ("step 1/2 ok", "out")
+    );
+    assert!(
+        st.orphans().unwrap().is_empty(),
+        "no step runs between steps"
+    );
+}
