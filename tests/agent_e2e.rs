@@ -64,6 +64,11 @@ async fn post(agent: &Agent, token: &str, key: &str, body: &Value) -> (u16, Valu
     .await
 }
 
+/// Submits an execution's job as hub A, as its executor would.
+async fn submit(agent: &Agent, x: &Execution) -> (u16, Value) {
+    post(agent, TOKEN_A, &HttpTarget::key(x), &HttpTarget::body(x)).await
+}
+
 async fn get(agent: &Agent, token: &str, path: &str) -> (u16, Value) {
     call(agent, token, reqwest::Method::GET, path, None).await
 }
@@ -165,13 +170,7 @@ async fn a_job_that_differs_from_the_agents_plan_by_one_character_is_refused() {
     // A parameter outside its pattern, even with the matching plan.
     let mut bad = marker(&agent, &dir.path().join("x"), 0);
     bad.params.insert("file".into(), "/etc/passwd".into());
-    let (s, e) = post(
-        &agent,
-        TOKEN_A,
-        &HttpTarget::key(&bad),
-        &HttpTarget::body(&bad),
-    )
-    .await;
+    let (s, e) = submit(&agent, &bad).await;
     assert_eq!(s, 422, "{e}");
     assert!(e["error"].as_str().unwrap().contains("params.file"), "{e}");
     // A runbook the agent does not have.
@@ -275,13 +274,7 @@ async fn sigkill_during_a_step_fails_the_job_as_interrupted_and_nothing_runs_twi
         async move { hub.run(&x1).await }
     });
     until("the first step starts", 20, async || runs(&f1) == 1).await;
-    let (s, j2) = post(
-        &agent,
-        TOKEN_A,
-        &HttpTarget::key(&x2),
-        &HttpTarget::body(&x2),
-    )
-    .await;
+    let (s, j2) = submit(&agent, &x2).await;
     assert_eq!((s, j2["status"].as_str()), (201, Some("queued")), "{j2}");
     let orphan: i32 = std::fs::read_to_string(&f1)
         .unwrap()
@@ -318,13 +311,7 @@ async fn sigkill_during_a_step_fails_the_job_as_interrupted_and_nothing_runs_twi
     );
     assert_eq!(runs(&f2), 1);
     // The same key again answers the interrupted job; it is not re-run.
-    let (s, again) = post(
-        &agent,
-        TOKEN_A,
-        &HttpTarget::key(&x1),
-        &HttpTarget::body(&x1),
-    )
-    .await;
+    let (s, again) = submit(&agent, &x1).await;
     assert_eq!(
         (s, again["status"].as_str()),
         (200, Some("failed")),
@@ -374,20 +361,8 @@ async fn cancel_during_a_long_step_kills_its_process_group() {
     let (long, queued) = (dir.path().join("long"), dir.path().join("queued"));
     let xa = marker(&agent, &long, 300);
     let xb = marker(&agent, &queued, 0);
-    let (_, a) = post(
-        &agent,
-        TOKEN_A,
-        &HttpTarget::key(&xa),
-        &HttpTarget::body(&xa),
-    )
-    .await;
-    let (_, b) = post(
-        &agent,
-        TOKEN_A,
-        &HttpTarget::key(&xb),
-        &HttpTarget::body(&xb),
-    )
-    .await;
+    let (_, a) = submit(&agent, &xa).await;
+    let (_, b) = submit(&agent, &xb).await;
     let (ida, idb) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     let child = long.with_file_name("long.child");
     until("the long step starts its child", 20, async || {
