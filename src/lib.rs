@@ -2,6 +2,7 @@
 //! control plane. The library holds everything; `src/main.rs` is the CLI.
 
 pub mod access;
+pub mod agent;
 pub mod analysis;
 pub mod client;
 pub mod config;

@@ -87,6 +87,11 @@ enum Cmd {
         #[command(subcommand)]
         command: RcaCmd,
     },
+    /// Serve the job API on a host for hubs' http executors: runs only the
+    /// runbooks it knows, exactly as it plans them (`--listen ADDR`,
+    /// default 127.0.0.1:9798; `--data-dir DIR`; `--config FILE`, the
+    /// agent's own config).
+    Agent,
 }
 
 #[derive(Subcommand)]
@@ -184,6 +189,11 @@ fn main() -> ExitCode {
                     analyser,
                 },
         }) => cmd_rca_eval(&cli, dir, *json, analyser),
+        Some(Cmd::Agent) => vigil::agent::cli(vigil::agent::Flags {
+            config: cli.config.clone(),
+            listen: cli.listen.clone(),
+            data_dir: cli.data_dir.clone(),
+        }),
         Some(Cmd::Serve { duration }) => cmd_serve(&cli, cli.listen.clone(), duration.clone()),
         None => cmd_console(&cli, started),
     }

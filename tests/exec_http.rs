@@ -139,7 +139,9 @@ async fn a_job_is_submitted_with_its_key_and_polled_to_success() {
     assert!(!all.contains("tok-abcdef123"), "{all}");
     let a = api.lock().unwrap();
     assert_eq!(a.posts, 1);
-    let (body, id) = a.keys.get("A000042-1").expect("the key is action-attempt");
+    let key = HttpTarget::key(&x);
+    assert_eq!(key, format!("{}-1", x.action), "the key is action-attempt");
+    let (body, id) = a.keys.get(&key).expect("the job's key");
     assert_eq!(o.data.as_ref().unwrap()["job"], json!(id));
     assert_eq!(body["target"], "api-host");
     assert_eq!(body["runbook"], "disk_cleanup");
@@ -176,12 +178,12 @@ async fn a_failed_job_fails_the_run() {
 #[tokio::test]
 async fn the_same_key_with_another_body_is_a_conflict_and_not_retried() {
     let api = Shared::default();
-    api.lock()
-        .unwrap()
-        .keys
-        .insert("A000042-1".into(), (json!({"other": true}), "job-x".into()));
-    let port = serve(api.clone()).await;
     let x = execution("disk_cleanup", "api-host", "http", &[]);
+    api.lock().unwrap().keys.insert(
+        HttpTarget::key(&x),
+        (json!({"other": true}), "job-x".into()),
+    );
+    let port = serve(api.clone()).await;
     let o = set_for(port, "").run(&x).await;
     assert!(!o.success);
     assert!(o.detail.contains("409"), "{}", o.detail);

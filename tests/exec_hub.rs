@@ -5,16 +5,11 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use vigil::config::Config;
-use vigil::engine::{Engine, Event};
-use vigil::exec::{ExecOptions, ExecutorSet};
-use vigil::hub::{Hub, HubSetup, SourceBoard};
+use vigil::engine::Event;
 use vigil::model::{AlertStatus, IncomingAlert, Labels, Record, RecordKind};
-use vigil::store::{AuditWriter, Store};
 
 struct Tree {
     root: tempfile::TempDir,
@@ -48,25 +43,8 @@ async fn run_hub(tree: &Tree, dry_run: bool) -> Vec<Record> {
         "[settings]\ndry_run = {dry_run}\n\n[[hosts]]\nname = \"localhost\"\nexecutor = \"local\"\n\n\
          [runbooks.disk_cleanup]\napproval = \"auto\"\nparams = {{ tmp_root = \"{root}\", var_tmp_root = \"/var/tmp/vigil-none\", log_root = \"/var/log/vigil-none\", system_caches = \"no\" }}\n"
     );
-    let config = Config::parse("c.toml", &text).unwrap();
-    let setup = config.build("c.toml", &text, false, None).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let store = Store::open(data.path()).unwrap();
-    let restored = store.load_state().unwrap();
-    let writer = AuditWriter::spawn(store).unwrap();
-    let executors = ExecutorSet::from_hosts(&config.hosts, ExecOptions::default()).unwrap();
-    let (hub, handle) = Hub::new(HubSetup {
-        engine: Engine::new(setup),
-        writer,
-        restored,
-        demo: None,
-        operator: "test".into(),
-        sim_run_time: Duration::from_millis(10),
-        tick: Duration::from_millis(100),
-        executors: Some(Arc::new(executors)),
-        escalator: None,
-        sources: SourceBoard::default(),
-    });
+    let (hub, handle) = support::serve_hub(&text, data.path());
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(hub.run(stop_rx));
     let mut labels = Labels::new();

@@ -170,6 +170,14 @@ pub enum Event {
         attempt: u32,
         outcome: Outcome,
     },
+    /// What a running attempt reports before it ends (a job API's status
+    /// and output): shown as the action's detail, never recorded; the
+    /// outcome in `Finished` is what the trail keeps.
+    Progress {
+        action: ActionId,
+        attempt: u32,
+        detail: String,
+    },
 }
 
 /// How a run ended, as the executor reports it.
@@ -868,6 +876,18 @@ impl Engine {
                 attempt,
                 outcome,
             } => self.on_finished(action, attempt, outcome, now),
+            Event::Progress {
+                action,
+                attempt,
+                detail,
+            } => {
+                if let Some(a) = self.actions.get_mut(&action)
+                    && a.state == ActionState::Running
+                    && a.attempt == attempt
+                {
+                    a.detail = detail;
+                }
+            }
         }
     }
 

@@ -1843,3 +1843,50 @@ fn the_analysis_runbook_is_proposed_through_the_same_checks_and_four_eyes() {
     assert!(r.message.contains("proposal from the analysis"), "{r}");
     assert!(started(&approve(&mut e, id, "ana", 8)));
 }
+
+#[test]
+fn progress_of_a_running_attempt_is_shown_as_its_detail_and_never_recorded() {
+    let mut e = engine("[runbooks.disk_cleanup]\napproval = \"auto\"\n");
+    let fired = e.handle(
+        firing("DiskSpaceLow", "web-01", &[("mountpoint", "/")]),
+        t(0),
+    );
+    let Some(Command::Execute(x)) = fired.into_iter().find(|c| matches!(c, Command::Execute(_)))
+    else {
+        panic!("no execution")
+    };
+    let detail_of = |e: &Engine| {
+        e.actions()
+            .find(|a| a.id == x.action)
+            .map(|a| a.detail.clone())
+            .unwrap()
+    };
+    let progress = |attempt, detail: &str| Event::Progress {
+        action: x.action,
+        attempt,
+        detail: detail.into(),
+    };
+    let cmds = e.handle(
+        progress(1, "job job-7 running: running step 2/3 \"rotate\""),
+        t(1),
+    );
+    assert!(cmds.is_empty(), "progress is not recorded: {cmds:?}");
+    assert_eq!(
+        detail_of(&e),
+        "job job-7 running: running step 2/3 \"rotate\""
+    );
+    // Another attempt's progress, or progress after the end, changes nothing.
+    e.handle(progress(2, "job job-9 running"), t(2));
+    assert!(detail_of(&e).contains("job-7"));
+    e.handle(
+        Event::Finished {
+            action: x.action,
+            attempt: 1,
+            outcome: Outcome::failure(Some(1), "job job-7 failed"),
+        },
+        t(3),
+    );
+    let after = detail_of(&e);
+    e.handle(progress(1, "job job-7 running late"), t(4));
+    assert_eq!(detail_of(&e), after);
+}

@@ -10,21 +10,33 @@
 //!   `{"id", "status"}`. The same key with the same body must return the
 //!   same job; the same key with another body must answer `409`.
 //! - `GET {url}/jobs/{id}` answers `{"id", "status", "exit_code"?,
-//!   "output"?, "detail"?}`; `status` is `queued`, `running`, `succeeded`,
-//!   `failed` or `cancelled` (the last three are terminal).
+//!   "output"?, "detail"?, "facts"?, "steps"?}`; `status` is `queued`,
+//!   `running`, `succeeded`, `failed` or `cancelled` (the last three are
+//!   terminal). `detail` (else `output`) becomes the run's detail; `facts`
+//!   (what steps printed as `vigil: key=value`) and `steps` (per-step exit
+//!   codes and output) go into the recorded outcome with the job's id and
+//!   answer. While the job runs, each new status or detail is reported as
+//!   the action's progress. `vigil agent` serves this protocol.
+//! - When the job is not over after `max_wait`, `POST {url}/jobs/{id}/cancel`
+//!   asks the job API to stop it (a 404 from an API without cancel is
+//!   reported, not retried).
 //! - Network errors, `429` and `5xx` are retried with exponential backoff
 //!   (honouring `Retry-After` in seconds, capped); any other answer is final.
 //!   Retrying the POST is safe because of the key.
 //!
 //! Owns `[hosts.http]` (`url`, `token` or `token_env`, `poll_interval`,
-//! `max_wait`, `retries`). Must never log or record the token.
+//! `max_wait`, `retries`, `pin_sha256`: the job API's certificate by its
+//! SHA-256, see `pin`). Must never log or record the token.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::engine::{Execution, Outcome};
+use tokio::sync::mpsc;
+
+use super::pin::{Pin, parse_pin, pinned};
+use crate::engine::{Event, Execution, Outcome};
 use crate::units::limits;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -36,6 +48,7 @@ struct HttpSpec {
     poll_interval: Option<String>,
     max_wait: Option<String>,
     retries: Option<i64>,
+    pin_sha256: Option<String>,
 }
 
 /// A bearer token; never printed.
@@ -60,6 +73,8 @@ pub struct HttpTarget {
     pub max_wait: Option<Duration>,
     /// Retries of one request on network errors, 429 and 5xx (default 5).
     pub retries: u32,
+    /// The job API's certificate, pinned (https only).
+    pub pin: Option<Pin>,
 }
 
 fn delta(
@@ -125,12 +140,26 @@ impl HttpTarget {
             Some(n) if (0..=20).contains(&n) => n as u32,
             Some(n) => return Err(("retries".into(), format!("{n}; expected 0..20"))),
         };
+        let pin = match &spec.pin_sha256 {
+            None => None,
+            Some(_) if parsed.scheme() != "https" => {
+                return Err((
+                    "pin_sha256".into(),
+                    format!("a pinned certificate needs an https:// url, not {url:?}"),
+                ));
+            }
+            Some(text) => {
+                let sha = parse_pin(text).map_err(|e| ("pin_sha256".to_string(), e))?;
+                Some(pinned(sha).map_err(|e| ("pin_sha256".to_string(), e))?)
+            }
+        };
         Ok(HttpTarget {
             url: url.trim_end_matches('/').to_string(),
             token,
             poll_interval,
             max_wait,
             retries,
+            pin,
         })
     }
 
@@ -201,8 +230,15 @@ impl HttpTarget {
         }
     }
 
-    /// Submits the job and polls it to a terminal state.
-    pub async fn run(&self, client: &reqwest::Client, x: &Execution) -> Outcome {
+    /// Submits the job and polls it to a terminal state; each new status or
+    /// detail of the job goes to `progress` as the action's progress.
+    pub async fn run(
+        &self,
+        client: &reqwest::Client,
+        x: &Execution,
+        progress: Option<&mpsc::Sender<Event>>,
+    ) -> Outcome {
+        let client = self.pin.as_ref().map(|p| &p.client).unwrap_or(client);
         let key = Self::key(x);
         let body = Self::body(x);
         let jobs = format!("{}/jobs", self.url);
@@ -262,24 +298,44 @@ impl HttpTarget {
         let deadline = tokio::time::Instant::now() + max_wait;
         let job_url = format!("{jobs}/{id}");
         let mut last = v;
+        let mut shown = String::new();
         loop {
             let state = last.get("status").and_then(|s| s.as_str()).unwrap_or("");
+            if let Some(tx) = progress {
+                let now = progress_line(&id, state, &last);
+                if now != shown {
+                    // Progress is for the eye: dropped when the hub is busy.
+                    let _ = tx.try_send(Event::Progress {
+                        action: x.action,
+                        attempt: x.attempt,
+                        detail: now.clone(),
+                    });
+                    shown = now;
+                }
+            }
             if ["succeeded", "failed", "cancelled", "canceled", "error"].contains(&state) {
                 let exit_code = last
                     .get("exit_code")
                     .and_then(|c| c.as_i64())
                     .map(|c| c as i32);
-                let output = last
-                    .get("output")
-                    .or_else(|| last.get("detail"))
-                    .and_then(|o| o.as_str())
-                    .unwrap_or("");
+                let text = |k: &str| {
+                    last.get(k)
+                        .and_then(|o| o.as_str())
+                        .filter(|o| !o.is_empty())
+                };
+                let output = text("output").unwrap_or("");
+                let summary = text("detail").unwrap_or(output);
                 let success = state == "succeeded";
                 let detail = format!(
                     "job {id} {state}{}{}",
-                    if output.is_empty() { "" } else { ": " },
-                    output.chars().take(300).collect::<String>()
+                    if summary.is_empty() { "" } else { ": " },
+                    summary.chars().take(300).collect::<String>()
                 );
+                let kept = |k: &str| {
+                    last.get(k).filter(|v| !v.is_null()).map(|v| {
+                        serde_json::from_str(&super::redact(&v.to_string())).unwrap_or(json!(null))
+                    })
+                };
                 return Outcome {
                     success,
                     exit_code: exit_code.or(Some(if success { 0 } else { 1 })),
@@ -291,13 +347,26 @@ impl HttpTarget {
                         "status": state,
                         "retries": retried,
                         "output": super::redact(&output.chars().take(4096).collect::<String>()),
+                        "agent_detail": super::redact(&summary.chars().take(4096).collect::<String>()),
+                        "facts": kept("facts").unwrap_or_else(|| json!({})),
+                        "steps": kept("steps"),
+                        "started_at": kept("started_at"),
+                        "finished_at": kept("finished_at"),
                     })),
                 };
             }
             if tokio::time::Instant::now() >= deadline {
+                // A run that outlives its wait is stopped, on the host too
+                // (as a timed-out step is): the job API is asked to cancel.
+                let cancel = format!("{job_url}/cancel");
+                let asked = match self.send(|| client.post(&cancel), &mut retried).await {
+                    Ok((s, _)) if s.is_success() => "the job was cancelled".to_string(),
+                    Ok((s, _)) => format!("cancelling it answered {s}: the job may still run"),
+                    Err(e) => format!("cancelling it failed ({e}): the job may still run"),
+                };
                 return fail(
                     format!(
-                        "job {id} still {state:?} after {}s; stopped waiting (the job may still run)",
+                        "job {id} still {state:?} after {}s; stopped waiting and {asked}",
                         max_wait.as_secs()
                     ),
                     retried,
@@ -318,6 +387,28 @@ impl HttpTarget {
             }
         }
     }
+}
+
+/// One line for the console while the job runs: its id, status and what
+/// the job API last said (detail, else the last line of its output).
+fn progress_line(id: &str, state: &str, v: &serde_json::Value) -> String {
+    let said = v
+        .get("detail")
+        .and_then(|d| d.as_str())
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            v.get("output")
+                .and_then(|o| o.as_str())
+                .and_then(|o| o.lines().rev().find(|l| !l.trim().is_empty()))
+        })
+        .unwrap_or("");
+    let line = format!(
+        "job {id} {}{}{}",
+        if state.is_empty() { "submitted" } else { state },
+        if said.is_empty() { "" } else { ": " },
+        said.chars().take(200).collect::<String>()
+    );
+    super::redact(&line)
 }
 
 fn json_id(v: &serde_json::Value) -> Option<String> {

@@ -1,10 +1,11 @@
 //! Running one argv as a child process: no shell, a known minimal
 //! environment, stdin closed, stdout and stderr captured up to a limit, its
 //! own process group, and on timeout the whole group is sent SIGTERM, then
-//! SIGKILL.
+//! SIGKILL; the same happens when the caller stops it (a cancelled job).
 //!
-//! Used by the local executor directly and by the ssh executor for the
-//! `ssh` client process. Must not interpret or join arguments.
+//! Used by the local executor directly, by the ssh executor for the `ssh`
+//! client process and by `vigil agent` for a job's steps. Must not
+//! interpret or join arguments.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 pub struct ProcOutput {
     pub exit_code: Option<i32>,
     pub timed_out: bool,
+    /// Stopped by the caller before it ended (its group was killed).
+    pub stopped: bool,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     /// Bytes beyond the limit (both streams).
@@ -95,6 +98,38 @@ pub async fn run_argv(
     timeout: Duration,
     limit: usize,
 ) -> ProcOutput {
+    run_argv_until(argv, env, timeout, limit, std::future::pending(), |_| {}).await
+}
+
+/// SIGTERM to the group, SIGKILL two seconds later (or at once when the
+/// leader is gone), then the leader's exit status.
+async fn stop_group(
+    pid: u32,
+    child: &mut tokio::process::Child,
+) -> Option<std::process::ExitStatus> {
+    signal_group(pid, libc::SIGTERM);
+    match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(s) => {
+            signal_group(pid, libc::SIGKILL);
+            s.ok()
+        }
+        Err(_) => {
+            signal_group(pid, libc::SIGKILL);
+            child.wait().await.ok()
+        }
+    }
+}
+
+/// [`run_argv`], also stopped (its whole group) when `stop` completes;
+/// `started` learns the process's pid (its group's id) once it runs.
+pub async fn run_argv_until(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    limit: usize,
+    stop: impl std::future::Future<Output = ()>,
+    started: impl FnOnce(u32),
+) -> ProcOutput {
     let Some(prog) = argv.first() else {
         return ProcOutput::not_started("empty argv".into());
     };
@@ -121,6 +156,7 @@ pub async fn run_argv(
         Err(e) => return ProcOutput::not_started(format!("cannot start {prog:?}: {e}")),
     };
     let pid = child.id().unwrap_or(0);
+    started(pid);
     let out = child
         .stdout
         .take()
@@ -129,22 +165,20 @@ pub async fn run_argv(
         .stderr
         .take()
         .map(|s| tokio::spawn(read_capped(s, limit)));
-    let mut timed_out = false;
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(s) => s.ok(),
-        Err(_) => {
+    let (mut timed_out, mut stopped) = (false, false);
+    let waited = tokio::select! {
+        w = tokio::time::timeout(timeout, child.wait()) => Some(w),
+        () = stop => None,
+    };
+    let status = match waited {
+        Some(Ok(s)) => s.ok(),
+        Some(Err(_)) => {
             timed_out = true;
-            signal_group(pid, libc::SIGTERM);
-            match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-                Ok(s) => {
-                    signal_group(pid, libc::SIGKILL);
-                    s.ok()
-                }
-                Err(_) => {
-                    signal_group(pid, libc::SIGKILL);
-                    child.wait().await.ok()
-                }
-            }
+            stop_group(pid, &mut child).await
+        }
+        None => {
+            stopped = true;
+            stop_group(pid, &mut child).await
         }
     };
     let exit_code = status.and_then(|s| {
@@ -156,6 +190,7 @@ pub async fn run_argv(
     let mut res = ProcOutput {
         exit_code,
         timed_out,
+        stopped,
         ..Default::default()
     };
     for (task, slot) in [(out, 0), (err, 1)] {

@@ -18,6 +18,7 @@
 
 pub mod http;
 pub mod local;
+pub mod pin;
 mod redact;
 pub mod ssh;
 
@@ -195,6 +196,15 @@ impl ExecutorSet {
     /// Runs one execution to its end and returns its outcome (what `spawn`
     /// reports). Waits for a slot under the concurrency limit first.
     pub async fn run(&self, x: &Execution) -> Outcome {
+        self.run_reporting(x, None).await
+    }
+
+    /// [`ExecutorSet::run`], reporting a job API's progress on `progress`.
+    pub async fn run_reporting(
+        &self,
+        x: &Execution,
+        progress: Option<&mpsc::Sender<Event>>,
+    ) -> Outcome {
         let _permit = self.permits.acquire().await;
         let started = Instant::now();
         let host = match (x.executor.as_str(), self.hosts.get(&x.target)) {
@@ -213,7 +223,7 @@ impl ExecutorSet {
         let mut outcome = match &host {
             HostExecutor::Local => self.run_steps("local", x, None).await,
             HostExecutor::Ssh(t) => self.run_steps("ssh", x, Some(t)).await,
-            HostExecutor::Http(t) => t.run(&self.client, x).await,
+            HostExecutor::Http(t) => t.run(&self.client, x, progress).await,
         };
         outcome.detail = redact(&outcome.detail);
         if let Some(serde_json::Value::Object(m)) = outcome.data.as_mut() {
@@ -322,7 +332,9 @@ impl Executors for ExecutorSet {
             // The run happens in its own task so that a panic in it still
             // ends with a Finished event.
             let (action, attempt) = (x.action, x.attempt);
-            let outcome = match tokio::spawn(async move { me.run(&x).await }).await {
+            let tx = done.clone();
+            let run = async move { me.run_reporting(&x, Some(&tx)).await };
+            let outcome = match tokio::spawn(run).await {
                 Ok(o) => o,
                 Err(e) => Outcome::failure(None, format!("the executor task failed: {e}")),
             };
@@ -360,7 +372,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl StepResult {
-    fn new(s: &PlannedStep, out: local::ProcOutput, took: Duration) -> StepResult {
+    pub fn new(s: &PlannedStep, out: local::ProcOutput, took: Duration) -> StepResult {
         StepResult {
             name: s.name.clone(),
             exit_code: out.exit_code,
@@ -415,7 +427,9 @@ fn last_line(s: &str) -> &str {
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
-fn summarize(
+/// The outcome of a run from its step results: `failed` is the index of
+/// the step that failed (the run stopped there), `rolled` what rollback ran.
+pub fn summarize(
     executor: &str,
     total: usize,
     results: &[StepResult],

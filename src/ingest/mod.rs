@@ -308,10 +308,8 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` turns true: at most
-/// [`connection_cap`] connections at once (the rest wait in the kernel's
-/// backlog), each given [`HEADER_TIMEOUT`] to send its headers, so slow or
-/// half-sent requests cannot hold the listener.
+/// Serves the API on `listener` until `shutdown` turns true (see
+/// [`serve_connections`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<Api>,
@@ -325,7 +323,21 @@ pub async fn serve(
         HealthState::Ok,
         format!("listening on {addr}"),
     );
-    let app = api::router(api);
+    serve_connections(listener, api::router(api), None, shutdown).await;
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown` turns true: at most
+/// [`connection_cap`] connections at once (the rest wait in the kernel's
+/// backlog), each given [`HEADER_TIMEOUT`] to send its headers (and, with
+/// `tls`, to finish its handshake), so slow or half-sent requests cannot
+/// hold the listener. Shared by the hub's API and `vigil agent`.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(connection_cap()));
     let stop = stopped(shutdown);
     tokio::pin!(stop);
@@ -352,17 +364,25 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
-            let _ = b
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
+            let Some(acceptor) = tls else {
+                let _ = b
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+                return;
+            };
+            if let Ok(Ok(s)) = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                let _ = b
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            }
         });
     }
-    Ok(())
 }
 
 /// Binds `DATA_DIR/vigil.sock`: mode 0660 (0600 without a group), owned

@@ -1094,6 +1094,11 @@ impl Catalog {
         self.runbooks.iter().find(|r| r.name() == name)
     }
 
+    /// The runbooks' names, in catalog order.
+    pub fn names(&self) -> Vec<&str> {
+        self.runbooks.iter().map(|r| r.name()).collect()
+    }
+
     /// Applies `settings.approvals_by_risk` to the runbooks whose file and
     /// override do not say how many approvals they need.
     pub fn apply_approvals_by_risk(&mut self, by_risk: &BTreeMap<Risk, Approvals>) {

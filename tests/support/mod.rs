@@ -52,18 +52,32 @@ pub fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Action ids of [`execution`]: each execution in a test process is its
+/// own action (a job API keys jobs by action and attempt).
+static NEXT_ACTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(42);
+
 /// An execution of a built-in runbook with these parameters (defaults for
-/// the rest), planned exactly as the engine plans it.
+/// the rest), planned exactly as the engine plans it, as a new action.
 pub fn execution(runbook: &str, target: &str, executor: &str, p: &[(&str, &str)]) -> Execution {
-    let catalog = Catalog::builtin();
-    let rb = catalog.get(runbook).expect("a built-in runbook");
+    execution_in(&Catalog::builtin(), runbook, target, executor, p)
+}
+
+/// [`execution`] of a runbook of `catalog`.
+pub fn execution_in(
+    catalog: &Catalog,
+    runbook: &str,
+    target: &str,
+    executor: &str,
+    p: &[(&str, &str)],
+) -> Execution {
+    let rb = catalog.get(runbook).expect("a runbook of the catalog");
     let mut labels = vigil::model::Labels::new();
     labels.insert("host".into(), target.into());
     let resolved = rb
         .resolve_params(&labels, &vigil::model::Labels::new(), &params(p))
         .expect("valid parameters");
     Execution {
-        action: ActionId(42),
+        action: ActionId(NEXT_ACTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         attempt: 1,
         runbook: runbook.into(),
         target: target.into(),
@@ -71,6 +85,31 @@ pub fn execution(runbook: &str, target: &str, executor: &str, p: &[(&str, &str)]
         steps: rb.plan(target, &resolved),
         params: resolved,
     }
+}
+
+/// A hub as `vigil serve` wires it, from a config file's text: its store
+/// in `data`, its executors from the config's hosts, a 100 ms tick. Run it
+/// with `hub.run(stop)`.
+pub fn serve_hub(text: &str, data: &Path) -> (vigil::hub::Hub, vigil::hub::HubHandle) {
+    use vigil::hub::{Hub, HubSetup, SourceBoard};
+    let config = vigil::config::Config::parse("c.toml", text).expect("config");
+    let setup = config.build("c.toml", text, false, None).expect("setup");
+    let store = vigil::store::Store::open(data).expect("store");
+    let restored = store.load_state().expect("state");
+    let writer = vigil::store::AuditWriter::spawn(store).expect("writer");
+    let executors = ExecutorSet::from_hosts(&config.hosts, ExecOptions::default()).expect("hosts");
+    Hub::new(HubSetup {
+        engine: vigil::engine::Engine::new(setup),
+        writer,
+        restored,
+        demo: None,
+        operator: "test".into(),
+        sim_run_time: Duration::from_millis(10),
+        tick: Duration::from_millis(100),
+        executors: Some(std::sync::Arc::new(executors)),
+        escalator: None,
+        sources: SourceBoard::default(),
+    })
 }
 
 /// A local-only executor set.
