@@ -139,6 +139,9 @@ pub struct Snapshot {
     /// The console's connection to the hub (the client's own, never sent).
     #[serde(skip)]
     pub link: Option<Link>,
+    /// How many series the engine holds and has evicted.
+    #[serde(default)]
+    pub series: crate::policy::eval::SeriesFigures,
 }
 
 /// A console's connection to its hub, as the status bar shows it.
@@ -227,6 +230,7 @@ impl Snapshot {
             .map(|fp| engine.suggestions(fp, now))
             .unwrap_or_default();
         Snapshot {
+            series: engine.series_figures(),
             at: now,
             modes: engine.modes(),
             demo: false,
@@ -261,6 +265,7 @@ impl Snapshot {
     /// Nothing known yet (a console waiting for its hub's first snapshot).
     pub fn empty(at: Time) -> Snapshot {
         Snapshot {
+            series: Default::default(),
             at,
             modes: Modes::default(),
             demo: false,
@@ -324,8 +329,9 @@ pub struct SampleBacklog {
     drained: tokio::sync::Notify,
     inbox: std::sync::Mutex<Vec<crate::model::KeyedSample>>,
     /// Senders waiting for the samples now in the inbox to be evaluated
-    /// and their records committed (taken with the inbox, under its lock).
-    waiting: std::sync::Mutex<Vec<Durable>>,
+    /// and their records committed (taken with the inbox, under its lock),
+    /// with where their samples are in the inbox (start, count).
+    waiting: std::sync::Mutex<Vec<(Evaluated, usize, usize)>>,
     /// Set (under the inbox lock) when the hub took the inbox for the last
     /// time: later deliveries are refused, not left unanswered.
     closed: std::sync::atomic::AtomicBool,
@@ -397,7 +403,12 @@ impl SampleBacklog {
 
     /// The delivered samples and the senders waiting for them to be
     /// durable.
-    fn take_with_waiters(&self) -> (Vec<crate::model::KeyedSample>, Vec<Durable>) {
+    fn take_with_waiters(
+        &self,
+    ) -> (
+        Vec<crate::model::KeyedSample>,
+        Vec<(Evaluated, usize, usize)>,
+    ) {
         let mut inbox = self.inbox();
         let samples = std::mem::take(&mut *inbox);
         let waiting = std::mem::take(
@@ -431,18 +442,19 @@ impl Admitted {
     }
 
     /// [`Admitted::deliver`], and an answer once the hub evaluated the
-    /// samples and committed every record they caused (Ok), or could not
-    /// (Err with why; dropped when the hub stopped first).
+    /// samples and committed every record they caused (Ok, with the samples
+    /// a series limit refused), or could not (Err with why; dropped when the
+    /// hub stopped first).
     pub fn deliver_durable(
         self,
         samples: Vec<crate::model::KeyedSample>,
-    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+    ) -> tokio::sync::oneshot::Receiver<Result<Vec<Refused>, String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.deliver_inner(samples, Some(tx));
         rx
     }
 
-    fn deliver_inner(mut self, samples: Vec<crate::model::KeyedSample>, waiter: Option<Durable>) {
+    fn deliver_inner(mut self, samples: Vec<crate::model::KeyedSample>, waiter: Option<Evaluated>) {
         let first = {
             let mut inbox = self.backlog.inbox();
             if self
@@ -459,7 +471,7 @@ impl Admitted {
                     .waiting
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(w);
+                    .push((w, inbox.len(), samples.len()));
             }
             let first = inbox.is_empty();
             if first {
@@ -486,6 +498,14 @@ impl Drop for Admitted {
 
 /// Where the hub says whether what a sender delivered is durable.
 type Durable = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// A sample a series limit refused: its index in the sender's request,
+/// and why.
+pub type Refused = (usize, crate::policy::eval::SeriesLimit);
+
+/// Where the hub answers a sender of samples: the samples it refused (the
+/// others were evaluated and their records committed), or why nothing was.
+type Evaluated = tokio::sync::oneshot::Sender<Result<Vec<Refused>, String>>;
 
 /// Events a sender wants acknowledged once durable (a webhook's alerts): the
 /// hub handles them and answers after their records are committed.
@@ -674,6 +694,10 @@ pub struct Hub {
     focus: watch::Receiver<Option<String>>,
     runbooks: Arc<Vec<RunbookInfo>>,
     analysis: LiveAnalysis,
+    /// Series evicted (engine and analysis history) when last looked at,
+    /// and when memory was last handed back to the system.
+    evicted_seen: u64,
+    evicted_trimmed: u64,
 }
 
 /// Turns what the store remembers into what the engine restores: modes,
@@ -842,7 +866,11 @@ impl Hub {
             focus: focus_rx,
             runbooks,
             analysis,
+            evicted_seen: 0,
+            evicted_trimmed: 0,
         };
+        let budget = hub.engine.series_budget();
+        hub.analysis.history_mut().set_budget(budget);
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
         hub.pending_restore = cmds;
@@ -914,13 +942,24 @@ impl Hub {
     /// that wait for them to be durable.
     async fn handle_inbox(&mut self) {
         let (samples, waiting) = self.backlog.take_with_waiters();
-        let result = if samples.is_empty() {
-            Ok(())
+        let (result, refused) = if samples.is_empty() {
+            (Ok(()), Vec::new())
         } else {
-            self.handle_events(Event::Keyed(samples)).await
+            let r = self.handle_events(Event::Keyed(samples)).await;
+            (r, self.engine.take_refused())
         };
-        for w in waiting {
-            let _ = w.send(result.clone());
+        // Each sender hears of its own refused samples (by index in its
+        // request; `refused` is in inbox order).
+        for (w, start, len) in waiting {
+            let answer = result.clone().map(|()| {
+                let lo = refused.partition_point(|(i, _)| *i < start);
+                let hi = refused.partition_point(|(i, _)| *i < start + len);
+                refused[lo..hi]
+                    .iter()
+                    .map(|(i, e)| (i - start, e.clone()))
+                    .collect()
+            });
+            let _ = w.send(answer);
         }
     }
 
@@ -1029,6 +1068,10 @@ impl Hub {
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
                     self.engine.handle_into(Event::Tick, now);
+                    self.analysis
+                        .history_mut()
+                        .evict_idle(now, crate::policy::eval::SWEEP_STEP);
+                    self.release_memory();
                     let cmds = self.engine.take_commands();
                     // Publishing costs in proportion to the alert table:
                     // only when something changed (or, for ages and the
@@ -1080,6 +1123,26 @@ impl Hub {
         self.handle_inbox().await;
         while let Ok(ev) = self.rx.try_recv() {
             let _ = self.handle_events(ev).await;
+        }
+    }
+
+    /// Once a large eviction is over, hands the freed memory back to the
+    /// system (glibc keeps freed pages of its heap otherwise).
+    fn release_memory(&mut self) {
+        let evicted = self.engine.series_figures().evicted + self.analysis.history_mut().evicted();
+        if evicted != self.evicted_seen {
+            // Still evicting: wait for the end of it.
+            self.evicted_seen = evicted;
+            return;
+        }
+        if evicted - self.evicted_trimmed >= 10_000 {
+            self.evicted_trimmed = evicted;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free heap memory to the
+            // system; it takes the allocator's own locks.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 
