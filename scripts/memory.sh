@@ -12,7 +12,7 @@
 #
 # Usage: scripts/memory.sh [SERIES] [TTL]   (defaults: 1000000, 1m)
 #   VIGIL_BIN=PATH   run that binary instead of building the release one
-#   TTL=""           leave series_ttl unset (a build without the setting)
+#   TTL "" (empty)   leaves series_ttl unset (a build without the setting)
 #   WAVES=1          skip the second wave
 set -euo pipefail
 cd "$(dirname "$0")/.."
