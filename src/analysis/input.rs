@@ -6,7 +6,7 @@
 //!
 //! Plain data and pure functions: no clock reads, no I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 
 use chrono::TimeDelta;
@@ -279,7 +279,9 @@ pub struct HistoryBook {
     index: HashTable<u32>,
     hasher: FastHash,
     kept: Vec<Kept>,
-    free: Vec<u32>,
+    /// Free slots, the lowest reused first (so that `kept` can shrink from
+    /// its end).
+    free: BTreeSet<u32>,
     hosts: HashMap<String, Vec<u32>, FastHash>,
     per_metric: HashMap<Box<str>, u32, FastHash>,
     live: usize,
@@ -371,7 +373,7 @@ impl HistoryBook {
             key: key.clone(),
             points: VecDeque::with_capacity(1),
         };
-        let i = match self.free.pop() {
+        let i = match self.free.pop_first() {
             Some(i) => {
                 self.kept[i as usize] = kept;
                 i
@@ -436,7 +438,7 @@ impl HistoryBook {
             {
                 hosts.push(host.to_string());
             }
-            self.free.push(i as u32);
+            self.free.insert(i as u32);
             self.live -= 1;
             evicted += 1;
         }
@@ -448,6 +450,17 @@ impl HistoryBook {
                     self.hosts.remove(&host);
                 }
             }
+        }
+        // Free slots at the end go, and memory of a mostly empty table.
+        while let Some(&last) = self.free.last() {
+            if last as usize + 1 != self.kept.len() {
+                break;
+            }
+            self.free.pop_last();
+            self.kept.pop();
+        }
+        if self.kept.capacity() > 2 * self.kept.len() + 1024 {
+            self.kept.shrink_to_fit();
         }
         if evicted > 0 && self.index.len() * 4 < self.index.capacity() {
             let (kept, hasher) = (&self.kept, &self.hasher);

@@ -17,7 +17,7 @@
 //! its id is reused; an instance goes with its last series once it is
 //! inactive; a metric with `per_metric` series refuses new ones.
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -246,7 +246,9 @@ pub struct Evaluator {
     /// outside).
     index: HashTable<SeriesId>,
     hasher: FastHash,
-    free_series: Vec<SeriesId>,
+    /// Free ids, the lowest reused first (so that the tables can shrink
+    /// from their end).
+    free_series: BTreeSet<SeriesId>,
     live_series: usize,
     /// Live series per metric name.
     per_metric: HashMap<Box<str>, u32, FastHash>,
@@ -260,7 +262,7 @@ pub struct Evaluator {
     vals: Vec<Slot>,
     /// Instance ids by (policy, key).
     inst_index: HashTable<InstanceId>,
-    free_insts: Vec<InstanceId>,
+    free_insts: BTreeSet<InstanceId>,
     /// Free runs of `vals`, by length.
     free_vals: Vec<Vec<u32>>,
     deadlines: BinaryHeap<Reverse<(Time, InstanceId)>>,
@@ -360,7 +362,7 @@ impl Evaluator {
             series_hot: Vec::new(),
             index: HashTable::new(),
             hasher: FastHash::default(),
-            free_series: Vec::new(),
+            free_series: BTreeSet::new(),
             live_series: 0,
             per_metric: HashMap::default(),
             subs: Vec::new(),
@@ -369,7 +371,7 @@ impl Evaluator {
             hot: Vec::new(),
             vals: Vec::new(),
             inst_index: HashTable::new(),
-            free_insts: Vec::new(),
+            free_insts: BTreeSet::new(),
             free_vals: Vec::new(),
             deadlines: BinaryHeap::new(),
             restored: HashMap::new(),
@@ -496,7 +498,7 @@ impl Evaluator {
         };
         *self.per_metric.entry(name.into()).or_default() += 1;
         let h = hash_bytes(&self.hasher, key.as_bytes());
-        let id = match self.free_series.pop() {
+        let id = match self.free_series.pop_first() {
             Some(id) => {
                 self.keys[id as usize] = key;
                 self.series_hot[id as usize] = hot;
@@ -599,7 +601,7 @@ impl Evaluator {
             leaves: nleaves as u32,
             series: 0,
         };
-        let i = match self.free_insts.pop() {
+        let i = match self.free_insts.pop_first() {
             Some(i) => {
                 self.instances[i as usize] = inst;
                 self.hot[i as usize] = hot;
@@ -724,6 +726,7 @@ impl Evaluator {
         if self.subs_garbage > 1024 && self.subs_garbage * 2 > self.subs.len() {
             self.compact_subs();
         }
+        self.shrink_tables();
         if evicted > 0 && self.index.len() * 4 < self.index.capacity() {
             let (keys, hasher) = (&self.keys, &self.hasher);
             self.index
@@ -757,7 +760,7 @@ impl Evaluator {
             hi.series = hi.series.saturating_sub(1);
         }
         self.subs_garbage += s.subs_len as usize;
-        self.free_series.push(id);
+        self.free_series.insert(id);
         self.live_series -= 1;
         self.evicted += 1;
     }
@@ -780,7 +783,43 @@ impl Evaluator {
         }
         self.free_vals[leaves].push(hot.vals_start);
         self.hot[i as usize].series = 0;
-        self.free_insts.push(i);
+        self.free_insts.insert(i);
+    }
+
+    /// Drops the free ids at the end of the tables, and the memory of
+    /// tables that are mostly empty: after a large eviction memory falls
+    /// back instead of staying at its peak.
+    fn shrink_tables(&mut self) {
+        while let Some(&last) = self.free_series.last() {
+            if last as usize + 1 != self.keys.len() {
+                break;
+            }
+            self.free_series.pop_last();
+            self.keys.pop();
+            self.series_hot.pop();
+        }
+        while let Some(&last) = self.free_insts.last() {
+            if last as usize + 1 != self.instances.len() {
+                break;
+            }
+            self.free_insts.pop_last();
+            self.instances.pop();
+            self.hot.pop();
+        }
+        if self.instances.is_empty() && !self.vals.is_empty() {
+            self.vals = Vec::new();
+            self.free_vals = Vec::new();
+        }
+        fn fit<T>(v: &mut Vec<T>) {
+            if v.capacity() > 2 * v.len() + 1024 {
+                v.shrink_to_fit();
+            }
+        }
+        fit(&mut self.keys);
+        fit(&mut self.series_hot);
+        fit(&mut self.instances);
+        fit(&mut self.hot);
+        fit(&mut self.subs);
     }
 
     /// Drops the runs of `subs` that belong to evicted series.
@@ -922,7 +961,12 @@ impl Evaluator {
                 break;
             }
             self.deadlines.pop();
-            match self.hot[id as usize].state {
+            // A deadline of an instance evicted since (its id is past the
+            // end, or reused: the state decides).
+            let Some(h) = self.hot.get(id as usize) else {
+                continue;
+            };
+            match h.state {
                 InstState::Pending { since } => {
                     let hold = self.policies[self.hot[id as usize].policy as usize].hold;
                     if crate::units::add_time(since, hold) <= now {
@@ -1392,5 +1436,115 @@ labels = ["host"]
         ev.observe_sample("disk_used_percent", &disk("h3"), 50.0, t(61), &mut out)
             .unwrap();
         assert_eq!(ev.series_count(), 3);
+    }
+    /// What must hold between every table of the evaluator, whatever
+    /// happened before.
+    fn check_invariants(ev: &Evaluator) {
+        let live: Vec<usize> = (0..ev.keys.len())
+            .filter(|&i| !ev.keys[i].is_empty())
+            .collect();
+        assert_eq!(live.len(), ev.series_count());
+        assert_eq!(ev.index.len(), live.len());
+        assert_eq!(ev.free_series.len() + live.len(), ev.keys.len());
+        assert!(ev.free_series.iter().all(|&i| (i as usize) < ev.keys.len()));
+        assert!(
+            ev.free_insts
+                .iter()
+                .all(|&i| (i as usize) < ev.instances.len())
+        );
+        let per_metric: u32 = ev.per_metric.values().sum();
+        assert_eq!(per_metric as usize, live.len());
+        let mut fed = vec![0u32; ev.instances.len()];
+        for &id in &live {
+            assert_eq!(ev.find_series(ev.keys[id].as_bytes()), Some(id as SeriesId));
+            let h = ev.series_hot[id];
+            let end = (h.subs_start + h.subs_len) as usize;
+            assert!(
+                end <= ev.subs.len(),
+                "series {id}: run {}..{end}",
+                h.subs_start
+            );
+            for &(inst, slot) in &ev.subs[h.subs_start as usize..end] {
+                let hi = ev.hot[inst as usize];
+                assert_ne!(
+                    ev.instances[inst as usize].policy,
+                    u32::MAX,
+                    "a freed instance"
+                );
+                assert!(slot >= hi.vals_start && slot < hi.vals_start + hi.leaves);
+                fed[inst as usize] += 1;
+            }
+        }
+        let mut live_insts = 0;
+        for (i, x) in ev.instances.iter().enumerate() {
+            if x.policy == u32::MAX {
+                assert!(ev.free_insts.contains(&(i as InstanceId)));
+                continue;
+            }
+            live_insts += 1;
+            assert_eq!(ev.hot[i].series, fed[i], "instance {i}");
+            let h = hash_inst(
+                &ev.hasher,
+                x.policy,
+                x.key.iter().map(|(k, v)| (k, v.as_str())),
+            );
+            assert_eq!(
+                ev.inst_index.find(h, |&j| j as usize == i),
+                Some(&(i as InstanceId))
+            );
+        }
+        assert_eq!(ev.inst_index.len(), live_insts);
+    }
+
+    #[test]
+    fn eviction_and_reuse_keep_every_table_consistent() {
+        // A small deterministic generator (xorshift): many runs of random
+        // samples, ticks and eviction steps over a pool of series.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let metrics = [
+            "disk_used_percent",
+            "service_up",
+            "unread",
+            "memory_used_percent",
+        ];
+        let mut ev = defaults();
+        ev.set_budget(budget(120, 40, 100));
+        let mut out = Vec::new();
+        let mut now = 0;
+        for step in 0..20_000 {
+            now += next(3) as i64;
+            match next(10) {
+                0 => ev.tick(t(now), &mut out),
+                1 => {
+                    let pinned = next(50) as InstanceId;
+                    ev.evict_idle(t(now), 1 + next(40) as usize, |i| i == pinned);
+                }
+                _ => {
+                    let m = metrics[next(metrics.len() as u64) as usize];
+                    let l = labels(&[
+                        ("host", &format!("h{}", next(60))),
+                        ("mountpoint", "/"),
+                        ("service", ["api", "db"][next(2) as usize]),
+                    ]);
+                    let v = [0.0, 1.0, 50.0, 97.0][next(4) as usize];
+                    let r = ev.observe_sample(m, &l, v, t(now), &mut out);
+                    if let Err(e) = r {
+                        assert!(e.limit == 40 || e.limit == 100, "{e}");
+                    }
+                }
+            }
+            out.clear();
+            if step % 97 == 0 {
+                check_invariants(&ev);
+            }
+        }
+        check_invariants(&ev);
+        assert!(ev.figures().evicted > 100, "{:?}", ev.figures());
     }
 }
