@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use ingest_support::{Options, start};
+use ingest_support::{Options, TestHub, start};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -39,26 +39,31 @@ async fn ingest(c: &reqwest::Client, base: &str, body: Value) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+async fn get(c: &reqwest::Client, url: String) -> reqwest::Response {
+    c.get(url).send().await.unwrap()
+}
+
 async fn metrics(c: &reqwest::Client, base: &str) -> String {
-    c.get(format!("{base}/metrics"))
-        .send()
+    get(c, format!("{base}/metrics"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap()
 }
 
-const CONFIG: &str = "[settings]\nmax_series_per_metric = 3\n";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_metric_at_its_limit_refuses_new_series_and_says_so() {
+/// A hub whose metrics take at most 3 series each.
+async fn limited() -> (TestHub, reqwest::Client) {
     let h = start(Options {
-        config: CONFIG,
+        config: "[settings]\nmax_series_per_metric = 3\n",
         ..Default::default()
     })
     .await;
-    let c = client();
+    (h, client())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_at_its_limit_refuses_new_series_and_says_so() {
+    let (h, c) = limited().await;
     // Three series fill the metric; the fourth and fifth are refused, the
     // other metric's sample is evaluated. Values above the threshold show
     // that refused samples cross nothing.
@@ -127,14 +132,8 @@ async fn a_metric_at_its_limit_refuses_new_series_and_says_so() {
     // refused sample.
     let (status, _) = ingest(&c, &h.base, json!([disk("h6", 1.0), disk("h7", 1.0)])).await;
     assert_eq!(status, 422);
-    let a: Value = c
-        .get(format!("{}/api/v1/audit?since=0&limit=5000", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/api/v1/audit?since=0&limit=5000", h.base);
+    let a: Value = get(&c, url).await.json().await.unwrap();
     let noted: Vec<&Value> = a["records"]
         .as_array()
         .unwrap()
@@ -152,12 +151,7 @@ async fn a_metric_at_its_limit_refuses_new_series_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_each_hear_of_their_own_refusals() {
-    let h = start(Options {
-        config: CONFIG,
-        ..Default::default()
-    })
-    .await;
-    let c = client();
+    let (h, c) = limited().await;
     let (status, _) = ingest(
         &c,
         &h.base,

@@ -452,13 +452,8 @@ impl HistoryBook {
             }
         }
         // Free slots at the end go, and memory of a mostly empty table.
-        while let Some(&last) = self.free.last() {
-            if last as usize + 1 != self.kept.len() {
-                break;
-            }
-            self.free.pop_last();
-            self.kept.pop();
-        }
+        let n = crate::policy::eval::free_tail(&mut self.free, self.kept.len());
+        self.kept.truncate(n);
         if self.kept.capacity() > 2 * self.kept.len() + 1024 {
             self.kept.shrink_to_fit();
         }

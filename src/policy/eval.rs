@@ -278,6 +278,33 @@ pub struct Evaluator {
     scratch: Vec<u8>,
 }
 
+/// Puts an entry of two parallel tables at the lowest free id, or at their
+/// end; returns its id.
+fn place<A, B>(free: &mut BTreeSet<u32>, a: &mut Vec<A>, b: &mut Vec<B>, x: A, y: B) -> u32 {
+    match free.pop_first() {
+        Some(i) => {
+            a[i as usize] = x;
+            b[i as usize] = y;
+            i
+        }
+        None => {
+            a.push(x);
+            b.push(y);
+            (a.len() - 1) as u32
+        }
+    }
+}
+
+/// Forgets the free ids at the end of a table of `len` entries; returns
+/// the length it can be cut to.
+pub(crate) fn free_tail(free: &mut BTreeSet<u32>, mut len: usize) -> usize {
+    while free.last().is_some_and(|&last| last as usize + 1 == len) {
+        free.pop_last();
+        len -= 1;
+    }
+    len
+}
+
 fn hash_bytes(h: &FastHash, b: &[u8]) -> u64 {
     let mut s = h.build_hasher();
     s.write(b);
@@ -498,18 +525,13 @@ impl Evaluator {
         };
         *self.per_metric.entry(name.into()).or_default() += 1;
         let h = hash_bytes(&self.hasher, key.as_bytes());
-        let id = match self.free_series.pop_first() {
-            Some(id) => {
-                self.keys[id as usize] = key;
-                self.series_hot[id as usize] = hot;
-                id
-            }
-            None => {
-                self.keys.push(key);
-                self.series_hot.push(hot);
-                (self.keys.len() - 1) as SeriesId
-            }
-        };
+        let id = place(
+            &mut self.free_series,
+            &mut self.keys,
+            &mut self.series_hot,
+            key,
+            hot,
+        );
         let (keys, hasher) = (&self.keys, &self.hasher);
         self.index
             .insert_unique(h, id, |&x| hash_bytes(hasher, keys[x as usize].as_bytes()));
@@ -601,18 +623,13 @@ impl Evaluator {
             leaves: nleaves as u32,
             series: 0,
         };
-        let i = match self.free_insts.pop_first() {
-            Some(i) => {
-                self.instances[i as usize] = inst;
-                self.hot[i as usize] = hot;
-                i
-            }
-            None => {
-                self.instances.push(inst);
-                self.hot.push(hot);
-                (self.instances.len() - 1) as InstanceId
-            }
-        };
+        let i = place(
+            &mut self.free_insts,
+            &mut self.instances,
+            &mut self.hot,
+            inst,
+            hot,
+        );
         if let Some((since, severity, at)) = restored {
             self.deadlines
                 .push(Reverse((at + STALENESS + TimeDelta::seconds(1), i)));
@@ -790,22 +807,12 @@ impl Evaluator {
     /// tables that are mostly empty: after a large eviction memory falls
     /// back instead of staying at its peak.
     fn shrink_tables(&mut self) {
-        while let Some(&last) = self.free_series.last() {
-            if last as usize + 1 != self.keys.len() {
-                break;
-            }
-            self.free_series.pop_last();
-            self.keys.pop();
-            self.series_hot.pop();
-        }
-        while let Some(&last) = self.free_insts.last() {
-            if last as usize + 1 != self.instances.len() {
-                break;
-            }
-            self.free_insts.pop_last();
-            self.instances.pop();
-            self.hot.pop();
-        }
+        let n = free_tail(&mut self.free_series, self.keys.len());
+        self.keys.truncate(n);
+        self.series_hot.truncate(n);
+        let n = free_tail(&mut self.free_insts, self.instances.len());
+        self.instances.truncate(n);
+        self.hot.truncate(n);
         if self.instances.is_empty() && !self.vals.is_empty() {
             self.vals = Vec::new();
             self.free_vals = Vec::new();
