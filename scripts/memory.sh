@@ -10,14 +10,14 @@
 # also makes an alert instance) and four that no policy reads. Values stay
 # below every threshold, so nothing fires.
 #
-# Usage: scripts/memory.sh [SERIES] [TTL]   (defaults: 1000000, 1m)
+# Usage: scripts/memory.sh [SERIES] [TTL]   (defaults: 1000000, 5m)
 #   VIGIL_BIN=PATH   run that binary instead of building the release one
 #   TTL "" (empty)   leaves series_ttl unset (a build without the setting)
 #   WAVES=1          skip the second wave
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
-ttl=${2-1m}
+ttl=${2-5m}
 waves=${WAVES:-2}
 bin=${VIGIL_BIN:-}
 if [ -z "$bin" ]; then

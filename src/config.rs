@@ -706,7 +706,7 @@ mod tests {
         assert_eq!(e[0].line, Some(2));
         assert!(
             e[0].message
-                .contains("settings.series_ttl = \"10s\" is out of range; accepted 1m..30d"),
+                .contains("settings.series_ttl = \"10s\" is out of range; accepted 5m..30d"),
             "{}",
             e[0]
         );

@@ -412,7 +412,7 @@ impl HistoryBook {
             let i = self.sweep;
             self.sweep += 1;
             let k = &self.kept[i];
-            if k.key.is_empty() || k.points.back().is_some_and(|p| p.at > cutoff) {
+            if k.key.is_empty() || k.points.back().is_some_and(|p| p.at >= cutoff) {
                 continue;
             }
             let k = std::mem::replace(

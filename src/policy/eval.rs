@@ -711,7 +711,7 @@ impl Evaluator {
             let id = self.sweep_series;
             self.sweep_series += 1;
             let h = self.series_hot[id];
-            if h.at.is_some_and(|at| at > cutoff) || self.keys[id].is_empty() {
+            if h.at.is_some_and(|at| at >= cutoff) || self.keys[id].is_empty() {
                 continue;
             }
             let subs = &self.subs[h.subs_start as usize..(h.subs_start + h.subs_len) as usize];
@@ -1244,11 +1244,11 @@ labels = ["host"]
         assert_eq!(ev.series_count(), 4);
         let sizes = (ev.keys.len(), ev.instances.len(), ev.vals.len());
         assert_eq!(
-            ev.evict_idle(t(3599), 1000, |_| false),
+            ev.evict_idle(t(3600), 1000, |_| false),
             0,
             "not idle for 1h yet"
         );
-        assert_eq!(ev.evict_idle(t(3600), 1000, |_| false), 3);
+        assert_eq!(ev.evict_idle(t(3601), 1000, |_| false), 3);
         assert_eq!(ev.series_count(), 1);
         assert_eq!(
             ev.figures(),
@@ -1439,7 +1439,7 @@ labels = ["host"]
         assert_eq!(e.kind, LimitKind::Total);
         assert!(e.to_string().contains("already holds 3 series"), "{e}");
         // An evicted series makes room.
-        assert_eq!(ev.evict_idle(t(60), 100, |_| false), 1);
+        assert_eq!(ev.evict_idle(t(61), 100, |_| false), 1);
         ev.observe_sample("disk_used_percent", &disk("h3"), 50.0, t(61), &mut out)
             .unwrap();
         assert_eq!(ev.series_count(), 3);
