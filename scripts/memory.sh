@@ -115,7 +115,15 @@ for wave in range(1, waves + 1):
     t0 = time.time()
     while (metric("vigil_series") or 0) > 0 and time.time() - t0 < 900:
         time.sleep(2)
-    time.sleep(5)  # the analysis history's sweep and malloc_trim follow
+    # The analysis history's sweep and the hand-back of freed memory
+    # follow: wait until the resident size stops falling (at most 60s).
+    last, t1 = status("VmRSS:"), time.time()
+    while time.time() - t1 < 60:
+        time.sleep(3)
+        now = status("VmRSS:")
+        if now > last - 1:
+            break
+        last = now
     show("evicted (%.0fs after the wave)" % (time.time() - t0))
 PY
 echo "evicted total: $(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_series_evicted_total/ {print $2}')"
