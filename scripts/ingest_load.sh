@@ -5,15 +5,20 @@
 #  3. POST /hooks/alertmanager.
 # Runs the release `vigil serve` on 127.0.0.1 with a temp data dir; the hub
 # evaluates every sample. Usage: scripts/ingest_load.sh [SECONDS]
+# (VIGIL_BIN=PATH runs that binary instead of building the release one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --quiet
+bin=${VIGIL_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=./target/release/vigil
+fi
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'operator = "load"\n' > "$tmp/vigil.toml"
-./target/release/vigil --config "$tmp/vigil.toml" --data-dir "$tmp/data" serve --listen "127.0.0.1:$port" \
+"$bin" --config "$tmp/vigil.toml" --data-dir "$tmp/data" serve --listen "127.0.0.1:$port" \
   > "$tmp/vigil.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT

@@ -44,6 +44,13 @@ pub struct SettingsSpec {
     /// runbooks whose file and `[runbooks.NAME]` do not set `approvals`.
     #[serde(default)]
     pub approvals_by_risk: BTreeMap<Risk, Approvals>,
+    /// A series with no sample for this long is forgotten (default `1h`).
+    #[serde(default)]
+    pub series_ttl: Option<String>,
+    /// New series of a metric beyond this many are refused (default
+    /// 100,000).
+    #[serde(default)]
+    pub max_series_per_metric: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -338,6 +345,19 @@ impl Config {
                     }
                     Err(e) => errors.push(err(&format!("\"{v}\""), e)),
                 }
+            }
+        }
+        if let Some(s) = &self.settings.series_ttl {
+            match limits::SERIES_TTL.parse_delta("settings.series_ttl", s) {
+                Ok(d) => settings.series.ttl = d,
+                Err(e) => errors.push(at_key("series_ttl", e)),
+            }
+        }
+        if let Some(n) = self.settings.max_series_per_metric {
+            let (min, max) = limits::MAX_SERIES_PER_METRIC;
+            match check_count("settings.max_series_per_metric", n, min, max) {
+                Ok(n) => settings.series.per_metric = n,
+                Err(e) => errors.push(at_key("max_series_per_metric", e)),
             }
         }
         if let Some(n) = self.settings.max_parallel_runs {
@@ -663,6 +683,41 @@ mod tests {
         let s = c.build("c.toml", "", false, Some("sim".into())).unwrap();
         assert_eq!(s.policies.len(), 6);
         assert_eq!(s.catalog.runbooks.len(), 6);
+    }
+
+    #[test]
+    fn series_budget_settings_have_ranges() {
+        let text = "[settings]\nseries_ttl = \"2h\"\nmax_series_per_metric = 5000\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let s = c.build("c.toml", text, false, None).unwrap();
+        assert_eq!(s.settings.series.ttl, chrono::TimeDelta::hours(2));
+        assert_eq!(s.settings.series.per_metric, 5000);
+        let d = Config::parse("c.toml", "")
+            .unwrap()
+            .build("c.toml", "", false, None)
+            .unwrap();
+        assert_eq!(d.settings.series.ttl, chrono::TimeDelta::hours(1));
+        assert_eq!(d.settings.series.per_metric, 100_000);
+
+        let text = "[settings]\nseries_ttl = \"10s\"\nmax_series_per_metric = 0\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].line, Some(2));
+        assert!(
+            e[0].message
+                .contains("settings.series_ttl = \"10s\" is out of range; accepted 5m..30d"),
+            "{}",
+            e[0]
+        );
+        assert_eq!(e[1].line, Some(3));
+        assert!(
+            e[1].message.contains(
+                "settings.max_series_per_metric = 0 is out of range; accepted 1..1000000"
+            ),
+            "{}",
+            e[1]
+        );
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub struct Snapshot {
     /// The console's connection to the hub (the client's own, never sent).
     #[serde(skip)]
     pub link: Option<Link>,
+    /// How many series the engine holds and has evicted.
+    #[serde(default)]
+    pub series: crate::policy::eval::SeriesFigures,
 }
 
 /// A console's connection to its hub, as the status bar shows it.
@@ -230,9 +233,10 @@ fn pending_alerts(engine: &Engine) -> Vec<PendingAlert> {
         .take(1000)
         .map(|(id, i, since)| {
             let p = ev.policy(i.policy);
+            let labels = i.labels();
             PendingAlert {
-                name: i.labels.get("alertname").cloned().unwrap_or_default(),
-                labels: i.labels.clone(),
+                name: labels.get("alertname").cloned().unwrap_or_default(),
+                labels,
                 since,
                 severity: Some(p.severity),
                 value: ev.values(id as _).iter().flatten().map(|(v, _)| *v).next(),
@@ -305,6 +309,7 @@ impl Snapshot {
             .map(|fp| engine.suggestions(fp, now))
             .unwrap_or_default();
         Snapshot {
+            series: engine.series_figures(),
             at: now,
             modes: engine.modes(),
             demo: false,
@@ -332,6 +337,7 @@ impl Snapshot {
     /// Nothing known yet (a console waiting for its hub's first snapshot).
     pub fn empty(at: Time) -> Snapshot {
         Snapshot {
+            series: Default::default(),
             at,
             modes: Modes::default(),
             demo: false,
@@ -396,8 +402,9 @@ pub struct SampleBacklog {
     drained: tokio::sync::Notify,
     inbox: std::sync::Mutex<Vec<crate::model::KeyedSample>>,
     /// Senders waiting for the samples now in the inbox to be evaluated
-    /// and their records committed (taken with the inbox, under its lock).
-    waiting: std::sync::Mutex<Vec<Durable>>,
+    /// and their records committed (taken with the inbox, under its lock),
+    /// with where their samples are in the inbox (start, count).
+    waiting: std::sync::Mutex<Vec<(Evaluated, usize, usize)>>,
     /// Set (under the inbox lock) when the hub took the inbox for the last
     /// time: later deliveries are refused, not left unanswered.
     closed: std::sync::atomic::AtomicBool,
@@ -469,7 +476,12 @@ impl SampleBacklog {
 
     /// The delivered samples and the senders waiting for them to be
     /// durable.
-    fn take_with_waiters(&self) -> (Vec<crate::model::KeyedSample>, Vec<Durable>) {
+    fn take_with_waiters(
+        &self,
+    ) -> (
+        Vec<crate::model::KeyedSample>,
+        Vec<(Evaluated, usize, usize)>,
+    ) {
         let mut inbox = self.inbox();
         let samples = std::mem::take(&mut *inbox);
         let waiting = std::mem::take(
@@ -503,18 +515,19 @@ impl Admitted {
     }
 
     /// [`Admitted::deliver`], and an answer once the hub evaluated the
-    /// samples and committed every record they caused (Ok), or could not
-    /// (Err with why; dropped when the hub stopped first).
+    /// samples and committed every record they caused (Ok, with the samples
+    /// a series limit refused), or could not (Err with why; dropped when the
+    /// hub stopped first).
     pub fn deliver_durable(
         self,
         samples: Vec<crate::model::KeyedSample>,
-    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+    ) -> tokio::sync::oneshot::Receiver<Result<Vec<Refused>, String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.deliver_inner(samples, Some(tx));
         rx
     }
 
-    fn deliver_inner(mut self, samples: Vec<crate::model::KeyedSample>, waiter: Option<Durable>) {
+    fn deliver_inner(mut self, samples: Vec<crate::model::KeyedSample>, waiter: Option<Evaluated>) {
         let first = {
             let mut inbox = self.backlog.inbox();
             if self
@@ -531,7 +544,7 @@ impl Admitted {
                     .waiting
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(w);
+                    .push((w, inbox.len(), samples.len()));
             }
             let first = inbox.is_empty();
             if first {
@@ -558,6 +571,14 @@ impl Drop for Admitted {
 
 /// Where the hub says whether what a sender delivered is durable.
 type Durable = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// A sample a series limit refused: its index in the sender's request,
+/// and why.
+pub type Refused = (usize, crate::policy::eval::SeriesLimit);
+
+/// Where the hub answers a sender of samples: the samples it refused (the
+/// others were evaluated and their records committed), or why nothing was.
+type Evaluated = tokio::sync::oneshot::Sender<Result<Vec<Refused>, String>>;
 
 /// Events a sender wants acknowledged once durable (a webhook's alerts): the
 /// hub handles them and answers after their records are committed.
@@ -786,6 +807,10 @@ pub struct Hub {
     focus: watch::Receiver<Option<String>>,
     runbooks: Arc<Vec<RunbookInfo>>,
     analysis: LiveAnalysis,
+    /// Series evicted (engine and analysis history) when last looked at,
+    /// and when memory was last handed back to the system.
+    evicted_seen: u64,
+    evicted_trimmed: u64,
 }
 
 /// Turns what the store remembers into what the engine restores: modes,
@@ -957,7 +982,11 @@ impl Hub {
             focus: focus_rx,
             runbooks,
             analysis,
+            evicted_seen: 0,
+            evicted_trimmed: 0,
         };
+        let budget = hub.engine.series_budget();
+        hub.analysis.history_mut().set_budget(budget);
         let restored = restored_from(&setup.restored);
         let cmds = hub.engine.restore(restored, Utc::now());
         hub.pending_restore = cmds;
@@ -1029,13 +1058,24 @@ impl Hub {
     /// that wait for them to be durable.
     async fn handle_inbox(&mut self) {
         let (samples, waiting) = self.backlog.take_with_waiters();
-        let result = if samples.is_empty() {
-            Ok(())
+        let (result, refused) = if samples.is_empty() {
+            (Ok(()), Vec::new())
         } else {
-            self.handle_events(Event::Keyed(samples)).await
+            let r = self.handle_events(Event::Keyed(samples)).await;
+            (r, self.engine.take_refused())
         };
-        for w in waiting {
-            let _ = w.send(result.clone());
+        // Each sender hears of its own refused samples (by index in its
+        // request; `refused` is in inbox order).
+        for (w, start, len) in waiting {
+            let answer = result.clone().map(|()| {
+                let lo = refused.partition_point(|(i, _)| *i < start);
+                let hi = refused.partition_point(|(i, _)| *i < start + len);
+                refused[lo..hi]
+                    .iter()
+                    .map(|(i, e)| (i - start, e.clone()))
+                    .collect()
+            });
+            let _ = w.send(answer);
         }
     }
 
@@ -1158,6 +1198,10 @@ impl Hub {
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
                     self.engine.handle_into(Event::Tick, now);
+                    self.analysis
+                        .history_mut()
+                        .evict_idle(now, crate::policy::eval::SWEEP_STEP);
+                    self.release_memory();
                     let cmds = self.engine.take_commands();
                     // Publishing costs in proportion to the alert table:
                     // only when something changed (or, for ages and the
@@ -1209,6 +1253,26 @@ impl Hub {
         self.handle_inbox().await;
         while let Ok(ev) = self.rx.try_recv() {
             let _ = self.handle_events(ev).await;
+        }
+    }
+
+    /// Once a large eviction is over, hands the freed memory back to the
+    /// system (glibc keeps freed pages of its heap otherwise).
+    fn release_memory(&mut self) {
+        let evicted = self.engine.series_figures().evicted + self.analysis.history_mut().evicted();
+        if evicted != self.evicted_seen {
+            // Still evicting: wait for the end of it.
+            self.evicted_seen = evicted;
+            return;
+        }
+        if evicted - self.evicted_trimmed >= 10_000 {
+            self.evicted_trimmed = evicted;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free heap memory to the
+            // system; it takes the allocator's own locks.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 

@@ -82,6 +82,18 @@ impl SeriesKey {
         name: &str,
         labels: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
     ) -> SeriesKey {
+        let mut b = Vec::new();
+        Self::encode(&mut b, name, labels);
+        SeriesKey(b.into_boxed_slice())
+    }
+
+    /// Writes the key of a series into `b` (cleared first), so that a known
+    /// series can be looked up without an allocation.
+    pub fn encode<'a>(
+        b: &mut Vec<u8>,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) {
         let len = 4
             + name.len()
             + labels
@@ -89,7 +101,8 @@ impl SeriesKey {
                 .into_iter()
                 .map(|(k, v)| 8 + k.len() + v.len())
                 .sum::<usize>();
-        let mut b = Vec::with_capacity(len);
+        b.clear();
+        b.reserve_exact(len);
         let mut put = |s: &str| {
             // Label names and values are bounded far below 4 GiB.
             b.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -100,7 +113,20 @@ impl SeriesKey {
             put(k);
             put(v);
         }
-        SeriesKey(b.into_boxed_slice())
+    }
+
+    /// [`SeriesKey::encode`] for a [`Labels`] map.
+    pub fn encode_into(b: &mut Vec<u8>, name: &str, labels: &Labels) {
+        Self::encode(
+            b,
+            name,
+            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+
+    /// A key from what [`SeriesKey::encode`] wrote.
+    pub(crate) fn from_encoded(b: &[u8]) -> SeriesKey {
+        SeriesKey(b.into())
     }
 
     pub fn of(name: &str, labels: &Labels) -> SeriesKey {
@@ -138,6 +164,26 @@ impl SeriesKey {
         self.labels()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// The encoded bytes (what equality and hashing look at).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The empty key (no name, no labels; allocates nothing): marks a freed
+    /// slot in dense tables.
+    pub fn empty() -> SeriesKey {
+        SeriesKey(Box::default())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many bytes it holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
     }
 }
 

@@ -204,6 +204,13 @@ pub mod limits {
     pub const APPROVAL_EXPIRY: DurationRange = DurationRange::new(secs(MINUTE), secs(7 * DAY));
     /// `[settings] retry_backoff` (default 30s; doubles per attempt).
     pub const RETRY_BACKOFF: DurationRange = DurationRange::new(secs(1), secs(HOUR));
+    /// `[settings] series_ttl` (default 1h): a series with no sample for
+    /// longer is evicted. At least the 5 minutes a value stays current, so
+    /// that only stale values are forgotten.
+    pub const SERIES_TTL: DurationRange = DurationRange::new(secs(5 * MINUTE), secs(30 * DAY));
+    /// `[settings] max_series_per_metric` (default 100,000; the hub holds at
+    /// most 1,000,000 series in all).
+    pub const MAX_SERIES_PER_METRIC: (usize, usize) = (1, 1_000_000);
     /// `[settings] max_parallel_runs` (default 16).
     pub const MAX_PARALLEL_RUNS: (usize, usize) = (1, 1024);
     /// A policy's `for` (default 0s).

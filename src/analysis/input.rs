@@ -6,14 +6,17 @@
 //!
 //! Plain data and pure functions: no clock reads, no I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 
 use chrono::TimeDelta;
+use hashbrown::HashTable;
 use serde::Serialize;
 
 use super::{Evidence, EvidenceKind, series_key};
 use crate::engine::{Alert, Inventory, MaintenanceWindow};
 use crate::model::{AlertStatus, Labels, Record, Sample, SeriesKey, Severity, Time};
+use crate::policy::eval::SeriesBudget;
 
 /// How far back series history reaches.
 pub const HISTORY: TimeDelta = TimeDelta::hours(24);
@@ -243,29 +246,84 @@ impl AnalysisInput {
     }
 }
 
-/// One series as the book keeps it: name, labels, points.
-type Kept = (String, Labels, VecDeque<Point>);
+/// One series as the book keeps it: its key (empty for a free slot) and
+/// its points.
+#[derive(Debug, Clone)]
+struct Kept {
+    key: SeriesKey,
+    points: VecDeque<Point>,
+}
 
 type FastHash = foldhash::fast::RandomState;
+
+/// Points kept across all series: with many series each keeps fewer (never
+/// fewer than [`MIN_POINTS`], never more than [`MAX_POINTS`]), so that the
+/// history stays near 200 MB however many series come.
+pub const POINT_BUDGET: usize = 8_000_000;
+/// Points a series keeps however many series there are.
+pub const MIN_POINTS: usize = 8;
 
 /// Recent series history per host, with times: what the hub and the
 /// replayer remember for analysis. Every ingested sample passes through
 /// here, so a known series is found by its [`SeriesKey`] (one hash, one
 /// comparison) and nothing is allocated for it.
+///
+/// Bounded like the evaluator ([`SeriesBudget`]): a series is stored once
+/// (the index holds its slot number), a series with no sample for `ttl` is
+/// evicted by [`HistoryBook::evict_idle`] and its slot reused, a metric with
+/// `per_metric` series (or a book with `total`) takes no new ones, and the
+/// points per series shrink as series grow ([`POINT_BUDGET`]).
 #[derive(Debug, Clone, Default)]
 pub struct HistoryBook {
-    /// Series → index in `kept`, or [`NOT_KEPT`] for a series without a
-    /// `host` label.
-    index: HashMap<SeriesKey, u32, FastHash>,
+    /// Slots in `kept` by key (hashed with `hasher`).
+    index: HashTable<u32>,
+    hasher: FastHash,
     kept: Vec<Kept>,
+    /// Free slots, the lowest reused first (so that `kept` can shrink from
+    /// its end).
+    free: BTreeSet<u32>,
     hosts: HashMap<String, Vec<u32>, FastHash>,
+    per_metric: HashMap<Box<str>, u32, FastHash>,
+    live: usize,
+    budget: SeriesBudget,
+    sweep: usize,
+    evicted: u64,
 }
 
-const NOT_KEPT: u32 = u32::MAX;
+fn hash_key(h: &FastHash, key: &SeriesKey) -> u64 {
+    let mut s = h.build_hasher();
+    s.write(key.as_bytes());
+    s.finish()
+}
 
 impl HistoryBook {
     pub fn new() -> HistoryBook {
         HistoryBook::default()
+    }
+
+    /// Sets how many series the book keeps and for how long without a
+    /// sample (series already kept stay).
+    pub fn set_budget(&mut self, budget: SeriesBudget) {
+        self.budget = budget;
+    }
+
+    /// Series kept now.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Series evicted so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Points each series keeps now.
+    pub fn points_per_series(&self) -> usize {
+        (POINT_BUDGET / self.live.max(1)).clamp(MIN_POINTS, MAX_POINTS)
     }
 
     /// Remembers a sample (samples without a `host` label are not kept).
@@ -278,37 +336,134 @@ impl HistoryBook {
 
     /// Remembers a sample given by series key.
     pub fn observe_key(&mut self, key: &SeriesKey, value: f64, at: Time) {
-        let i = match self.index.get(key) {
+        let h = hash_key(&self.hasher, key);
+        let i = match self.index.find(h, |&i| self.kept[i as usize].key == *key) {
             Some(&i) => i,
-            // As many series as the engine takes, and no more: a client
-            // inventing label values must not grow this without bound.
-            None if self.index.len() >= crate::policy::eval::MAX_SERIES => return,
-            None => {
-                let i = match key.label("host") {
-                    Some(host) => {
-                        let i = self.kept.len() as u32;
-                        self.kept
-                            .push((key.name().to_string(), key.to_labels(), VecDeque::new()));
-                        self.hosts.entry(host.to_string()).or_default().push(i);
-                        i
-                    }
-                    None => NOT_KEPT,
-                };
-                self.index.insert(key.clone(), i);
-                i
-            }
+            None => match self.add(key, h) {
+                Some(i) => i,
+                None => return,
+            },
         };
-        let Some(entry) = self.kept.get_mut(i as usize) else {
-            return;
-        };
-        let points = &mut entry.2;
+        let cap = self.points_per_series();
+        let points = &mut self.kept[i as usize].points;
         points.push_back(Point { at, value });
         while points
             .front()
-            .is_some_and(|p| p.at < at - HISTORY || points.len() > MAX_POINTS)
+            .is_some_and(|p| p.at < at - HISTORY || points.len() > cap)
         {
             points.pop_front();
         }
+        if points.capacity() > 2 * cap {
+            points.shrink_to(cap);
+        }
+    }
+
+    /// Keeps a new series when it has a `host` label and the budget has
+    /// room for it.
+    fn add(&mut self, key: &SeriesKey, h: u64) -> Option<u32> {
+        let host = key.label("host")?;
+        let name = key.name();
+        // As many series as the engine takes, and no more: a client
+        // inventing label values must not grow this without bound.
+        let of_metric = self.per_metric.get(name).copied().unwrap_or(0) as usize;
+        if self.live >= self.budget.total || of_metric >= self.budget.per_metric {
+            return None;
+        }
+        let kept = Kept {
+            key: key.clone(),
+            points: VecDeque::with_capacity(1),
+        };
+        let i = match self.free.pop_first() {
+            Some(i) => {
+                self.kept[i as usize] = kept;
+                i
+            }
+            None => {
+                self.kept.push(kept);
+                (self.kept.len() - 1) as u32
+            }
+        };
+        match self.hosts.get_mut(host) {
+            Some(v) => v.push(i),
+            None => {
+                self.hosts.insert(host.to_string(), vec![i]);
+            }
+        }
+        *self.per_metric.entry(name.into()).or_default() += 1;
+        self.live += 1;
+        let (kept, hasher) = (&self.kept, &self.hasher);
+        self.index
+            .insert_unique(h, i, |&x| hash_key(hasher, &kept[x as usize].key));
+        Some(i)
+    }
+
+    /// One eviction step: looks at up to `max_scan` series from where the
+    /// last step stopped and forgets those with no sample for the budget's
+    /// `ttl`. Returns how many it forgot.
+    pub fn evict_idle(&mut self, now: Time, max_scan: usize) -> usize {
+        let cutoff = crate::units::sub_time(now, self.budget.ttl);
+        let n = self.kept.len();
+        let mut hosts: Vec<String> = Vec::new();
+        let mut evicted = 0;
+        for _ in 0..max_scan.min(n) {
+            if self.sweep >= n {
+                self.sweep = 0;
+            }
+            let i = self.sweep;
+            self.sweep += 1;
+            let k = &self.kept[i];
+            if k.key.is_empty() || k.points.back().is_some_and(|p| p.at >= cutoff) {
+                continue;
+            }
+            let k = std::mem::replace(
+                &mut self.kept[i],
+                Kept {
+                    key: SeriesKey::empty(),
+                    points: VecDeque::new(),
+                },
+            );
+            let h = hash_key(&self.hasher, &k.key);
+            if let Ok(e) = self.index.find_entry(h, |&x| x as usize == i) {
+                e.remove();
+            }
+            let name = k.key.name();
+            if let Some(c) = self.per_metric.get_mut(name) {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    self.per_metric.remove(name);
+                }
+            }
+            if let Some(host) = k.key.label("host")
+                && !hosts.iter().any(|x| x == host)
+            {
+                hosts.push(host.to_string());
+            }
+            self.free.insert(i as u32);
+            self.live -= 1;
+            evicted += 1;
+        }
+        // Slots freed in this step are reused only after it.
+        for host in hosts {
+            if let Some(v) = self.hosts.get_mut(&host) {
+                v.retain(|&i| !self.kept[i as usize].key.is_empty());
+                if v.is_empty() {
+                    self.hosts.remove(&host);
+                }
+            }
+        }
+        // Free slots at the end go, and memory of a mostly empty table.
+        let n = crate::policy::eval::free_tail(&mut self.free, self.kept.len());
+        self.kept.truncate(n);
+        if self.kept.capacity() > 2 * self.kept.len() + 1024 {
+            self.kept.shrink_to_fit();
+        }
+        if evicted > 0 && self.index.len() * 4 < self.index.capacity() {
+            let (kept, hasher) = (&self.kept, &self.hasher);
+            self.index
+                .shrink_to_fit(|&x| hash_key(hasher, &kept[x as usize].key));
+        }
+        self.evicted += evicted as u64;
+        evicted
     }
 
     /// The host's series with their points up to `until`, ordered by name
@@ -317,25 +472,25 @@ impl HistoryBook {
         let Some(slots) = self.hosts.get(host) else {
             return Vec::new();
         };
-        let mut kept: Vec<&Kept> = slots
+        let mut out: Vec<SeriesHistory> = slots
             .iter()
             .filter_map(|&i| self.kept.get(i as usize))
-            .collect();
-        kept.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        kept.into_iter()
-            .filter_map(|(name, labels, pts)| {
-                let points: Vec<Point> = pts
+            .filter_map(|k| {
+                let points: Vec<Point> = k
+                    .points
                     .iter()
                     .filter(|p| p.at <= until && p.at >= until - HISTORY)
                     .copied()
                     .collect();
                 (!points.is_empty()).then(|| SeriesHistory {
-                    name: name.clone(),
-                    labels: labels.clone(),
+                    name: k.key.name().to_string(),
+                    labels: k.key.to_labels(),
                     points,
                 })
             })
-            .collect()
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        out
     }
 }
 
@@ -455,4 +610,81 @@ fn occurrences(windows: &[MaintenanceWindow], facts: &Labels, at: Time) -> Vec<W
     }
     out.sort_by_key(|o| o.start);
     out
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn t(secs: i64) -> Time {
+        "2026-01-01T00:00:00Z".parse::<Time>().unwrap() + TimeDelta::seconds(secs)
+    }
+
+    fn key(name: &str, host: &str, m: &str) -> SeriesKey {
+        SeriesKey::new(name, [("host", host), ("mountpoint", m)])
+    }
+
+    fn budget(ttl: i64, per_metric: usize, total: usize) -> SeriesBudget {
+        SeriesBudget {
+            ttl: TimeDelta::seconds(ttl),
+            per_metric,
+            total,
+        }
+    }
+
+    #[test]
+    fn idle_series_are_forgotten_and_their_slots_reused() {
+        let mut b = HistoryBook::new();
+        b.set_budget(budget(60, 100, 100));
+        b.observe_key(&key("disk", "h1", "/"), 1.0, t(0));
+        b.observe_key(&key("disk", "h1", "/var"), 2.0, t(0));
+        b.observe_key(&key("disk", "h2", "/"), 3.0, t(50));
+        b.observe_key(&key("disk", "h1", "/"), 1.5, t(40));
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.evict_idle(t(90), 100), 1, "h1 /var had no sample for 60s");
+        assert_eq!((b.len(), b.evicted()), (2, 1));
+        let h1 = b.host_series("h1", t(90));
+        assert_eq!(h1.len(), 1);
+        assert_eq!(h1[0].labels["mountpoint"], "/");
+        assert_eq!(h1[0].points.len(), 2);
+        assert_eq!(b.evict_idle(t(200), 100), 2);
+        assert!(b.host_series("h1", t(200)).is_empty());
+        assert!(b.hosts.is_empty(), "hosts without series are dropped");
+        // New series reuse the slots.
+        b.observe_key(&key("disk", "h3", "/"), 4.0, t(300));
+        b.observe_key(&key("disk", "h4", "/"), 5.0, t(300));
+        b.observe_key(&key("disk", "h5", "/"), 6.0, t(300));
+        assert_eq!(b.kept.len(), 3);
+        let h4 = b.host_series("h4", t(300));
+        assert_eq!((h4.len(), h4[0].points[0].value), (1, 5.0));
+    }
+
+    #[test]
+    fn the_budget_bounds_series_per_metric_and_points_per_series() {
+        let mut b = HistoryBook::new();
+        b.set_budget(budget(3600, 2, 3));
+        for h in ["h1", "h2", "h3"] {
+            b.observe_key(&key("disk", h, "/"), 1.0, t(0));
+        }
+        assert_eq!(b.len(), 2, "at most 2 series of a metric");
+        b.observe_key(&key("load", "h1", ""), 1.0, t(0));
+        b.observe_key(&key("cpu", "h1", ""), 1.0, t(0));
+        assert_eq!(b.len(), 3, "at most 3 in all");
+        // Samples without a host are not kept (and not indexed).
+        b.observe_key(&SeriesKey::new("up", [("job", "x")]), 1.0, t(0));
+        assert_eq!(b.len(), 3);
+        // Points per series shrink as series grow.
+        assert_eq!(b.points_per_series(), MAX_POINTS);
+        b.live = POINT_BUDGET / 10;
+        assert_eq!(b.points_per_series(), 10.max(MIN_POINTS));
+        for i in 0..50 {
+            b.observe_key(&key("disk", "h1", "/"), f64::from(i), t(i64::from(i)));
+        }
+        let h1 = b.host_series("h1", t(100));
+        let disk = h1.iter().find(|s| s.name == "disk").unwrap();
+        assert_eq!(disk.points.len(), 10);
+        assert_eq!(disk.points[9].value, 49.0);
+        b.live = 1_000_000;
+        assert_eq!(b.points_per_series(), MIN_POINTS);
+    }
 }

@@ -122,6 +122,11 @@ impl LiveAnalysis {
         self.enabled = on;
     }
 
+    /// The series history (the hub sets its budget and evicts from it).
+    pub fn history_mut(&mut self) -> &mut HistoryBook {
+        &mut self.history
+    }
+
     /// Remembers the samples an event carries.
     pub fn observe(&mut self, ev: &Event, now: Time) {
         match ev {

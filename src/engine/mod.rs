@@ -29,7 +29,7 @@ use crate::model::{
     Labels, Record, RecordKind, Sample, Severity, Time, fingerprint, fmt_time,
 };
 use crate::policy::Policy;
-use crate::policy::eval::{Evaluator, InstState, InstanceId, Transition};
+use crate::policy::eval::{Evaluator, InstState, InstanceId, SeriesLimit, Transition};
 use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
 use crate::units::{add_time, fmt_delta, mul_delta};
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
@@ -57,6 +57,9 @@ pub struct Settings {
     pub external_verify_window: TimeDelta,
     /// The same, per source name (`[[sources]] verify_window`).
     pub source_verify_windows: BTreeMap<String, TimeDelta>,
+    /// How many series are held and for how long without a sample
+    /// (`[settings] series_ttl`, `max_series_per_metric`).
+    pub series: crate::policy::eval::SeriesBudget,
 }
 
 impl Default for Settings {
@@ -68,6 +71,7 @@ impl Default for Settings {
             keep_resolved: 500,
             external_verify_window: TimeDelta::minutes(10),
             source_verify_windows: BTreeMap::new(),
+            series: Default::default(),
         }
     }
 }
@@ -580,6 +584,12 @@ pub struct Engine {
     /// When restored alerts of policies whose data never came back resolve
     /// as stale.
     restored_stale_at: Option<Time>,
+    /// Samples of the last `Event::Keyed` refused by a series limit: their
+    /// index in the event, and why.
+    refused: Vec<(usize, SeriesLimit)>,
+    /// When a limit's refusal was last recorded, by metric (the total
+    /// limit under ""): one `signal` record an hour, not one a sample.
+    refusal_noted: HashMap<String, Time>,
 }
 
 fn rec(kind: RecordKind, now: Time) -> Record {
@@ -588,8 +598,10 @@ fn rec(kind: RecordKind, now: Time) -> Record {
 
 impl Engine {
     pub fn new(setup: Setup) -> Engine {
+        let mut eval = Evaluator::new(setup.policies);
+        eval.set_budget(setup.settings.series);
         Engine {
-            eval: Evaluator::new(setup.policies),
+            eval,
             catalog: Arc::new(setup.catalog),
             inventory: setup.inventory,
             windows: setup.windows,
@@ -610,6 +622,8 @@ impl Engine {
             upstream: HashMap::new(),
             upstream_on: HashMap::new(),
             restored_stale_at: None,
+            refused: Vec::new(),
+            refusal_noted: HashMap::new(),
         }
     }
 
@@ -815,10 +829,14 @@ impl Engine {
                 }
             }
             Event::Keyed(v) => {
-                for s in &v {
+                self.refused.clear();
+                for (i, s) in v.iter().enumerate() {
                     let r = self
                         .eval
                         .observe_key(&s.key, s.value, now, &mut self.transitions);
+                    if let Err(e) = &r {
+                        self.refused.push((i, e.clone()));
+                    }
                     self.after_sample(r, now);
                 }
             }
@@ -909,8 +927,37 @@ impl Engine {
         &mut self,
         name: &str,
         labels: &Labels,
-    ) -> Result<crate::policy::eval::SeriesId, crate::policy::eval::SeriesLimit> {
+    ) -> Result<crate::policy::eval::SeriesId, SeriesLimit> {
         self.eval.intern(name, labels)
+    }
+
+    /// The samples of the last `Event::Keyed` that a series limit refused:
+    /// their index in the event, and why.
+    pub fn take_refused(&mut self) -> Vec<(usize, SeriesLimit)> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// How many series the engine holds and has evicted.
+    pub fn series_figures(&self) -> crate::policy::eval::SeriesFigures {
+        self.eval.figures()
+    }
+
+    /// How many series it may hold, and how long without a sample.
+    pub fn series_budget(&self) -> crate::policy::eval::SeriesBudget {
+        self.eval.budget()
+    }
+
+    /// One eviction step (see [`Evaluator::evict_idle`]): an instance an
+    /// alert of the table refers to is kept, so that the alert's
+    /// verification never reads another series' data.
+    fn evict_idle(&mut self, now: Time) {
+        if self.eval.series_count() == 0 && self.eval.figures().instances == 0 {
+            return;
+        }
+        let keep: std::collections::HashSet<InstanceId> =
+            self.alerts.values().filter_map(|a| a.instance).collect();
+        self.eval
+            .evict_idle(now, crate::policy::eval::SWEEP_STEP, |i| keep.contains(&i));
     }
 
     fn on_sample(&mut self, s: &Sample, now: Time) {
@@ -920,16 +967,24 @@ impl Engine {
         self.after_sample(r, now);
     }
 
-    fn after_sample(
-        &mut self,
-        r: Result<crate::policy::eval::SeriesId, crate::policy::eval::SeriesLimit>,
-        now: Time,
-    ) {
-        match r {
-            Ok(_) => {}
-            Err(e) => {
+    fn after_sample(&mut self, r: Result<crate::policy::eval::SeriesId, SeriesLimit>, now: Time) {
+        if let Err(e) = r {
+            // Recorded once an hour per metric (per limit): a client that
+            // keeps inventing series must not flood the audit trail.
+            let what = match e.kind {
+                crate::policy::eval::LimitKind::PerMetric => e.name.clone(),
+                crate::policy::eval::LimitKind::Total => String::new(),
+            };
+            let due = self
+                .refusal_noted
+                .get(&what)
+                .is_none_or(|t| now - *t >= TimeDelta::hours(1) || now < *t);
+            if due {
+                self.refusal_noted.insert(what, now);
                 let mut r = rec(RecordKind::Signal, now);
-                r.detail = Some(e.to_string());
+                r.detail = Some(format!(
+                    "{e}; further refusals are counted in vigil_series_refused_total and recorded again in an hour"
+                ));
                 self.out.push(Command::Record(r));
             }
         }
@@ -971,7 +1026,7 @@ impl Engine {
             .copied()
             .flatten()
             .map(|(v, _)| v);
-        let mut labels = inst.labels.clone();
+        let mut labels = inst.labels();
         labels.insert("severity".into(), severity.as_str().into());
         let alert = Alert {
             fingerprint: inst.fingerprint.clone(),
@@ -2114,6 +2169,7 @@ impl Engine {
         if !self.transitions.is_empty() {
             self.apply_transitions(now);
         }
+        self.evict_idle(now);
         while let Some(Reverse((t, id))) = self.due.peek().copied() {
             if t > now {
                 break;
@@ -2207,6 +2263,8 @@ impl Engine {
             upstream: HashMap::new(),
             upstream_on: HashMap::new(),
             restored_stale_at: None,
+            refused: Vec::new(),
+            refusal_noted: HashMap::new(),
         };
         let id = ActionId(u64::MAX);
         probe.actions.insert(
@@ -2329,13 +2387,13 @@ impl Engine {
     }
 
     /// Is the alert's instance currently pending (for the console)?
-    pub fn pending_instances(&self) -> impl Iterator<Item = (&Labels, Time)> {
+    pub fn pending_instances(&self) -> impl Iterator<Item = (Labels, Time)> + '_ {
         self.eval
             .instances()
             .iter()
             .enumerate()
             .filter_map(|(id, i)| match self.eval.state(id as InstanceId) {
-                InstState::Pending { since } => Some((&i.labels, since)),
+                InstState::Pending { since } => Some((i.labels(), since)),
                 _ => None,
             })
     }

@@ -1890,3 +1890,67 @@ fn progress_of_a_running_attempt_is_shown_as_its_detail_and_never_recorded() {
     e.handle(progress(1, "job job-7 running late"), t(4));
     assert_eq!(detail_of(&e), after);
 }
+
+// ----- the series budget -----
+
+#[test]
+fn idle_series_are_evicted_on_ticks_but_not_while_an_alert_refers_to_them() {
+    let mut e = engine("[settings]\nseries_ttl = \"5m\"\nmax_series_per_metric = 2\n");
+    let key = |host: &str| {
+        crate::model::SeriesKey::of(
+            "disk_used_percent",
+            &labels(&[("host", host), ("mountpoint", "/")]),
+        )
+    };
+    let keyed = |hosts: &[&str], v: f64| {
+        Event::Keyed(
+            hosts
+                .iter()
+                .map(|h| crate::model::KeyedSample {
+                    key: key(h),
+                    value: v,
+                })
+                .collect(),
+        )
+    };
+    // web-01 fires (97 for 1m), web-02 stays healthy; a third series is
+    // refused.
+    e.handle(keyed(&["web-01", "web-02", "web-03"], 50.0), t(0));
+    let refused = e.take_refused();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 2);
+    e.handle(keyed(&["web-01"], 97.0), t(10));
+    e.handle(keyed(&["web-02"], 50.0), t(20));
+    let cmds = e.handle(Event::Tick, t(70));
+    assert!(
+        kinds(&cmds).contains(&RecordKind::AlertFiring),
+        "{:?}",
+        kinds(&cmds)
+    );
+    e.handle(keyed(&["web-01"], 97.0), t(300));
+    e.handle(Event::Tick, t(320));
+    assert_eq!(
+        e.series_figures().live,
+        2,
+        "5m without a sample is not more"
+    );
+    // web-02 has had no sample for more than 5m: evicted; the firing
+    // web-01 is kept.
+    e.handle(Event::Tick, t(321));
+    assert_eq!(e.series_figures().live, 1);
+    assert_eq!(e.series_figures().evicted, 1);
+    // Stale after 5m: the alert resolves and stays in the table; its series
+    // stays too (the alert refers to it).
+    let cmds = e.handle(Event::Tick, t(601));
+    assert!(
+        kinds(&cmds).contains(&RecordKind::AlertResolved),
+        "{:?}",
+        kinds(&cmds)
+    );
+    e.handle(Event::Tick, t(900));
+    assert_eq!(e.series_figures().live, 1);
+    // Room again: a new series of the metric is taken.
+    e.handle(keyed(&["web-03"], 50.0), t(910));
+    assert!(e.take_refused().is_empty());
+    assert_eq!(e.series_figures().live, 2);
+}

@@ -424,14 +424,26 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
     // Answered once the hub evaluated them and committed every record they
     // caused (rule 12; the samples themselves are measurements, see
     // README "Durability").
-    match ticket.deliver_durable(samples).await {
-        Ok(Ok(())) => {}
+    let refused = match ticket.deliver_durable(samples).await {
+        Ok(Ok(r)) => r,
         Ok(Err(e)) => return not_durable(crate::hub::DeliveryError::Store(e)),
         Err(_) => return not_durable(crate::hub::DeliveryError::Stopped),
+    };
+    let evaluated = n - refused.len() as u64;
+    Stats::add(&api.stats.samples_evaluated, evaluated);
+    for (_, e) in &refused {
+        api.stats.series_refused(e);
     }
-    Stats::add(&api.stats.samples_evaluated, n);
+    let mut violations = violations;
+    if !refused.is_empty() {
+        // Both in request order.
+        violations.retain(|v| refused.binary_search_by_key(&v.index, |(i, _)| *i).is_err());
+    }
     for v in &violations {
         api.stats.violation(&v.policy, 1);
+    }
+    if let Some((first, e)) = refused.first() {
+        return series_refused(evaluated, &refused, *first, e, &violations);
     }
     /// The 201 body, serialised without building a JSON value first.
     #[derive(serde::Serialize)]
@@ -442,12 +454,44 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
     (
         StatusCode::CREATED,
         axum::Json(Ingested {
-            evaluated: n,
+            evaluated,
             violations: &violations,
         }),
     )
         .into_response()
 }
+
+/// Refusals listed in an ingest answer at most (the count is always whole).
+const MAX_REFUSALS_LISTED: usize = 100;
+
+/// 422 for an ingest request some of whose samples a series limit refused:
+/// the others were evaluated and are durable (`evaluated`); the refused
+/// ones are listed by index (the first 100) with the metric and the limit.
+fn series_refused(
+    evaluated: u64,
+    refused: &[crate::hub::Refused],
+    first: usize,
+    e: &crate::policy::eval::SeriesLimit,
+    violations: &[super::violations::Violation],
+) -> Response {
+    let listed: Vec<Value> = refused
+        .iter()
+        .take(MAX_REFUSALS_LISTED)
+        .map(|(i, e)| json!({ "index": i, "metric": e.name, "reason": e.reason(), "limit": e.limit }))
+        .collect();
+    let body = json!({
+        "error": e.to_string(),
+        "field": format!("[{first}].name"),
+        "accepted": SERIES_ACCEPTED,
+        "evaluated": evaluated,
+        "refused": refused.len(),
+        "refusals": listed,
+        "violations": violations,
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+}
+
+const SERIES_ACCEPTED: &str = "samples of series Vigil already holds, and new series while their metric has fewer than [settings] max_series_per_metric series (and Vigil fewer than 1,000,000 in all); a series with no sample for [settings] series_ttl is evicted and makes room; the request's other samples were evaluated (\"evaluated\"): do not send them again";
 
 fn alert_json(a: &crate::engine::Alert) -> Value {
     let mut v = serde_json::to_value(a).unwrap_or(Value::Null);

@@ -47,6 +47,10 @@ pub struct Stats {
     pub requests_rejected: AtomicU64,
     pub requests_unauthorized: AtomicU64,
     pub requests_limited: AtomicU64,
+    /// Samples of new series refused by `[settings]
+    /// max_series_per_metric`, and by the total series limit.
+    refused_per_metric: AtomicU64,
+    refused_total: AtomicU64,
     /// Violations by policy name.
     violations: Mutex<HashMap<String, u64>>,
     /// Executor latency by runbook, and runs seen started.
@@ -63,6 +67,15 @@ struct LatencyFollower {
 impl Stats {
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A sample of a new series was refused by a series limit.
+    pub fn series_refused(&self, e: &crate::policy::eval::SeriesLimit) {
+        let c = match e.kind {
+            crate::policy::eval::LimitKind::PerMetric => &self.refused_per_metric,
+            crate::policy::eval::LimitKind::Total => &self.refused_total,
+        };
+        Self::add(c, 1);
     }
 
     pub fn violation(&self, policy: &str, n: u64) {
@@ -148,6 +161,28 @@ impl Stats {
         ] {
             let _ = writeln!(o, "vigil_http_requests_total{{outcome=\"{k}\"}} {}", ld(v));
         }
+        let _ = writeln!(
+            o,
+            "# HELP vigil_series_refused_total Ingested samples of new series refused by a series limit.\n# TYPE vigil_series_refused_total counter"
+        );
+        for (k, v) in [
+            ("max_series_per_metric", &self.refused_per_metric),
+            ("max_series", &self.refused_total),
+        ] {
+            let _ = writeln!(o, "vigil_series_refused_total{{reason=\"{k}\"}} {}", ld(v));
+        }
+        g(
+            &mut o,
+            "vigil_series",
+            "Series held by the policy evaluator.",
+            snap.series.live as f64,
+        );
+        c(
+            &mut o,
+            "vigil_series_evicted_total",
+            "Series evicted after series_ttl without a sample.",
+            snap.series.evicted,
+        );
         let _ = writeln!(
             o,
             "# HELP vigil_violations_total Ingested samples that crossed a policy's firing condition.\n# TYPE vigil_violations_total counter"

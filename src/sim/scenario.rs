@@ -692,9 +692,8 @@ impl Scenario {
             .engine
             .evaluator()
             .series()
-            .iter()
-            .filter(|s| s.name == metric && s.labels.get("host").map(String::as_str) == Some(host))
-            .map(|s| s.labels.clone())
+            .filter(|k| k.name() == metric && k.label("host") == Some(host))
+            .map(|k| k.to_labels())
             .collect();
         if v.is_empty() {
             v.push([("host".to_string(), host.to_string())].into());
