@@ -44,6 +44,11 @@ pub struct SettingsSpec {
     /// runbooks whose file and `[runbooks.NAME]` do not set `approvals`.
     #[serde(default)]
     pub approvals_by_risk: BTreeMap<Risk, Approvals>,
+    /// The alert labels that name its host, tried in order against each
+    /// host's name, `[hosts.ssh] host` and `addresses` (default
+    /// `["host", "instance"]`).
+    #[serde(default)]
+    pub host_labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -235,6 +240,11 @@ fn env_name_ok(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// True for a Prometheus label name.
+fn label_name_ok(s: &str) -> bool {
+    env_name_ok(s)
+}
+
 /// True for an absolute `http://` or `https://` URL with a host.
 fn http_url_ok(s: &str) -> bool {
     reqwest::Url::parse(s)
@@ -338,6 +348,25 @@ impl Config {
                     }
                     Err(e) => errors.push(err(&format!("\"{v}\""), e)),
                 }
+            }
+        }
+        if let Some(order) = &self.settings.host_labels {
+            let bad = order.iter().find(|k| !label_name_ok(k));
+            if order.is_empty() || order.len() > 16 {
+                errors.push(at_key(
+                    "host_labels",
+                    format!(
+                        "settings.host_labels has {} labels; accepted 1..16 label names, e.g. [\"host\", \"instance\"]",
+                        order.len()
+                    ),
+                ));
+            } else if let Some(k) = bad {
+                errors.push(at_key(
+                    "host_labels",
+                    format!("settings.host_labels: {k:?} is not a label name; expected letters, digits and '_', not starting with a digit"),
+                ));
+            } else {
+                settings.host_labels = order.clone();
             }
         }
         if let Some(n) = self.settings.max_parallel_runs {

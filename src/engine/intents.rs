@@ -360,7 +360,7 @@ impl Engine {
                 ),
             ));
         }
-        if self.catalog.candidates(&alert.labels).is_empty() {
+        if self.catalog.candidates(&alert.runbook_labels()).is_empty() {
             return Err(Refusal::new(
                 RefusalKind::Conflict,
                 format!("no runbook matches alert {}{on}", alert.name),

@@ -712,6 +712,7 @@ impl DemoFleet {
                 executor: Some("sim".into()),
                 ssh: None,
                 http: None,
+                addresses: Vec::new(),
             })
             .collect()
     }
