@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
-use crate::policy::{Policy, PolicySpec, default_specs, merge_specs};
+use crate::policy::{Policy, PolicySpec, default_specs, merge_specs, node_exporter_specs};
 use crate::runbook::{Approvals, Catalog, Risk, RunbookOverride};
 use crate::units::{check_count, key_line, key_line_after, limits, line_of, toml_error_line};
 
@@ -157,6 +157,11 @@ pub struct SourceSpec {
     /// (default: `settings.external_verify_window`).
     #[serde(default)]
     pub verify_window: Option<String>,
+    /// `"node_exporter"`: this Prometheus evaluates the six default
+    /// policies on node_exporter's metrics (PromQL), in place of the
+    /// defaults that read Vigil's own samples.
+    #[serde(default)]
+    pub policies: Option<String>,
 }
 
 impl SourceSpec {
@@ -397,7 +402,7 @@ impl Config {
         let specs = if policies_replace && !self.policies.is_empty() {
             self.policies.clone()
         } else {
-            merge_specs(default_specs(), &self.policies)
+            merge_specs(self.default_policies(), &self.policies)
         };
         let mut policies = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -409,7 +414,7 @@ impl Config {
                 ));
                 continue;
             }
-            match Policy::compile(s) {
+            match Policy::compile(s).and_then(|p| self.check_query_source(&p).map(|()| p)) {
                 Ok(p) => policies.push(p),
                 Err(e) => {
                     let anchor = format!("\"{}\"", s.name);
@@ -529,6 +534,51 @@ impl Config {
 }
 
 impl Config {
+    /// The built-in policies this config starts from: the node_exporter
+    /// ones (PromQL) when a `prometheus` source has `policies =
+    /// "node_exporter"`, else the ones on Vigil's own samples.
+    pub fn default_policies(&self) -> Vec<PolicySpec> {
+        match self
+            .sources
+            .iter()
+            .find(|s| s.kind == SourceKind::Prometheus && s.policies.is_some())
+        {
+            Some(s) => node_exporter_specs(&s.name),
+            None => default_specs(),
+        }
+    }
+
+    /// The `prometheus` source that evaluates PromQL policy `p`.
+    pub fn query_source(&self, p: &Policy) -> Option<&SourceSpec> {
+        let q = p.query.as_ref()?;
+        self.sources.iter().find(|s| {
+            s.kind == SourceKind::Prometheus && q.source.as_ref().is_none_or(|n| *n == s.name)
+        })
+    }
+
+    /// A PromQL policy needs a `prometheus` source to evaluate it.
+    fn check_query_source(&self, p: &Policy) -> Result<(), String> {
+        let Some(q) = &p.query else {
+            return Ok(());
+        };
+        if self.query_source(p).is_some() {
+            return Ok(());
+        }
+        let proms: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Prometheus)
+            .map(|s| s.name.as_str())
+            .collect();
+        Err(match &q.source {
+            Some(n) if !proms.is_empty() => format!(
+                "source = {n:?} names no prometheus source; accepted: {}",
+                proms.join(", ")
+            ),
+            _ => "expr: a PromQL policy needs a [[sources]] entry with kind = \"prometheus\" to evaluate it".to_string(),
+        })
+    }
+
     /// Validates `[listener]`, `[[sources]]` and `[[escalation]]`.
     fn check_outputs(
         &self,
@@ -585,6 +635,33 @@ impl Config {
                         s.url
                     ),
                 ));
+            }
+            match (&s.policies, s.kind) {
+                (None, _) => {}
+                (Some(p), SourceKind::Prometheus) if p == "node_exporter" => {
+                    if self
+                        .sources
+                        .iter()
+                        .take(i)
+                        .any(|o| o.policies.is_some() && o.kind == SourceKind::Prometheus)
+                    {
+                        errors.push(ConfigError {
+                            file: file.into(),
+                            line: key_line_after(text, &at, "policies"),
+                            message: format!("{what}.policies: another prometheus source already evaluates the default policies; name one source"),
+                        });
+                    }
+                }
+                (Some(p), SourceKind::Prometheus) => errors.push(ConfigError {
+                    file: file.into(),
+                    line: key_line_after(text, &at, "policies"),
+                    message: format!("{what}.policies = {p:?}; accepted \"node_exporter\" (the six default policies on node_exporter's metrics)"),
+                }),
+                (Some(_), SourceKind::Alertmanager) => errors.push(ConfigError {
+                    file: file.into(),
+                    line: key_line_after(text, &at, "policies"),
+                    message: format!("{what}.policies: only a prometheus source evaluates policies"),
+                }),
             }
             for (key, v, range) in [
                 ("interval", &s.interval, limits::SOURCE_INTERVAL),

@@ -13,6 +13,7 @@ pub mod client;
 pub mod feed;
 pub mod parse;
 pub mod poll;
+pub mod rules;
 pub mod silence;
 pub mod stats;
 pub mod violations;
@@ -442,6 +443,13 @@ pub async fn start(
 ) -> Result<Started, ListenError> {
     poll::spawn_pollers(
         &config.sources,
+        hub.events.clone(),
+        board.clone(),
+        shutdown.clone(),
+    );
+    rules::spawn_rules(
+        &config.sources,
+        &policies,
         hub.events.clone(),
         board.clone(),
         shutdown.clone(),

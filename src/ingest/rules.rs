@@ -1,0 +1,226 @@
+//! PromQL policies: each `prometheus` source that evaluates policies
+//! (`expr = '...'`, or `policies = "node_exporter"`) runs their queries on
+//! its interval and hands the answers to the hub as samples of one
+//! synthetic metric per query (`policy::query_metric`). The engine then
+//! decides as for any policy: `for`, hysteresis, severities, staleness,
+//! verification.
+//!
+//! A series a query did not answer this time is fed NaN (no comparison
+//! holds for it), so a pending alert whose expression stopped holding goes
+//! back to inactive and, without a resolve expression, a firing one
+//! resolves, as in Prometheus. A series that neither the expression nor the
+//! resolve expression answers (the hysteresis band) keeps its state; one
+//! answered by no query for 5 minutes is forgotten, and its alert resolves
+//! as stale 5 minutes later.
+//!
+//! Reads Prometheus; never decides what an answer means.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::client::PrometheusClient;
+use super::poll::{SourceLog, backoff, report};
+use crate::config::{SourceKind, SourceSpec};
+use crate::engine::Event;
+use crate::hub::{HealthState, SourceBoard};
+use crate::model::{Labels, Sample};
+use crate::policy::{Policy, STALENESS};
+
+/// How long a series no query answers is still fed NaN.
+fn forget_after() -> Duration {
+    STALENESS.to_std().unwrap_or(Duration::from_secs(300))
+}
+
+/// The board name of a source's policy evaluation.
+pub fn board_name(source: &str) -> String {
+    format!("{source} policies")
+}
+
+/// One PromQL policy as its evaluator sees it.
+struct Rule {
+    /// (metric, PromQL), fire first.
+    queries: Vec<(String, String)>,
+    /// Series seen, with when some query last answered them.
+    known: HashMap<Labels, Instant>,
+}
+
+/// The samples one round of answers gives, and which series it keeps.
+/// `answers[i]` is the answer to `rule.queries[i]`.
+fn samples_of(rule: &mut Rule, answers: &[Vec<(Labels, f64)>], now: Instant) -> Vec<Sample> {
+    let mut values: HashMap<Labels, Vec<f64>> = HashMap::new();
+    let n = rule.queries.len();
+    for (i, answer) in answers.iter().enumerate() {
+        for (labels, v) in answer {
+            let mut l = labels.clone();
+            l.remove("__name__");
+            values.entry(l).or_insert_with(|| vec![f64::NAN; n])[i] = *v;
+        }
+    }
+    for l in values.keys() {
+        rule.known.insert(l.clone(), now);
+    }
+    let limit = forget_after();
+    rule.known
+        .retain(|_, seen| now.saturating_duration_since(*seen) <= limit);
+    let mut out = Vec::new();
+    for l in rule.known.keys() {
+        let row = values.get(l);
+        for (i, (metric, _)) in rule.queries.iter().enumerate() {
+            let v = row.map(|r| r[i]).unwrap_or(f64::NAN);
+            // Unanswered by every query: only the expression learns it no
+            // longer holds; the resolve and severity leaves keep theirs.
+            if row.is_none() && i > 0 {
+                continue;
+            }
+            out.push(Sample {
+                name: metric.clone(),
+                value: v,
+                labels: l.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Starts one evaluator per `prometheus` source that has PromQL policies;
+/// they stop when `shutdown` turns true or the hub goes away.
+pub fn spawn_rules(
+    sources: &[SourceSpec],
+    policies: &[Policy],
+    events: mpsc::Sender<Event>,
+    board: SourceBoard,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let proms: Vec<&SourceSpec> = sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::Prometheus)
+        .collect();
+    for (si, s) in proms.iter().enumerate() {
+        let rules: Vec<Rule> = policies
+            .iter()
+            .filter_map(|p| p.query.as_ref())
+            .filter(|q| match &q.source {
+                Some(n) => *n == s.name,
+                None => si == 0,
+            })
+            .map(|q| Rule {
+                queries: q.queries.clone(),
+                known: HashMap::new(),
+            })
+            .collect();
+        if rules.is_empty() {
+            continue;
+        }
+        let name = board_name(&s.name);
+        report(
+            &board,
+            &name,
+            "prometheus",
+            HealthState::Unknown,
+            format!("{} PromQL policies; first evaluation pending", rules.len()),
+        );
+        let client = Arc::new(PrometheusClient::new(&s.name, &s.url, s.timeout()));
+        let interval = s.interval();
+        let (events, board, mut shutdown) = (events.clone(), board.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rules = rules;
+            let mut log = SourceLog::default();
+            loop {
+                let mut batch = Vec::new();
+                let mut failure = None;
+                'rules: for rule in rules.iter_mut() {
+                    let mut answers = Vec::new();
+                    for (_, q) in &rule.queries {
+                        match client.query(q).await {
+                            Ok(series) => answers.push(
+                                series
+                                    .into_iter()
+                                    .filter_map(|s| Some((s.labels, s.points.last()?.1)))
+                                    .collect::<Vec<_>>(),
+                            ),
+                            Err(e) => {
+                                failure = Some(e.to_string());
+                                break 'rules;
+                            }
+                        }
+                    }
+                    batch.extend(samples_of(rule, &answers, Instant::now()));
+                }
+                match failure {
+                    None => {
+                        let n = batch.len();
+                        if !batch.is_empty() && events.send(Event::Samples(batch)).await.is_err() {
+                            return;
+                        }
+                        log.ok(&name);
+                        report(
+                            &board,
+                            &name,
+                            "prometheus",
+                            HealthState::Ok,
+                            format!("{} PromQL policies; {n} samples", rules.len()),
+                        );
+                    }
+                    Some(e) => {
+                        let state = log.failed(&name, &e);
+                        report(&board, &name, "prometheus", state, e);
+                    }
+                }
+                let wait = backoff(interval, log.failures());
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {
+                        if *shutdown.borrow() { return; }
+                    }
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(kv: &[(&str, &str)]) -> Labels {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn answers_become_samples_and_silence_means_nan() {
+        let mut rule = Rule {
+            queries: vec![("f".into(), "x > 85".into()), ("r".into(), "x < 80".into())],
+            known: HashMap::new(),
+        };
+        let t0 = Instant::now();
+        let a = l(&[("__name__", "x"), ("instance", "h:9100")]);
+        let b = l(&[("instance", "g:9100")]);
+        let s = samples_of(&mut rule, &[vec![(a.clone(), 90.0)], vec![(b.clone(), 10.0)]], t0);
+        let get = |s: &[Sample], m: &str, inst: &str| {
+            s.iter()
+                .find(|x| x.name == m && x.labels["instance"] == inst)
+                .map(|x| x.value)
+        };
+        assert_eq!(get(&s, "f", "h:9100"), Some(90.0));
+        assert!(get(&s, "r", "h:9100").unwrap().is_nan());
+        assert!(get(&s, "f", "g:9100").unwrap().is_nan());
+        assert_eq!(get(&s, "r", "g:9100"), Some(10.0));
+        assert!(s.iter().all(|x| !x.labels.contains_key("__name__")));
+        // In the band (answered by neither): the expression says no, the
+        // resolve leaf keeps its value.
+        let s = samples_of(&mut rule, &[vec![], vec![(b.clone(), 10.0)]], t0);
+        assert!(get(&s, "f", "h:9100").unwrap().is_nan());
+        assert_eq!(get(&s, "r", "h:9100"), None);
+        // Forgotten after 5 minutes of silence.
+        let later = t0 + forget_after() + Duration::from_secs(1);
+        let s = samples_of(&mut rule, &[vec![], vec![]], later);
+        assert!(s.is_empty(), "{s:?}");
+    }
+}
