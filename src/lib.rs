@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod exec;
+pub mod hosts;
 pub mod hub;
 pub mod ingest;
 pub mod model;

@@ -86,6 +86,12 @@ pub enum Event {
     /// Samples by series key (the ingest API).
     Keyed(Vec<crate::model::KeyedSample>),
     Alert(IncomingAlert),
+    /// What a source says about hosts (disk, memory, services) for the
+    /// Hosts pane; shown, never evaluated.
+    HostState {
+        source: String,
+        samples: Vec<Sample>,
+    },
     /// Time passed; deadlines due at `now` fire.
     Tick,
     Approve {
@@ -575,6 +581,9 @@ impl Engine {
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
     }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
     pub fn windows(&self) -> &[MaintenanceWindow] {
         &self.windows
     }
@@ -732,6 +741,7 @@ impl Engine {
                 }
             }
             Event::Alert(a) => self.on_alert(a, now),
+            Event::HostState { .. } => {}
             Event::Tick => self.on_tick(now),
             Event::Approve { action, actor } => self.on_approve(action, actor, now),
             Event::Reject {

@@ -29,6 +29,29 @@ use crate::hub::{HealthState, SourceBoard};
 use crate::model::{Labels, Sample};
 use crate::policy::{Policy, STALENESS};
 
+/// The file systems the disk figures leave out (as the default policy does).
+const FS: &str =
+    r#"fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|fuse.*",mountpoint!~"/boot.*|/run.*""#;
+
+/// What each Prometheus source is asked about hosts for the Hosts pane:
+/// (metric shown, PromQL on node_exporter's metrics).
+fn host_queries() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            crate::hosts::DISK,
+            format!("100 * (1 - node_filesystem_avail_bytes{{{FS}}} / node_filesystem_size_bytes{{{FS}}})"),
+        ),
+        (
+            crate::hosts::MEMORY,
+            "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)".into(),
+        ),
+        (
+            crate::hosts::SERVICE_UP,
+            r#"(1 - label_replace(node_systemd_unit_state{state="failed",name=~".+\.service"}, "service", "$1", "name", "(.+)\.service")) or service_up"#.into(),
+        ),
+    ]
+}
+
 /// How long a series no query answers is still fed NaN.
 fn forget_after() -> Duration {
     STALENESS.to_std().unwrap_or(Duration::from_secs(300))
@@ -112,17 +135,18 @@ pub fn spawn_rules(
                 known: HashMap::new(),
             })
             .collect();
-        if rules.is_empty() {
-            continue;
-        }
         let name = board_name(&s.name);
-        report(
-            &board,
-            &name,
-            "prometheus",
-            HealthState::Unknown,
-            format!("{} PromQL policies; first evaluation pending", rules.len()),
-        );
+        let source = s.name.clone();
+        let has_rules = !rules.is_empty();
+        if has_rules {
+            report(
+                &board,
+                &name,
+                "prometheus",
+                HealthState::Unknown,
+                format!("{} PromQL policies; first evaluation pending", rules.len()),
+            );
+        }
         let client = Arc::new(PrometheusClient::new(&s.name, &s.url, s.timeout()));
         let interval = s.interval();
         let (events, board, mut shutdown) = (events.clone(), board.clone(), shutdown.clone());
@@ -150,6 +174,33 @@ pub fn spawn_rules(
                     }
                     batch.extend(samples_of(rule, &answers, Instant::now()));
                 }
+                let mut hosts = Vec::new();
+                for (metric, q) in host_queries() {
+                    if failure.is_some() {
+                        break;
+                    }
+                    match client.query(&q).await {
+                        Ok(series) => hosts.extend(series.into_iter().filter_map(|x| {
+                            Some(Sample {
+                                name: metric.to_string(),
+                                value: x.points.last()?.1,
+                                labels: x.labels,
+                            })
+                        })),
+                        Err(e) => failure = Some(e.to_string()),
+                    }
+                }
+                if !hosts.is_empty()
+                    && events
+                        .send(Event::HostState {
+                            source: source.clone(),
+                            samples: hosts,
+                        })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
                 match failure {
                     None => {
                         let n = batch.len();
@@ -157,30 +208,39 @@ pub fn spawn_rules(
                             return;
                         }
                         log.ok(&name);
-                        report(
-                            &board,
-                            &name,
-                            "prometheus",
-                            HealthState::Ok,
-                            format!("{} PromQL policies; {n} samples", rules.len()),
-                        );
+                        if has_rules {
+                            report(
+                                &board,
+                                &name,
+                                "prometheus",
+                                HealthState::Ok,
+                                format!("{} PromQL policies; {n} samples", rules.len()),
+                            );
+                        }
                     }
                     Some(e) => {
                         let state = log.failed(&name, &e);
-                        report(&board, &name, "prometheus", state, e);
+                        if has_rules {
+                            report(&board, &name, "prometheus", state, e);
+                        }
                     }
                 }
-                let wait = backoff(interval, log.failures());
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {
-                        if *shutdown.borrow() { return; }
-                    }
+                continue_wait(&mut shutdown, backoff(interval, log.failures())).await;
+                if *shutdown.borrow() {
+                    return;
                 }
             }
         }));
     }
     tasks
+}
+
+/// Sleeps `wait`, or less when `shutdown` changes.
+async fn continue_wait(shutdown: &mut watch::Receiver<bool>, wait: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = shutdown.changed() => {}
+    }
 }
 
 #[cfg(test)]
@@ -202,7 +262,11 @@ mod tests {
         let t0 = Instant::now();
         let a = l(&[("__name__", "x"), ("instance", "h:9100")]);
         let b = l(&[("instance", "g:9100")]);
-        let s = samples_of(&mut rule, &[vec![(a.clone(), 90.0)], vec![(b.clone(), 10.0)]], t0);
+        let s = samples_of(
+            &mut rule,
+            &[vec![(a.clone(), 90.0)], vec![(b.clone(), 10.0)]],
+            t0,
+        );
         let get = |s: &[Sample], m: &str, inst: &str| {
             s.iter()
                 .find(|x| x.name == m && x.labels["instance"] == inst)

@@ -169,7 +169,10 @@ pub fn check_promql(e: &str) -> Result<(), String> {
         return Err("is empty; expected a PromQL expression such as 'up == 0'".into());
     }
     if t.len() > MAX_EXPR {
-        return Err(format!("is {} bytes long; accepted at most {MAX_EXPR}", t.len()));
+        return Err(format!(
+            "is {} bytes long; accepted at most {MAX_EXPR}",
+            t.len()
+        ));
     }
     let mut stack = Vec::new();
     let mut quote: Option<char> = None;
@@ -236,7 +239,10 @@ impl Policy {
     /// Compiles a PromQL policy (`expr`).
     fn compile_query(spec: &PolicySpec, name: &str, expr: &str) -> Result<Policy, String> {
         if spec.when.is_some() {
-            return Err("expr: a policy has either `when` (Vigil's samples) or `expr` (PromQL), not both".into());
+            return Err(
+                "expr: a policy has either `when` (Vigil's samples) or `expr` (PromQL), not both"
+                    .into(),
+            );
         }
         check_promql(expr).map_err(|e| format!("expr {e}"))?;
         let mut queries = vec![(query_metric(name, "fire"), expr.trim().to_string())];
