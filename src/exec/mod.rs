@@ -90,7 +90,7 @@ pub fn validate_host(h: &HostSpec) -> Vec<ExecConfigError> {
     }
 }
 
-fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
+pub fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
     let err = |key: &str, message: String| ExecConfigError {
         host: h.name.clone(),
         key: key.into(),

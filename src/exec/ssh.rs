@@ -253,6 +253,40 @@ impl SshTarget {
         c
     }
 
+    /// `ssh -G`: the client's effective settings for this target (host
+    /// name after aliases, port, known_hosts files), without connecting.
+    pub fn settings_command(&self, control_dir: &Path) -> Vec<String> {
+        let mut c = self.base("no", control_dir);
+        c.push("-G".into());
+        c.push("--".into());
+        c.push(self.host.clone());
+        c
+    }
+
+    /// A fresh connection (no shared master) that runs `true`: what
+    /// `vigil doctor` tries.
+    pub fn probe_command(&self, control_dir: &Path) -> Vec<String> {
+        let mut c = self.base("no", control_dir);
+        c.push("-T".into());
+        c.push("--".into());
+        c.push(self.host.clone());
+        c.push("true".into());
+        c
+    }
+
+    /// `user@host:port` as ssh would be asked for it (for messages).
+    pub fn address(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.user
+                .as_deref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
+            self.host,
+            self.port.map(|p| format!(":{p}")).unwrap_or_default()
+        )
+    }
+
     fn base(&self, master: &str, control_dir: &Path) -> Vec<String> {
         let mut c: Vec<String> = vec!["ssh".into()];
         let mut o = |kv: String| {
