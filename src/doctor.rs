@@ -17,7 +17,7 @@ use crate::config::{Config, EscalationKind, SourceKind, SourceSpec};
 use crate::engine::HostSpec;
 use crate::exec::HostExecutor;
 use crate::exec::http::HttpTarget;
-use crate::exec::ssh::SshTarget;
+use crate::exec::ssh::{SshTarget, ssh_reason};
 use crate::ingest::client::{AlertmanagerClient, PrometheusClient, http_client};
 use crate::policy::Policy;
 
@@ -239,27 +239,6 @@ pub fn ssh_fix(reason: &str, t: &SshTarget) -> String {
             "try it by hand as the hub's user: ssh -o BatchMode=yes {} true",
             t.address()
         )
-    }
-}
-
-/// ssh's stderr without empty lines, joined (its own reason).
-pub fn ssh_reason(stderr: &[u8], status: Option<i32>) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let tail = lines[lines.len().saturating_sub(3)..].join("; ");
-    if tail.is_empty() {
-        format!(
-            "ssh exited {}",
-            status
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "on a signal".into())
-        )
-    } else {
-        tail
     }
 }
 

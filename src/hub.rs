@@ -586,6 +586,35 @@ fn sample_count(ev: &Event) -> u64 {
     }
 }
 
+/// One log line for each step of an action's life an operator follows in
+/// the log: start, end, dry-run plan, verification, escalation (info;
+/// failures and escalations warn). The audit trail has the rest.
+fn log_record(r: &Record) {
+    use RecordKind as K;
+    let action = r.action_id.as_deref().unwrap_or("-");
+    let what = format!(
+        "{action} {}@{}",
+        r.runbook.as_deref().unwrap_or("-"),
+        r.target.as_deref().unwrap_or("-")
+    );
+    let detail = r.detail.as_deref().unwrap_or("");
+    match r.kind {
+        K::ActionStarted => tracing::info!(
+            action,
+            actor = r.actor.as_deref().unwrap_or("-"),
+            "action started: {what} (attempt {}) {detail}",
+            r.attempt.unwrap_or(1)
+        ),
+        K::ActionSucceeded | K::DryRunPlanned | K::VerificationPassed => {
+            tracing::info!(action, "{}: {what}: {detail}", r.kind.as_str())
+        }
+        K::ActionFailed | K::VerificationFailed | K::Escalated | K::ActionInterrupted => {
+            tracing::warn!(action, "{}: {what}: {detail}", r.kind.as_str())
+        }
+        _ => {}
+    }
+}
+
 /// Alerts and operator intents are published at once; samples wait for the
 /// next publish tick.
 fn is_urgent(ev: &Event) -> bool {
@@ -1097,6 +1126,7 @@ impl Hub {
                 Ok(written) => {
                     self.store_error = None;
                     for r in written {
+                        log_record(&r);
                         self.audit_seq = self.audit_seq.max(r.seq);
                         self.recent.push_back(r);
                     }
@@ -1129,7 +1159,7 @@ impl Hub {
             match c {
                 Command::Execute(x) => self.execute(x, now),
                 Command::Escalate(e) => {
-                    tracing::warn!(summary = %e.summary, "escalated");
+                    tracing::debug!(summary = %e.summary, "escalation handed to the notifier");
                     if let Some(esc) = &self.escalator {
                         esc.escalate(e);
                     }

@@ -340,6 +340,27 @@ impl SshTarget {
     }
 }
 
+/// ssh's own reason for a failure: its last stderr lines, joined.
+pub fn ssh_reason(stderr: &[u8], status: Option<i32>) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join("; ");
+    if tail.is_empty() {
+        format!(
+            "ssh exited {}",
+            status
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "on a signal".into())
+        )
+    } else {
+        tail
+    }
+}
+
 /// The environment of the ssh client: the step environment plus what the
 /// client needs to find the user's config, keys and agent.
 pub fn client_env() -> Vec<(String, String)> {
