@@ -47,7 +47,7 @@ fn host_queries() -> Vec<(&'static str, String)> {
         ),
         (
             crate::hosts::SERVICE_UP,
-            r#"(1 - label_replace(node_systemd_unit_state{state="failed",name=~".+\.service"}, "service", "$1", "name", "(.+)\.service")) or service_up"#.into(),
+            r#"(1 - label_replace(node_systemd_unit_state{state="failed",name=~".+\\.service"}, "service", "$1", "name", "(.+)\\.service")) or service_up"#.into(),
         ),
     ]
 }
@@ -174,33 +174,6 @@ pub fn spawn_rules(
                     }
                     batch.extend(samples_of(rule, &answers, Instant::now()));
                 }
-                let mut hosts = Vec::new();
-                for (metric, q) in host_queries() {
-                    if failure.is_some() {
-                        break;
-                    }
-                    match client.query(&q).await {
-                        Ok(series) => hosts.extend(series.into_iter().filter_map(|x| {
-                            Some(Sample {
-                                name: metric.to_string(),
-                                value: x.points.last()?.1,
-                                labels: x.labels,
-                            })
-                        })),
-                        Err(e) => failure = Some(e.to_string()),
-                    }
-                }
-                if !hosts.is_empty()
-                    && events
-                        .send(Event::HostState {
-                            source: source.clone(),
-                            samples: hosts,
-                        })
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
                 match failure {
                     None => {
                         let n = batch.len();
@@ -224,6 +197,32 @@ pub fn spawn_rules(
                             report(&board, &name, "prometheus", state, e);
                         }
                     }
+                }
+                // What the Hosts pane shows; a failure here changes no
+                // policy's health (the policies' own queries tell that).
+                let mut hosts = Vec::new();
+                for (metric, q) in host_queries() {
+                    match client.query(&q).await {
+                        Ok(series) => hosts.extend(series.into_iter().filter_map(|x| {
+                            Some(Sample {
+                                name: metric.to_string(),
+                                value: x.points.last()?.1,
+                                labels: x.labels,
+                            })
+                        })),
+                        Err(e) => tracing::debug!(source = %source, "host state query failed: {e}"),
+                    }
+                }
+                if !hosts.is_empty()
+                    && events
+                        .send(Event::HostState {
+                            source: source.clone(),
+                            samples: hosts,
+                        })
+                        .await
+                        .is_err()
+                {
+                    return;
                 }
                 continue_wait(&mut shutdown, backoff(interval, log.failures())).await;
                 if *shutdown.borrow() {

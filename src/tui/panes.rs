@@ -917,13 +917,13 @@ fn hosts(app: &App, area: Rect) -> PaneText {
     );
     let h = usize::from(area.height.saturating_sub(3));
     let w = usize::from(area.width.saturating_sub(2));
-    // Name, group, services, alerts and actions take 38 columns; the two
+    // Name, group, services, alerts and actions take 42 columns; the two
     // sparklines share the rest.
-    let sw = ((w.saturating_sub(38)) / 2).saturating_sub(6).clamp(4, 30);
+    let sw = ((w.saturating_sub(42)) / 2).saturating_sub(6).clamp(4, 30);
     let mut lines = vec![Line::styled(
         pad(
             &format!(
-                "HOST        GROUP   {:<w2$}{:<w2$}SVC     ALRT ACT",
+                "HOST        GROUP   {:<w2$}{:<w2$}SVC         ALRT ACT",
                 "DISK %",
                 "MEM %",
                 w2 = sw + 6
@@ -1008,7 +1008,7 @@ fn hosts(app: &App, area: Rect) -> PaneText {
                 t.severity(Severity::Critical),
             ),
         };
-        spans.push(Span::styled(pad(&svc, 8), svc_style));
+        spans.push(Span::styled(pad(&svc, 12), svc_style));
         let count = |n: u32| {
             if n == 0 {
                 "-".to_string()
