@@ -857,6 +857,63 @@ kind = "pagerduty"
     }
 
     #[test]
+    fn site_parameter_errors_point_at_the_config_line() {
+        for (text, line, what) in [
+            (
+                "operator = \"ana\"\n[runbooks.service_restart]\nparams = { drain_seconds = \"abc\" }\n",
+                3,
+                "drain_seconds (params)",
+            ),
+            (
+                "[runbooks.memory_pressure.params]\n\nkill_allow = \"java;rm\"\n",
+                3,
+                "kill_allow (params)",
+            ),
+            (
+                "[runbooks.service_restart]\nparams = { nope = \"1\" }\n",
+                2,
+                "nope: not a parameter",
+            ),
+        ] {
+            let c = Config::parse("site.toml", text).unwrap();
+            let e = c.build("site.toml", text, false, None).unwrap_err();
+            assert_eq!(e[0].file, "site.toml", "{text}: {}", e[0]);
+            assert_eq!(e[0].line, Some(line), "{text}: {}", e[0]);
+            assert!(e[0].message.contains(what), "{text}: {}", e[0]);
+        }
+    }
+
+    #[test]
+    fn host_labels_and_promql_sources_are_checked() {
+        let text = "[settings]\nhost_labels = []\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e[0].line, Some(2));
+        assert!(e[0].message.contains("1..16"), "{}", e[0]);
+        let text = "[settings]\nhost_labels = [\"instance\", \"9x\"]\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert!(e[0].message.contains("\"9x\""), "{}", e[0]);
+        // A PromQL policy needs a prometheus source.
+        let text = "[[policies]]\nname = \"Up\"\nexpr = 'up == 0'\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e[0].line, Some(2));
+        assert!(e[0].message.contains("kind = \"prometheus\""), "{}", e[0]);
+        // policies = "node_exporter" on an alertmanager, or an unknown value.
+        let text = "[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://a:1\"\npolicies = \"node_exporter\"\n\n[[sources]]\nname = \"p\"\nkind = \"prometheus\"\nurl = \"http://a:2\"\npolicies = \"nodes\"\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!((e[0].line, e[1].line), (Some(5), Some(11)), "{e:?}");
+        // With a node_exporter source the defaults are its PromQL ones.
+        let text = "[[sources]]\nname = \"p\"\nkind = \"prometheus\"\nurl = \"http://a:2\"\npolicies = \"node_exporter\"\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let s = c.build("c.toml", text, false, None).unwrap();
+        assert_eq!(s.policies.len(), 6);
+        assert!(s.policies.iter().all(|p| p.query.is_some()));
+    }
+
+    #[test]
     fn approvals_come_from_the_override_then_the_file_then_the_risk() {
         // service_restart and connection_reset are medium risk, memory_pressure high.
         let text = "[settings]\napprovals_by_risk = { high = 3, medium = 2 }\n\n[runbooks.connection_reset]\napprovals = 4\n";
