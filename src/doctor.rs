@@ -182,6 +182,17 @@ pub fn table(findings: &[Finding]) -> String {
     s
 }
 
+/// A probe with one finding.
+trait Single: Send + Sync {
+    fn once(&self) -> impl Future<Output = Finding> + Send;
+}
+
+impl<T: Single> Probe for T {
+    fn run(&self) -> ProbeFuture<'_> {
+        Box::pin(async move { vec![self.once().await] })
+    }
+}
+
 struct Fixed(Finding);
 
 impl Probe for Fixed {
@@ -248,13 +259,7 @@ struct SshProbe {
     target: SshTarget,
 }
 
-impl Probe for SshProbe {
-    fn run(&self) -> ProbeFuture<'_> {
-        Box::pin(async move { vec![self.once().await] })
-    }
-}
-
-impl SshProbe {
+impl Single for SshProbe {
     async fn once(&self) -> Finding {
         {
             // A directory with no master in it: the probe opens its own
@@ -306,13 +311,7 @@ struct LocalProbe {
     check: String,
 }
 
-impl Probe for LocalProbe {
-    fn run(&self) -> ProbeFuture<'_> {
-        Box::pin(async move { vec![self.once().await] })
-    }
-}
-
-impl LocalProbe {
+impl Single for LocalProbe {
     async fn once(&self) -> Finding {
         {
             match tokio::process::Command::new("true").status().await {
@@ -333,13 +332,7 @@ struct HttpHostProbe {
     target: HttpTarget,
 }
 
-impl Probe for HttpHostProbe {
-    fn run(&self) -> ProbeFuture<'_> {
-        Box::pin(async move { vec![self.once().await] })
-    }
-}
-
-impl HttpHostProbe {
+impl Single for HttpHostProbe {
     async fn once(&self) -> Finding {
         {
             // A job id that cannot exist: 404 says the API is there and
@@ -475,13 +468,7 @@ struct EscalationProbe {
     spec: crate::config::EscalationSpec,
 }
 
-impl Probe for EscalationProbe {
-    fn run(&self) -> ProbeFuture<'_> {
-        Box::pin(async move { vec![self.once().await] })
-    }
-}
-
-impl EscalationProbe {
+impl Single for EscalationProbe {
     async fn once(&self) -> Finding {
         {
             let e = &self.spec;

@@ -388,6 +388,17 @@ fn built(cli: &Cli) -> Result<(Config, vigil::engine::Setup), ExitCode> {
     }
 }
 
+/// A multi-threaded runtime, or the error said and exit status 1.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 /// `vigil doctor`: 0 when every check passed, 1 when any failed.
 fn cmd_doctor(cli: &Cli) -> ExitCode {
     let (config, setup) = match built(cli) {
@@ -401,16 +412,9 @@ fn cmd_doctor(cli: &Cli) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let findings = rt.block_on(vigil::doctor::run(probes));
     print!("{}", vigil::doctor::table(&findings));
@@ -1268,15 +1272,9 @@ fn attach_console(
             return ExitCode::from(1);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     // Refused credentials are said before the screen opens.
     if let Err(e) = rt.block_on(client.whoami()) {

@@ -259,14 +259,8 @@ impl Policy {
             severities.push((answered(queries.len()), r.severity));
             queries.push((query_metric(name, &format!("severity{i}")), q));
         }
-        let hold = match &spec.hold {
-            Some(h) => crate::units::limits::POLICY_FOR.parse_delta("for", h)?,
-            None => TimeDelta::zero(),
-        };
         let fire = answered(0);
         Ok(Policy {
-            name: name.to_string(),
-            description: spec.description.clone(),
             leaves: queries
                 .iter()
                 .map(|(m, _)| Leaf {
@@ -276,21 +270,41 @@ impl Policy {
                 .collect(),
             resolve: resolve.unwrap_or_else(|| Cond::Not(Box::new(fire.clone()))),
             fire,
-            fire_text: expr.trim().to_string(),
-            resolve_text: match &spec.resolve {
-                Some(r) => cond_text(r),
-                None => format!("not ({})", expr.trim()),
-            },
-            hold,
-            severity: spec.severity,
             severities,
-            group_by: spec.labels.clone(),
-            runbook: spec.runbook.clone(),
-            annotations: spec.annotations.clone(),
             query: Some(PolicyQuery {
                 source: spec.source.clone(),
                 queries,
             }),
+            ..Policy::shell(spec, name, expr.trim().to_string())?
+        })
+    }
+
+    /// What both kinds of policy take from the spec as it is: name,
+    /// description, `for`, severity, identity, runbook, annotations and
+    /// the texts of the conditions.
+    fn shell(spec: &PolicySpec, name: &str, fire_text: String) -> Result<Policy, String> {
+        let hold = match &spec.hold {
+            Some(h) => crate::units::limits::POLICY_FOR.parse_delta("for", h)?,
+            None => TimeDelta::zero(),
+        };
+        Ok(Policy {
+            name: name.to_string(),
+            description: spec.description.clone(),
+            leaves: Vec::new(),
+            fire: Cond::All(Vec::new()),
+            resolve: Cond::All(Vec::new()),
+            resolve_text: match &spec.resolve {
+                Some(r) => cond_text(r),
+                None => format!("not ({fire_text})"),
+            },
+            fire_text,
+            hold,
+            severity: spec.severity,
+            severities: Vec::new(),
+            group_by: spec.labels.clone(),
+            runbook: spec.runbook.clone(),
+            annotations: spec.annotations.clone(),
+            query: None,
         })
     }
 
@@ -327,28 +341,12 @@ impl Policy {
                 .map_err(|e| format!("severities[{i}].when: {e}"))?;
             severities.push((c, r.severity));
         }
-        let hold = match &spec.hold {
-            Some(h) => crate::units::limits::POLICY_FOR.parse_delta("for", h)?,
-            None => TimeDelta::zero(),
-        };
         Ok(Policy {
-            name: name.to_string(),
-            description: spec.description.clone(),
             leaves,
             fire,
             resolve,
-            fire_text: cond_text(when),
-            resolve_text: match &spec.resolve {
-                Some(r) => cond_text(r),
-                None => format!("not ({})", cond_text(when)),
-            },
-            hold,
-            severity: spec.severity,
             severities,
-            group_by: spec.labels.clone(),
-            runbook: spec.runbook.clone(),
-            annotations: spec.annotations.clone(),
-            query: None,
+            ..Policy::shell(spec, name, cond_text(when))?
         })
     }
 
@@ -539,68 +537,7 @@ runbook = "connection_reset"
 /// processes collector (`--collector.processes`); log sizes, service
 /// health without systemd and pool usage from the textfile collector
 /// (`log_file_bytes`, `service_up`, `connection_pool_used_ratio`).
-pub const NODE_EXPORTER_POLICIES_TOML: &str = r#"
-[[policies]]
-name = "DiskSpaceLow"
-description = "A file system is nearly full (node_exporter: avail/size)."
-expr = '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|fuse.*",mountpoint!~"/boot.*|/run.*"} / node_filesystem_size_bytes) > 85'
-for = "1m"
-resolve = '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|fuse.*",mountpoint!~"/boot.*|/run.*"} / node_filesystem_size_bytes) < 80'
-severity = "warning"
-severities = [{ when = '100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|fuse.*",mountpoint!~"/boot.*|/run.*"} / node_filesystem_size_bytes) > 95', severity = "critical" }]
-labels = ["instance", "mountpoint"]
-runbook = "disk_cleanup"
-
-[[policies]]
-name = "ServiceDown"
-description = "A service is not running (node_exporter: a failed systemd unit, or service_up from the textfile collector)."
-expr = '(label_replace(node_systemd_unit_state{state="failed",name=~".+\\.service"}, "service", "$1", "name", "(.+)\\.service") == 1) or (service_up == 0)'
-for = "30s"
-resolve = '(label_replace(node_systemd_unit_state{state="failed",name=~".+\\.service"}, "service", "$1", "name", "(.+)\\.service") == 0) or (service_up == 1)'
-severity = "critical"
-labels = ["instance", "service"]
-runbook = "service_restart"
-
-[[policies]]
-name = "MemoryPressure"
-description = "Memory use is high and not coming down (node_exporter: MemAvailable/MemTotal)."
-expr = '100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) > 90'
-for = "2m"
-resolve = '100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) < 85'
-severity = "high"
-labels = ["instance", "service"]
-runbook = "memory_pressure"
-
-[[policies]]
-name = "LogFileLarge"
-description = "A log file is larger than 1 GiB (textfile collector: log_file_bytes{path, service})."
-expr = 'log_file_bytes > 1073741824'
-for = "0s"
-resolve = 'log_file_bytes < 536870912'
-severity = "warning"
-labels = ["instance", "path", "service"]
-runbook = "log_rotation"
-
-[[policies]]
-name = "ZombieProcesses"
-description = "Defunct processes are piling up (node_exporter --collector.processes)."
-expr = 'node_processes_state{state="Z"} > 20'
-for = "1m"
-resolve = 'node_processes_state{state="Z"} <= 5'
-severity = "warning"
-labels = ["instance"]
-runbook = "zombie_killer"
-
-[[policies]]
-name = "ConnectionPoolExhausted"
-description = "A connection pool is almost out of connections (textfile collector: connection_pool_used_ratio{service, pool})."
-expr = 'connection_pool_used_ratio > 0.95'
-for = "1m"
-resolve = 'connection_pool_used_ratio < 0.8'
-severity = "high"
-labels = ["instance", "service", "pool"]
-runbook = "connection_reset"
-"#;
+pub const NODE_EXPORTER_POLICIES_TOML: &str = include_str!("../../policies/node_exporter.toml");
 
 /// The node_exporter defaults, evaluated by source `source`.
 pub fn node_exporter_specs(source: &str) -> Vec<PolicySpec> {
