@@ -194,7 +194,10 @@ fn check_ssh(h: &HostSpec, t: &SshTarget, text: &str, out: &mut Vec<Problem>) {
                 out.push(Problem {
                     line: at("known_hosts"),
                     message: format!(
-                        "{what}.known_hosts: {} cannot be read: {e}; ssh checks every host key against it (StrictHostKeyChecking=yes)",
+                        "{what}.known_hosts: {} cannot be read: {e}; ssh checks every host key against it (StrictHostKeyChecking=yes). Create it after checking the host's fingerprint: ssh-keyscan{} {} > {}",
+                        k.display(),
+                        t.port.map(|p| format!(" -p {p}")).unwrap_or_default(),
+                        t.host,
                         k.display()
                     ),
                 });

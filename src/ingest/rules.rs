@@ -5,10 +5,11 @@
 //! decides as for any policy: `for`, hysteresis, severities, staleness,
 //! verification.
 //!
-//! A series a query did not answer this time is fed NaN (no comparison
-//! holds for it), so a pending alert whose expression stopped holding goes
-//! back to inactive and, without a resolve expression, a firing one
-//! resolves, as in Prometheus. A series that neither the expression nor the
+//! Per series: its value (the expression's answer, else the resolve
+//! expression's) and, per query, 1 when the query answered it and 0 when
+//! not. So a pending alert whose expression stopped holding goes back to
+//! inactive and, without a resolve expression, a firing one resolves, as
+//! in Prometheus. A series that neither the expression nor the
 //! resolve expression answers (the hysteresis band) keeps its state; one
 //! answered by no query for 5 minutes is forgotten, and its alert resolves
 //! as stale 5 minutes later.
@@ -52,7 +53,8 @@ fn host_queries() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// How long a series no query answers is still fed NaN.
+/// How long a series no query answers is still told the expression does
+/// not hold.
 fn forget_after() -> Duration {
     STALENESS.to_std().unwrap_or(Duration::from_secs(300))
 }
@@ -64,7 +66,9 @@ pub fn board_name(source: &str) -> String {
 
 /// One PromQL policy as its evaluator sees it.
 struct Rule {
-    /// (metric, PromQL), fire first.
+    /// The metric of the series' value.
+    value: String,
+    /// (metric of the 1/0 "answered", PromQL), fire first.
     queries: Vec<(String, String)>,
     /// Series seen, with when some query last answered them.
     known: HashMap<Labels, Instant>,
@@ -73,36 +77,44 @@ struct Rule {
 /// The samples one round of answers gives, and which series it keeps.
 /// `answers[i]` is the answer to `rule.queries[i]`.
 fn samples_of(rule: &mut Rule, answers: &[Vec<(Labels, f64)>], now: Instant) -> Vec<Sample> {
-    let mut values: HashMap<Labels, Vec<f64>> = HashMap::new();
+    let mut rows: HashMap<Labels, Vec<Option<f64>>> = HashMap::new();
     let n = rule.queries.len();
     for (i, answer) in answers.iter().enumerate() {
         for (labels, v) in answer {
             let mut l = labels.clone();
             l.remove("__name__");
-            values.entry(l).or_insert_with(|| vec![f64::NAN; n])[i] = *v;
+            rows.entry(l).or_insert_with(|| vec![None; n])[i] = Some(*v);
         }
     }
-    for l in values.keys() {
+    for l in rows.keys() {
         rule.known.insert(l.clone(), now);
     }
     let limit = forget_after();
     rule.known
         .retain(|_, seen| now.saturating_duration_since(*seen) <= limit);
     let mut out = Vec::new();
+    let mut push = |name: &str, value: f64, labels: &Labels| {
+        out.push(Sample {
+            name: name.to_string(),
+            value,
+            labels: labels.clone(),
+        })
+    };
     for l in rule.known.keys() {
-        let row = values.get(l);
-        for (i, (metric, _)) in rule.queries.iter().enumerate() {
-            let v = row.map(|r| r[i]).unwrap_or(f64::NAN);
-            // Unanswered by every query: only the expression learns it no
-            // longer holds; the resolve and severity leaves keep theirs.
-            if row.is_none() && i > 0 {
-                continue;
+        match rows.get(l) {
+            // Answered by no query (the hysteresis band, or going away):
+            // only the expression learns it no longer holds.
+            None => push(&rule.queries[0].0, 0.0, l),
+            Some(row) => {
+                // The value shown: the expression's, else the resolve
+                // expression's (what the series is now).
+                if let Some(v) = row.iter().take(2).flatten().next() {
+                    push(&rule.value, *v, l);
+                }
+                for (i, (metric, _)) in rule.queries.iter().enumerate() {
+                    push(metric, if row[i].is_some() { 1.0 } else { 0.0 }, l);
+                }
             }
-            out.push(Sample {
-                name: metric.clone(),
-                value: v,
-                labels: l.clone(),
-            });
         }
     }
     out
@@ -131,6 +143,7 @@ pub fn spawn_rules(
                 None => si == 0,
             })
             .map(|q| Rule {
+                value: q.value_metric.clone(),
                 queries: q.queries.clone(),
                 known: HashMap::new(),
             })
@@ -253,8 +266,9 @@ mod tests {
     }
 
     #[test]
-    fn answers_become_samples_and_silence_means_nan() {
+    fn answers_become_values_and_presence() {
         let mut rule = Rule {
+            value: "v".into(),
             queries: vec![("f".into(), "x > 85".into()), ("r".into(), "x < 80".into())],
             known: HashMap::new(),
         };
@@ -271,16 +285,19 @@ mod tests {
                 .find(|x| x.name == m && x.labels["instance"] == inst)
                 .map(|x| x.value)
         };
-        assert_eq!(get(&s, "f", "h:9100"), Some(90.0));
-        assert!(get(&s, "r", "h:9100").unwrap().is_nan());
-        assert!(get(&s, "f", "g:9100").unwrap().is_nan());
-        assert_eq!(get(&s, "r", "g:9100"), Some(10.0));
+        assert_eq!(get(&s, "v", "h:9100"), Some(90.0));
+        assert_eq!(get(&s, "f", "h:9100"), Some(1.0));
+        assert_eq!(get(&s, "r", "h:9100"), Some(0.0));
+        assert_eq!(get(&s, "v", "g:9100"), Some(10.0));
+        assert_eq!(get(&s, "f", "g:9100"), Some(0.0));
+        assert_eq!(get(&s, "r", "g:9100"), Some(1.0));
         assert!(s.iter().all(|x| !x.labels.contains_key("__name__")));
         // In the band (answered by neither): the expression says no, the
-        // resolve leaf keeps its value.
+        // value and the resolve leaf keep theirs.
         let s = samples_of(&mut rule, &[vec![], vec![(b.clone(), 10.0)]], t0);
-        assert!(get(&s, "f", "h:9100").unwrap().is_nan());
+        assert_eq!(get(&s, "f", "h:9100"), Some(0.0));
         assert_eq!(get(&s, "r", "h:9100"), None);
+        assert_eq!(get(&s, "v", "h:9100"), None);
         // Forgotten after 5 minutes of silence.
         let later = t0 + forget_after() + Duration::from_secs(1);
         let s = samples_of(&mut rule, &[vec![], vec![]], later);

@@ -139,15 +139,19 @@ pub struct Policy {
 }
 
 /// A policy evaluated by Prometheus: each query's answer is fed back as
-/// samples of one synthetic metric per query (`query_metric`), so `for`,
+/// samples of synthetic metrics (`query_metric`): per series, the value
+/// (leaf 0: the expression's answer, else the resolve expression's) and,
+/// per query, 1 when it answered the series and 0 when not. So `for`,
 /// hysteresis, staleness, severities and verification work as for any
-/// policy.
+/// policy, and the value shown is the series' own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyQuery {
     /// The `[[sources]]` entry (None: the first `prometheus` source).
     pub source: Option<String>,
-    /// (metric the answer is fed as, PromQL), fire first, then resolve (if
-    /// any), then one per severity rule.
+    /// The metric the series' value is fed as (leaf 0).
+    pub value_metric: String,
+    /// (metric the query's 1/0 is fed as, PromQL), fire first (leaf 1),
+    /// then resolve (if any), then one per severity rule.
     pub queries: Vec<(String, String)>,
 }
 
@@ -213,13 +217,13 @@ pub fn check_promql(e: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The condition "the query answered this series" on leaf `leaf` (a series
-/// a query left out is fed NaN, which no comparison holds for).
-fn answered(leaf: usize) -> Cond {
+/// The condition "query `i` answered this series": its leaf (after the
+/// value leaf) is 1.
+fn answered(i: usize) -> Cond {
     Cond::Cmp {
-        leaf,
-        op: CmpOp::Ge,
-        value: f64::NEG_INFINITY,
+        leaf: i + 1,
+        op: CmpOp::Eq,
+        value: 1.0,
     }
 }
 
@@ -261,10 +265,10 @@ impl Policy {
         }
         let fire = answered(0);
         Ok(Policy {
-            leaves: queries
-                .iter()
-                .map(|(m, _)| Leaf {
-                    metric: m.clone(),
+            leaves: std::iter::once(query_metric(name, "value"))
+                .chain(queries.iter().map(|(m, _)| m.clone()))
+                .map(|metric| Leaf {
+                    metric,
                     matchers: Vec::new(),
                 })
                 .collect(),
@@ -273,6 +277,7 @@ impl Policy {
             severities,
             query: Some(PolicyQuery {
                 source: spec.source.clone(),
+                value_metric: query_metric(name, "value"),
                 queries,
             }),
             ..Policy::shell(spec, name, expr.trim().to_string())?
@@ -620,8 +625,9 @@ mod tests {
             let q = p.query.as_ref().unwrap();
             assert_eq!(q.source.as_deref(), Some("prom"));
             assert!(q.queries.len() >= 2, "{}: fire and resolve", p.name);
-            assert_eq!(p.leaves.len(), q.queries.len());
-            assert_eq!(p.leaves[0].metric, query_metric(&p.name, "fire"));
+            assert_eq!(p.leaves.len(), q.queries.len() + 1);
+            assert_eq!(p.leaves[0].metric, query_metric(&p.name, "value"));
+            assert_eq!(p.leaves[1].metric, query_metric(&p.name, "fire"));
         }
         let disk = Policy::compile(&specs[0]).unwrap();
         assert_eq!(disk.severities.len(), 1);
