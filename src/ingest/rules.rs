@@ -111,8 +111,14 @@ fn samples_of(rule: &mut Rule, answers: &[Vec<(Labels, f64)>], now: Instant) -> 
                 if let Some(v) = row.iter().take(2).flatten().next() {
                     push(&rule.value, *v, l);
                 }
-                for (i, (metric, _)) in rule.queries.iter().enumerate() {
-                    push(metric, if row[i].is_some() { 1.0 } else { 0.0 }, l);
+                // The expression's own leaf last: the engine decides on
+                // it at once, so the resolve and severity leaves must be
+                // current by then (a series that just left the resolve
+                // answer would otherwise still read as resolved).
+                let order = (1..rule.queries.len()).chain(std::iter::once(0));
+                for i in order {
+                    let present = if row[i].is_some() { 1.0 } else { 0.0 };
+                    push(&rule.queries[i].0, present, l);
                 }
             }
         }
@@ -302,5 +308,58 @@ mod tests {
         let later = t0 + forget_after() + Duration::from_secs(1);
         let s = samples_of(&mut rule, &[vec![], vec![]], later);
         assert!(s.is_empty(), "{s:?}");
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::engine::{Command, Engine};
+    use crate::model::RecordKind;
+
+    #[test]
+    fn a_firing_promql_alert_gets_its_action() {
+        let text = "[settings]\ndry_run = true\n[[hosts]]\nname = \"web-1\"\naddresses = [\"127.0.0.1\"]\nexecutor = \"local\"\n[[sources]]\nname = \"prom\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9\"\npoll = false\npolicies = \"node_exporter\"\n";
+        let c = crate::config::Config::parse("t.toml", text).unwrap();
+        let setup = c.build("t.toml", text, false, None).unwrap();
+        let q = setup
+            .policies
+            .iter()
+            .find(|p| p.name == "LogFileLarge")
+            .and_then(|p| p.query.clone())
+            .unwrap();
+        let mut e = Engine::new(setup);
+        let mut rule = Rule {
+            value: q.value_metric.clone(),
+            queries: q.queries.clone(),
+            known: HashMap::new(),
+        };
+        let series: Labels = [
+            ("instance", "127.0.0.1:9100"),
+            ("path", "/var/log/a.log"),
+            ("service", "app"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // First the series meets the resolve expression (a small file),
+        // then the expression (it grew): the action goes ahead.
+        let t0 = Instant::now();
+        let now: crate::model::Time = "2026-05-01T12:00:00Z".parse().unwrap();
+        let s = samples_of(&mut rule, &[vec![], vec![(series.clone(), 10.0)]], t0);
+        e.handle(Event::Samples(s), now);
+        let s = samples_of(&mut rule, &[vec![(series, 2e9)], vec![]], t0);
+        let cmds = e.handle(Event::Samples(s), now + chrono::TimeDelta::seconds(15));
+        let kinds: Vec<_> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Command::Record(r) => Some((r.kind, r.detail.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            kinds.iter().any(|(k, _)| *k == RecordKind::DryRunPlanned),
+            "{kinds:#?}"
+        );
     }
 }
