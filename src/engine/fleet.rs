@@ -156,6 +156,13 @@ mod tests {
             ("http://web-1:8080/metrics", "web-1"),
             ("https://[::1]:443/x?y", "::1"),
             ("", ""),
+            // Hostile or broken values: no panic, nothing invented.
+            ("[::1", "::1"),
+            ("]:9100", "]"),
+            (":9100", ""),
+            ("http://", ""),
+            ("a@b@c:1", "c"),
+            ("web-1:port", "web-1:port"),
         ] {
             assert_eq!(address_part(v), want, "{v}");
         }
