@@ -211,9 +211,15 @@ fn main() -> ExitCode {
         Some(Cmd::Doctor) => cmd_doctor(&cli),
         Some(Cmd::Policies { command }) => cmd_policies(&cli, command),
         Some(Cmd::Completions { shell }) => {
+            // Into a buffer first: a closed pipe (`| head`) is an exit
+            // status, not a panic inside the generator.
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "vigil", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "vigil", &mut out);
+            match std::io::stdout().write_all(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            }
         }
         Some(Cmd::Man) => cmd_man(),
         None => cmd_console(&cli, started),
