@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
-use crate::policy::{Policy, PolicySpec, default_specs, merge_specs};
+use crate::policy::{Policy, PolicySpec, default_specs, merge_specs, node_exporter_specs};
 use crate::runbook::{Approvals, Catalog, Risk, RunbookOverride};
 use crate::units::{check_count, key_line, key_line_after, limits, line_of, toml_error_line};
 
@@ -51,6 +51,11 @@ pub struct SettingsSpec {
     /// 100,000).
     #[serde(default)]
     pub max_series_per_metric: Option<usize>,
+    /// The alert labels that name its host, tried in order against each
+    /// host's name, `[hosts.ssh] host` and `addresses` (default
+    /// `["host", "instance"]`).
+    #[serde(default)]
+    pub host_labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -159,6 +164,11 @@ pub struct SourceSpec {
     /// (default: `settings.external_verify_window`).
     #[serde(default)]
     pub verify_window: Option<String>,
+    /// `"node_exporter"`: this Prometheus evaluates the six default
+    /// policies on node_exporter's metrics (PromQL), in place of the
+    /// defaults that read Vigil's own samples.
+    #[serde(default)]
+    pub policies: Option<String>,
 }
 
 impl SourceSpec {
@@ -240,6 +250,11 @@ fn env_name_ok(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// True for a Prometheus label name.
+fn label_name_ok(s: &str) -> bool {
+    env_name_ok(s)
 }
 
 /// True for an absolute `http://` or `https://` URL with a host.
@@ -360,6 +375,25 @@ impl Config {
                 Err(e) => errors.push(at_key("max_series_per_metric", e)),
             }
         }
+        if let Some(order) = &self.settings.host_labels {
+            let bad = order.iter().find(|k| !label_name_ok(k));
+            if order.is_empty() || order.len() > 16 {
+                errors.push(at_key(
+                    "host_labels",
+                    format!(
+                        "settings.host_labels has {} labels; accepted 1..16 label names, e.g. [\"host\", \"instance\"]",
+                        order.len()
+                    ),
+                ));
+            } else if let Some(k) = bad {
+                errors.push(at_key(
+                    "host_labels",
+                    format!("settings.host_labels: {k:?} is not a label name; expected letters, digits and '_', not starting with a digit"),
+                ));
+            } else {
+                settings.host_labels = order.clone();
+            }
+        }
         if let Some(n) = self.settings.max_parallel_runs {
             let (min, max) = limits::MAX_PARALLEL_RUNS;
             if let Err(e) = check_count("settings.max_parallel_runs", n, min, max) {
@@ -388,7 +422,7 @@ impl Config {
         let specs = if policies_replace && !self.policies.is_empty() {
             self.policies.clone()
         } else {
-            merge_specs(default_specs(), &self.policies)
+            merge_specs(self.default_policies(), &self.policies)
         };
         let mut policies = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -400,7 +434,7 @@ impl Config {
                 ));
                 continue;
             }
-            match Policy::compile(s) {
+            match Policy::compile(s).and_then(|p| self.check_query_source(&p).map(|()| p)) {
                 Ok(p) => policies.push(p),
                 Err(e) => {
                     let anchor = format!("\"{}\"", s.name);
@@ -520,6 +554,51 @@ impl Config {
 }
 
 impl Config {
+    /// The built-in policies this config starts from: the node_exporter
+    /// ones (PromQL) when a `prometheus` source has `policies =
+    /// "node_exporter"`, else the ones on Vigil's own samples.
+    pub fn default_policies(&self) -> Vec<PolicySpec> {
+        match self
+            .sources
+            .iter()
+            .find(|s| s.kind == SourceKind::Prometheus && s.policies.is_some())
+        {
+            Some(s) => node_exporter_specs(&s.name),
+            None => default_specs(),
+        }
+    }
+
+    /// The `prometheus` source that evaluates PromQL policy `p`.
+    pub fn query_source(&self, p: &Policy) -> Option<&SourceSpec> {
+        let q = p.query.as_ref()?;
+        self.sources.iter().find(|s| {
+            s.kind == SourceKind::Prometheus && q.source.as_ref().is_none_or(|n| *n == s.name)
+        })
+    }
+
+    /// A PromQL policy needs a `prometheus` source to evaluate it.
+    fn check_query_source(&self, p: &Policy) -> Result<(), String> {
+        let Some(q) = &p.query else {
+            return Ok(());
+        };
+        if self.query_source(p).is_some() {
+            return Ok(());
+        }
+        let proms: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Prometheus)
+            .map(|s| s.name.as_str())
+            .collect();
+        Err(match &q.source {
+            Some(n) if !proms.is_empty() => format!(
+                "source = {n:?} names no prometheus source; accepted: {}",
+                proms.join(", ")
+            ),
+            _ => "expr: a PromQL policy needs a [[sources]] entry with kind = \"prometheus\" to evaluate it".to_string(),
+        })
+    }
+
     /// Validates `[listener]`, `[[sources]]` and `[[escalation]]`.
     fn check_outputs(
         &self,
@@ -576,6 +655,33 @@ impl Config {
                         s.url
                     ),
                 ));
+            }
+            match (&s.policies, s.kind) {
+                (None, _) => {}
+                (Some(p), SourceKind::Prometheus) if p == "node_exporter" => {
+                    if self
+                        .sources
+                        .iter()
+                        .take(i)
+                        .any(|o| o.policies.is_some() && o.kind == SourceKind::Prometheus)
+                    {
+                        errors.push(ConfigError {
+                            file: file.into(),
+                            line: key_line_after(text, &at, "policies"),
+                            message: format!("{what}.policies: another prometheus source already evaluates the default policies; name one source"),
+                        });
+                    }
+                }
+                (Some(p), SourceKind::Prometheus) => errors.push(ConfigError {
+                    file: file.into(),
+                    line: key_line_after(text, &at, "policies"),
+                    message: format!("{what}.policies = {p:?}; accepted \"node_exporter\" (the six default policies on node_exporter's metrics)"),
+                }),
+                (Some(_), SourceKind::Alertmanager) => errors.push(ConfigError {
+                    file: file.into(),
+                    line: key_line_after(text, &at, "policies"),
+                    message: format!("{what}.policies: only a prometheus source evaluates policies"),
+                }),
             }
             for (key, v, range) in [
                 ("interval", &s.interval, limits::SOURCE_INTERVAL),
@@ -803,6 +909,63 @@ kind = "pagerduty"
         let e = c.build("c.toml", text, false, None).unwrap_err();
         assert!(e[0].message.contains("names no runbook"), "{}", e[0]);
         assert_eq!(e[0].line, Some(1));
+    }
+
+    #[test]
+    fn site_parameter_errors_point_at_the_config_line() {
+        for (text, line, what) in [
+            (
+                "operator = \"ana\"\n[runbooks.service_restart]\nparams = { drain_seconds = \"abc\" }\n",
+                3,
+                "drain_seconds (params)",
+            ),
+            (
+                "[runbooks.memory_pressure.params]\n\nkill_allow = \"java;rm\"\n",
+                3,
+                "kill_allow (params)",
+            ),
+            (
+                "[runbooks.service_restart]\nparams = { nope = \"1\" }\n",
+                2,
+                "nope: not a parameter",
+            ),
+        ] {
+            let c = Config::parse("site.toml", text).unwrap();
+            let e = c.build("site.toml", text, false, None).unwrap_err();
+            assert_eq!(e[0].file, "site.toml", "{text}: {}", e[0]);
+            assert_eq!(e[0].line, Some(line), "{text}: {}", e[0]);
+            assert!(e[0].message.contains(what), "{text}: {}", e[0]);
+        }
+    }
+
+    #[test]
+    fn host_labels_and_promql_sources_are_checked() {
+        let text = "[settings]\nhost_labels = []\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e[0].line, Some(2));
+        assert!(e[0].message.contains("1..16"), "{}", e[0]);
+        let text = "[settings]\nhost_labels = [\"instance\", \"9x\"]\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert!(e[0].message.contains("\"9x\""), "{}", e[0]);
+        // A PromQL policy needs a prometheus source.
+        let text = "[[policies]]\nname = \"Up\"\nexpr = 'up == 0'\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!(e[0].line, Some(2));
+        assert!(e[0].message.contains("kind = \"prometheus\""), "{}", e[0]);
+        // policies = "node_exporter" on an alertmanager, or an unknown value.
+        let text = "[[sources]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://a:1\"\npolicies = \"node_exporter\"\n\n[[sources]]\nname = \"p\"\nkind = \"prometheus\"\nurl = \"http://a:2\"\npolicies = \"nodes\"\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let e = c.build("c.toml", text, false, None).unwrap_err();
+        assert_eq!((e[0].line, e[1].line), (Some(5), Some(11)), "{e:?}");
+        // With a node_exporter source the defaults are its PromQL ones.
+        let text = "[[sources]]\nname = \"p\"\nkind = \"prometheus\"\nurl = \"http://a:2\"\npolicies = \"node_exporter\"\n";
+        let c = Config::parse("c.toml", text).unwrap();
+        let s = c.build("c.toml", text, false, None).unwrap();
+        assert_eq!(s.policies.len(), 6);
+        assert!(s.policies.iter().all(|p| p.query.is_some()));
     }
 
     #[test]

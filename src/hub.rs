@@ -75,35 +75,7 @@ pub type SourceBoard = Arc<std::sync::RwLock<BTreeMap<String, SourceHealth>>>;
 /// How many recent records a snapshot carries.
 const RECENT: usize = 500;
 
-/// A host as the console shows it: latest values and a short history.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct HostView {
-    pub name: String,
-    pub group: Option<String>,
-    /// The worst (highest) latest value of each metric across its series.
-    pub metrics: BTreeMap<String, f64>,
-    /// The worst value of each metric per tick, oldest first.
-    pub history: BTreeMap<String, VecDeque<f64>>,
-    /// Each series' own history: (metric, labels but `host`).
-    #[serde(with = "crate::model::map_as_pairs")]
-    pub series: BTreeMap<(String, crate::model::Labels), VecDeque<f64>>,
-}
-
-impl HostView {
-    /// The history of the series of `metric` whose labels all appear in
-    /// `labels` (an alert's), if there is one.
-    pub fn series_for(
-        &self,
-        metric: &str,
-        labels: &crate::model::Labels,
-    ) -> Option<&VecDeque<f64>> {
-        self.series
-            .iter()
-            .filter(|((m, l), _)| m == metric && l.iter().all(|(k, v)| labels.get(k) == Some(v)))
-            .max_by_key(|((_, l), _)| l.len())
-            .map(|(_, h)| h)
-    }
-}
+pub use crate::hosts::HostView;
 
 /// Everything the console needs to draw a frame. Immutable once published.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -761,6 +733,35 @@ fn sample_count(ev: &Event) -> u64 {
     }
 }
 
+/// One log line for each step of an action's life an operator follows in
+/// the log: start, end, dry-run plan, verification, escalation (info;
+/// failures and escalations warn). The audit trail has the rest.
+fn log_record(r: &Record) {
+    use RecordKind as K;
+    let action = r.action_id.as_deref().unwrap_or("-");
+    let what = format!(
+        "{action} {}@{}",
+        r.runbook.as_deref().unwrap_or("-"),
+        r.target.as_deref().unwrap_or("-")
+    );
+    let detail = r.detail.as_deref().unwrap_or("");
+    match r.kind {
+        K::ActionStarted => tracing::info!(
+            action,
+            actor = r.actor.as_deref().unwrap_or("-"),
+            "action started: {what} (attempt {}) {detail}",
+            r.attempt.unwrap_or(1)
+        ),
+        K::ActionSucceeded | K::DryRunPlanned | K::VerificationPassed => {
+            tracing::info!(action, "{}: {what}: {detail}", r.kind.as_str())
+        }
+        K::ActionFailed | K::VerificationFailed | K::Escalated | K::ActionInterrupted => {
+            tracing::warn!(action, "{}: {what}: {detail}", r.kind.as_str())
+        }
+        _ => {}
+    }
+}
+
 /// Alerts and operator intents are published at once; samples wait for the
 /// next publish tick.
 fn is_urgent(ev: &Event) -> bool {
@@ -793,7 +794,7 @@ pub struct Hub {
     recent_shared: Option<Arc<Vec<Record>>>,
     audit_seq: u64,
     store_error: Option<String>,
-    hosts: BTreeMap<String, HostView>,
+    hosts: crate::hosts::HostBoard,
     sim_run_time: Duration,
     tick: Duration,
     pending_restore: Vec<Command>,
@@ -954,6 +955,10 @@ impl Hub {
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let analysis = LiveAnalysis::new(setup.engine.shared_catalog());
         let backlog = Arc::new(SampleBacklog::default());
+        let hosts = crate::hosts::HostBoard::new(
+            setup.engine.inventory(),
+            setup.engine.settings().host_labels.clone(),
+        );
         let mut hub = Hub {
             engine: setup.engine,
             writer: setup.writer,
@@ -969,7 +974,7 @@ impl Hub {
             recent_shared: None,
             audit_seq: setup.restored.last_seq,
             store_error: None,
-            hosts: BTreeMap::new(),
+            hosts,
             sim_run_time: setup.sim_run_time,
             tick: setup.tick,
             pending_restore: Vec::new(),
@@ -1079,10 +1084,20 @@ impl Hub {
         }
     }
 
+    /// What an event tells the Hosts pane.
+    fn observe_event(&mut self, ev: &Event) {
+        match ev {
+            Event::Keyed(v) => self.observe_keyed(v),
+            Event::HostState { source, samples } => self.observe_hosts(samples, source),
+            _ => {}
+        }
+    }
+
     /// Evaluates `ev` and what else is queued behind it, so that one commit
     /// covers the batch.
     async fn handle_events(&mut self, ev: Event) -> Result<(), String> {
         let now = Utc::now();
+        self.observe_event(&ev);
         let mut samples = sample_count(&ev);
         self.analysis.observe(&ev, now);
         // Urgent events are shown within milliseconds.
@@ -1092,6 +1107,7 @@ impl Hub {
         while n < 1024 {
             match self.rx.try_recv() {
                 Ok(ev) => {
+                    self.observe_event(&ev);
                     samples += sample_count(&ev);
                     self.analysis.observe(&ev, now);
                     urgent |= is_urgent(&ev);
@@ -1193,7 +1209,7 @@ impl Hub {
                     let now = Utc::now();
                     if let Some(demo) = self.demo.as_mut() {
                         let samples = demo.step(now);
-                        self.observe_hosts(&samples);
+                        self.observe_hosts(&samples, "demo");
                         self.analysis.observe_samples(&samples, now);
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
@@ -1276,58 +1292,31 @@ impl Hub {
         }
     }
 
-    /// Keeps the latest value and a short history of each metric per host;
-    /// when a host has several series of one metric (mountpoints,
-    /// services), the worst (highest) of the batch is kept.
-    fn observe_hosts(&mut self, samples: &[crate::model::Sample]) {
-        let mut worst: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-        for s in samples {
-            let Some(host) = s.labels.get("host") else {
-                continue;
-            };
-            if let Some(hv) = self.hosts.get_mut(host.as_str()) {
-                let mut l = s.labels.clone();
-                l.remove("host");
-                // Bounded: a host with a runaway number of series keeps
-                // only the first 64.
-                let key = (s.name.clone(), l);
-                if hv.series.len() < 64 || hv.series.contains_key(&key) {
-                    let h = hv.series.entry(key).or_default();
-                    h.push_back(s.value);
-                    while h.len() > 120 {
-                        h.pop_front();
-                    }
-                }
-            }
-            let v = worst
-                .entry((host.as_str(), s.name.as_str()))
-                .or_insert(s.value);
-            if s.value > *v {
-                *v = s.value;
-            }
-        }
-        for ((host, metric), value) in worst {
-            let hv = self
-                .hosts
-                .entry(host.to_string())
-                .or_insert_with(|| HostView {
-                    name: host.to_string(),
-                    group: self
-                        .engine
-                        .inventory()
-                        .hosts
-                        .get(host)
-                        .and_then(|h| h.labels.get("group").cloned()),
-                    metrics: BTreeMap::new(),
-                    history: BTreeMap::new(),
-                    series: BTreeMap::new(),
-                });
-            hv.metrics.insert(metric.to_string(), value);
-            let h = hv.history.entry(metric.to_string()).or_default();
-            h.push_back(value);
-            while h.len() > 120 {
-                h.pop_front();
-            }
+    /// Keeps the latest disk, memory and service state of each host (the
+    /// Hosts pane), from whichever source delivered it.
+    fn observe_hosts(&mut self, samples: &[crate::model::Sample], from: &str) {
+        self.hosts
+            .observe(self.engine.inventory(), samples, from, Utc::now());
+    }
+
+    /// The host metrics among ingested samples (a name test per sample;
+    /// labels are decoded only for those).
+    fn observe_keyed(&mut self, samples: &[crate::model::KeyedSample]) {
+        let host: Vec<crate::model::Sample> = samples
+            .iter()
+            .filter(|s| crate::hosts::is_host_metric(s.key.name()))
+            .map(|s| crate::model::Sample {
+                name: s.key.name().to_string(),
+                value: s.value,
+                labels: s
+                    .key
+                    .labels()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
+            .collect();
+        if !host.is_empty() {
+            self.observe_hosts(&host, "ingest");
         }
     }
 
@@ -1360,6 +1349,7 @@ impl Hub {
                     self.store_error = None;
                     self.recent_shared = None;
                     for r in written {
+                        log_record(&r);
                         self.audit_seq = self.audit_seq.max(r.seq);
                         self.recent.push_back(r);
                     }
@@ -1392,7 +1382,7 @@ impl Hub {
             match c {
                 Command::Execute(x) => self.execute(x, now),
                 Command::Escalate(e) => {
-                    tracing::warn!(summary = %e.summary, "escalated");
+                    tracing::debug!(summary = %e.summary, "escalation handed to the notifier");
                     if let Some(esc) = &self.escalator {
                         esc.escalate(e);
                     }
@@ -1534,7 +1524,9 @@ impl Hub {
             .clone();
         snap.audit_seq = self.audit_seq;
         snap.store_error = self.store_error.clone();
-        snap.hosts = Arc::new(self.hosts.values().cloned().collect());
+        self.hosts
+            .count(self.engine.alerts(), self.engine.actions());
+        snap.hosts = Arc::new(self.hosts.views());
         snap.incidents = self
             .demo
             .as_ref()

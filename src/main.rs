@@ -92,6 +92,29 @@ enum Cmd {
     /// default 127.0.0.1:9798; `--data-dir DIR`; `--config FILE`, the
     /// agent's own config).
     Agent,
+    /// Try every host (ssh BatchMode `true`), source and escalation target
+    /// from this machine; print ok or the failure, its reason and the fix.
+    Doctor,
+    /// The policies in force: the defaults merged with the config.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCmd,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `vigil man > /usr/local/share/man/man1/vigil.1`.
+    Man,
+}
+
+#[derive(Subcommand)]
+enum PoliciesCmd {
+    /// One line per policy: name, where it is evaluated, condition, runbook.
+    List,
+    /// A policy in full.
+    Show { name: String },
 }
 
 #[derive(Subcommand)]
@@ -195,6 +218,20 @@ fn main() -> ExitCode {
             data_dir: cli.data_dir.clone(),
         }),
         Some(Cmd::Serve { duration }) => cmd_serve(&cli, cli.listen.clone(), duration.clone()),
+        Some(Cmd::Doctor) => cmd_doctor(&cli),
+        Some(Cmd::Policies { command }) => cmd_policies(&cli, command),
+        Some(Cmd::Completions { shell }) => {
+            // Into a buffer first: a closed pipe (`| head`) is an exit
+            // status, not a panic inside the generator.
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "vigil", &mut out);
+            match std::io::stdout().write_all(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            }
+        }
+        Some(Cmd::Man) => cmd_man(),
         None => cmd_console(&cli, started),
     }
 }
@@ -306,6 +343,14 @@ fn cmd_check(cli: &Cli) -> ExitCode {
             None => format!("{file}: {e}"),
         });
     }
+    // What the hub would meet later on this machine: key files, known
+    // hosts, token variables.
+    for p in vigil::preflight::check(&config, &text) {
+        look.push(match p.line {
+            Some(l) => format!("{file}:{l}: {}", p.message),
+            None => format!("{file}: {}", p.message),
+        });
+    }
     match config.build(&file, &text, false, None) {
         Ok(setup) if look.is_empty() => {
             println!(
@@ -335,6 +380,160 @@ fn cmd_check(cli: &Cli) -> ExitCode {
             eprintln!("{} problem(s) found", errors.len() + look.len());
             ExitCode::from(1)
         }
+    }
+}
+
+/// The config and its compiled setup, or the errors (printed) and exit 1.
+fn built(cli: &Cli) -> Result<(Config, vigil::engine::Setup), ExitCode> {
+    let (config, text, file) = load_config(cli).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    match config.build(&file, &text, false, None) {
+        Ok(setup) => Ok((config, setup)),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{} problem(s) found (vigil check lists them too)",
+                errors.len()
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// A multi-threaded runtime, or the error said and exit status 1.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
+/// `vigil doctor`: 0 when every check passed, 1 when any failed.
+fn cmd_doctor(cli: &Cli) -> ExitCode {
+    let (config, setup) = match built(cli) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let probes = vigil::doctor::probes(&config, &setup.policies);
+    if probes.is_empty() {
+        println!(
+            "nothing to try: no [[hosts]] with an ssh, http or local executor, no [[sources]], no [[escalation]]"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let findings = rt.block_on(vigil::doctor::run(probes));
+    print!("{}", vigil::doctor::table(&findings));
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if failed == 0 {
+        println!("all {} checks ok", findings.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("{failed} of {} checks failed", findings.len());
+        ExitCode::from(1)
+    }
+}
+
+/// Where a policy is evaluated, in words.
+fn policy_where(config: &Config, p: &vigil::policy::Policy) -> String {
+    match (&p.query, config.query_source(p)) {
+        (Some(_), Some(s)) => format!("prometheus {}", s.name),
+        (Some(_), None) => "prometheus (none configured)".into(),
+        (None, _) => "vigil samples".into(),
+    }
+}
+
+/// `vigil policies list | show NAME`: 0, 1 on an unknown name or a bad config.
+fn cmd_policies(cli: &Cli, cmd: &PoliciesCmd) -> ExitCode {
+    let (config, setup) = match built(cli) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let fmt_for = |p: &vigil::policy::Policy| vigil::units::fmt_delta(p.hold);
+    match cmd {
+        PoliciesCmd::List => {
+            println!(
+                "{:<26} {:<20} {:<9} {:<6} {:<17} CONDITION",
+                "NAME", "EVALUATED BY", "SEVERITY", "FOR", "RUNBOOK"
+            );
+            for p in &setup.policies {
+                println!(
+                    "{:<26} {:<20} {:<9} {:<6} {:<17} {}",
+                    p.name,
+                    policy_where(&config, p),
+                    p.severity.as_str(),
+                    fmt_for(p),
+                    p.runbook.as_deref().unwrap_or("-"),
+                    p.fire_text
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        PoliciesCmd::Show { name } => {
+            let Some(p) = setup.policies.iter().find(|p| &p.name == name) else {
+                eprintln!(
+                    "error: no policy {name:?}; known: {}",
+                    setup
+                        .policies
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return ExitCode::from(1);
+            };
+            println!("name:         {}", p.name);
+            if !p.description.is_empty() {
+                println!("description:  {}", p.description);
+            }
+            println!("evaluated by: {}", policy_where(&config, p));
+            println!("fires when:   {}", p.fire_text);
+            println!("for:          {}", fmt_for(p));
+            println!("resolves:     {}", p.resolve_text);
+            println!("severity:     {}", p.severity.as_str());
+            if let Some(q) = &p.query {
+                for (i, (_, sev)) in p.severities.iter().enumerate() {
+                    if let Some((_, e)) = q.queries.get(q.queries.len() - p.severities.len() + i) {
+                        println!("  {:<11} when {e}", sev.as_str());
+                    }
+                }
+            } else if !p.severities.is_empty() {
+                println!("  (plus {} severity rule(s))", p.severities.len());
+            }
+            println!(
+                "one alert per: {}",
+                p.group_by
+                    .as_ref()
+                    .map(|g| g.join(", "))
+                    .unwrap_or_else(|| "every label of the series".into())
+            );
+            println!("runbook:      {}", p.runbook.as_deref().unwrap_or("-"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `vigil man`: the man page from the CLI definition.
+fn cmd_man() -> ExitCode {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+        eprintln!("error: cannot render the man page: {e}");
+        return ExitCode::from(1);
+    }
+    match std::io::stdout().write_all(&out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
     }
 }
 
@@ -1119,15 +1318,9 @@ fn attach_console(
             return ExitCode::from(1);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     // Refused credentials are said before the screen opens.
     if let Err(e) = rt.block_on(client.whoami()) {

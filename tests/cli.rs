@@ -374,3 +374,27 @@ fn a_firing_alert_redelivered_across_restarts_is_one_episode_with_one_action() {
     assert_eq!(of_alert("alert_firing"), 1, "{out}");
     assert_eq!(of_alert("action_proposed"), 1, "{out}");
 }
+
+#[test]
+fn policies_completions_and_man_come_from_the_cli() {
+    let o = cli_support::vigil(&["policies", "list"]);
+    let out = cli_support::text(&o);
+    assert!(o.status.success(), "{out}");
+    for name in ["DiskSpaceLow", "ServiceDown", "ConnectionPoolExhausted"] {
+        assert!(out.contains(name), "{out}");
+    }
+    assert!(out.contains("vigil samples"), "{out}");
+    let o = cli_support::vigil(&["policies", "show", "Nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(cli_support::text(&o).contains("known: DiskSpaceLow"));
+    let o = cli_support::vigil(&["completions", "bash"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("doctor") && text.contains("policies"),
+        "{text}"
+    );
+    let o = cli_support::vigil(&["man"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH vigil 1"));
+}

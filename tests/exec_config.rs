@@ -62,10 +62,45 @@ fn bad_executor_settings_are_named_with_file_and_line() {
 
 #[test]
 fn good_executor_settings_pass() {
-    let (code, out) = check(
-        "[settings]\nmax_parallel_runs = 8\n\n[[hosts]]\nname = \"web-1\"\nexecutor = \"ssh\"\n[hosts.ssh]\nhost = \"10.0.0.5\"\nuser = \"deploy\"\nport = 2222\nidentity = \"/etc/vigil/id_ed25519\"\nknown_hosts = \"/etc/vigil/known_hosts\"\nproxy_jump = \"bastion.example.com\"\noptions = [\"ServerAliveInterval=10\"]\n\n[[hosts]]\nname = \"jobs\"\nexecutor = \"http\"\n[hosts.http]\nurl = \"https://jobs.example.com/api\"\ntoken = \"t\"\n\n[[hosts]]\nname = \"localhost\"\nexecutor = \"local\"\n",
-    );
+    // `vigil check` reads the key and known_hosts files a host names: they
+    // exist here, the key private, the host's key listed.
+    use std::os::unix::fs::PermissionsExt;
+    let files = tempfile::tempdir().unwrap();
+    let key = files.path().join("id_ed25519");
+    std::fs::write(&key, "not used by check beyond its mode\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let kh = files.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        "[10.0.0.5]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    )
+    .unwrap();
+    let (code, out) = check(&format!(
+        "[settings]\nmax_parallel_runs = 8\n\n[[hosts]]\nname = \"web-1\"\nexecutor = \"ssh\"\n[hosts.ssh]\nhost = \"10.0.0.5\"\nuser = \"deploy\"\nport = 2222\nidentity = \"{}\"\nknown_hosts = \"{}\"\nproxy_jump = \"bastion.example.com\"\noptions = [\"ServerAliveInterval=10\"]\n\n[[hosts]]\nname = \"jobs\"\nexecutor = \"http\"\n[hosts.http]\nurl = \"https://jobs.example.com/api\"\ntoken = \"t\"\n\n[[hosts]]\nname = \"localhost\"\nexecutor = \"local\"\n",
+        key.display(),
+        kh.display()
+    ));
     assert_eq!(code, 0, "{out}");
+
+    // The same with the key readable by others and a known_hosts without
+    // this host: both named, with their lines and the fix.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&kh, "").unwrap();
+    let (code, out) = check(&format!(
+        "[[hosts]]\nname = \"web-1\"\nexecutor = \"ssh\"\n[hosts.ssh]\nhost = \"10.0.0.5\"\nport = 2222\nidentity = \"{}\"\nknown_hosts = \"{}\"\n",
+        key.display(),
+        kh.display()
+    ));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("config.toml:7: hosts[name=\"web-1\"].ssh.identity:")
+            && out.contains("chmod 600"),
+        "{out}"
+    );
+    assert!(
+        out.contains("config.toml:8: hosts[name=\"web-1\"].ssh: no host key for [10.0.0.5]:2222"),
+        "{out}"
+    );
 }
 
 #[test]

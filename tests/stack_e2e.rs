@@ -358,8 +358,15 @@ fn prometheus_stack_to_vigil_and_back() {
             .any(|a| a["fingerprint"] == fp.as_str() && a["state"] == "resolved")
             .then_some(())
     });
-    let v = get(&format!("{vigil}/api/v1/audit?since=0")).unwrap();
-    let recs = v["records"].as_array().unwrap();
+    // The snapshot shows a change before its records are committed: wait
+    // for them.
+    let recs = wait_until("alert_resolved recorded", 10, &mut procs, dir, || {
+        let v = get(&format!("{vigil}/api/v1/audit?since=0"))?;
+        let recs = v["records"].as_array()?.clone();
+        recs.iter()
+            .any(|r| r["kind"] == "alert_resolved")
+            .then_some(recs)
+    });
     assert_eq!(
         recs.iter()
             .filter(|r| r["kind"] == "alert_resolved" && r["fingerprint"] == fp.as_str())

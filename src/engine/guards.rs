@@ -32,6 +32,18 @@ pub struct HostSpec {
     pub ssh: Option<toml::Table>,
     #[serde(default)]
     pub http: Option<toml::Table>,
+    /// Other addresses and names the host is known by (what Prometheus'
+    /// `instance` label holds, without the port): alerts carrying one of
+    /// them are about this host.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+impl HostSpec {
+    /// `[hosts.ssh] host`, when set.
+    pub fn ssh_host(&self) -> Option<&str> {
+        self.ssh.as_ref()?.get("host")?.as_str()
+    }
 }
 
 /// The fleet as the engine sees it.

@@ -290,7 +290,7 @@ impl Engine {
     pub(super) fn vet_repropose(&self, fp: &str, actor: &str, now: Time) -> Result<(), Refusal> {
         self.vet_alert_open(fp, actor, now)?;
         if let Some(alert) = self.alerts.get(fp)
-            && self.catalog.candidates(&alert.labels).is_empty()
+            && self.catalog.candidates(&alert.runbook_labels()).is_empty()
         {
             let on = alert
                 .host()

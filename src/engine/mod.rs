@@ -8,6 +8,7 @@
 //! It must not do I/O, read a clock, spawn tasks or sleep: time comes in as
 //! `now`, effects go out as `Command`s. That is what makes it replayable.
 
+pub mod fleet;
 pub mod guards;
 mod intents;
 mod restore;
@@ -60,6 +61,9 @@ pub struct Settings {
     /// How many series are held and for how long without a sample
     /// (`[settings] series_ttl`, `max_series_per_metric`).
     pub series: crate::policy::eval::SeriesBudget,
+    /// The labels that name an alert's host, tried in order
+    /// (`[settings] host_labels`; default `host`, then `instance`).
+    pub host_labels: Vec<String>,
 }
 
 impl Default for Settings {
@@ -72,6 +76,10 @@ impl Default for Settings {
             external_verify_window: TimeDelta::minutes(10),
             source_verify_windows: BTreeMap::new(),
             series: Default::default(),
+            host_labels: fleet::DEFAULT_HOST_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -84,6 +92,12 @@ pub enum Event {
     /// Samples by series key (the ingest API).
     Keyed(Vec<crate::model::KeyedSample>),
     Alert(IncomingAlert),
+    /// What a source says about hosts (disk, memory, services) for the
+    /// Hosts pane; shown, never evaluated.
+    HostState {
+        source: String,
+        samples: Vec<Sample>,
+    },
     /// Time passed; deadlines due at `now` fire.
     Tick,
     Approve {
@@ -285,13 +299,35 @@ pub struct Alert {
     /// (`generatorURL`), whose expression verification can query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_url: Option<String>,
+    /// The host it is about: a configured host found through
+    /// `[settings] host_labels` (`instance` = `10.0.0.5:9100` finds the host
+    /// with that address), else its `host` label.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Why no configured host matched (then nothing acts on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_note: Option<String>,
     #[serde(skip)]
     instance: Option<InstanceId>,
 }
 
 impl Alert {
     pub fn host(&self) -> Option<&str> {
-        self.labels.get("host").map(String::as_str)
+        self.host.as_deref()
+    }
+
+    /// The labels runbooks read: the alert's own, with `host` set to the
+    /// host it is about (an alert with only `instance` gets the configured
+    /// host's name there).
+    pub fn runbook_labels(&self) -> std::borrow::Cow<'_, Labels> {
+        match &self.host {
+            Some(h) if self.labels.get("host") != Some(h) => {
+                let mut l = self.labels.clone();
+                l.insert("host".into(), h.clone());
+                std::borrow::Cow::Owned(l)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.labels),
+        }
     }
 }
 
@@ -671,6 +707,9 @@ impl Engine {
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
     }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
     pub fn windows(&self) -> &[MaintenanceWindow] {
         &self.windows
     }
@@ -841,6 +880,7 @@ impl Engine {
                 }
             }
             Event::Alert(a) => self.on_alert(a, now),
+            Event::HostState { .. } => {}
             Event::Tick => self.on_tick(now),
             Event::Approve { action, actor } => self.on_approve(action, actor, now),
             Event::Reject {
@@ -1044,6 +1084,8 @@ impl Engine {
             action: None,
             silence: None,
             generator_url: None,
+            host: None,
+            host_note: None,
             instance: Some(instance),
         };
         self.fire_alert(alert, now);
@@ -1112,6 +1154,8 @@ impl Engine {
                     action: None,
                     silence: None,
                     generator_url: a.generator_url,
+                    host: None,
+                    host_note: None,
                     instance: None,
                 };
                 self.fire_alert(alert, now);
@@ -1133,7 +1177,25 @@ impl Engine {
         }
     }
 
-    fn fire_alert(&mut self, alert: Alert, now: Time) {
+    /// Finds the host an alert is about (`[settings] host_labels`).
+    fn place(&self, alert: &mut Alert) {
+        match self
+            .inventory
+            .locate(&alert.labels, &self.settings.host_labels)
+        {
+            fleet::HostMatch::Unmatched(why) => {
+                alert.host = None;
+                alert.host_note = Some(why);
+            }
+            m => {
+                alert.host = m.host().map(str::to_string);
+                alert.host_note = None;
+            }
+        }
+    }
+
+    fn fire_alert(&mut self, mut alert: Alert, now: Time) {
+        self.place(&mut alert);
         let mut r = rec(RecordKind::AlertFiring, now);
         r.alert = Some(alert.name.clone());
         r.fingerprint = Some(alert.fingerprint.clone());
@@ -1141,11 +1203,13 @@ impl Engine {
         r.target = alert.host().map(str::to_string);
         r.labels = Some(alert.labels.clone());
         r.value = alert.value;
-        r.detail = alert.condition.clone();
+        r.detail = match (&alert.condition, &alert.host_note) {
+            (Some(c), Some(n)) => Some(format!("{c}; {n}")),
+            (c, n) => c.clone().or_else(|| n.clone()),
+        };
         self.out.push(Command::Record(r));
         let fp = alert.fingerprint.clone();
         self.resolved_order.retain(|f| f != &fp);
-        let mut alert = alert;
         alert.silence = self.silences.get(&fp).cloned();
         let external = alert.origin == AlertOrigin::External;
         self.alerts.insert(fp.clone(), Arc::new(alert));
@@ -1248,7 +1312,8 @@ impl Engine {
         let Some(alert) = self.alerts.get(fp).cloned() else {
             return;
         };
-        let cands = self.catalog.candidates(&alert.labels);
+        let labels = alert.runbook_labels();
+        let cands = self.catalog.candidates(&labels);
         // The catalog is shared: no copy of the runbook per proposal.
         let catalog = self.catalog.clone();
         let (best, given, basis) = match chosen {
@@ -1263,7 +1328,7 @@ impl Engine {
                 r.alert = Some(alert.name.clone());
                 r.fingerprint = Some(fp.to_string());
                 r.runbook = Some(rb.name().to_string());
-                r.target = alert.labels.get(rb.target_label()).cloned();
+                r.target = labels.get(rb.target_label()).cloned();
                 r.detail = Some(why.join("; "));
                 r.data = Some(json!({
                     "candidates": cands.iter().map(|(i, score, why)| json!({
@@ -1276,13 +1341,9 @@ impl Engine {
         };
         let rb = &catalog.runbooks[best];
 
-        let target = alert
-            .labels
-            .get(rb.target_label())
-            .cloned()
-            .unwrap_or_default();
+        let target = labels.get(rb.target_label()).cloned().unwrap_or_default();
         let facts = self.inventory.facts(&target);
-        let params = rb.resolve_params(&alert.labels, &facts, &given);
+        let params = rb.resolve_params(&labels, &facts, &given);
         let id = self.new_action_id();
         let (params, param_err) = match params {
             Ok(p) => (p, None),
@@ -1333,14 +1394,15 @@ impl Engine {
         }
         if target.is_empty() {
             let label = self.catalog.runbooks[best].target_label().to_string();
-            self.block(
-                id,
-                Block::new(
-                    BlockReason::ParamInvalid,
-                    format!("no target: the alert has no {label:?} label; Vigil acts on one named host, never on an empty or unbounded set"),
+            let why = match &alert.host_note {
+                Some(note) if label == "host" => format!(
+                    "no target: {note}; Vigil acts on one configured host, never on an empty or unbounded set"
                 ),
-                now,
-            );
+                _ => format!(
+                    "no target: the alert has no {label:?} label; Vigil acts on one named host, never on an empty or unbounded set"
+                ),
+            };
+            self.block(id, Block::new(BlockReason::ParamInvalid, why), now);
             return;
         }
         if let Some(e) = param_err {
@@ -2281,8 +2343,9 @@ impl Engine {
         let Some(alert) = self.alerts.get(fingerprint) else {
             return Vec::new();
         };
+        let labels = alert.runbook_labels();
         self.catalog
-            .candidates(&alert.labels)
+            .candidates(&labels)
             .into_iter()
             .map(|(i, score, reasons)| {
                 self.suggestion(alert, i, score, reasons, &BTreeMap::new(), now)
@@ -2327,14 +2390,11 @@ impl Engine {
         now: Time,
     ) -> Suggestion {
         let rb = &self.catalog.runbooks[i];
-        let target = alert
-            .labels
-            .get(rb.target_label())
-            .cloned()
-            .unwrap_or_default();
+        let labels = alert.runbook_labels();
+        let target = labels.get(rb.target_label()).cloned().unwrap_or_default();
         let facts = self.inventory.facts(&target);
         let mut why_not = Vec::new();
-        let (params, plan, block) = match rb.resolve_params(&alert.labels, &facts, given) {
+        let (params, plan, block) = match rb.resolve_params(&labels, &facts, given) {
             Ok(p) => {
                 let plan = rb.plan(&target, &p);
                 let block = self.would_block(rb.name(), &target, &p, now);

@@ -67,7 +67,7 @@ impl Engine {
                 self.eval
                     .restore_firing(&ra.fingerprint, ra.since, ra.severity, now);
             }
-            let alert = Alert {
+            let mut alert = Alert {
                 fingerprint: ra.fingerprint.clone(),
                 name: ra.name,
                 labels: ra.labels,
@@ -93,8 +93,11 @@ impl Engine {
                 action: ra.action,
                 silence: self.silences.get(&ra.fingerprint).cloned(),
                 generator_url: None,
+                host: None,
+                host_note: None,
                 instance: None,
             };
+            self.place(&mut alert);
             self.resolved_order.retain(|f| f != &ra.fingerprint);
             self.alerts.insert(ra.fingerprint, Arc::new(alert));
         }

@@ -91,7 +91,7 @@ pub fn validate_host(h: &HostSpec) -> Vec<ExecConfigError> {
     }
 }
 
-fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
+pub fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
     let err = |key: &str, message: String| ExecConfigError {
         host: h.name.clone(),
         key: key.into(),
@@ -222,7 +222,16 @@ impl ExecutorSet {
         };
         let mut outcome = match &host {
             HostExecutor::Local => self.run_steps("local", x, None).await,
-            HostExecutor::Ssh(t) => self.run_steps("ssh", x, Some(t)).await,
+            HostExecutor::Ssh(t) => {
+                let mut o = self.run_steps("ssh", x, Some(t)).await;
+                if !o.success && o.exit_code == Some(255) {
+                    // 255 is ssh's own failure (the connection), not the
+                    // step's: say which host, where, and ssh's reason.
+                    o.detail =
+                        format!("ssh to {} ({}) failed: {}", x.target, t.address(), o.detail);
+                }
+                o
+            }
             HostExecutor::Http(t) => t.run(&self.client, x, progress).await,
         };
         outcome.detail = redact(&outcome.detail);
@@ -246,7 +255,7 @@ impl ExecutorSet {
         let mut results = Vec::new();
         let mut failed = None;
         for (i, s) in steps.iter().enumerate() {
-            let r = self.run_step(s, ssh).await;
+            let r = self.run_step(s, &x.target, ssh).await;
             let ok = r.exit_code == Some(0) && !r.timed_out;
             results.push(r);
             if !ok {
@@ -257,14 +266,20 @@ impl ExecutorSet {
         let mut rolled = Vec::new();
         if failed.is_some() {
             for s in &rollback {
-                rolled.push(self.run_step(s, ssh).await);
+                rolled.push(self.run_step(s, &x.target, ssh).await);
             }
         }
         summarize(executor, steps.len(), &results, &rolled, failed)
     }
 
     /// Runs one step on a local or ssh host.
-    pub async fn run_step(&self, s: &PlannedStep, ssh: Option<&ssh::SshTarget>) -> StepResult {
+    /// `host` is the Vigil host's name (for messages).
+    pub async fn run_step(
+        &self,
+        s: &PlannedStep,
+        host: &str,
+        ssh: Option<&ssh::SshTarget>,
+    ) -> StepResult {
         let timeout = s.timeout.to_std().unwrap_or(Duration::from_secs(60));
         let started = Instant::now();
         let out = match ssh {
@@ -276,7 +291,7 @@ impl ExecutorSet {
                 if let Err(e) = ssh::ensure_control_dir(&self.opts.ssh_control_dir) {
                     local::ProcOutput::not_started(e)
                 } else {
-                    self.ensure_master(t).await;
+                    self.ensure_master(t, host).await;
                     let outer = timeout + Duration::from_secs(5 + t.connect_timeout + 5);
                     local::run_argv(&argv, &ssh::client_env(), outer, self.opts.output_limit).await
                 }
@@ -290,7 +305,7 @@ impl ExecutorSet {
     /// Starts the target's shared connection when there is none, one start
     /// at a time per target. When it cannot start, the step's own `ssh`
     /// connects directly and reports why.
-    async fn ensure_master(&self, t: &ssh::SshTarget) {
+    async fn ensure_master(&self, t: &ssh::SshTarget, host: &str) {
         let path = t.control_path(&self.opts.ssh_control_dir);
         if path.exists() {
             return;
@@ -308,13 +323,28 @@ impl ExecutorSet {
         if failed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(30)) {
             return;
         }
-        let argv = t.master_command(&self.opts.ssh_control_dir);
+        // The master forks into the background and keeps its stdio: its
+        // errors go to a file (`-E`), read once it returns.
+        let errors = path.with_extension("err");
+        let _ = std::fs::remove_file(&errors);
+        let mut argv = t.master_command(&self.opts.ssh_control_dir);
+        argv.splice(1..1, ["-E".to_string(), errors.display().to_string()]);
         let limit = Duration::from_secs(t.connect_timeout + 5);
-        if local::run_quiet(&argv, &ssh::client_env(), limit).await {
+        let ok = local::run_quiet(&argv, &ssh::client_env(), limit).await;
+        let reason = std::fs::read(&errors)
+            .map(|b| ssh::ssh_reason(&b, None))
+            .unwrap_or_else(|_| "no reason given (timed out?)".into());
+        let _ = std::fs::remove_file(&errors);
+        if ok {
             *failed_at = None;
         } else {
             *failed_at = Some(Instant::now());
-            tracing::warn!(host = %t.host, "the shared ssh connection could not be started");
+            tracing::warn!(
+                host,
+                address = %t.address(),
+                "the shared ssh connection to {host} ({}) could not be started: {reason}; steps connect on their own for 30 s",
+                t.address()
+            );
         }
     }
 }

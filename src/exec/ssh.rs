@@ -253,6 +253,40 @@ impl SshTarget {
         c
     }
 
+    /// `ssh -G`: the client's effective settings for this target (host
+    /// name after aliases, port, known_hosts files), without connecting.
+    pub fn settings_command(&self, control_dir: &Path) -> Vec<String> {
+        let mut c = self.base("no", control_dir);
+        c.push("-G".into());
+        c.push("--".into());
+        c.push(self.host.clone());
+        c
+    }
+
+    /// A fresh connection (no shared master) that runs `true`: what
+    /// `vigil doctor` tries.
+    pub fn probe_command(&self, control_dir: &Path) -> Vec<String> {
+        let mut c = self.base("no", control_dir);
+        c.push("-T".into());
+        c.push("--".into());
+        c.push(self.host.clone());
+        c.push("true".into());
+        c
+    }
+
+    /// `user@host:port` as ssh would be asked for it (for messages).
+    pub fn address(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.user
+                .as_deref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
+            self.host,
+            self.port.map(|p| format!(":{p}")).unwrap_or_default()
+        )
+    }
+
     fn base(&self, master: &str, control_dir: &Path) -> Vec<String> {
         let mut c: Vec<String> = vec!["ssh".into()];
         let mut o = |kv: String| {
@@ -303,6 +337,27 @@ impl SshTarget {
             c.push(j.clone());
         }
         c
+    }
+}
+
+/// ssh's own reason for a failure: its last stderr lines, joined.
+pub fn ssh_reason(stderr: &[u8], status: Option<i32>) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join("; ");
+    if tail.is_empty() {
+        format!(
+            "ssh exited {}",
+            status
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "on a signal".into())
+        )
+    } else {
+        tail
     }
 }
 

@@ -395,6 +395,14 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) ->
     {
         return not_durable(e);
     }
+    tracing::info!(
+        source = %api.webhook_source,
+        received = n,
+        firing,
+        resolved = n - firing,
+        "alertmanager webhook delivered {n} alerts ({firing} firing, {} resolved)",
+        n - firing
+    );
     axum::Json(json!({
         "received": n, "firing": firing, "resolved": n - firing,
         "truncated_alerts": p.truncated_alerts,

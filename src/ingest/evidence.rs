@@ -200,6 +200,7 @@ mod tests {
             interval: None,
             timeout: None,
             verify_window: None,
+            policies: None,
         };
         let two = RuleProber::from_sources(&[
             spec("a", "http://10.0.0.1:9090"),

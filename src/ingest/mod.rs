@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod feed;
 pub mod parse;
 pub mod poll;
+pub mod rules;
 pub mod silence;
 pub mod stats;
 pub mod violations;
@@ -470,6 +471,16 @@ pub async fn start(
     );
     for (name, task) in pollers {
         vitals.watch(&format!("source {name}"), shutdown.clone(), task);
+    }
+    let rules = rules::spawn_rules(
+        &config.sources,
+        &policies,
+        hub.events.clone(),
+        board.clone(),
+        shutdown.clone(),
+    );
+    for (i, task) in rules.into_iter().enumerate() {
+        vitals.watch(&format!("promql policies {}", i + 1), shutdown.clone(), task);
     }
     let feed = feed::Feed::spawn(hub.snapshots.clone(), shutdown.clone(), &vitals);
     let api = Arc::new(Api::new(

@@ -43,6 +43,53 @@ pub fn report(board: &SourceBoard, name: &str, kind: &str, state: HealthState, d
     }
 }
 
+/// A source's run of failures, and the log lines it is worth: one warning
+/// when it starts failing, one when it is Down, one info line when it
+/// recovers (not one line per failed poll).
+#[derive(Debug, Default)]
+pub struct SourceLog {
+    failures: u32,
+    since: Option<chrono::DateTime<Utc>>,
+}
+
+impl SourceLog {
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// A failure: logs when the run starts and when it turns Down; the
+    /// state the source is in now.
+    pub fn failed(&mut self, name: &str, why: &str) -> HealthState {
+        self.failures += 1;
+        if self.failures == 1 {
+            self.since = Some(Utc::now());
+            tracing::warn!(source = %name, "source failing: {why}");
+        } else if self.failures == DOWN_AFTER {
+            tracing::warn!(source = %name, failures = self.failures, "source down: {why}");
+        } else {
+            tracing::debug!(source = %name, failures = self.failures, "source still failing: {why}");
+        }
+        if self.failures >= DOWN_AFTER {
+            HealthState::Down
+        } else {
+            HealthState::Degraded
+        }
+    }
+
+    /// A success: logs the recovery after a run of failures.
+    pub fn ok(&mut self, name: &str) {
+        if self.failures > 0 {
+            let since = self
+                .since
+                .map(|t| crate::model::fmt_time(&t))
+                .unwrap_or_default();
+            tracing::info!(source = %name, failures = self.failures, "source recovered (failing since {since})");
+        }
+        self.failures = 0;
+        self.since = None;
+    }
+}
+
 enum Fetcher {
     Am(AlertmanagerClient),
     Prom(PrometheusClient),
@@ -154,7 +201,7 @@ pub fn spawn_pollers(
             s.name.clone(),
             tokio::spawn(async move {
                 let mut known: BTreeMap<String, IncomingAlert> = BTreeMap::new();
-                let mut failures = 0u32;
+                let mut log = SourceLog::default();
                 loop {
                     match fetcher.poll(&name, !silences_only).await {
                         Ok(Polled {
@@ -162,7 +209,7 @@ pub fn spawn_pollers(
                             state,
                             silences_error,
                         }) => {
-                            failures = 0;
+                            log.ok(&name);
                             if let Some(ev) = state
                                 && events.send(ev).await.is_err()
                             {
@@ -196,17 +243,11 @@ pub fn spawn_pollers(
                             report(&board, &name, kind, HealthState::Ok, detail);
                         }
                         Err(e) => {
-                            failures += 1;
-                            let state = if failures >= DOWN_AFTER {
-                                HealthState::Down
-                            } else {
-                                HealthState::Degraded
-                            };
-                            tracing::warn!(source = %name, "poll failed: {e}");
+                            let state = log.failed(&name, &e.to_string());
                             report(&board, &name, kind, state, e.to_string());
                         }
                     }
-                    let wait = backoff(interval, failures);
+                    let wait = backoff(interval, log.failures());
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {

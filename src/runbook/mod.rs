@@ -596,11 +596,23 @@ impl Runbook {
             enabled: o.enabled.unwrap_or(true),
             spec,
         };
+        // A site value is the config's (`[runbooks.NAME] params`): its
+        // errors name that section, so they point at the user's line.
+        let name = rb.spec.name.clone();
+        let known = rb
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         for (k, v) in &o.params {
             let p = rb.params.iter_mut().find(|p| &p.name == k).ok_or_else(|| {
-                format!("params.{k}: not a parameter of runbook {}", rb.spec.name)
+                format!(
+                    "[runbooks.{name}] {k}: not a parameter of runbook {name}; its parameters: {known}"
+                )
             })?;
-            p.validate(v).map_err(|e| format!("params.{k}: {e}"))?;
+            p.validate(v)
+                .map_err(|e| format!("[runbooks.{name}] {k} (params): {e}"))?;
             p.spec.default = Some(v.clone());
         }
         Ok(rb)

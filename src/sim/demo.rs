@@ -719,6 +719,7 @@ impl DemoFleet {
                 executor: Some("sim".into()),
                 ssh: None,
                 http: None,
+                addresses: Vec::new(),
             })
             .collect()
     }

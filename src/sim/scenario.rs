@@ -484,6 +484,7 @@ impl Scenario {
                 executor: Some("sim".into()),
                 ssh: None,
                 http: None,
+                addresses: Vec::new(),
             });
         }
         // As in production: when the scenario lists its hosts, a host it

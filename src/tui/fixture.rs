@@ -192,6 +192,27 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
             last_ok: None,
         },
     ];
+    let counted = |h: &str| {
+        let firing: Vec<_> = s
+            .alerts
+            .iter()
+            .filter(|a| a.status == crate::model::AlertStatus::Firing && a.host() == Some(h))
+            .collect();
+        let actions = s
+            .actions
+            .iter()
+            .filter(|a| a.target == h && a.is_open())
+            .count();
+        (
+            firing.len() as u32,
+            firing.iter().map(|a| a.severity).max(),
+            actions as u32,
+        )
+    };
+    let counts: Vec<_> = ["api-01", "db-01", "web-01", "web-02", "web-03"]
+        .iter()
+        .map(|h| counted(h))
+        .collect();
     s.hosts = ["api-01", "db-01", "web-01", "web-02", "web-03"]
         .iter()
         .enumerate()
@@ -222,6 +243,13 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
                 metrics,
                 history,
                 series: BTreeMap::new(),
+                configured: true,
+                last_seen: Some(inc.now),
+                source: Some("demo".into()),
+                alerts: counts[i].0,
+                worst: counts[i].1,
+                actions: counts[i].2,
+                ..HostView::default()
             }
         })
         .collect::<Vec<_>>()

@@ -23,11 +23,13 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
     );
     let h = usize::from(area.height.saturating_sub(3));
     let w = usize::from(area.width.saturating_sub(2));
-    let sw = ((w.saturating_sub(28)) / 2).saturating_sub(6).clamp(4, 30);
+    // Name, group, services, alerts and actions take 42 columns; the two
+    // sparklines share the rest.
+    let sw = ((w.saturating_sub(42)) / 2).saturating_sub(6).clamp(4, 30);
     let mut lines = vec![Line::styled(
         pad(
             &format!(
-                "HOST        GROUP   {:<w2$}{:<w2$}",
+                "HOST        GROUP   {:<w2$}{:<w2$}SVC         ALRT ACT",
                 "DISK %",
                 "MEM %",
                 w2 = sw + 6
@@ -37,13 +39,16 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
         t.muted().add_modifier(Modifier::BOLD),
     )];
     if rows.is_empty() {
-        lines.push(Line::styled("no host has reported yet", t.muted()));
+        lines.push(Line::styled(
+            "no host configured or reported yet",
+            t.muted(),
+        ));
         return (title, lines, None);
     }
     let start = window(app.host_sel, h);
     for (i, &ix) in rows.iter().enumerate().skip(start).take(h) {
         let hv = &snap.hosts[ix];
-        let firing = app.derived.host_worst(&hv.name);
+        let firing = hv.worst.or_else(|| app.derived.host_worst(&hv.name));
         let name_style = firing.map(|s| t.severity(s)).unwrap_or_else(|| t.text());
         let mut spans = vec![
             Span::styled(
@@ -59,31 +64,66 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
             ),
             Span::styled(pad(hv.group.as_deref().unwrap_or("-"), 8), t.muted()),
         ];
-        for m in ["disk_used_percent", "memory_used_percent"] {
-            let hist: Vec<f64> = hv
-                .history
-                .get(m)
-                .map(|h| h.iter().copied().collect())
-                .unwrap_or_default();
-            let last = hv.metrics.get(m).copied();
-            let style = match last {
-                Some(v) if v > 90.0 => t.severity(Severity::Critical),
-                Some(v) if v > 80.0 => t.severity(Severity::Warning),
-                _ => t.text(),
-            };
+        if hv.no_data(snap.at) {
+            // Never shows old figures as current: the marker says since when.
+            let since = hv
+                .last_seen
+                .map(|at| format!("no data since {}", at.format("%H:%M:%S")))
+                .unwrap_or_else(|| "no data".to_string());
             spans.push(Span::styled(
-                format!("{:<w2$}", spark(&hist, sw, Some((0.0, 100.0))), w2 = sw),
-                style,
+                pad(&since, (sw + 6) * 2),
+                t.severity(Severity::Warning),
             ));
-            spans.push(Span::styled(
-                format!(
-                    " {:<5}",
-                    last.map(|v| format!("{v:.0}"))
-                        .unwrap_or_else(|| "-".into())
-                ),
-                style,
-            ));
+        } else {
+            for m in [crate::hosts::DISK, crate::hosts::MEMORY] {
+                let hist: Vec<f64> = hv
+                    .history
+                    .get(m)
+                    .map(|h| h.iter().copied().collect())
+                    .unwrap_or_default();
+                let last = hv.metrics.get(m).copied();
+                let style = match last {
+                    Some(v) if v > 90.0 => t.severity(Severity::Critical),
+                    Some(v) if v > 80.0 => t.severity(Severity::Warning),
+                    _ => t.text(),
+                };
+                spans.push(Span::styled(
+                    format!("{:<w2$}", spark(&hist, sw, Some((0.0, 100.0))), w2 = sw),
+                    style,
+                ));
+                spans.push(Span::styled(
+                    format!(
+                        " {:<5}",
+                        last.map(|v| format!("{v:.0}"))
+                            .unwrap_or_else(|| "-".into())
+                    ),
+                    style,
+                ));
+            }
         }
+        let down: Vec<&str> = hv.services_down().collect();
+        let (svc, svc_style) = match (down.first(), hv.services.len()) {
+            (_, 0) => ("-".to_string(), t.muted()),
+            (None, n) => (format!("{n} up"), t.text()),
+            (Some(first), _) if down.len() == 1 => (
+                format!("{} down", clean(first)),
+                t.severity(Severity::Critical),
+            ),
+            (Some(_), _) => (
+                format!("{} down", down.len()),
+                t.severity(Severity::Critical),
+            ),
+        };
+        spans.push(Span::styled(pad(&svc, 12), svc_style));
+        let count = |n: u32| {
+            if n == 0 {
+                "-".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        spans.push(Span::styled(pad(&count(hv.alerts), 5), name_style));
+        spans.push(Span::styled(pad(&count(hv.actions), 3), t.text()));
         lines.push(select(Line::from(spans), i == app.host_sel, t));
     }
     (title, lines, Some(app.host_sel))
