@@ -479,8 +479,13 @@ pub async fn start(
         board.clone(),
         shutdown.clone(),
     );
-    for (i, task) in rules.into_iter().enumerate() {
-        vitals.watch(&format!("promql policies {}", i + 1), shutdown.clone(), task);
+    // One task per prometheus source, in the config's order.
+    let proms = config
+        .sources
+        .iter()
+        .filter(|s| s.kind == SourceKind::Prometheus);
+    for (s, task) in proms.zip(rules) {
+        vitals.watch(&format!("queries {}", s.name), shutdown.clone(), task);
     }
     let feed = feed::Feed::spawn(hub.snapshots.clone(), shutdown.clone(), &vitals);
     let api = Arc::new(Api::new(
