@@ -338,7 +338,12 @@ impl Single for HttpHostProbe {
             // A job id that cannot exist: 404 says the API is there and
             // took the token.
             let url = format!("{}/jobs/vigil-doctor-probe", self.target.url);
-            let mut req = http_client(Duration::from_secs(10)).get(&url);
+            // A pinned certificate is checked as the executor checks it.
+            let client = match &self.target.pin {
+                Some(p) => p.client.clone(),
+                None => http_client(Duration::from_secs(10)),
+            };
+            let mut req = client.get(&url).timeout(Duration::from_secs(10));
             if let Some(t) = &self.target.token {
                 req = req.bearer_auth(&t.0);
             }
