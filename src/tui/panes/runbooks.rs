@@ -1,8 +1,8 @@
 //! The Runbooks pane: the runbooks for the alert in context side by side:
 //! those whose rule matches it, those only the root-cause analysis
 //! recommends, and those it declines; each with where it comes from, why,
-//! why not, what it would free against what is needed, its guards,
-//! parameters and exact plan.
+//! why not, what it would free against what is needed, its guards and
+//! parameters; then the exact plan of the selected one.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -144,10 +144,27 @@ pub fn draw(app: &App, _area: Rect) -> PaneText {
                 t.text(),
             ));
         }
+        if !selected && !s.plan.is_empty() {
+            lines.push(Line::styled(
+                format!("   {mode}: {} step(s), shown when selected", s.plan.len()),
+                t.muted(),
+            ));
+        }
+    }
+    // The exact commands of the selected runbook only, after the list: a
+    // long plan never pushes the other runbooks out of sight.
+    if let Some(s) = snap.suggestions.get(app.suggestion_sel)
+        && !s.plan.is_empty()
+    {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!("{} of {}. {}", mode, app.suggestion_sel + 1, s.runbook),
+            t.title(),
+        ));
         for st in &s.plan {
             lines.push(Line::styled(
                 format!(
-                    "   {mode}: $ {}{}",
+                    "   $ {}{}",
                     show_cmd(&st.display()),
                     if st.read_only { "  [read-only]" } else { "" }
                 ),
