@@ -16,28 +16,7 @@ use tmux_support::{Tmux, audit_json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vigil");
 
-const DISK_CONFIG: &str = r#"
-[[hosts]]
-name = "web-09"
-labels = { group = "web" }
-services = ["app"]
-executor = "sim"
-
-[[policies]]
-name = "DiskSpaceLow"
-when = "disk_used_percent > 85"
-for = "0s"
-resolve = "disk_used_percent < 80"
-severity = "high"
-labels = ["host", "mountpoint"]
-runbook = "disk_cleanup"
-
-[runbooks.disk_cleanup]
-approval = "manual"
-
-[runbooks.log_rotation]
-approval = "manual"
-"#;
+const DISK_CONFIG: &str = include_str!("fixtures/disk_fills_with_a_log.toml");
 
 const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;
@@ -56,7 +35,12 @@ impl Drop for Hub {
 
 fn serve(dir: &Path, data: &Path) -> Hub {
     let cfg = dir.join("config.toml");
-    std::fs::write(&cfg, DISK_CONFIG).unwrap();
+    // The rotation waits for a human, so the screen holds still.
+    std::fs::write(
+        &cfg,
+        format!("{DISK_CONFIG}\n[runbooks.log_rotation]\napproval = \"manual\"\n"),
+    )
+    .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -140,11 +124,7 @@ fn feed_disk(port: u16) {
     ignore = "needs VIGIL_E2E=1: a hub, curl and a console in tmux"
 )]
 fn an_operator_rejects_the_matched_cleanup_and_proposes_the_analysis_rotation() {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "VIGIL_E2E=1 but tmux is not installed");
+    tmux_support::require_tmux();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let hub = serve(dir.path(), &data);
@@ -201,8 +181,16 @@ fn an_operator_rejects_the_matched_cleanup_and_proposes_the_analysis_rotation() 
     assert!(s.contains("path=/var/log/app/app.log"), "{s}");
     assert!(s.contains("why"), "{s}");
     t.keys(&["Tab", "Enter"]);
+    // The hub's answer is the flash message, until the next state change
+    // (the rotation asking for approval) takes its place.
     t.wait("the hub's answer in the status line", 15, |s| {
-        s.contains("log_rotation proposed")
+        s.contains("log_rotation proposed (the analysis' recommendation)")
+            || s.contains("log_rotation@web-09 awaits approval")
+    });
+    t.keys(&["4"]);
+    t.wait("the rotation in Approvals", 10, |s| {
+        s.lines()
+            .any(|l| l.contains("log_rotation@web-09") && l.contains("awaiting_approval"))
     });
 
     let recs = audit_json(BIN, &data);

@@ -161,6 +161,16 @@ pub fn action_lines(a: &Action) -> Vec<String> {
 /// What the analysis says about an action's alert, for its approval: the
 /// verdict, its top evidence, and a warning when the runbook is not what
 /// it recommends.
+/// "params   k=v k=v" for a dialog, or `none` when there are none.
+fn params_line(params: &std::collections::BTreeMap<String, String>, none: &str) -> String {
+    let shown = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", clean(v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("params   {}", if shown.is_empty() { none } else { &shown })
+}
+
 pub fn analysis_verdict(app: &App, a: &Action) -> Vec<String> {
     let Some(v) = app.snap.analyses.get(&a.fingerprint) else {
         return vec!["Analysis: not ready yet (see Detail)".into()];
@@ -359,18 +369,7 @@ impl App {
                     .unwrap_or_default()
             ),
             format!("target   {}", clean(target)),
-            format!(
-                "params   {}",
-                if params.is_empty() {
-                    "(the runbook's defaults)".to_string()
-                } else {
-                    params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", clean(v)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                }
-            ),
+            params_line(&params, "(the runbook's defaults)"),
             String::new(),
             "The hub checks the parameters and guards, then asks for approval as the runbook's"
                 .into(),
@@ -499,18 +498,7 @@ impl App {
                 s.risk,
                 s.approval
             ),
-            format!(
-                "params   {}",
-                if params.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", clean(v)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                }
-            ),
+            params_line(&params, "(none)"),
         ];
         lines.extend(s.why.iter().map(|w| format!("why      {}", clean(w))));
         lines.extend(crate::tui::panes::frees_text(&s).map(|f| format!("capacity {f}")));

@@ -367,28 +367,6 @@ pub fn duration(d: TimeDelta) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pane_table_is_in_focus_order_and_words_read_right() {
-        for (i, p) in Pane::ALL.iter().enumerate() {
-            assert_eq!(PANES[i].pane, *p);
-            assert_eq!(p.index(), i);
-        }
-        assert_eq!(plural(1, "record"), "1 record");
-        assert_eq!(plural(1234, "record"), "1,234 records");
-        assert_eq!(plural(2, "match"), "2 matches");
-        assert_eq!(human_count(1_000_000), "1,000,000");
-        assert_eq!(duration(TimeDelta::seconds(80)), "1m 20s");
-        assert_eq!(duration(TimeDelta::seconds(7500)), "2h 05m");
-        assert_eq!(fmt_value(89.80000000000001), "89.8");
-        assert_eq!(detail::human_value("89.80000000000001"), "89.8");
-        assert_eq!(detail::human_value("api-01"), "api-01");
-    }
-}
-
 /// The weighed evidence behind alert `fingerprint`'s analysis: its
 /// capacity line and its shares line, when the hub has weighed it (only
 /// the focused alert's assessment is in the snapshot).
@@ -429,4 +407,26 @@ pub fn frees_text(s: &crate::engine::Suggestion) -> Option<String> {
         ),
         (None, None) => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pane_table_is_in_focus_order_and_words_read_right() {
+        for (i, p) in Pane::ALL.iter().enumerate() {
+            assert_eq!(PANES[i].pane, *p);
+            assert_eq!(p.index(), i);
+        }
+        assert_eq!(plural(1, "record"), "1 record");
+        assert_eq!(plural(1234, "record"), "1,234 records");
+        assert_eq!(plural(2, "match"), "2 matches");
+        assert_eq!(human_count(1_000_000), "1,000,000");
+        assert_eq!(duration(TimeDelta::seconds(80)), "1m 20s");
+        assert_eq!(duration(TimeDelta::seconds(7500)), "2h 05m");
+        assert_eq!(fmt_value(89.80000000000001), "89.8");
+        assert_eq!(detail::human_value("89.80000000000001"), "89.8");
+        assert_eq!(detail::human_value("api-01"), "api-01");
+    }
 }
