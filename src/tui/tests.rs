@@ -1174,6 +1174,11 @@ fn p_proposes_the_selected_recommendation_after_a_confirmation_with_its_params_a
     key(&mut a, KeyCode::Enter);
     assert!(a.popup.is_none());
     assert!(a.outbox.is_empty(), "{:?}", a.outbox);
+    // The palette completes the analysis' runbooks only.
+    assert_eq!(
+        a.completions(1, &["propose-analysis"]),
+        vec!["log_rotation".to_string()]
+    );
     // The palette form, confirmed.
     a.command("propose-analysis log_rotation", Instant::now())
         .unwrap();
