@@ -292,25 +292,7 @@ async fn a_slow_llm_never_holds_the_hub_up_and_falls_back() {
 // Requests naming a runbook the analysis does not recommend, or coming while
 // an action is open, are refused with the reason.
 
-const DISK_CONFIG: &str = r#"
-[[hosts]]
-name = "web-09"
-labels = { group = "web" }
-services = ["app"]
-executor = "sim"
-
-[[policies]]
-name = "DiskSpaceLow"
-when = "disk_used_percent > 85"
-for = "0s"
-resolve = "disk_used_percent < 80"
-severity = "high"
-labels = ["host", "mountpoint"]
-runbook = "disk_cleanup"
-
-[runbooks.disk_cleanup]
-approval = "manual"
-"#;
+const DISK_CONFIG: &str = include_str!("fixtures/disk_fills_with_a_log.toml");
 
 const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;

@@ -70,6 +70,12 @@ pub enum Intent {
     Repropose {
         fingerprint: String,
     },
+    /// Propose the runbook the alert's analysis recommends (the hub takes
+    /// the parameters from the analysis).
+    ProposeAnalysis {
+        fingerprint: String,
+        runbook: String,
+    },
     /// Put text on the terminal's clipboard (OSC 52).
     Copy(String),
 }
@@ -579,6 +585,8 @@ impl App {
                 self.ask_run(rb, host, params);
             }
             (U::Propose, []) => self.ask_repropose(now),
+            (U::ProposeAnalysis, []) => self.ask_propose_analysis(None, now),
+            (U::ProposeAnalysis, [rb]) => self.ask_propose_analysis(Some(rb), now),
             (U::NextTheme, _) => {
                 let names = &self.opts.theme_names;
                 if !names.is_empty() {

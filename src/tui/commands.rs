@@ -44,6 +44,7 @@ pub enum UiAction {
     Unsilence,
     Run,
     Propose,
+    ProposeAnalysis,
     NextTheme,
     Theme,
     Export,
@@ -260,6 +261,13 @@ pub const ACTIONS: &[ActionInfo] = &[
         true,
     ),
     info(
+        A::ProposeAnalysis,
+        "propose_analysis",
+        "propose-analysis [RUNBOOK]",
+        "propose the runbook the analysis recommends (Runbooks: the selected one; confirms)",
+        true,
+    ),
+    info(
         A::NextTheme,
         "next_theme",
         "",
@@ -398,6 +406,7 @@ pub fn short_name(a: UiAction) -> &'static str {
         A::Palette => "command",
         A::Top => "newest",
         A::Bottom => "oldest",
+        A::ProposeAnalysis => "propose recommended",
         _ => action_info(a).name,
     }
 }

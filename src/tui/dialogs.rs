@@ -49,6 +49,11 @@ pub enum Confirmed {
     Repropose {
         fingerprint: String,
     },
+    /// Propose the runbook the alert's analysis recommends.
+    ProposeAnalysis {
+        fingerprint: String,
+        runbook: String,
+    },
 }
 
 /// The silence dialog's duration picker.
@@ -156,6 +161,16 @@ pub fn action_lines(a: &Action) -> Vec<String> {
 /// What the analysis says about an action's alert, for its approval: the
 /// verdict, its top evidence, and a warning when the runbook is not what
 /// it recommends.
+/// "params   k=v k=v" for a dialog, or `none` when there are none.
+fn params_line(params: &std::collections::BTreeMap<String, String>, none: &str) -> String {
+    let shown = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", clean(v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("params   {}", if shown.is_empty() { none } else { &shown })
+}
+
 pub fn analysis_verdict(app: &App, a: &Action) -> Vec<String> {
     let Some(v) = app.snap.analyses.get(&a.fingerprint) else {
         return vec!["Analysis: not ready yet (see Detail)".into()];
@@ -182,6 +197,11 @@ pub fn analysis_verdict(app: &App, a: &Action) -> Vec<String> {
             crate::tui::panes::detail::human_value(&e.value)
         ));
     }
+    out.extend(
+        crate::tui::panes::weighed_lines(&app.snap, &a.fingerprint)
+            .into_iter()
+            .map(|l| format!("  weighed: {l}")),
+    );
     if !an.inconclusive() && !an.runbooks.iter().any(|r| r.runbook == a.runbook) {
         out.push(match an.runbooks.first() {
             Some(r) => format!(
@@ -349,18 +369,7 @@ impl App {
                     .unwrap_or_default()
             ),
             format!("target   {}", clean(target)),
-            format!(
-                "params   {}",
-                if params.is_empty() {
-                    "(the runbook's defaults)".to_string()
-                } else {
-                    params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", clean(v)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                }
-            ),
+            params_line(&params, "(the runbook's defaults)"),
             String::new(),
             "The hub checks the parameters and guards, then asks for approval as the runbook's"
                 .into(),
@@ -407,6 +416,107 @@ impl App {
             "Propose",
             Confirmed::Repropose {
                 fingerprint: a.fingerprint.clone(),
+            },
+        ));
+    }
+
+    /// Asks before proposing the runbook the analysis recommends for the
+    /// alert in context: `runbook`, or the one selected in Runbooks. The
+    /// dialog shows the parameters the analysis took, why, and what it
+    /// would free; the hub checks everything again.
+    pub(crate) fn ask_propose_analysis(&mut self, runbook: Option<&str>, now: Instant) {
+        let Some(a) = self.context_alert().cloned() else {
+            return self.flash("select a firing alert first", Level::Bad, now);
+        };
+        if self.snap.focus.as_deref() != Some(a.fingerprint.as_str()) {
+            return self.flash(
+                "the runbooks for this alert are still loading; try again",
+                Level::Bad,
+                now,
+            );
+        }
+        let recommended = || {
+            self.snap
+                .suggestions
+                .iter()
+                .filter(|s| s.analysis_rank.is_some())
+                .map(|s| s.runbook.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let s = match runbook {
+            Some(rb) => self.snap.suggestions.iter().find(|s| s.runbook == rb),
+            None => self.snap.suggestions.get(self.suggestion_sel),
+        };
+        let Some(s) = s.filter(|s| s.analysis_rank.is_some()).cloned() else {
+            let named = runbook.map_or("the selected runbook".to_string(), |r| format!("{r:?}"));
+            let known = recommended();
+            return self.flash(
+                if known.is_empty() {
+                    format!("{named} is not recommended: the analysis recommends no runbook for this alert")
+                } else {
+                    format!("{named} is not recommended by the analysis; it recommends: {known}")
+                },
+                Level::Bad,
+                now,
+            );
+        };
+        if !s.proposable {
+            return self.flash(
+                format!(
+                    "{} cannot be proposed now: {}",
+                    s.runbook,
+                    if s.why_not.is_empty() {
+                        "the hub would refuse it".to_string()
+                    } else {
+                        clean(&s.why_not.join("; "))
+                    }
+                ),
+                Level::Bad,
+                now,
+            );
+        }
+        let params = self
+            .snap
+            .assessment
+            .as_ref()
+            .and_then(|x| x.recommended.iter().find(|r| r.runbook == s.runbook))
+            .map(|r| r.params.clone())
+            .or_else(|| s.params.clone().ok())
+            .unwrap_or_default();
+        let mut lines = vec![
+            format!(
+                "alert    {} on {}",
+                clean(&a.name),
+                clean(a.host().unwrap_or("-"))
+            ),
+            format!(
+                "runbook  {} @{}  (analysis #{}, risk {}, approval {})",
+                s.runbook,
+                clean(&s.target),
+                s.analysis_rank.unwrap_or(0),
+                s.risk,
+                s.approval
+            ),
+            params_line(&params, "(none)"),
+        ];
+        lines.extend(s.why.iter().map(|w| format!("why      {}", clean(w))));
+        lines.extend(crate::tui::panes::frees_text(&s).map(|f| format!("capacity {f}")));
+        lines.extend(crate::tui::panes::weighed_lines(&self.snap, &a.fingerprint));
+        lines.push(String::new());
+        lines.push(
+            "The hub takes the parameters from the analysis and checks the guards, then asks"
+                .into(),
+        );
+        lines.push("for approval as the runbook's policy says.".into());
+        lines.push(self.mode_text().to_string());
+        self.confirm(Confirm::new(
+            format!("Propose {} as the analysis recommends?", s.runbook),
+            lines,
+            "Propose",
+            Confirmed::ProposeAnalysis {
+                fingerprint: a.fingerprint.clone(),
+                runbook: s.runbook.clone(),
             },
         ));
     }
@@ -639,6 +749,17 @@ impl App {
             }
             Confirmed::Repropose { fingerprint } => {
                 self.outbox.push(Intent::Repropose { fingerprint });
+                return;
+            }
+            Confirmed::ProposeAnalysis {
+                fingerprint,
+                runbook,
+            } => {
+                self.flash(format!("proposing {runbook}..."), Level::Info, now);
+                self.outbox.push(Intent::ProposeAnalysis {
+                    fingerprint,
+                    runbook,
+                });
                 return;
             }
         };

@@ -303,3 +303,109 @@ pub fn first_alert(s: &Snapshot) -> Option<String> {
         .find(|a| a.status == AlertStatus::Firing && a.severity == Severity::Critical)
         .map(|a| a.fingerprint.clone())
 }
+
+/// The incident with the disk alert on web-03 in focus and the hub's
+/// weighing of it: /var fills with one log file, the matched cleanup
+/// frees too little, and the analysis recommends rotating the log.
+pub fn weighed_disk(inc: &Incident) -> Snapshot {
+    use crate::analysis::assess::{Assessed, Assessment, Declined};
+    use crate::analysis::weigh::{
+        Capacity, Contributor, ContributorKind, ShareBasis, Unit, Weighing,
+    };
+    use crate::engine::SuggestionOrigin;
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let base = snapshot(inc, None);
+    let fp = base
+        .alerts
+        .iter()
+        .find(|a| a.name == "DiskSpaceLow" && a.host() == Some("web-03"))
+        .map(|a| a.fingerprint.clone());
+    let mut s = snapshot(inc, fp);
+    let path = "/var/log/app/app.log";
+    let weighing = Weighing {
+        capacity: Some(Capacity {
+            resource: "disk /var".into(),
+            unit: Unit::Bytes,
+            size: 200.0 * GIB,
+            used: 176.0 * GIB,
+            growth_per_hour: 12.0 * GIB,
+            full_in_secs: Some(7200),
+            threshold: Some(170.0 * GIB),
+            needed: Some(6.0 * GIB),
+            size_from: "node_filesystem_size_bytes".into(),
+        }),
+        contributors: vec![
+            Contributor {
+                series: format!("log_file_bytes{{path=\"{path}\"}}"),
+                what: format!("log {path}"),
+                kind: ContributorKind::Log,
+                size: 40.0 * GIB,
+                growth_per_hour: 11.0 * GIB,
+                share: 0.92,
+                param: Some(("path".into(), path.into())),
+                last: None,
+            },
+            Contributor {
+                series: "dir_bytes{path=\"/var/tmp\"}".into(),
+                what: "temp /var/tmp".into(),
+                kind: ContributorKind::Temp,
+                size: GIB,
+                growth_per_hour: 0.05 * GIB,
+                share: 0.004,
+                param: None,
+                last: None,
+            },
+        ],
+        basis: ShareBasis::Resource,
+        from: None,
+        to: None,
+    };
+    let params: BTreeMap<String, String> = [("path".to_string(), path.to_string())].into();
+    s.assessment = Some(Arc::new(Assessment {
+        weighing: Some(weighing),
+        recommended: vec![Assessed {
+            runbook: "log_rotation".into(),
+            params: params.clone(),
+            frees_at_most: Some(40.0 * GIB),
+            needed: Some(6.0 * GIB),
+        }],
+        declined: vec![Declined {
+            runbook: "disk_cleanup".into(),
+            params: BTreeMap::new(),
+            why: "disk_cleanup would free at most 1.0 GiB of the 6.0 GiB needed".into(),
+            frees_at_most: Some(GIB),
+            needed: Some(6.0 * GIB),
+        }],
+    }));
+    let unit = Some("bytes".to_string());
+    for x in &mut s.suggestions {
+        x.origin = SuggestionOrigin::Match;
+        x.why_not = vec![format!(
+            "{} would free at most 1.0 GiB of the 6.0 GiB needed to bring disk /var below 170.0 GiB",
+            x.runbook
+        )];
+        x.frees_at_most = Some(GIB);
+        x.needed = Some(6.0 * GIB);
+        x.unit = unit.clone();
+    }
+    let mut rec = match s.suggestions.first() {
+        Some(x) => x.clone(),
+        None => panic!("fixture: no runbook matches the disk alert"),
+    };
+    rec.runbook = "log_rotation".into();
+    rec.origin = SuggestionOrigin::Analysis;
+    rec.analysis_rank = Some(1);
+    rec.proposable = true;
+    rec.score = 0;
+    rec.reasons = Vec::new();
+    rec.block = None;
+    rec.params = Ok(params);
+    rec.plan = Vec::new();
+    rec.why = vec![format!(
+        "the analysis recommends it: log {path} explains 92% of the growth"
+    )];
+    rec.why_not = Vec::new();
+    rec.frees_at_most = Some(40.0 * GIB);
+    s.suggestions.insert(1.min(s.suggestions.len()), rec);
+    s
+}

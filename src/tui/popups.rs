@@ -258,6 +258,13 @@ impl App {
                 .filter(|b| Some(b.0.as_str()) == words.get(1).copied())
                 .map(|b| b.1.clone())
                 .collect(),
+            (Some("propose-analysis"), 1) => self
+                .snap
+                .suggestions
+                .iter()
+                .filter(|s| s.analysis_rank.is_some())
+                .map(|s| s.runbook.clone())
+                .collect(),
             (Some("theme"), 1) => self.opts.theme_names.clone(),
             (Some("silence"), 1) => SILENCE_FOR[..4].iter().map(|s| s.to_string()).collect(),
             (Some("since"), 1) => ["15m", "1h", "2h", "24h"].map(String::from).to_vec(),

@@ -596,6 +596,15 @@ fn perform(intent: Intent, app: &mut App, io: &Io) {
                 .map(|()| Some("proposed again".to_string()))
                 .map_err(|e| format!("not proposed: {e}"))
         }),
+        Intent::ProposeAnalysis {
+            fingerprint,
+            runbook,
+        } => in_background(&io.replies, async move {
+            c.propose_recommended(&fingerprint, &runbook)
+                .await
+                .map(|()| Some(format!("{runbook} proposed (the analysis' recommendation)")))
+                .map_err(|e| format!("{runbook} not proposed: {e}"))
+        }),
         Intent::Unsilence { fingerprint } => in_background(&io.replies, async move {
             let o = c
                 .unsilence(&fingerprint)

@@ -1079,3 +1079,235 @@ fn the_palette_completes_and_help_comes_from_the_registry() {
     assert!(!ro.completions(0, &[]).iter().any(|c| c == "approve"));
     assert!(ro.completions(0, &[]).iter().any(|c| c == "goto"));
 }
+
+// ----- the analysis' runbooks and weighed evidence ---------------------------
+
+fn weighed_app(read_only: bool) -> App {
+    let inc = fixture::incident(0);
+    let mut a = app_with(fixture::weighed_disk(&inc), read_only);
+    let fp = a.snap.focus.clone();
+    for _ in 0..20 {
+        if a.selected_alert().map(|x| &x.fingerprint) == fp.as_ref() {
+            break;
+        }
+        chr(&mut a, 'j');
+    }
+    assert_eq!(a.selected_alert().map(|x| &x.fingerprint), fp.as_ref());
+    a.outbox.clear();
+    a
+}
+
+/// Selects the suggestion named `runbook` in Runbooks.
+fn select_suggestion(a: &mut App, runbook: &str) {
+    chr(a, '3');
+    for _ in 0..10 {
+        if a.snap
+            .suggestions
+            .get(a.suggestion_sel)
+            .map(|s| s.runbook.as_str())
+            == Some(runbook)
+        {
+            return;
+        }
+        chr(a, 'j');
+    }
+    panic!("no suggestion {runbook}");
+}
+
+#[test]
+fn runbooks_show_matched_and_recommended_side_by_side_with_why_and_capacity() {
+    let mut a = weighed_app(false);
+    chr(&mut a, '3');
+    chr(&mut a, 'z');
+    let t = text(&render(&mut a, 200, 50));
+    for want in [
+        "disk /var: 176.0 GiB of 200.0 GiB used, +12.0 GiB/h",
+        "6.0 GiB must be freed to get below 170.0 GiB",
+        "log /var/log/app/app.log: 92% of the growth",
+        "1. disk_cleanup  [matched]",
+        "why not: disk_cleanup would free at most 1.0 GiB of the 6.0 GiB needed",
+        "capacity: frees at most 1.0 GiB of 6.0 GiB needed (not enough)",
+    ] {
+        assert!(t.contains(want), "{want:?} missing:\n{t}");
+    }
+    select_suggestion(&mut a, "log_rotation");
+    let t = text(&render(&mut a, 200, 50));
+    for want in [
+        "2. log_rotation  [analysis #1]",
+        "why: the analysis recommends it: log /var/log/app/app.log explains 92% of the growth",
+        "capacity: frees at most 40.0 GiB of 6.0 GiB needed",
+        "P or `:propose-analysis log_rotation` proposes it with the analysis' parameters",
+        "params: path=/var/log/app/app.log",
+    ] {
+        assert!(t.contains(want), "{want:?} missing:\n{t}");
+    }
+    assert!(
+        !t.contains("40.0 GiB of 6.0 GiB needed (not enough)"),
+        "{t}"
+    );
+    assert!(t.contains("P propose recommended"), "the hint bar: {t}");
+}
+
+#[test]
+fn p_proposes_the_selected_recommendation_after_a_confirmation_with_its_params_and_why() {
+    let mut a = weighed_app(false);
+    let fp = a.snap.focus.clone().expect("a focus");
+    select_suggestion(&mut a, "log_rotation");
+    chr(&mut a, 'P');
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("no confirmation");
+    };
+    assert!(!c.ok_focused, "Cancel must be focused");
+    assert!(c.title.contains("log_rotation"), "{}", c.title);
+    let all = c.lines.join("\n");
+    for want in [
+        "runbook  log_rotation @web-03  (analysis #1",
+        "params   path=/var/log/app/app.log",
+        "why      the analysis recommends it",
+        "capacity frees at most 40.0 GiB of 6.0 GiB needed",
+        "disk /var: 176.0 GiB of 200.0 GiB used",
+        "LIVE",
+    ] {
+        assert!(all.contains(want), "{want:?} missing:\n{all}");
+    }
+    // Enter on Cancel sends nothing.
+    key(&mut a, KeyCode::Enter);
+    assert!(a.popup.is_none());
+    assert!(a.outbox.is_empty(), "{:?}", a.outbox);
+    // The palette completes the analysis' runbooks only.
+    assert_eq!(
+        a.completions(1, &["propose-analysis"]),
+        vec!["log_rotation".to_string()]
+    );
+    // The palette form, confirmed.
+    a.command("propose-analysis log_rotation", Instant::now())
+        .unwrap();
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Enter);
+    let asked: Vec<_> = std::mem::take(&mut a.outbox)
+        .into_iter()
+        .filter_map(|i| match i {
+            Intent::ProposeAnalysis {
+                fingerprint,
+                runbook,
+            } => Some((fingerprint, runbook)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![(fp, "log_rotation".to_string())]);
+    assert!(
+        a.flashes
+            .back()
+            .is_some_and(|f| f.text.contains("proposing log_rotation"))
+    );
+}
+
+#[test]
+fn proposing_what_the_analysis_does_not_recommend_says_what_it_does() {
+    let mut a = weighed_app(false);
+    select_suggestion(&mut a, "disk_cleanup");
+    chr(&mut a, 'P');
+    assert!(a.popup.is_none());
+    let f = a.flashes.back().expect("a flash");
+    assert!(
+        f.text
+            .contains("not recommended by the analysis; it recommends: log_rotation"),
+        "{}",
+        f.text
+    );
+    a.command("propose-analysis no_such", Instant::now())
+        .unwrap();
+    assert!(a.popup.is_none());
+    let f = a.flashes.back().expect("a flash");
+    assert!(
+        f.text.contains("\"no_such\" is not recommended"),
+        "{}",
+        f.text
+    );
+    // Recommended but not proposable now: the hub's why-not is shown.
+    let mut s = (*a.snap).clone();
+    for x in &mut s.suggestions {
+        if x.runbook == "log_rotation" {
+            x.proposable = false;
+            x.why_not = vec!["an action is already open for this alert".into()];
+        }
+    }
+    a.snap = Arc::new(s);
+    a.command("propose-analysis log_rotation", Instant::now())
+        .unwrap();
+    assert!(a.popup.is_none());
+    let f = a.flashes.back().expect("a flash");
+    assert!(
+        f.text
+            .contains("cannot be proposed now: an action is already open"),
+        "{}",
+        f.text
+    );
+    assert!(
+        a.outbox
+            .iter()
+            .all(|i| !matches!(i, Intent::ProposeAnalysis { .. }))
+    );
+}
+
+#[test]
+fn read_only_has_no_propose_analysis() {
+    let mut a = weighed_app(true);
+    select_suggestion(&mut a, "log_rotation");
+    chr(&mut a, 'P');
+    assert!(a.popup.is_none());
+    let e = a
+        .command("propose-analysis log_rotation", Instant::now())
+        .unwrap_err();
+    assert!(e.contains("read-only"), "{e}");
+    chr(&mut a, 'z');
+    let t = text(&render(&mut a, 200, 50));
+    assert!(!t.contains(":propose-analysis"), "{t}");
+    assert!(t.contains("[analysis #1]"), "looking stays possible: {t}");
+    assert!(
+        a.outbox
+            .iter()
+            .all(|i| !matches!(i, Intent::ProposeAnalysis { .. }))
+    );
+}
+
+#[test]
+fn detail_and_the_approve_dialog_show_the_weighed_evidence() {
+    let inc = fixture::incident(0);
+    let mut a = weighed_app(false);
+    chr(&mut a, '2');
+    chr(&mut a, 'z');
+    let t = text(&render(&mut a, 200, 50));
+    assert!(
+        t.contains("weighed: disk /var: 176.0 GiB of 200.0 GiB used"),
+        "{t}"
+    );
+    assert!(
+        t.contains("weighed: log /var/log/app/app.log: 92% of the growth"),
+        "{t}"
+    );
+    // The approve dialog of the focused alert's action carries it too.
+    let mut s = snap();
+    s.assessment = fixture::weighed_disk(&inc).assessment;
+    let mut a = app_with(s.clone(), false);
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("no confirmation");
+    };
+    let all = c.lines.join("\n");
+    assert!(all.contains("weighed: disk /var: 176.0 GiB"), "{all}");
+    assert!(
+        all.contains("weighed: log /var/log/app/app.log: 92%"),
+        "{all}"
+    );
+    // Another alert in focus: its weighing is not this action's.
+    s.focus = Some("not-this-alert".into());
+    let mut a = app_with(s, false);
+    chr(&mut a, '4');
+    chr(&mut a, 'a');
+    let Some(Popup::Confirm(c)) = &a.popup else {
+        panic!("no confirmation");
+    };
+    assert!(!c.lines.join("\n").contains("weighed:"));
+}

@@ -6,6 +6,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Fails (never skips) when tmux is missing under VIGIL_E2E=1.
+pub fn require_tmux() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "VIGIL_E2E=1 but tmux is not installed");
+}
+
 pub struct Tmux {
     pub socket: String,
     pub session: String,

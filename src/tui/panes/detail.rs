@@ -106,8 +106,12 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Root cause", t.title()));
+    let weighed = crate::tui::panes::weighed_lines(snap, &a.fingerprint)
+        .into_iter()
+        .map(|w| Line::styled(format!("  weighed: {w}"), t.text()));
     if let Some(v) = snap.analyses.get(&a.fingerprint) {
         analysis_lines(v, t, &mut lines);
+        lines.extend(weighed);
         why_not_proposed(app, a, t, &mut lines);
         lines.push(Line::styled("Evidence from the engine", t.title()));
     } else {
@@ -115,6 +119,7 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
             "analysing… until then, the engine's evidence:",
             t.muted(),
         ));
+        lines.extend(weighed);
     }
     if let Some(c) = &a.condition {
         lines.push(Line::styled(

@@ -74,7 +74,7 @@ pub const PANES: [PaneSpec; 6] = [
         title: "Runbooks",
         table: "suggestions",
         filter: None,
-        hints: &[U::Approve, U::Reject],
+        hints: &[U::ProposeAnalysis, U::Approve, U::Reject],
         draw: runbooks::draw,
     },
     PaneSpec {
@@ -365,6 +365,48 @@ pub fn duration(d: TimeDelta) -> String {
     } else {
         format!("{}d {}h", s / 86_400, (s % 86_400) / 3600)
     }
+}
+
+/// The weighed evidence behind alert `fingerprint`'s analysis: its
+/// capacity line and its shares line, when the hub has weighed it (only
+/// the focused alert's assessment is in the snapshot).
+pub fn weighed_lines(snap: &crate::hub::Snapshot, fingerprint: &str) -> Vec<String> {
+    if snap.focus.as_deref() != Some(fingerprint) {
+        return Vec::new();
+    }
+    let Some(w) = snap.assessment.as_ref().and_then(|a| a.weighing.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(c) = &w.capacity {
+        out.push(clean(&crate::analysis::weigh::capacity_line(c)));
+    }
+    let shares = w.shares_line();
+    if !shares.is_empty() {
+        out.push(clean(&shares));
+    }
+    out
+}
+
+/// What a suggestion would free against what is needed: "frees at most
+/// 2.0 GiB of 6.0 GiB needed", or none when the analysis cannot tell.
+pub fn frees_text(s: &crate::engine::Suggestion) -> Option<String> {
+    let unit: crate::analysis::weigh::Unit =
+        serde_json::from_value(serde_json::Value::String(s.unit.clone()?)).ok()?;
+    Some(match (s.frees_at_most, s.needed) {
+        (Some(f), Some(n)) => format!(
+            "frees at most {} of {} needed{}",
+            unit.show(f),
+            unit.show(n),
+            if f < n { " (not enough)" } else { "" }
+        ),
+        (Some(f), None) => format!("frees at most {}", unit.show(f)),
+        (None, Some(n)) => format!(
+            "{} must be freed; how much it frees is unknown",
+            unit.show(n)
+        ),
+        (None, None) => return None,
+    })
 }
 
 #[cfg(test)]

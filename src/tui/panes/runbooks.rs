@@ -1,11 +1,17 @@
-//! The Runbooks pane: the runbooks that match the alert in context, with
-//! their guards, parameters and exact plan.
+//! The Runbooks pane: the runbooks for the alert in context side by side:
+//! those whose rule matches it, those only the root-cause analysis
+//! recommends, and those it declines; each with where it comes from, why,
+//! why not, what it would free against what is needed, its guards and
+//! parameters; then the exact plan of the selected one.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use crate::engine::SuggestionOrigin;
 use crate::tui::app::App;
-use crate::tui::panes::{PaneText, clean, select, show_cmd, state_style};
+use crate::tui::panes::{
+    PaneText, clean, frees_text, select, show_cmd, state_style, weighed_lines,
+};
 
 pub fn draw(app: &App, _area: Rect) -> PaneText {
     let t = &app.theme;
@@ -34,14 +40,25 @@ pub fn draw(app: &App, _area: Rect) -> PaneText {
     } else {
         "plan"
     };
+    for w in weighed_lines(snap, &a.fingerprint) {
+        lines.push(Line::styled(w, t.muted()));
+    }
     let mut sel_line = 0;
     for (i, s) in snap.suggestions.iter().enumerate() {
         let selected = i == app.suggestion_sel;
         if selected {
             sel_line = lines.len();
         }
+        let origin = match (s.origin, s.analysis_rank) {
+            (SuggestionOrigin::Match, _) => "matched".to_string(),
+            (SuggestionOrigin::Analysis, Some(r)) => format!("analysis #{r}"),
+            (SuggestionOrigin::Analysis, None) => "analysis".to_string(),
+            (SuggestionOrigin::Both, Some(r)) => format!("matched + analysis #{r}"),
+            (SuggestionOrigin::Both, None) => "matched + analysis".to_string(),
+        };
         let head = Line::from(vec![
             Span::styled(format!("{}. {}", i + 1, s.runbook), t.title()),
+            Span::styled(format!("  [{origin}]"), t.title()),
             Span::styled(
                 format!(
                     "  @{}  risk {}  approval {}  score {}",
@@ -54,10 +71,36 @@ pub fn draw(app: &App, _area: Rect) -> PaneText {
             ),
         ]);
         lines.push(select(head, selected, t));
-        if !s.reasons.is_empty() {
+        let why = if s.why.is_empty() { &s.reasons } else { &s.why };
+        for w in why {
+            lines.push(Line::styled(format!("   why: {}", clean(w)), t.muted()));
+        }
+        for w in &s.why_not {
             lines.push(Line::styled(
-                format!("   why: {}", s.reasons.join("; ")),
-                t.muted(),
+                format!("   why not: {}", clean(w)),
+                t.style("approval.failed"),
+            ));
+        }
+        if let Some(f) = frees_text(s) {
+            lines.push(Line::styled(format!("   capacity: {f}"), t.text()));
+        }
+        if s.proposable && !app.opts.read_only {
+            let key = app
+                .keymap
+                .keys_text(
+                    crate::tui::keymap::Scope::Pane(crate::tui::panes::Pane::Suggestions),
+                    crate::tui::commands::UiAction::ProposeAnalysis,
+                )
+                .into_iter()
+                .next()
+                .map(|k| format!("{k} or "))
+                .unwrap_or_default();
+            lines.push(Line::styled(
+                format!(
+                    "   {key}`:propose-analysis {}` proposes it with the analysis' parameters",
+                    s.runbook
+                ),
+                t.style("approval.approved"),
             ));
         }
         let open = app.derived.open_action(snap, &s.runbook, &s.target);
@@ -101,10 +144,27 @@ pub fn draw(app: &App, _area: Rect) -> PaneText {
                 t.text(),
             ));
         }
+        if !selected && !s.plan.is_empty() {
+            lines.push(Line::styled(
+                format!("   {mode}: {} step(s), shown when selected", s.plan.len()),
+                t.muted(),
+            ));
+        }
+    }
+    // The exact commands of the selected runbook only, after the list: a
+    // long plan never pushes the other runbooks out of sight.
+    if let Some(s) = snap.suggestions.get(app.suggestion_sel)
+        && !s.plan.is_empty()
+    {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!("{} of {}. {}", mode, app.suggestion_sel + 1, s.runbook),
+            t.title(),
+        ));
         for st in &s.plan {
             lines.push(Line::styled(
                 format!(
-                    "   {mode}: $ {}{}",
+                    "   $ {}{}",
                     show_cmd(&st.display()),
                     if st.read_only { "  [read-only]" } else { "" }
                 ),
