@@ -102,7 +102,9 @@ runbook = "memory_pressure"
     assert!(s.contains("DEMO"), "{s}");
     // The hub's own OS user is recorded under the config's `operator`
     // (shown once the console's stream said who it is).
-    t.wait("the console's identity", 30, |s| s.contains("e2e-op (admin) own hub"));
+    t.wait("the console's identity", 30, |s| {
+        s.contains("e2e-op (admin) own hub")
+    });
 
     // Wait for an action to ask for approval, then approve it.
     let s = t.wait("an approval", 240, |s| s.contains("awaiting_approval"));
