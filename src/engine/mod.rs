@@ -1717,14 +1717,7 @@ impl Engine {
             return None;
         }
         let p = self.eval.policy(self.eval.instance(inst).policy);
-        let val = self
-            .eval
-            .values(inst)
-            .first()
-            .copied()
-            .flatten()
-            .map(|(v, at)| format!(" (latest value {v} at {})", fmt_time(&at)))
-            .unwrap_or_default();
+        let val = self.latest_value_text(inst);
         Some((
             "alert_resolved",
             format!(

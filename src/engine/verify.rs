@@ -34,6 +34,17 @@ impl Engine {
             .unwrap_or(self.settings.external_verify_window)
     }
 
+    /// " (latest value V at T)" of instance `inst`'s first leaf, or nothing.
+    pub(super) fn latest_value_text(&self, inst: crate::policy::eval::InstanceId) -> String {
+        self.eval
+            .values(inst)
+            .first()
+            .copied()
+            .flatten()
+            .map(|(v, at)| format!(" (latest value {v} at {})", fmt_time(&at)))
+            .unwrap_or_default()
+    }
+
     /// Vigil's own series for the outside alert of action `id`: a policy of
     /// the same name with an instance on the same host and labels whose data
     /// is fresh. `Some((still_bad, why))` when there is one.
@@ -62,14 +73,7 @@ impl Engine {
             return None;
         }
         let bad = self.eval.fire_holds_latest(inst);
-        let val = self
-            .eval
-            .values(inst)
-            .first()
-            .copied()
-            .flatten()
-            .map(|(v, at)| format!(" (latest value {v} at {})", fmt_time(&at)))
-            .unwrap_or_default();
+        let val = self.latest_value_text(inst);
         Some((
             bad,
             format!(

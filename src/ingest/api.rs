@@ -263,6 +263,18 @@ const DRAIN_MAX: u64 = 16 << 20;
 /// Reads a body of at most `MAX_BODY` bytes.
 /// Reads a JSON body into `T`; the error response names the field and
 /// what is `accepted`.
+/// The intent's JSON body, once `who` may do `what` (refusals answered).
+async fn allowed_json<T: serde::de::DeserializeOwned>(
+    who: &Identity,
+    what: &str,
+    headers: &HeaderMap,
+    body: Body,
+    accepted: &str,
+) -> Result<T, Response> {
+    require(who, what)?;
+    read_json(headers, body, accepted).await
+}
+
 async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
@@ -722,10 +734,7 @@ async fn run(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = require(&who, "run") {
-        return r;
-    }
-    let req: RunRequest = match read_json(&headers, body, RUN).await {
+    let req: RunRequest = match allowed_json(&who, "run", &headers, body, RUN).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -790,10 +799,7 @@ async fn propose(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = require(&who, "repropose") {
-        return r;
-    }
-    let req: ProposeRequest = match read_json(&headers, body, PROPOSE).await {
+    let req: ProposeRequest = match allowed_json(&who, "repropose", &headers, body, PROPOSE).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -941,14 +947,18 @@ async fn reset_breaker(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = require(&who, "reset_breaker") {
-        return r;
-    }
-    let b: BreakerRequest =
-        match read_json(&headers, body, "{\"runbook\": NAME, \"target\": HOST}").await {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
+    let b: BreakerRequest = match allowed_json(
+        &who,
+        "reset_breaker",
+        &headers,
+        body,
+        "{\"runbook\": NAME, \"target\": HOST}",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let snap = api.hub.snapshots.borrow().clone();
     if !snap
         .breakers
@@ -1254,10 +1264,7 @@ async fn silence(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = require(&who, "silence") {
-        return r;
-    }
-    let req: SilenceRequest = match read_json(&headers, body, SILENCE).await {
+    let req: SilenceRequest = match allowed_json(&who, "silence", &headers, body, SILENCE).await {
         Ok(v) => v,
         Err(r) => return r,
     };
