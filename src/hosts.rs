@@ -197,24 +197,23 @@ impl HostBoard {
         alerts: impl Iterator<Item = &'a Alert>,
         actions: impl Iterator<Item = &'a Action>,
     ) {
-        let mut counts: BTreeMap<&str, (u32, Option<Severity>, u32)> = BTreeMap::new();
+        // Counted in place: only hosts on the board are counted, with no
+        // map of every alert's host built on the way (10,000 alerts are
+        // counted at every published change).
+        for hv in self.hosts.values_mut() {
+            hv.alerts = 0;
+            hv.worst = None;
+            hv.actions = 0;
+        }
         for a in alerts.filter(|a| a.status == AlertStatus::Firing) {
-            if let Some(h) = a.host() {
-                let c = counts.entry(h).or_default();
-                c.0 += 1;
-                c.1 = c.1.max(Some(a.severity));
+            if let Some(hv) = a.host().and_then(|h| self.hosts.get_mut(h)) {
+                hv.alerts += 1;
+                hv.worst = hv.worst.max(Some(a.severity));
             }
         }
         for a in actions.filter(|a| a.is_open()) {
-            counts.entry(a.target.as_str()).or_default().2 += 1;
-        }
-        for hv in self.hosts.values_mut() {
-            let (alerts, worst, actions) =
-                counts.get(hv.name.as_str()).copied().unwrap_or_default();
-            if (hv.alerts, hv.worst, hv.actions) != (alerts, worst, actions) {
-                hv.alerts = alerts;
-                hv.worst = worst;
-                hv.actions = actions;
+            if let Some(hv) = self.hosts.get_mut(a.target.as_str()) {
+                hv.actions += 1;
             }
         }
     }

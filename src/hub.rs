@@ -91,7 +91,9 @@ pub struct Snapshot {
     pub actions: Arc<Vec<Action>>,
     pub breakers: Vec<(String, String, Breaker)>,
     /// The newest records, oldest first.
-    pub recent: Arc<Vec<Record>>,
+    /// Each record shared (a console copies the list, not the records, when
+    /// one arrives).
+    pub recent: Arc<Vec<Arc<Record>>>,
     pub audit_seq: u64,
     pub store_error: Option<String>,
     pub hosts: Arc<Vec<HostView>>,
@@ -105,7 +107,7 @@ pub struct Snapshot {
     /// Every runbook's name, risk and description (fixed at start).
     pub runbooks: Arc<Vec<RunbookInfo>>,
     /// Root-cause analyses by alert fingerprint (alerts the engine knows).
-    pub analyses: Arc<BTreeMap<String, AnalysisView>>,
+    pub analyses: crate::shard_map::ShardMap<AnalysisView>,
     /// The weighed facts behind the focused alert's analysis (capacity,
     /// shares, what each runbook would free, what it passes over and why).
     #[serde(default)]
@@ -790,8 +792,8 @@ pub struct Hub {
     backlog: Arc<SampleBacklog>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     recent: VecDeque<Record>,
-    /// `recent` as the last snapshot shares it (None once it changed).
-    recent_shared: Option<Arc<Vec<Record>>>,
+    /// `recent` as the snapshots share it, kept in step.
+    recent_shared: Arc<Vec<Arc<Record>>>,
     audit_seq: u64,
     store_error: Option<String>,
     hosts: crate::hosts::HostBoard,
@@ -971,7 +973,7 @@ impl Hub {
             backlog: backlog.clone(),
             snap_tx,
             recent: VecDeque::new(),
-            recent_shared: None,
+            recent_shared: Arc::default(),
             audit_seq: setup.restored.last_seq,
             store_error: None,
             hosts,
@@ -1053,6 +1055,9 @@ impl Hub {
         }
         let cmds = self.engine.take_commands();
         self.publish();
+        // The change feed was just woken on this worker: let it run (and
+        // send the change to the consoles) before the work below.
+        tokio::task::yield_now().await;
         let result = self.perform(cmds, now).await;
         for w in waiting {
             let _ = w.send(result.clone());
@@ -1124,6 +1129,7 @@ impl Hub {
             // is not acting); effects still wait for the write, and the
             // records follow.
             self.publish();
+            tokio::task::yield_now().await;
         }
         self.perform(cmds, now).await
     }
@@ -1347,15 +1353,18 @@ impl Hub {
             match self.writer.append(records).await {
                 Ok(written) => {
                     self.store_error = None;
-                    self.recent_shared = None;
+                    let shared = Arc::make_mut(&mut self.recent_shared);
                     for r in written {
                         log_record(&r);
                         self.audit_seq = self.audit_seq.max(r.seq);
+                        shared.push(Arc::new(r.clone()));
                         self.recent.push_back(r);
                     }
                     while self.recent.len() > RECENT {
                         self.recent.pop_front();
                     }
+                    let over = shared.len().saturating_sub(RECENT);
+                    shared.drain(..over);
                 }
                 Err(e) => {
                     tracing::error!(
@@ -1518,10 +1527,7 @@ impl Hub {
         let mut snap = Snapshot::of_engine_ordered(&self.engine, now, focus, alerts);
         snap.demo = self.demo.is_some();
         snap.operator = self.operator.clone();
-        snap.recent = self
-            .recent_shared
-            .get_or_insert_with(|| Arc::new(self.recent.iter().cloned().collect()))
-            .clone();
+        snap.recent = self.recent_shared.clone();
         snap.audit_seq = self.audit_seq;
         snap.store_error = self.store_error.clone();
         self.hosts

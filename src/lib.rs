@@ -19,6 +19,7 @@ pub mod policy;
 pub mod preflight;
 pub mod private;
 pub mod runbook;
+pub mod shard_map;
 pub mod sim;
 pub mod store;
 pub mod stream;

@@ -62,7 +62,7 @@ pub struct Delta {
     pub breakers: Option<Vec<(String, String, Breaker)>>,
     /// Records newer than the last one the client has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recent: Vec<Record>,
+    pub recent: Vec<Arc<Record>>,
     pub audit_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<Option<String>>,
@@ -163,18 +163,15 @@ fn finish(prev: &Snapshot, next: &Snapshot, mut d: Delta) -> Delta {
         .filter(|r| r.seq > last)
         .cloned()
         .collect();
-    if !Arc::ptr_eq(&prev.analyses, &next.analyses) {
-        for (k, v) in next.analyses.iter() {
-            if prev.analyses.get(k) != Some(v) {
+    // Only the shards that are not shared between the two differ.
+    for (was, now) in prev.analyses.changed_shards(&next.analyses) {
+        for (k, v) in now {
+            if was.get(k) != Some(v) {
                 d.analyses_upsert.insert(k.clone(), v.clone());
             }
         }
-        d.analyses_removed = prev
-            .analyses
-            .keys()
-            .filter(|k| !next.analyses.contains_key(*k))
-            .cloned()
-            .collect();
+        d.analyses_removed
+            .extend(was.keys().filter(|k| !now.contains_key(*k)).cloned());
     }
     d
 }
@@ -255,12 +252,10 @@ pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
         s.runbooks = r;
     }
     if !d.analyses_upsert.is_empty() || !d.analyses_removed.is_empty() {
-        let mut m = (*s.analyses).clone();
         for k in &d.analyses_removed {
-            m.remove(k);
+            s.analyses.remove(k);
         }
-        m.extend(d.analyses_upsert);
-        s.analyses = Arc::new(m);
+        s.analyses.extend(d.analyses_upsert);
     }
     if let Some(p) = d.presence {
         s.presence = p;
@@ -295,9 +290,9 @@ mod tests {
             *x = Arc::new(changed);
         }
         if let Some(r) = b.recent.last().cloned() {
-            let mut r = r;
+            let mut r = (*r).clone();
             r.seq += 1;
-            Arc::make_mut(&mut b.recent).push(r);
+            Arc::make_mut(&mut b.recent).push(Arc::new(r));
         }
         b.audit_seq += 1;
         b.modes.frozen = !b.modes.frozen;

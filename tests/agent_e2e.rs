@@ -581,7 +581,7 @@ async fn a_hub_run_through_the_agent_shows_the_job_and_records_its_answer() {
             if let Some(r) = s.recent.iter().find(|r| {
                 r.kind == RecordKind::ActionSucceeded || r.kind == RecordKind::ActionFailed
             }) {
-                break r.clone();
+                break (**r).clone();
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),

@@ -79,7 +79,11 @@ async fn run_hub(tree: &Tree, dry_run: bool) -> Vec<Record> {
             .iter()
             .any(|r| r.kind == want || r.kind == RecordKind::ActionFailed)
         {
-            break s.recent.to_vec();
+            break s
+                .recent
+                .iter()
+                .map(|r| (**r).clone())
+                .collect::<Vec<Record>>();
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),

@@ -276,13 +276,14 @@ pub fn identity(pid: u32) -> Option<String> {
 }
 
 /// Whether `now` (read right before a signal) is the process `then`
-/// identified: the same start time, and the same command line unless it is
-/// a zombie now (its command line reads empty; its pid cannot be reused
-/// until it is reaped, so the start time alone is conclusive).
+/// identified: the same start time, and the same command line when both
+/// were read. A command line reads empty for a zombie and, for a moment,
+/// for a process that is still being started (its pid cannot be reused
+/// within one clock tick, so the start time alone is conclusive then).
 fn same_process(then: &str, now: &str) -> bool {
     let (t_start, t_cmd) = then.split_once('|').unwrap_or((then, ""));
     let (n_start, n_cmd) = now.split_once('|').unwrap_or((now, ""));
-    t_start == n_start && (n_cmd == t_cmd || n_cmd.is_empty())
+    t_start == n_start && (n_cmd == t_cmd || n_cmd.is_empty() || t_cmd.is_empty())
 }
 
 /// After a crash, before the interrupted jobs are failed: each step's
@@ -366,6 +367,14 @@ mod tests {
         assert!(
             same_process(&me, &format!("{start}|")),
             "a zombie keeps its pid"
+        );
+        assert!(
+            same_process(&format!("{start}|"), &me),
+            "read while it was being started"
+        );
+        assert!(
+            !same_process(&format!("1{start}|"), &me),
+            "read while being started, then the pid reused"
         );
         assert_eq!(identity(u32::MAX), None);
     }

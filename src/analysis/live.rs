@@ -23,6 +23,7 @@ use super::{AnalyserKind, Analysis, Heuristic};
 use crate::engine::{Alert, Engine, Event};
 use crate::model::{Record, RecordKind, Time};
 use crate::runbook::Catalog;
+use crate::shard_map::ShardMap;
 
 /// At most this many LLM analyses run at once; alerts beyond that keep the
 /// heuristic's answer (an alert storm must not become an API storm).
@@ -87,11 +88,11 @@ pub struct LiveAnalysis {
     llm: Option<Arc<LlmClient>>,
     enabled: bool,
     history: HistoryBook,
-    views: BTreeMap<String, AnalysisView>,
+    /// Shared with the published snapshots shard by shard (see
+    /// `crate::shard_map`).
+    views: ShardMap<AnalysisView>,
     /// The weighed facts behind each view, by fingerprint.
     assessments: BTreeMap<String, Arc<Assessment>>,
-    /// The last map handed out, shared until `views` changes.
-    published: Option<std::sync::Arc<BTreeMap<String, AnalysisView>>>,
     tx: mpsc::Sender<AnalysisUpdate>,
     rx: mpsc::Receiver<AnalysisUpdate>,
     in_flight: usize,
@@ -105,9 +106,8 @@ impl LiveAnalysis {
             llm: None,
             enabled: true,
             history: HistoryBook::new(),
-            views: BTreeMap::new(),
+            views: ShardMap::new(),
             assessments: BTreeMap::new(),
-            published: None,
             tx,
             rx,
             in_flight: 0,
@@ -217,7 +217,6 @@ impl LiveAnalysis {
                 self.spawn_llm(client.clone(), facts, input);
             }
         }
-        self.published = None;
         self.views.insert(alert.fingerprint.clone(), view);
         while self.views.len() > MAX_VIEWS {
             let oldest = self
@@ -276,7 +275,6 @@ impl LiveAnalysis {
     pub fn apply(&mut self, u: AnalysisUpdate, now: Time) -> Option<Record> {
         match u {
             AnalysisUpdate::Text { fingerprint, text } => {
-                self.published = None;
                 if let Some(v) = self.views.get_mut(&fingerprint)
                     && matches!(v.state, AnalysisState::Pending | AnalysisState::Streaming)
                 {
@@ -301,7 +299,6 @@ impl LiveAnalysis {
                     None => (AnalyserKind::Llm, AnalysisState::Done),
                     Some(_) => (AnalyserKind::Heuristic, AnalysisState::Fallback),
                 };
-                self.published = None;
                 if let Some(v) = self.views.get_mut(&fingerprint) {
                     v.state = state;
                     v.analyser = kind;
@@ -320,21 +317,13 @@ impl LiveAnalysis {
         }
     }
 
-    /// The views of alerts the engine still knows.
-    pub fn views(
-        &mut self,
-        known: impl Fn(&str) -> bool,
-    ) -> std::sync::Arc<BTreeMap<String, AnalysisView>> {
-        let before = self.views.len();
+    /// The views of alerts the engine still knows (cheap to clone: see
+    /// `crate::shard_map`).
+    pub fn views(&mut self, known: impl Fn(&str) -> bool) -> ShardMap<AnalysisView> {
         self.views.retain(|fp, _| known(fp));
         let views = &self.views;
         self.assessments.retain(|fp, _| views.contains_key(fp));
-        if self.views.len() != before {
-            self.published = None;
-        }
-        self.published
-            .get_or_insert_with(|| std::sync::Arc::new(self.views.clone()))
-            .clone()
+        self.views.clone()
     }
 }
 

@@ -175,7 +175,16 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
     let mut s = Snapshot::of_engine(&inc.engine, inc.now, focus);
     s.operator = "alice".into();
     s.audit_seq = inc.records.len() as u64;
-    s.recent = Arc::new(inc.records.iter().rev().take(500).rev().cloned().collect());
+    s.recent = Arc::new(
+        inc.records
+            .iter()
+            .rev()
+            .take(500)
+            .rev()
+            .cloned()
+            .map(Arc::new)
+            .collect(),
+    );
     s.sources = vec![
         SourceHealth {
             name: "alertmanager".into(),
@@ -262,7 +271,7 @@ pub fn snapshot(inc: &Incident, focus: Option<String>) -> Snapshot {
             AnalyserKind, Analysis, Cause, Evidence, EvidenceKind, Recommendation,
             live::{AnalysisState, AnalysisView},
         };
-        Arc::make_mut(&mut s.analyses).insert(
+        s.analyses.insert(
             a.fingerprint.clone(),
             AnalysisView {
                 alert: a.name.clone(),

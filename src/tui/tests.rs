@@ -987,7 +987,7 @@ fn the_approve_dialog_shows_the_analysis_and_warns_when_it_disagrees() {
         .unwrap()
         .fingerprint
         .clone();
-    let analyses = Arc::make_mut(&mut s.analyses);
+    let analyses = &mut s.analyses;
     let v = analyses.get_mut(&fp).expect("an analysis");
     v.analysis.cause = crate::analysis::Cause::ALL
         .iter()
