@@ -24,7 +24,14 @@ const BACKLOG: usize = 256;
 struct Current {
     version: u64,
     snapshot: Arc<Snapshot>,
+    /// When the hosts' figures were last sent.
+    hosts_sent: tokio::time::Instant,
 }
+
+/// The Hosts board's figures (latest values and sparklines of every host)
+/// change with every sample; consoles get them at most this often.
+/// Alerts, actions and records are never held back.
+const HOSTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Feed {
     tx: broadcast::Sender<Bytes>,
@@ -50,13 +57,13 @@ impl Drop for Attached {
 }
 
 /// What the stream shares with clients: no per-console focus.
-fn shared(s: &Snapshot) -> Arc<Snapshot> {
+fn shared(s: &Snapshot) -> Snapshot {
     let mut s = s.clone();
     s.focus = None;
     s.suggestions = Vec::new();
     s.assessment = None;
     s.link = None;
-    Arc::new(s)
+    s
 }
 
 fn line(l: &Line) -> Bytes {
@@ -72,13 +79,14 @@ impl Feed {
         mut shutdown: watch::Receiver<bool>,
         vitals: &Arc<crate::vital::Vitals>,
     ) -> Arc<Feed> {
-        let first = shared(&snapshots.borrow_and_update());
+        let first = Arc::new(shared(&snapshots.borrow_and_update()));
         let (tx, _) = broadcast::channel(BACKLOG);
         let feed = Arc::new(Feed {
             tx,
             current: Mutex::new(Current {
                 version: 1,
                 snapshot: first,
+                hosts_sent: tokio::time::Instant::now(),
             }),
             presence: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
@@ -90,8 +98,17 @@ impl Feed {
             if crate::vital::injected("feed-ends").is_some() {
                 return;
             }
+            // Set while the hosts' figures are held back: they are sent
+            // then, even if nothing else changes.
+            let mut held: Option<tokio::time::Instant> = None;
             loop {
                 let mut with_presence = false;
+                let resend = async {
+                    match held {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 tokio::select! {
                     changed = snapshots.changed() => {
                         if changed.is_err() {
@@ -99,6 +116,7 @@ impl Feed {
                         }
                     }
                     _ = f.presence_changed.notified() => with_presence = true,
+                    () = resend => {}
                     _ = shutdown.changed() => {
                         if *shutdown.borrow() {
                             break;
@@ -106,7 +124,9 @@ impl Feed {
                     }
                 }
                 let next = shared(&snapshots.borrow_and_update());
-                f.publish(next, with_presence);
+                held = f
+                    .publish(next, with_presence)
+                    .then(|| tokio::time::Instant::now() + HOSTS_EVERY);
             }
         });
         feed
@@ -119,15 +139,33 @@ impl Feed {
             .unwrap_or_default()
     }
 
-    fn publish(&self, next: Arc<Snapshot>, with_presence: bool) {
+    /// Publishes `next`; true when its hosts' figures were held back.
+    fn publish(&self, mut next: Snapshot, with_presence: bool) -> bool {
         let Ok(mut cur) = self.current.lock() else {
-            return;
+            return false;
         };
+        let mut held = false;
+        if !Arc::ptr_eq(&next.hosts, &cur.snapshot.hosts) {
+            if cur.hosts_sent.elapsed() < HOSTS_EVERY {
+                next.hosts = cur.snapshot.hosts.clone();
+                held = true;
+            } else {
+                cur.hosts_sent = tokio::time::Instant::now();
+            }
+        }
+        let next = Arc::new(next);
+        cur.version += 1;
+        if self.tx.receiver_count() == 0 {
+            // Nobody attached: no change to compute or write. A console
+            // that attaches later starts from this snapshot (under the
+            // same lock, so it misses nothing).
+            cur.snapshot = next;
+            return held;
+        }
         let mut d: Delta = diff(&cur.snapshot, &next);
         if with_presence {
             d.presence = Some(self.presence_list());
         }
-        cur.version += 1;
         cur.snapshot = next;
         let bytes = line(&Line::Delta {
             version: cur.version,
@@ -136,6 +174,7 @@ impl Feed {
         // Sent under the lock: a console that subscribes gets the snapshot
         // of one version and every delta after it.
         let _ = self.tx.send(bytes);
+        held
     }
 
     /// Attaches `who`: the first line (the whole snapshot) and a channel
@@ -204,5 +243,71 @@ impl Feed {
     /// Who is attached now.
     pub fn presence(&self) -> Vec<Presence> {
         self.presence_list()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{Role, Via};
+    use crate::hosts::HostView;
+    use crate::stream::Line;
+
+    fn with_host_value(prev: &Snapshot, v: f64) -> Snapshot {
+        let mut s = prev.clone();
+        let mut h = HostView {
+            name: "web-1".into(),
+            ..HostView::default()
+        };
+        h.metrics.insert("cpu".into(), v);
+        s.hosts = Arc::new(vec![h]);
+        s
+    }
+
+    async fn next_delta(lines: &mut mpsc::Receiver<Bytes>) -> Delta {
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), lines.recv())
+            .await
+            .expect("a line within 5 s")
+            .expect("a line");
+        match serde_json::from_slice::<Line>(&b).expect("a line of the stream") {
+            Line::Delta { delta, .. } => *delta,
+            Line::Snapshot { .. } => panic!("a snapshot where a change was expected"),
+        }
+    }
+
+    #[tokio::test]
+    async fn host_figures_are_sent_at_most_once_a_second_and_never_left_behind() {
+        let first = Snapshot::empty(chrono::Utc::now());
+        let (tx, rx) = watch::channel(Arc::new(first.clone()));
+        let (_stop, shutdown) = watch::channel(false);
+        let feed = Feed::spawn(rx, shutdown, &crate::vital::Vitals::new());
+        let who = Identity {
+            name: "ana".into(),
+            role: Role::Operator,
+            via: Via::Socket,
+        };
+        let mut lines = feed.attach(&who);
+        let _snapshot = lines.recv().await.expect("the first line");
+        // Presence changed (ana attached).
+        let _ = next_delta(&mut lines).await;
+
+        // A host's figure changes right away: held back, the change still
+        // goes out (with its other fields).
+        let a = with_host_value(&first, 1.0);
+        tx.send_replace(Arc::new(a.clone()));
+        let d = next_delta(&mut lines).await;
+        assert!(d.hosts.is_none(), "sent before a second passed");
+
+        // Nothing else changes: after a second the figures go out anyway.
+        tokio::time::sleep(HOSTS_EVERY).await;
+        let d = next_delta(&mut lines).await;
+        let hosts = d.hosts.expect("the held-back figures");
+        assert_eq!(hosts[0].metrics.get("cpu"), Some(&1.0));
+
+        // A second later, the next figure goes out with its change.
+        tokio::time::sleep(HOSTS_EVERY).await;
+        tx.send_replace(Arc::new(with_host_value(&a, 2.0)));
+        let d = next_delta(&mut lines).await;
+        assert_eq!(d.hosts.expect("due")[0].metrics.get("cpu"), Some(&2.0));
     }
 }
