@@ -104,7 +104,17 @@ pub struct HostBoard {
     hosts: BTreeMap<String, HostView>,
     /// The labels that name a sample's host (`[settings] host_labels`).
     order: Vec<String>,
+    /// The views as last handed out, and when they were built.
+    shared: Option<(std::sync::Arc<Vec<HostView>>, std::time::Instant)>,
+    /// A host came, or a host's alert or action count changed, since.
+    rows_changed: bool,
+    /// Only figures (values, sparklines, services, last seen) changed since.
+    figures_changed: bool,
 }
+
+/// Figures that change with every sample are rebuilt for the snapshots at
+/// most this often; rows and counts at once.
+pub const FIGURES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl HostBoard {
     /// A board with a row for every configured host.
@@ -124,11 +134,47 @@ impl HostBoard {
                 )
             })
             .collect();
-        HostBoard { hosts, order }
+        HostBoard {
+            hosts,
+            order,
+            ..HostBoard::default()
+        }
     }
 
     pub fn views(&self) -> Vec<HostView> {
         self.hosts.values().cloned().collect()
+    }
+
+    /// The views for a snapshot: the same list as last time unless a row
+    /// or count changed, or figures changed and the last build is
+    /// [`FIGURES_EVERY`] old (copying every host's sparklines at every
+    /// published change cost the hub more than evaluating the samples).
+    pub fn shared_views(&mut self) -> std::sync::Arc<Vec<HostView>> {
+        let fresh = match &self.shared {
+            None => false,
+            Some((_, at)) => {
+                !self.rows_changed && (!self.figures_changed || at.elapsed() < FIGURES_EVERY)
+            }
+        };
+        if !fresh {
+            let built = std::sync::Arc::new(self.views());
+            self.shared = Some((built, std::time::Instant::now()));
+            self.rows_changed = false;
+            self.figures_changed = false;
+        }
+        self.shared
+            .as_ref()
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Figures held back are due now: the next snapshot carries them.
+    pub fn figures_due(&self) -> bool {
+        self.figures_changed
+            && self
+                .shared
+                .as_ref()
+                .is_none_or(|(_, at)| at.elapsed() >= FIGURES_EVERY)
     }
 
     /// Takes the samples a source (`from`) delivered at `now`. Samples of
@@ -147,6 +193,10 @@ impl HostBoard {
             else {
                 continue;
             };
+            self.figures_changed = true;
+            if !self.hosts.contains_key(&host) {
+                self.rows_changed = true;
+            }
             let hv = self.hosts.entry(host.clone()).or_insert_with(|| HostView {
                 name: host.clone(),
                 group: inventory
@@ -200,6 +250,11 @@ impl HostBoard {
         // Counted in place: only hosts on the board are counted, with no
         // map of every alert's host built on the way (10,000 alerts are
         // counted at every published change).
+        let before: Vec<(u32, Option<Severity>, u32)> = self
+            .hosts
+            .values()
+            .map(|hv| (hv.alerts, hv.worst, hv.actions))
+            .collect();
         for hv in self.hosts.values_mut() {
             hv.alerts = 0;
             hv.worst = None;
@@ -216,6 +271,14 @@ impl HostBoard {
                 hv.actions += 1;
             }
         }
+        if self
+            .hosts
+            .values()
+            .zip(&before)
+            .any(|(hv, b)| (hv.alerts, hv.worst, hv.actions) != *b)
+        {
+            self.rows_changed = true;
+        }
     }
 }
 
@@ -223,6 +286,7 @@ impl HostBoard {
 mod tests {
     use super::*;
     use crate::engine::HostSpec;
+    use std::sync::Arc;
 
     fn sample(name: &str, v: f64, kv: &[(&str, &str)]) -> Sample {
         Sample {
@@ -233,6 +297,54 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn snapshots_get_new_rows_at_once_and_new_figures_at_most_once_a_second() {
+        let inv = Inventory::new(vec![toml::from_str("name = \"web-1\"").unwrap()], None);
+        let mut b = HostBoard::new(&inv, vec!["host".to_string()]);
+        let now: Time = "2026-05-01T12:00:00Z".parse().unwrap();
+        let first = b.shared_views();
+        assert!(Arc::ptr_eq(&first, &b.shared_views()), "nothing changed");
+
+        // A figure of a known host: held back, then due.
+        b.observe(
+            &inv,
+            &[sample(DISK, 40.0, &[("host", "web-1")])],
+            "ingest",
+            now,
+        );
+        assert!(Arc::ptr_eq(&first, &b.shared_views()), "held back");
+        assert!(!b.figures_due());
+        std::thread::sleep(FIGURES_EVERY);
+        assert!(b.figures_due());
+        let second = b.shared_views();
+        assert_eq!(second[0].metrics.get(DISK), Some(&40.0));
+        assert!(!b.figures_due());
+
+        // A host that was not on the board: its row comes at once.
+        b.observe(
+            &inv,
+            &[sample(DISK, 10.0, &[("host", "db-9")])],
+            "ingest",
+            now,
+        );
+        let third = b.shared_views();
+        assert_eq!(third.len(), 2);
+
+        // A host's alert count changes: at once too.
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "fingerprint": "f1", "name": "Disk", "labels": {"host": "web-1"},
+            "annotations": {}, "severity": "critical", "status": "firing",
+            "origin": "external", "source": "test", "since": "2026-05-01T12:00:00Z",
+            "resolved_at": null, "condition": null, "value": null, "action": null,
+            "silence": null, "host": "web-1"
+        }))
+        .unwrap();
+        b.count(std::iter::once(&alert), std::iter::empty());
+        let fourth = b.shared_views();
+        assert!(!Arc::ptr_eq(&third, &fourth));
+        assert_eq!(fourth.iter().find(|h| h.name == "web-1").unwrap().alerts, 1);
     }
 
     #[test]

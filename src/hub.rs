@@ -1243,7 +1243,9 @@ impl Hub {
                     dirty = true;
                 }
                 _ = publish.tick() => {
-                    if dirty {
+                    // Host figures held back (see HostBoard::shared_views)
+                    // go out once due, even when nothing else changes.
+                    if dirty || self.hosts.figures_due() {
                         self.publish();
                         dirty = false;
                         last_publish = std::time::Instant::now();
@@ -1532,7 +1534,7 @@ impl Hub {
         snap.store_error = self.store_error.clone();
         self.hosts
             .count(self.engine.alerts(), self.engine.actions());
-        snap.hosts = Arc::new(self.hosts.views());
+        snap.hosts = self.hosts.shared_views();
         snap.incidents = self
             .demo
             .as_ref()
