@@ -202,6 +202,41 @@ pub struct StoreError {
 pub struct JobStore {
     conn: Mutex<Connection>,
     path: String,
+    /// Dropped with the store: the checkpoint thread then ends.
+    _checkpoints: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How often the WAL is copied into the database, beside the writer.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints `path`'s WAL on a connection and thread of its own until
+/// the returned sender is dropped, so that no accept ever waits for a
+/// checkpoint (SQLite's automatic one runs inside the commit that crosses
+/// its threshold, fsyncing the database on that request's time).
+fn spawn_checkpoints(path: &Path) -> rusqlite::Result<Option<std::sync::mpsc::Sender<()>>> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;")?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("agent-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+                {
+                    tracing::warn!("cannot checkpoint the job store's WAL: {e}");
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Ok(Some(tx)),
+        Err(e) => {
+            tracing::warn!("no checkpoint thread ({e}); SQLite checkpoints on commit");
+            Ok(None)
+        }
+    }
 }
 
 /// Now, as stored: RFC 3339, UTC, milliseconds (sorts as text).
@@ -274,9 +309,15 @@ impl JobStore {
             .map_err(err("set synchronous=FULL"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("create the schema"))?;
+        let checkpoints = spawn_checkpoints(&path).map_err(err("open a checkpoint connection"))?;
+        if checkpoints.is_some() {
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(err("hand checkpoints to their thread"))?;
+        }
         Ok(JobStore {
             conn: Mutex::new(conn),
             path: shown,
+            _checkpoints: checkpoints,
         })
     }
 
