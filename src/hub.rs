@@ -19,32 +19,29 @@ use crate::analysis::assess::Assessment;
 use crate::analysis::live::{AnalysisView, LiveAnalysis};
 use crate::analysis::llm::LlmClient;
 use crate::engine::{
-    Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
-    Modes, Outcome, Restored, RestoredAction, RestoredAlert, Suggestion,
+    Action, Alert, Breaker, Command, Engine, Event, Execution, InterruptedAction, Modes, Outcome,
+    Restored, RestoredAction, RestoredAlert, Suggestion,
 };
 use crate::model::{ActionId, ActionState, AlertStatus, Record, RecordKind, Time};
-use crate::sim::demo::DemoFleet;
 use crate::store::{AuditWriter, PersistedState, StoreError};
 
-/// Runs the executions that are not simulated (local, ssh, http). The
-/// implementation lives in `crate::exec`; the hub only hands work over.
-pub trait Executors: Send + Sync {
-    /// Starts `x` in the background. Must send exactly one
-    /// `Event::Finished` for it on `done`, whatever happens.
-    fn spawn(&self, x: Execution, done: mpsc::Sender<Event>);
-}
+pub use crate::engine::{Escalator, Executors, Prober, Resolution};
 
-/// Delivers escalations to people (PagerDuty, chat webhooks). The
-/// implementation retries on its own; the hub does not wait for it.
-pub trait Escalator: Send + Sync {
-    fn escalate(&self, e: Escalation);
-}
-
-/// Queries the rule behind an outside alert while its action waits for the
-/// source (`crate::ingest::evidence`). Sends `Event::Evidence` on `done`
-/// until the probe's `until`; may send nothing when it cannot ask.
-pub trait Prober: Send + Sync {
-    fn probe(&self, p: crate::engine::Probe, done: mpsc::Sender<Event>);
+/// A fleet the hub drives on its own tick (the demo fleet): a signal source
+/// whose samples are evaluated every tick and the executor of the runs it
+/// claims. Start-up code hands it over; the hub knows nothing else of it.
+pub trait DrivenFleet: Send {
+    /// The source name its samples are observed under.
+    fn source(&self) -> &'static str;
+    /// Whether runs of this executor are the fleet's.
+    fn runs(&self, executor: &str) -> bool;
+    /// The fleet's samples at `now` (called once a tick).
+    fn step(&mut self, now: Time) -> Vec<crate::model::Sample>;
+    /// Performs a run the fleet claims, at once; the hub reports its
+    /// outcome after `HubSetup::sim_run_time`.
+    fn execute(&mut self, x: &Execution, now: Time) -> Outcome;
+    /// What is going on in the fleet, one line each (the status bar).
+    fn incidents(&self) -> Vec<String>;
 }
 
 /// The health of one signal source, as the status bar shows it.
@@ -114,7 +111,7 @@ pub struct Snapshot {
     pub assessment: Option<Arc<Assessment>>,
     /// Who is attached to the hub (filled in by the client from the stream).
     #[serde(default)]
-    pub presence: Vec<crate::stream::Presence>,
+    pub presence: Vec<Presence>,
     /// The console's connection to the hub (the client's own, never sent).
     #[serde(skip)]
     pub link: Option<Link>,
@@ -148,6 +145,35 @@ pub fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
         .then(a.fingerprint.cmp(&b.fingerprint))
 }
 
+/// Someone attached to the hub, as the status bar shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Presence {
+    pub name: String,
+    pub role: crate::access::Role,
+    pub via: crate::access::Via,
+    pub since: Time,
+}
+
+/// Takes the alerts `touched` out of `alerts` (in the hub's order) and
+/// puts `upsert` where that order wants them. A change touches few alerts:
+/// the others keep their place, with no re-sort of the whole table.
+pub fn place_alerts(alerts: &mut Vec<Arc<Alert>>, touched: &[&str], upsert: &[Arc<Alert>]) {
+    if touched.len() <= 8 {
+        for fp in touched {
+            if let Some(i) = alerts.iter().position(|a| a.fingerprint == *fp) {
+                alerts.remove(i);
+            }
+        }
+    } else {
+        let touched: std::collections::HashSet<&str> = touched.iter().copied().collect();
+        alerts.retain(|a| !touched.contains(a.fingerprint.as_str()));
+    }
+    for a in upsert {
+        let at = alerts.partition_point(|x| alert_order(x, a) == std::cmp::Ordering::Less);
+        alerts.insert(at, a.clone());
+    }
+}
+
 /// The engine's alerts in the hub's order (a full sort).
 pub fn ordered_alerts(engine: &Engine) -> Vec<Arc<Alert>> {
     let mut alerts: Vec<Arc<Alert>> = engine.alerts_shared().cloned().collect();
@@ -166,7 +192,7 @@ pub fn follow_alert_order(engine: &mut Engine, ordered: &mut Vec<Arc<Alert>>, ke
                 .iter()
                 .filter_map(|fp| engine.alert_shared(fp).cloned())
                 .collect();
-            crate::stream::place_alerts(ordered, &touched, &upsert);
+            place_alerts(ordered, &touched, &upsert);
         }
         _ => *ordered = ordered_alerts(engine),
     }
@@ -349,7 +375,8 @@ pub struct HubSetup {
     pub engine: Engine,
     pub writer: AuditWriter,
     pub restored: PersistedState,
-    pub demo: Option<DemoFleet>,
+    /// The demo fleet, when one runs.
+    pub demo: Option<Box<dyn DrivenFleet>>,
     pub operator: String,
     /// How long a simulated run takes (real time).
     pub sim_run_time: Duration,
@@ -783,7 +810,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 pub struct Hub {
     engine: Engine,
     writer: AuditWriter,
-    demo: Option<DemoFleet>,
+    demo: Option<Box<dyn DrivenFleet>>,
     operator: String,
     rx: mpsc::Receiver<Event>,
     deliveries: mpsc::Receiver<Delivery>,
@@ -1215,7 +1242,8 @@ impl Hub {
                     let now = Utc::now();
                     if let Some(demo) = self.demo.as_mut() {
                         let samples = demo.step(now);
-                        self.observe_hosts(&samples, "demo");
+                        let source = demo.source();
+                        self.observe_hosts(&samples, source);
                         self.analysis.observe_samples(&samples, now);
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
@@ -1356,6 +1384,7 @@ impl Hub {
                     let shared = Arc::make_mut(&mut self.recent_shared);
                     for r in written {
                         log_record(&r);
+                        tell_resolution(self.escalator.as_deref(), &r);
                         self.audit_seq = self.audit_seq.max(r.seq);
                         shared.push(Arc::new(r.clone()));
                         self.recent.push_back(r);
@@ -1417,9 +1446,7 @@ impl Hub {
 
     fn execute(&mut self, x: Execution, now: Time) {
         let tx = self.tx.clone();
-        if x.executor == "sim"
-            && let Some(demo) = self.demo.as_mut()
-        {
+        if let Some(demo) = self.demo.as_mut().filter(|d| d.runs(&x.executor)) {
             let outcome = demo.execute(&x, now);
             let delay = self.sim_run_time;
             tokio::spawn(async move {
@@ -1434,9 +1461,7 @@ impl Hub {
             });
             return;
         }
-        if x.executor != "sim"
-            && let Some(ex) = &self.executors
-        {
+        if let Some(ex) = &self.executors {
             ex.spawn(x, tx);
             return;
         }
@@ -1554,6 +1579,24 @@ impl Hub {
         }
         self.snap_tx.send_replace(Arc::new(snap));
     }
+}
+
+/// Hands a durable `alert_resolved` record to the escalator, so that the
+/// incident it opened for the alert is closed (each resolution once, in
+/// audit order, however many arrive between two snapshots).
+fn tell_resolution(escalator: Option<&dyn Escalator>, r: &Record) {
+    if r.kind != RecordKind::AlertResolved {
+        return;
+    }
+    let (Some(esc), Some(fp)) = (escalator, &r.fingerprint) else {
+        return;
+    };
+    esc.resolved(Resolution {
+        fingerprint: fp.clone(),
+        alert: r.alert.clone(),
+        target: r.target.clone(),
+        detail: r.detail.clone(),
+    });
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod hub;
 pub mod ingest;
 pub mod model;
+pub mod net;
 pub mod notify;
 pub mod owner;
 pub mod policy;

@@ -238,7 +238,7 @@ fn main() -> ExitCode {
 
 /// `vigil rca eval`: 0 when it ran, 2 when it could not.
 fn cmd_rca_eval(cli: &Cli, dir: &Path, json: bool, analyser: &str) -> ExitCode {
-    use vigil::analysis::eval;
+    use vigil::sim::eval;
     let report = if analyser == "llm" {
         let spec = load_config(cli)
             .map_err(|e| e.to_string())
@@ -817,8 +817,6 @@ struct Prepared {
     /// The compiled policies (the listener's violation checks and
     /// `/api/v1/policies`).
     policies: Vec<vigil::policy::Policy>,
-    /// Escalation delivery, when `[[escalation]]` lists any.
-    notifier: Option<std::sync::Arc<vigil::notify::Notifier>>,
     /// The data dir's lock, held for the life of the process.
     lock: vigil::owner::DirLock,
 }
@@ -924,7 +922,7 @@ fn prepare(
         engine,
         writer,
         restored,
-        demo: fleet,
+        demo: fleet.map(|f| Box::new(f) as Box<dyn vigil::hub::DrivenFleet>),
         operator: op.clone(),
         sim_run_time: std::time::Duration::from_secs(3),
         tick: std::time::Duration::from_secs(1),
@@ -966,7 +964,6 @@ fn prepare(
             sources,
             config,
             policies,
-            notifier,
             lock,
         },
         guard,
@@ -1106,9 +1103,6 @@ async fn start_io(
     opts: vigil::ingest::ListenerOptions,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<vigil::ingest::Started, vigil::ingest::ListenError> {
-    if let Some(n) = &p.notifier {
-        n.follow(p.handle.snapshots.clone());
-    }
     let started = vigil::ingest::start(
         p.handle.clone(),
         &p.config,

@@ -8,6 +8,7 @@
 //! It must not do I/O, read a clock, spawn tasks or sleep: time comes in as
 //! `now`, effects go out as `Command`s. That is what makes it replayable.
 
+mod effects;
 pub mod fleet;
 pub mod guards;
 mod intents;
@@ -33,6 +34,7 @@ use crate::policy::Policy;
 use crate::policy::eval::{Evaluator, InstState, InstanceId, SeriesLimit, Transition};
 use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
 use crate::units::{add_time, fmt_delta, mul_delta};
+pub use effects::{Escalator, Executors, Prober, Resolution};
 pub use guards::{Block, HostSpec, Inventory, MaintenanceWindow, WindowSpec};
 pub use intents::{Refusal, RefusalKind};
 pub use silence::AlertSilence;

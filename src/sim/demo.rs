@@ -1171,6 +1171,30 @@ impl DemoFleet {
     }
 }
 
+/// The hub drives the demo fleet: its samples are the `demo` source and
+/// it performs the runs of the `sim` executor.
+impl crate::hub::DrivenFleet for DemoFleet {
+    fn source(&self) -> &'static str {
+        "demo"
+    }
+
+    fn runs(&self, executor: &str) -> bool {
+        executor == "sim"
+    }
+
+    fn step(&mut self, now: Time) -> Vec<Sample> {
+        DemoFleet::step(self, now)
+    }
+
+    fn execute(&mut self, x: &Execution, now: Time) -> Outcome {
+        DemoFleet::execute(self, x, now)
+    }
+
+    fn incidents(&self) -> Vec<String> {
+        DemoFleet::incidents(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeSet, VecDeque};

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod analysis;
+
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
@@ -101,7 +103,7 @@ pub struct Config {
     pub escalation: Vec<EscalationSpec>,
     /// Root-cause analysis (`[analysis]`, `[analysis.llm]`).
     #[serde(default)]
-    pub analysis: Option<crate::analysis::llm::AnalysisSpec>,
+    pub analysis: Option<analysis::AnalysisSpec>,
     /// People with tokens (consoles and tools over TCP).
     #[serde(default)]
     pub operators: Vec<crate::access::OperatorSpec>,
