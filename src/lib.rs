@@ -22,6 +22,7 @@ pub mod private;
 pub mod runbook;
 pub mod shard_map;
 pub mod sim;
+pub mod start;
 pub mod store;
 pub mod stream;
 pub mod tui;
