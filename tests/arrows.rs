@@ -241,3 +241,50 @@ fn the_scan_reads_imports_and_skips_comments_and_tests() {
     let got: Vec<String> = imports(text).into_iter().collect();
     assert_eq!(got, vec!["engine".to_string(), "model".to_string()]);
 }
+
+#[test]
+fn the_engine_stays_pure() {
+    // No clock, no files, no network, no processes, no runtime: time comes
+    // in as an argument. `effects.rs` names the channel an effect answers
+    // on, in its traits' signatures only.
+    const IMPURE: &[&str] = &[
+        "Utc::now",
+        "SystemTime::now",
+        "Instant::now",
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::thread",
+        "reqwest",
+        "tokio::spawn",
+        "tokio::time",
+        "tokio::fs",
+        "tokio::net",
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.len() > 10, "the engine's files: {files:?}");
+    let mut found = Vec::new();
+    for f in files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "tests.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("a readable source file");
+        let code = match text.find("#[cfg(test)]\nmod tests {") {
+            Some(at) => &text[..at],
+            None => &text,
+        };
+        for (n, line) in code.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            let tokio_use = line.contains("tokio") && !line.contains("tokio::sync::mpsc");
+            if tokio_use || IMPURE.iter().any(|w| line.contains(w)) {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "I/O in the engine:\n{}", found.join("\n"));
+}
