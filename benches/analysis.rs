@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vigil::analysis::eval::{Case, load_case};
 use vigil::analysis::{Analyser, Heuristic, check};
+use vigil::sim::eval::{Case, load_case};
 
 fn cases() -> Vec<Case> {
     let mut files: Vec<_> = std::fs::read_dir("tests/rca")

@@ -9,12 +9,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use vigil::config::{Config, ConfigError, default_config_path, default_data_dir};
+use vigil::config::{Config, ConfigError, default_data_dir};
 use vigil::model::Labels;
-use vigil::runbook::{Catalog, RunbookOverride};
-use vigil::sim::demo::DemoFleet;
+use vigil::runbook::Catalog;
+use vigil::start::{self, Prepared, init_logging, start_io};
+
+#[path = "cli/console.rs"]
+mod console;
+use console::*;
 use vigil::sim::scenario::{Scenario, replay_file};
-use vigil::store::{AuditWriter, Store};
+use vigil::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -170,28 +174,20 @@ enum AuditCmd {
 /// The config file in force: `--config`, else the default path when it
 /// exists, else none (the demo fleet).
 fn load_config(cli: &Cli) -> Result<(Config, String, String), ConfigError> {
-    let path = match &cli.config {
-        Some(p) => Some(p.clone()),
-        None => default_config_path().filter(|p| p.exists()),
-    };
-    match path {
-        Some(p) => {
-            let (c, text) = Config::load(&p)?;
-            Ok((c, text, p.display().to_string()))
-        }
-        None => Ok((
-            Config::default(),
-            String::new(),
-            "(no config file: defaults)".into(),
-        )),
-    }
+    start::load_config(cli.config.as_deref())
 }
 
 fn data_dir(cli: &Cli, config: &Config) -> PathBuf {
-    cli.data_dir
-        .clone()
-        .or_else(|| config.data_dir.clone())
-        .unwrap_or_else(default_data_dir)
+    start::data_dir(cli.data_dir.as_deref(), config)
+}
+
+fn start_options(cli: &Cli) -> start::StartOptions {
+    start::StartOptions {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        demo: cli.demo,
+        dry_run: cli.dry_run,
+    }
 }
 
 fn main() -> ExitCode {
@@ -238,7 +234,7 @@ fn main() -> ExitCode {
 
 /// `vigil rca eval`: 0 when it ran, 2 when it could not.
 fn cmd_rca_eval(cli: &Cli, dir: &Path, json: bool, analyser: &str) -> ExitCode {
-    use vigil::analysis::eval;
+    use vigil::sim::eval;
     let report = if analyser == "llm" {
         let spec = load_config(cli)
             .map_err(|e| e.to_string())
@@ -762,217 +758,6 @@ fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
     }
 }
 
-/// The operator's identity: the config's, else `$USER`, else `operator`.
-fn operator(config: &Config) -> String {
-    config
-        .operator
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "operator".into())
-}
-
-/// Logs to `log_dir/file` (and stderr when asked), never to the terminal
-/// the console draws on. `VIGIL_LOG` sets the level (default info).
-fn init_logging(
-    log_dir: &Path,
-    file: &str,
-    to_stderr: bool,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    std::fs::create_dir_all(log_dir)
-        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
-    let appender = tracing_appender::rolling::never(log_dir, file);
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(false);
-    use std::io::IsTerminal;
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let stderr_layer = to_stderr.then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(ansi)
-    });
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(file_layer)
-        .with(stderr_layer)
-        .try_init();
-    Ok(guard)
-}
-
-/// Everything a hub needs, from the command line and the config.
-struct Prepared {
-    hub: vigil::hub::Hub,
-    handle: vigil::hub::HubHandle,
-    data_dir: PathBuf,
-    log_path: PathBuf,
-    demo: bool,
-    /// Where sources (pollers, the listener) report their health.
-    sources: vigil::hub::SourceBoard,
-    config: Config,
-    /// The compiled policies (the listener's violation checks and
-    /// `/api/v1/policies`).
-    policies: Vec<vigil::policy::Policy>,
-    /// Escalation delivery, when `[[escalation]]` lists any.
-    notifier: Option<std::sync::Arc<vigil::notify::Notifier>>,
-    /// The data dir's lock, held for the life of the process.
-    lock: vigil::owner::DirLock,
-}
-
-fn prepare(
-    cli: &Cli,
-    log_to_stderr: bool,
-) -> Result<(Prepared, tracing_appender::non_blocking::WorkerGuard), String> {
-    // Whatever the hub creates (store, logs, exports) is its owner's only.
-    vigil::private::private_umask();
-    let (mut config, text, file) = load_config(cli).map_err(|e| e.to_string())?;
-    let has_config = file != "(no config file: defaults)";
-    let demo = cli.demo || config.demo.unwrap_or(false) || !has_config;
-    let dir = data_dir(cli, &config);
-    let dir_state = vigil::private::private_dir(&dir)?;
-    let log_dir = dir.join("logs");
-    vigil::private::private_dir(&log_dir)?;
-    vigil::private::private_file(&log_dir.join("vigil.log"))?;
-    let guard = init_logging(&log_dir, "vigil.log", log_to_stderr)?;
-    if let vigil::private::DirState::Tightened(m) = dir_state {
-        tracing::warn!("data dir {} had mode {m:04o}; made it 0700", dir.display());
-    }
-    let start = chrono::Utc::now();
-    // VIGIL_DEMO_SPEED compresses the demo's metric clock (for demos and
-    // end-to-end tests); 1 is real time.
-    let speed = std::env::var("VIGIL_DEMO_SPEED")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(1)
-        .clamp(1, 60);
-    let fleet = demo.then(|| DemoFleet::new(start, speed));
-    if let Some(f) = &fleet {
-        config.hosts.extend(f.hosts());
-        config.maintenance.extend(f.windows());
-        for p in f.policies() {
-            if !config.policies.iter().any(|c| c.name == p.name) {
-                config.policies.push(p);
-            }
-        }
-        for (name, v) in f.config_overrides() {
-            if config.runbooks.contains_key(&name) {
-                continue;
-            }
-            if let Ok(o) = v.try_into::<RunbookOverride>() {
-                config.runbooks.insert(name, o);
-            }
-        }
-    }
-    let mut setup = config
-        .build(
-            &file, &text, false,
-            // Demo hosts name `sim` themselves; any other host has none.
-            None,
-        )
-        .map_err(|es| {
-            es.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
-    if cli.dry_run {
-        setup.modes.dry_run = true;
-    }
-    let executors = vigil::exec::ExecutorSet::from_hosts(
-        &config.hosts,
-        vigil::exec::ExecOptions {
-            max_parallel: config.settings.max_parallel_runs.unwrap_or(16),
-            ..Default::default()
-        },
-    )
-    .map(std::sync::Arc::new)
-    .map_err(|es| {
-        es.iter()
-            .map(|e| format!("{file}: {e}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
-    // One control plane per data dir: taken before the store is opened and
-    // held until the process ends.
-    let lock = vigil::owner::DirLock::acquire(&dir).map_err(|e| match e {
-        vigil::owner::OwnError::Taken { .. } => format!(
-            "{e}\n  a console attaches to it: vigil --data-dir {}\n  or stop that hub first",
-            dir.display()
-        ),
-        other => other.to_string(),
-    })?;
-    let t0 = std::time::Instant::now();
-    let store = Store::open(&dir).map_err(|e| e.to_string())?;
-    let restored = store.load_state().map_err(|e| e.to_string())?;
-    tracing::info!(
-        audit_seq = restored.last_seq,
-        "store opened and state loaded in {:.1} ms",
-        t0.elapsed().as_secs_f64() * 1000.0
-    );
-    let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
-    let engine = vigil::engine::Engine::new(setup);
-    let policies = engine.evaluator().policies().to_vec();
-    let op = operator(&config);
-    let sources = vigil::hub::SourceBoard::default();
-    let notifier = vigil::notify::Notifier::new(&config.escalation).map_err(|e| e.to_string())?;
-    let notifier = (!notifier.is_empty()).then(|| std::sync::Arc::new(notifier));
-    let (mut hub, handle) = vigil::hub::Hub::new(vigil::hub::HubSetup {
-        engine,
-        writer,
-        restored,
-        demo: fleet,
-        operator: op.clone(),
-        sim_run_time: std::time::Duration::from_secs(3),
-        tick: std::time::Duration::from_secs(1),
-        executors: Some(executors),
-        escalator: notifier
-            .clone()
-            .map(|n| n as std::sync::Arc<dyn vigil::hub::Escalator>),
-        sources: sources.clone(),
-    });
-    hub.set_prober(
-        vigil::ingest::evidence::RuleProber::from_sources(&config.sources)
-            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn vigil::hub::Prober>),
-    );
-    if let Some(a) = &config.analysis {
-        hub.set_analysis(a.enabled.unwrap_or(true));
-        if let Some(spec) = &a.llm {
-            // A missing key or a bad URL leaves the heuristic alone in charge.
-            match vigil::analysis::llm::LlmClient::from_spec(spec) {
-                Ok(c) => hub.set_llm(Some(c)),
-                Err(e) => tracing::warn!("LLM analysis is off: {e}"),
-            }
-        }
-    }
-    if cli.dry_run {
-        // --dry-run wins over the mode remembered from the last run.
-        let _ = handle.events.try_send(vigil::engine::Event::SetDryRun {
-            on: true,
-            actor: op,
-        });
-    }
-    tracing::info!(data_dir = %dir.display(), demo, "vigil starting");
-    Ok((
-        Prepared {
-            hub,
-            handle,
-            data_dir: dir,
-            log_path: log_dir.join("vigil.log"),
-            demo,
-            sources,
-            config,
-            policies,
-            notifier,
-            lock,
-        },
-        guard,
-    ))
-}
-
 /// The runtime and a prepared hub, or the exit code after printing why not.
 fn start_hub(
     cli: &Cli,
@@ -992,7 +777,7 @@ fn start_hub(
             eprintln!("error: cannot start the runtime: {e}");
             ExitCode::from(1)
         })?;
-    let (p, guard) = prepare(cli, log_to_stderr).map_err(|e| {
+    let (p, guard) = start::prepare(&start_options(cli), log_to_stderr).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(1)
     })?;
@@ -1098,37 +883,6 @@ fn limit_malloc_arenas() {
     }
 }
 
-/// Starts the unix socket, the HTTP listener, the pollers and the
-/// escalation follower. A socket that cannot be bound is an error; the TCP
-/// listener's failure is in `Started::tcp` (and on the source board).
-async fn start_io(
-    p: &mut Prepared,
-    opts: vigil::ingest::ListenerOptions,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<vigil::ingest::Started, vigil::ingest::ListenError> {
-    if let Some(n) = &p.notifier {
-        n.follow(p.handle.snapshots.clone());
-    }
-    let started = vigil::ingest::start(
-        p.handle.clone(),
-        &p.config,
-        p.policies.clone(),
-        p.data_dir.clone(),
-        opts,
-        p.sources.clone(),
-        stop,
-    )
-    .await?;
-    if let Ok(addr) = &started.tcp {
-        p.lock.set_listen(&addr.to_string());
-        tracing::info!(%addr, "HTTP listener started");
-    }
-    if let Some(sock) = &started.socket {
-        tracing::info!(socket = %sock.display(), "unix socket serving");
-    }
-    Ok(started)
-}
-
 /// Waits for SIGINT, SIGTERM or the time limit.
 async fn wait_for_stop(limit: Option<std::time::Duration>) {
     let sleep = async {
@@ -1159,255 +913,6 @@ async fn wait_for_stop(limit: Option<std::time::Duration>) {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = sleep => {}
-    }
-}
-
-/// The directory whose `themes/` and `keymaps/` override the bundled
-/// ones: the config file's own directory, else the platform config dir.
-fn look_dir(cli: &Cli) -> Option<PathBuf> {
-    match &cli.config {
-        Some(p) => p
-            .parent()
-            .map(|d| {
-                if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                }
-            })
-            .map(Path::to_path_buf),
-        None => vigil::config::project_dirs().map(|d| d.config_dir().to_path_buf()),
-    }
-}
-
-/// The theme in force: `--theme`, the config's, `mono` when `NO_COLOR` is
-/// set, else `default`.
-fn theme_name(cli: &Cli, config: &Config) -> String {
-    cli.theme
-        .clone()
-        .or_else(|| config.theme.clone())
-        .or_else(|| {
-            std::env::var_os("NO_COLOR")
-                .filter(|v| !v.is_empty())
-                .map(|_| vigil::tui::theme::NO_COLOR_THEME.to_string())
-        })
-        .unwrap_or_else(|| "default".into())
-}
-
-/// `vigil`: the full-screen console. It attaches to the hub that owns the
-/// data dir (or to `--connect URL`); with none running it starts one in
-/// this process and attaches to it the same way, through its socket.
-fn cmd_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!("error: the console needs a terminal; for a hub without one use `vigil serve`");
-        return ExitCode::from(2);
-    }
-    let (config, _, _) = match load_config(cli) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let dir = data_dir(cli, &config);
-    let socket = dir.join(vigil::owner::SOCKET_FILE);
-    let remote = match &cli.connect {
-        Some(url) => {
-            let token = std::env::var("VIGIL_TOKEN").ok().filter(|t| !t.is_empty());
-            match vigil::client::Endpoint::parse(url, token) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        None if vigil::client::hub_listening(&socket) => {
-            Some(vigil::client::Endpoint::Socket(socket.clone()))
-        }
-        // A hub is starting on this data dir: wait for its socket.
-        None if matches!(vigil::owner::current_owner(&dir), Ok(Some(_))) => {
-            let t0 = std::time::Instant::now();
-            while !vigil::client::hub_listening(&socket) {
-                if t0.elapsed() > std::time::Duration::from_secs(10) {
-                    let owner = vigil::owner::current_owner(&dir)
-                        .ok()
-                        .flatten()
-                        .map(|o| o.to_string())
-                        .unwrap_or_else(|| "another process".into());
-                    eprintln!(
-                        "error: the data dir {} is owned by {owner}, but its socket {} does not answer",
-                        dir.display(),
-                        socket.display()
-                    );
-                    return ExitCode::from(1);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Some(vigil::client::Endpoint::Socket(socket.clone()))
-        }
-        None if cli.read_only => {
-            eprintln!(
-                "error: no hub is running on {}; --read-only only watches one.\n  start it with `vigil serve --data-dir {}`, or attach elsewhere with --connect URL",
-                dir.display(),
-                dir.display()
-            );
-            return ExitCode::from(1);
-        }
-        None => None,
-    };
-    match remote {
-        Some(endpoint) => attach_console(cli, &config, endpoint, started),
-        None => own_console(cli, started),
-    }
-}
-
-/// The console's settings that do not depend on where the hub is.
-fn console_setup(
-    cli: &Cli,
-    config: &Config,
-    client: vigil::client::HubClient,
-    owns_hub: bool,
-    log_path: PathBuf,
-    first: std::sync::Arc<vigil::hub::Snapshot>,
-    started: std::time::Instant,
-) -> vigil::tui::run::ConsoleSetup {
-    vigil::tui::run::ConsoleSetup {
-        client,
-        owns_hub,
-        log_path,
-        config_dir: look_dir(cli),
-        theme: theme_name(cli, config),
-        keymap: cli
-            .keymap
-            .clone()
-            .or_else(|| config.keymap.clone())
-            .unwrap_or_else(|| "default".into()),
-        read_only: cli.read_only,
-        problems: Vec::new(),
-        started,
-        first,
-        history_path: Some(data_dir(cli, config).join("console-history")),
-    }
-}
-
-/// A console attached to a hub that runs elsewhere (another process on
-/// this data dir, or `--connect`).
-fn attach_console(
-    cli: &Cli,
-    config: &Config,
-    endpoint: vigil::client::Endpoint,
-    started: std::time::Instant,
-) -> ExitCode {
-    // The log goes to this user's own data dir: the hub's may not be
-    // writable by them.
-    let own = default_data_dir().join("logs");
-    let _guard = match init_logging(&own, "console.log", false) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            eprintln!("warning: {e}; the console runs without a log");
-            None
-        }
-    };
-    let log_path = own.join("console.log");
-    let client = match vigil::client::HubClient::new(&endpoint, cli.read_only) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    // Refused credentials are said before the screen opens.
-    if let Err(e) = rt.block_on(client.whoami()) {
-        eprintln!("error: cannot attach to the hub at {}: {e}", client.label());
-        return ExitCode::from(1);
-    }
-    tracing::info!(to = client.label(), "console attaching");
-    let first = std::sync::Arc::new(vigil::hub::Snapshot::empty(chrono::Utc::now()));
-    let setup = console_setup(cli, config, client, false, log_path.clone(), first, started);
-    match rt.block_on(vigil::tui::run::run(setup)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "error: the console stopped: {e} (log: {})",
-                log_path.display()
-            );
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// No hub runs on the data dir: this process becomes its hub, and the
-/// console attaches to it through its socket like any other.
-fn own_console(cli: &Cli, started: std::time::Instant) -> ExitCode {
-    let (rt, p, _guard) = match start_hub(cli, false) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let opts = match vigil::ingest::ListenerOptions::resolve(cli.listen.as_deref(), &p.config) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let log = p.log_path.display().to_string();
-    let result = rt.block_on(async move {
-        let mut p = p;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let started_io = match start_io(&mut p, opts, stop_rx.clone()).await {
-            Ok(s) => s,
-            Err(e) => return (Err(std::io::Error::other(e.to_string())), None),
-        };
-        // The console carries on without the TCP listener: the failure
-        // shows on the source board (status bar) as Down.
-        if let Err(e) = &started_io.tcp {
-            tracing::warn!("HTTP listener not started: {e}");
-        }
-        let Some(sock) = started_io.socket.clone() else {
-            return (Err(std::io::Error::other("the hub has no socket")), None);
-        };
-        let first = p.handle.snapshots.borrow().clone();
-        let hub = tokio::spawn(p.hub.run(stop_rx));
-        let client = match vigil::client::HubClient::new(
-            &vigil::client::Endpoint::Socket(sock),
-            cli.read_only,
-        ) {
-            Ok(c) => c,
-            Err(e) => return (Err(std::io::Error::other(e)), None),
-        };
-        let setup = console_setup(
-            cli,
-            &p.config,
-            client,
-            true,
-            p.log_path.clone(),
-            first,
-            started,
-        );
-        let ui = vigil::tui::run::run(setup).await;
-        let _ = stop_tx.send(true);
-        (ui, Some(hub.await))
-    });
-    match result {
-        (Err(e), _) => {
-            eprintln!("error: the console stopped: {e} (log: {log})");
-            ExitCode::from(1)
-        }
-        (Ok(()), Some(Ok(Ok(())))) | (Ok(()), None) => ExitCode::SUCCESS,
-        (Ok(()), Some(Ok(Err(e)))) => {
-            eprintln!("error: {e} (log: {log})");
-            ExitCode::from(1)
-        }
-        (Ok(()), Some(Err(e))) => {
-            eprintln!("error: the hub stopped: {e} (log: {log})");
-            ExitCode::from(1)
-        }
     }
 }
 

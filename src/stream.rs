@@ -13,20 +13,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Identity, Role, Via};
+use crate::access::Identity;
 use crate::analysis::live::AnalysisView;
 use crate::engine::{Action, Alert, Breaker, Modes};
-use crate::hub::{HostView, PendingAlert, RunbookInfo, Snapshot, SourceHealth, alert_order};
+use crate::hub::{HostView, PendingAlert, RunbookInfo, Snapshot, SourceHealth};
+pub use crate::hub::{Presence, place_alerts};
 use crate::model::{Record, Time};
-
-/// Someone attached to the hub, as the status bar shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Presence {
-    pub name: String,
-    pub role: Role,
-    pub via: Via,
-    pub since: Time,
-}
 
 /// One line of the stream.
 #[derive(Debug, Serialize, Deserialize)]
@@ -178,26 +170,6 @@ fn finish(prev: &Snapshot, next: &Snapshot, mut d: Delta) -> Delta {
 
 /// How many recent records a client keeps (as the hub's snapshots do).
 const RECENT: usize = 500;
-
-/// Takes the alerts `touched` out of `alerts` (in the hub's order) and
-/// puts `upsert` where that order wants them. A change touches few alerts:
-/// the others keep their place, with no re-sort of the whole table.
-pub fn place_alerts(alerts: &mut Vec<Arc<Alert>>, touched: &[&str], upsert: &[Arc<Alert>]) {
-    if touched.len() <= 8 {
-        for fp in touched {
-            if let Some(i) = alerts.iter().position(|a| a.fingerprint == *fp) {
-                alerts.remove(i);
-            }
-        }
-    } else {
-        let touched: std::collections::HashSet<&str> = touched.iter().copied().collect();
-        alerts.retain(|a| !touched.contains(a.fingerprint.as_str()));
-    }
-    for a in upsert {
-        let at = alerts.partition_point(|x| alert_order(x, a) == std::cmp::Ordering::Less);
-        alerts.insert(at, a.clone());
-    }
-}
 
 /// `prev` with `d` applied.
 pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vigil::analysis::Cause;
-use vigil::analysis::eval::{CaseResult, Report, load_case, run_heuristic};
+use vigil::sim::eval::{CaseResult, Report, load_case, run_heuristic};
 
 fn vigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vigil"))

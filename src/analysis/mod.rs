@@ -9,7 +9,6 @@
 
 pub mod advice;
 pub mod assess;
-pub mod eval;
 pub mod heuristic;
 pub mod input;
 pub mod live;

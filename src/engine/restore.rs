@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 
-use super::{Action, Alert, AlertSilence, Command, Engine, RestoredAction, RestoredAlert, rec};
+use super::{
+    Action, Alert, AlertSilence, Command, Engine, InterruptedAction, Restored, RestoredAction,
+    RestoredAlert, rec,
+};
 use crate::model::{
     ACTOR_VIGIL, ActionState, AlertOrigin, AlertStatus, BlockReason, Labels, RecordKind, Time,
     fingerprint,
@@ -237,5 +240,69 @@ impl Engine {
             self.eval.forget_restored(&fp);
             self.resolve_alert(&fp, "no sample for 5m (stale)".into(), now);
         }
+    }
+}
+
+impl Engine {
+    /// Brings back what the store remembers; interrupted actions are
+    /// reported and wait for a human.
+    pub fn restore(&mut self, r: Restored, now: Time) -> Vec<Command> {
+        self.next_action = self.next_action.max(r.next_action);
+        if let Some(m) = r.modes {
+            self.modes = m;
+        }
+        for (rb, target, at) in r.open_breakers {
+            self.breakers.entry((rb, target)).or_default().open_since = Some(at);
+        }
+        for (rb, target, at) in r.runs {
+            self.breakers
+                .entry((rb, target))
+                .or_default()
+                .runs
+                .push_back(at);
+        }
+        for b in self.breakers.values_mut() {
+            b.runs.make_contiguous().sort();
+        }
+        self.restore_open(r.silences, r.alerts, r.actions, now);
+        for InterruptedAction {
+            id,
+            runbook,
+            target,
+            params,
+            alert,
+        } in r.interrupted
+        {
+            if self.actions.contains_key(&id) {
+                continue;
+            }
+            let plan = self
+                .catalog
+                .get(&runbook)
+                .map(|rb| rb.plan(&target, &params))
+                .unwrap_or_default();
+            let approvals_needed = self.catalog.get(&runbook).map_or(1, |rb| rb.approvals);
+            let a = Action {
+                alert: alert.clone(),
+                state: ActionState::Interrupted,
+                detail: INTERRUPTED.into(),
+                approvals_needed,
+                plan,
+                ..Action::proposed(id, &runbook, &target, params.clone(), now)
+            };
+            let mut r = rec(RecordKind::ActionInterrupted, now);
+            r.action_id = Some(id.to_string());
+            r.runbook = Some(runbook);
+            r.target = Some(target);
+            r.alert = Some(alert);
+            r.params = Some(params);
+            r.actor = Some(ACTOR_VIGIL.into());
+            r.detail = Some(a.detail.clone());
+            self.out.push(Command::Record(r));
+            self.actions.insert(id, a);
+            self.reindex(id);
+            self.next_action = self.next_action.max(id.0 + 1);
+        }
+        std::mem::take(&mut self.out)
     }
 }

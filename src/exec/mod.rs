@@ -31,8 +31,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::engine::Executors;
 use crate::engine::{Event, Execution, HostSpec, Outcome};
-use crate::hub::Executors;
 use crate::runbook::PlannedStep;
 
 pub use redact::redact;
@@ -210,6 +210,14 @@ impl ExecutorSet {
         let host = match (x.executor.as_str(), self.hosts.get(&x.target)) {
             (_, Some(h)) => h.clone(),
             ("local", None) => HostExecutor::Local,
+            // Simulated hosts are the demo fleet's, which the hub drives
+            // itself when it runs.
+            ("sim", None) => {
+                return Outcome::failure(
+                    None,
+                    "no sim executor is available in this build; nothing ran".to_string(),
+                );
+            }
             (kind, None) => {
                 return Outcome::failure(
                     None,

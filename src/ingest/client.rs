@@ -35,14 +35,7 @@ pub enum ClientError {
     },
 }
 
-/// A shared HTTP client (rustls, no proxy surprises).
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .build()
-        .unwrap_or_default()
-}
+pub use crate::net::http_client;
 
 struct Base {
     name: String,

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::client::{PrometheusClient, SeriesValues};
 use crate::config::{SourceKind, SourceSpec};
+use crate::engine::Prober;
 use crate::engine::{Event, Probe, SourceEvidence};
-use crate::hub::Prober;
 use crate::model::Labels;
 
 /// The expression of the first graph of a Prometheus `generatorURL`.

@@ -1,7 +1,8 @@
 //! Escalation to people: PagerDuty Events API v2 (`trigger`, and `resolve`
 //! when the alert later resolves) and a generic JSON webhook with a
 //! Slack-compatible `text`, each retried with exponential backoff. Implements
-//! `crate::hub::Escalator`; the hub hands escalations over and never waits.
+//! `crate::engine::Escalator`; the hub hands escalations and resolutions
+//! over and never waits.
 //!
 //! Delivers messages only; whether to escalate is the engine's decision.
 //! Secrets (routing keys) come from the environment and are never logged.
@@ -11,12 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use crate::config::{EscalationKind, EscalationSpec};
-use crate::engine::Escalation;
-use crate::hub::{Escalator, Snapshot};
-use crate::model::{RecordKind, Severity};
+use crate::engine::{Escalation, Escalator, Resolution};
+use crate::model::Severity;
 
 /// PagerDuty's limit on `payload.summary`.
 pub const SUMMARY_MAX: usize = 1024;
@@ -169,7 +168,7 @@ impl Notifier {
         }
         Ok(Notifier {
             targets,
-            http: crate::ingest::client::http_client(timeout),
+            http: crate::net::http_client(timeout),
             open: Arc::default(),
         })
     }
@@ -254,27 +253,6 @@ impl Notifier {
         self.send_all(&e, "resolve");
         true
     }
-
-    /// Follows the hub's snapshots and resolves the incidents whose alert
-    /// resolved. Runs until the hub goes away.
-    pub fn follow(self: &Arc<Self>, mut snaps: watch::Receiver<Arc<Snapshot>>) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut last = snaps.borrow().audit_seq;
-            while snaps.changed().await.is_ok() {
-                let snap = snaps.borrow_and_update().clone();
-                let from = last;
-                for r in snap.recent.iter().filter(|r| r.seq > from) {
-                    last = r.seq;
-                    if r.kind != RecordKind::AlertResolved {
-                        continue;
-                    }
-                    let Some(fp) = &r.fingerprint else { continue };
-                    me.resolve(fp, r.alert.clone(), r.target.clone(), r.detail.clone());
-                }
-            }
-        });
-    }
 }
 
 impl Escalator for Notifier {
@@ -285,6 +263,10 @@ impl Escalator for Notifier {
             o.insert(fp, e.severity);
         }
         self.send_all(&e, "trigger");
+    }
+
+    fn resolved(&self, r: Resolution) {
+        self.resolve(&r.fingerprint, r.alert, r.target, r.detail);
     }
 }
 

@@ -19,329 +19,35 @@ use crate::analysis::assess::Assessment;
 use crate::analysis::live::{AnalysisView, LiveAnalysis};
 use crate::analysis::llm::LlmClient;
 use crate::engine::{
-    Action, Alert, Breaker, Command, Engine, Escalation, Event, Execution, InterruptedAction,
-    Modes, Outcome, Restored, RestoredAction, RestoredAlert, Suggestion,
+    Action, Alert, Breaker, Command, Engine, Event, Execution, InterruptedAction, Modes, Outcome,
+    Restored, RestoredAction, RestoredAlert, Suggestion,
 };
 use crate::model::{ActionId, ActionState, AlertStatus, Record, RecordKind, Time};
-use crate::sim::demo::DemoFleet;
 use crate::store::{AuditWriter, PersistedState, StoreError};
+mod snapshot;
+pub use snapshot::*;
+mod backlog;
+pub use backlog::*;
+mod handle;
+pub use handle::*;
 
-/// Runs the executions that are not simulated (local, ssh, http). The
-/// implementation lives in `crate::exec`; the hub only hands work over.
-pub trait Executors: Send + Sync {
-    /// Starts `x` in the background. Must send exactly one
-    /// `Event::Finished` for it on `done`, whatever happens.
-    fn spawn(&self, x: Execution, done: mpsc::Sender<Event>);
-}
+pub use crate::engine::{Escalator, Executors, Prober, Resolution};
 
-/// Delivers escalations to people (PagerDuty, chat webhooks). The
-/// implementation retries on its own; the hub does not wait for it.
-pub trait Escalator: Send + Sync {
-    fn escalate(&self, e: Escalation);
-}
-
-/// Queries the rule behind an outside alert while its action waits for the
-/// source (`crate::ingest::evidence`). Sends `Event::Evidence` on `done`
-/// until the probe's `until`; may send nothing when it cannot ask.
-pub trait Prober: Send + Sync {
-    fn probe(&self, p: crate::engine::Probe, done: mpsc::Sender<Event>);
-}
-
-/// The health of one signal source, as the status bar shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct SourceHealth {
-    pub name: String,
-    /// `alertmanager`, `prometheus`, `webhook`, `ingest`, `demo`, ...
-    pub kind: String,
-    pub state: HealthState,
-    /// A short human text: "12 alerts", "connection refused", ...
-    pub detail: String,
-    pub last_ok: Option<Time>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    Unknown,
-    Ok,
-    Degraded,
-    Down,
-}
-
-/// Where sources report their health; the hub copies it into every
-/// snapshot. Keyed by source name.
-pub type SourceBoard = Arc<std::sync::RwLock<BTreeMap<String, SourceHealth>>>;
-
-/// How many recent records a snapshot carries.
-const RECENT: usize = 500;
-
-pub use crate::hosts::HostView;
-
-/// Everything the console needs to draw a frame. Immutable once published.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Snapshot {
-    pub at: Time,
-    pub modes: Modes,
-    pub demo: bool,
-    pub operator: String,
-    /// Firing first, then resolved; by severity, then age.
-    pub alerts: Vec<Arc<Alert>>,
-    /// Open actions first, then the most recent finished ones.
-    /// Shared between snapshots (and attached consoles) until it changes.
-    pub actions: Arc<Vec<Action>>,
-    pub breakers: Vec<(String, String, Breaker)>,
-    /// The newest records, oldest first.
-    /// Each record shared (a console copies the list, not the records, when
-    /// one arrives).
-    pub recent: Arc<Vec<Arc<Record>>>,
-    pub audit_seq: u64,
-    pub store_error: Option<String>,
-    pub hosts: Arc<Vec<HostView>>,
-    pub incidents: Vec<String>,
-    pub sources: Vec<SourceHealth>,
-    /// Policy conditions that hold but not yet for long enough.
-    pub pending: Vec<PendingAlert>,
-    /// The alert the console looks at, and the runbooks that could handle it.
-    pub focus: Option<String>,
-    pub suggestions: Vec<Suggestion>,
-    /// Every runbook's name, risk and description (fixed at start).
-    pub runbooks: Arc<Vec<RunbookInfo>>,
-    /// Root-cause analyses by alert fingerprint (alerts the engine knows).
-    pub analyses: crate::shard_map::ShardMap<AnalysisView>,
-    /// The weighed facts behind the focused alert's analysis (capacity,
-    /// shares, what each runbook would free, what it passes over and why).
-    #[serde(default)]
-    pub assessment: Option<Arc<Assessment>>,
-    /// Who is attached to the hub (filled in by the client from the stream).
-    #[serde(default)]
-    pub presence: Vec<crate::stream::Presence>,
-    /// The console's connection to the hub (the client's own, never sent).
-    #[serde(skip)]
-    pub link: Option<Link>,
-    /// How many series the engine holds and has evicted.
-    #[serde(default)]
-    pub series: crate::policy::eval::SeriesFigures,
-}
-
-/// A console's connection to its hub, as the status bar shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    /// What the console is attached to: `vigil.sock`, `http://...`.
-    pub to: String,
-    /// Who the hub says the console is.
-    pub me: Option<crate::access::Identity>,
-    /// The console started the hub it talks to.
-    pub owns_hub: bool,
-    /// Attached and receiving; false while it reconnects.
-    pub up: bool,
-    /// Why it is down, when it is.
-    pub problem: Option<String>,
-}
-
-/// The order of the Alerts pane: firing first, then by severity (worst
-/// first), then age (oldest first), then fingerprint.
-pub fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
-    (a.status == AlertStatus::Resolved)
-        .cmp(&(b.status == AlertStatus::Resolved))
-        .then(b.severity.cmp(&a.severity))
-        .then(a.since.cmp(&b.since))
-        .then(a.fingerprint.cmp(&b.fingerprint))
-}
-
-/// The engine's alerts in the hub's order (a full sort).
-pub fn ordered_alerts(engine: &Engine) -> Vec<Arc<Alert>> {
-    let mut alerts: Vec<Arc<Alert>> = engine.alerts_shared().cloned().collect();
-    alerts.sort_by(|a, b| alert_order(a, b));
-    alerts
-}
-
-/// Brings `ordered` (the engine's alerts in the hub's order, as of the
-/// last call) up to date: only the alerts that changed since are taken out
-/// and put back. `kept` false (no order kept yet) sorts the whole table.
-pub fn follow_alert_order(engine: &mut Engine, ordered: &mut Vec<Arc<Alert>>, kept: bool) {
-    match engine.take_alert_changes() {
-        crate::engine::AlertChanges::Some(fps) if kept => {
-            let touched: Vec<&str> = fps.iter().map(String::as_str).collect();
-            let upsert: Vec<Arc<Alert>> = touched
-                .iter()
-                .filter_map(|fp| engine.alert_shared(fp).cloned())
-                .collect();
-            crate::stream::place_alerts(ordered, &touched, &upsert);
-        }
-        _ => *ordered = ordered_alerts(engine),
-    }
-}
-
-/// A policy condition that holds, waiting out its `for`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct PendingAlert {
-    pub name: String,
-    pub labels: crate::model::Labels,
-    pub since: Time,
-    /// The severity it fires with.
-    #[serde(default)]
-    pub severity: Option<crate::model::Severity>,
-    /// The latest value of the policy's (first) metric.
-    #[serde(default)]
-    pub value: Option<f64>,
-    /// The policy's condition, for people.
-    #[serde(default)]
-    pub condition: Option<String>,
-    /// When it fires if the condition keeps holding.
-    #[serde(default)]
-    pub fires_at: Option<Time>,
-}
-
-/// The conditions that hold but not yet for their `for`, with what the
-/// console shows of each: severity, current value, when it fires.
-fn pending_alerts(engine: &Engine) -> Vec<PendingAlert> {
-    use crate::policy::eval::InstState;
-    let ev = engine.evaluator();
-    ev.instances()
-        .iter()
-        .enumerate()
-        .filter_map(|(id, i)| match ev.state(id as _) {
-            InstState::Pending { since } => Some((id, i, since)),
-            _ => None,
-        })
-        .take(1000)
-        .map(|(id, i, since)| {
-            let p = ev.policy(i.policy);
-            let labels = i.labels();
-            PendingAlert {
-                name: labels.get("alertname").cloned().unwrap_or_default(),
-                labels,
-                since,
-                severity: Some(p.severity),
-                value: ev.values(id as _).iter().flatten().map(|(v, _)| *v).next(),
-                condition: Some(p.fire_text.clone()),
-                fires_at: Some(since + p.hold),
-            }
-        })
-        .collect()
-}
-
-/// Every runbook's name, risk and description.
-pub fn runbook_infos(engine: &Engine) -> Vec<RunbookInfo> {
-    engine
-        .catalog()
-        .runbooks
-        .iter()
-        .map(|r| RunbookInfo {
-            name: r.name().to_string(),
-            description: r.spec.description.clone(),
-            risk: format!("{:?}", r.spec.risk).to_lowercase(),
-        })
-        .collect()
-}
-
-/// What the console shows of a runbook without asking the engine.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct RunbookInfo {
-    pub name: String,
-    pub description: String,
-    pub risk: String,
-}
-
-impl Snapshot {
-    /// What the engine knows at `now`, with the runbook suggestions for
-    /// the alert in `focus`; the hub fills in the rest (operator, hosts,
-    /// recent records, sources).
-    pub fn of_engine(engine: &Engine, now: Time, focus: Option<String>) -> Snapshot {
-        Snapshot::of_engine_ordered(engine, now, focus, ordered_alerts(engine))
-    }
-
-    /// [`Snapshot::of_engine`] with the engine's alerts already in the
-    /// hub's order.
-    pub fn of_engine_ordered(
-        engine: &Engine,
-        now: Time,
-        focus: Option<String>,
-        alerts: Vec<Arc<Alert>>,
-    ) -> Snapshot {
-        let mut actions: Vec<Action> = engine
-            .actions()
-            .rev()
-            .filter(|a| !a.state.is_final())
-            .cloned()
-            .collect();
-        actions.extend(
-            engine
-                .actions()
-                .rev()
-                .filter(|a| a.state.is_final())
-                .take(200)
-                .cloned(),
-        );
-        let breakers = engine
-            .breakers()
-            .filter(|(_, b)| b.open_since.is_some())
-            .map(|((r, t), b)| (r.clone(), t.clone(), b.clone()))
-            .collect();
-        let suggestions = focus
-            .as_deref()
-            .map(|fp| engine.suggestions(fp, now))
-            .unwrap_or_default();
-        Snapshot {
-            series: engine.series_figures(),
-            at: now,
-            modes: engine.modes(),
-            demo: false,
-            operator: String::new(),
-            alerts,
-            actions: Arc::new(actions),
-            breakers,
-            recent: Default::default(),
-            audit_seq: 0,
-            store_error: None,
-            hosts: Default::default(),
-            incidents: Vec::new(),
-            sources: Vec::new(),
-            pending: pending_alerts(engine),
-            focus,
-            suggestions,
-            runbooks: Arc::new(runbook_infos(engine)),
-            analyses: Default::default(),
-            assessment: None,
-            presence: Vec::new(),
-            link: None,
-        }
-    }
-
-    /// Nothing known yet (a console waiting for its hub's first snapshot).
-    pub fn empty(at: Time) -> Snapshot {
-        Snapshot {
-            series: Default::default(),
-            at,
-            modes: Modes::default(),
-            demo: false,
-            operator: String::new(),
-            alerts: Vec::new(),
-            actions: Default::default(),
-            breakers: Vec::new(),
-            recent: Default::default(),
-            audit_seq: 0,
-            store_error: None,
-            hosts: Default::default(),
-            incidents: Vec::new(),
-            sources: Vec::new(),
-            pending: Vec::new(),
-            focus: None,
-            suggestions: Vec::new(),
-            runbooks: Default::default(),
-            analyses: Default::default(),
-            assessment: None,
-            presence: Vec::new(),
-            link: None,
-        }
-    }
-
-    pub fn pending_approvals(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|a| a.state == crate::model::ActionState::AwaitingApproval)
-            .count()
-    }
+/// A fleet the hub drives on its own tick (the demo fleet): a signal source
+/// whose samples are evaluated every tick and the executor of the runs it
+/// claims. Start-up code hands it over; the hub knows nothing else of it.
+pub trait DrivenFleet: Send {
+    /// The source name its samples are observed under.
+    fn source(&self) -> &'static str;
+    /// Whether runs of this executor are the fleet's.
+    fn runs(&self, executor: &str) -> bool;
+    /// The fleet's samples at `now` (called once a tick).
+    fn step(&mut self, now: Time) -> Vec<crate::model::Sample>;
+    /// Performs a run the fleet claims, at once; the hub reports its
+    /// outcome after `HubSetup::sim_run_time`.
+    fn execute(&mut self, x: &Execution, now: Time) -> Outcome;
+    /// What is going on in the fleet, one line each (the status bar).
+    fn incidents(&self) -> Vec<String>;
 }
 
 /// What the hub needs to start.
@@ -349,7 +55,8 @@ pub struct HubSetup {
     pub engine: Engine,
     pub writer: AuditWriter,
     pub restored: PersistedState,
-    pub demo: Option<DemoFleet>,
+    /// The demo fleet, when one runs.
+    pub demo: Option<Box<dyn DrivenFleet>>,
     pub operator: String,
     /// How long a simulated run takes (real time).
     pub sim_run_time: Duration,
@@ -359,371 +66,6 @@ pub struct HubSetup {
     /// Where escalations go; `None` means they are only logged.
     pub escalator: Option<Arc<dyn Escalator>>,
     pub sources: SourceBoard,
-}
-
-/// Samples sent to the hub and not yet evaluated. The event queue is
-/// bounded in events, and an event can carry thousands of samples: senders of
-/// sample batches wait here so that a fast client cannot make the queue
-/// hold gigabytes.
-///
-/// Ingested samples reach the hub through its `inbox` rather than the event
-/// channel ([`Admitted::deliver`]): the hub takes everything delivered in a
-/// millisecond at once, so that a thousand single-sample requests cost it one
-/// wakeup instead of a thousand.
-#[derive(Debug, Default)]
-pub struct SampleBacklog {
-    queued: std::sync::atomic::AtomicU64,
-    drained: tokio::sync::Notify,
-    inbox: std::sync::Mutex<Vec<crate::model::KeyedSample>>,
-    /// Senders waiting for the samples now in the inbox to be evaluated
-    /// and their records committed (taken with the inbox, under its lock),
-    /// with where their samples are in the inbox (start, count).
-    waiting: std::sync::Mutex<Vec<(Evaluated, usize, usize)>>,
-    /// Set (under the inbox lock) when the hub took the inbox for the last
-    /// time: later deliveries are refused, not left unanswered.
-    closed: std::sync::atomic::AtomicBool,
-    /// Notified when the inbox stops being empty.
-    arrived: tokio::sync::Notify,
-}
-
-impl SampleBacklog {
-    /// At most this many samples wait for the hub (a batch is let in when
-    /// nothing waits, however large).
-    pub const MAX_SAMPLES: u64 = 250_000;
-
-    /// Waits until `n` more samples fit, and counts them in. Unless
-    /// [`Admitted::sent`] is called, dropping the ticket counts them out
-    /// again (a client that went away before its batch was sent).
-    pub async fn admit(self: &Arc<Self>, n: u64) -> Admitted {
-        self.wait_for_room(n).await;
-        Admitted {
-            backlog: self.clone(),
-            n,
-        }
-    }
-
-    async fn wait_for_room(&self, n: u64) {
-        use std::sync::atomic::Ordering;
-        loop {
-            // Registered before the check, so a drain in between wakes it.
-            let drained = self.drained.notified();
-            let before = self.queued.load(Ordering::Acquire);
-            if before != 0 && before + n > Self::MAX_SAMPLES {
-                drained.await;
-            } else if self
-                .queued
-                .compare_exchange(before, before + n, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    /// The hub evaluated `n` samples that were counted in (or a sender gave
-    /// up before sending them).
-    pub fn done(&self, n: u64) {
-        use std::sync::atomic::Ordering;
-        let _ = self
-            .queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                Some(q.saturating_sub(n))
-            });
-        self.drained.notify_waiters();
-    }
-
-    /// Samples waiting now.
-    pub fn queued(&self) -> u64 {
-        self.queued.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    fn inbox(&self) -> std::sync::MutexGuard<'_, Vec<crate::model::KeyedSample>> {
-        self.inbox
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Every delivered sample not taken yet, in the order delivered.
-    pub fn take_delivered(&self) -> Vec<crate::model::KeyedSample> {
-        self.take_with_waiters().0
-    }
-
-    /// The delivered samples and the senders waiting for them to be
-    /// durable.
-    fn take_with_waiters(
-        &self,
-    ) -> (
-        Vec<crate::model::KeyedSample>,
-        Vec<(Evaluated, usize, usize)>,
-    ) {
-        let mut inbox = self.inbox();
-        let samples = std::mem::take(&mut *inbox);
-        let waiting = std::mem::take(
-            &mut *self
-                .waiting
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        drop(inbox);
-        (samples, waiting)
-    }
-}
-
-/// Samples counted into a [`SampleBacklog`] and not sent yet.
-#[must_use]
-pub struct Admitted {
-    backlog: Arc<SampleBacklog>,
-    n: u64,
-}
-
-impl Admitted {
-    /// The samples are in the hub's queue: the hub counts them out.
-    pub fn sent(mut self) {
-        self.n = 0;
-    }
-
-    /// Hands the admitted samples to the hub's inbox (the hub counts them
-    /// out once it evaluated them).
-    pub fn deliver(self, samples: Vec<crate::model::KeyedSample>) {
-        self.deliver_inner(samples, None);
-    }
-
-    /// [`Admitted::deliver`], and an answer once the hub evaluated the
-    /// samples and committed every record they caused (Ok, with the samples
-    /// a series limit refused), or could not (Err with why; dropped when the
-    /// hub stopped first).
-    pub fn deliver_durable(
-        self,
-        samples: Vec<crate::model::KeyedSample>,
-    ) -> tokio::sync::oneshot::Receiver<Result<Vec<Refused>, String>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.deliver_inner(samples, Some(tx));
-        rx
-    }
-
-    fn deliver_inner(mut self, samples: Vec<crate::model::KeyedSample>, waiter: Option<Evaluated>) {
-        let first = {
-            let mut inbox = self.backlog.inbox();
-            if self
-                .backlog
-                .closed
-                .load(std::sync::atomic::Ordering::Acquire)
-            {
-                // Dropped unanswered: the sender hears that the hub stopped.
-                drop(waiter);
-                return;
-            }
-            if let Some(w) = waiter {
-                self.backlog
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((w, inbox.len(), samples.len()));
-            }
-            let first = inbox.is_empty();
-            if first {
-                *inbox = samples;
-            } else {
-                inbox.extend(samples);
-            }
-            first
-        };
-        if first {
-            self.backlog.arrived.notify_one();
-        }
-        self.n = 0;
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        if self.n > 0 {
-            self.backlog.done(self.n);
-        }
-    }
-}
-
-/// Where the hub says whether what a sender delivered is durable.
-type Durable = tokio::sync::oneshot::Sender<Result<(), String>>;
-
-/// A sample a series limit refused: its index in the sender's request,
-/// and why.
-pub type Refused = (usize, crate::policy::eval::SeriesLimit);
-
-/// Where the hub answers a sender of samples: the samples it refused (the
-/// others were evaluated and their records committed), or why nothing was.
-type Evaluated = tokio::sync::oneshot::Sender<Result<Vec<Refused>, String>>;
-
-/// Events a sender wants acknowledged once durable (a webhook's alerts): the
-/// hub handles them and answers after their records are committed.
-#[derive(Debug)]
-pub struct Delivery {
-    pub events: Vec<Event>,
-    pub done: Durable,
-}
-
-/// Why a delivery was not acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryError {
-    /// The hub's delivery queue is full: try again shortly.
-    Busy,
-    /// The hub has stopped (or stopped before it got to the delivery).
-    Stopped,
-    /// The records could not be written.
-    Store(String),
-}
-
-impl std::fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeliveryError::Busy => f.write_str("the hub's delivery queue is full"),
-            DeliveryError::Stopped => f.write_str("the hub has stopped"),
-            DeliveryError::Store(e) => write!(f, "the audit trail could not be written: {e}"),
-        }
-    }
-}
-
-/// How many deliveries may wait for the hub before senders are told to
-/// come back later (503).
-pub const DELIVERY_QUEUE: usize = 1024;
-
-/// The handle the console and the servers use.
-#[derive(Clone)]
-pub struct HubHandle {
-    pub events: mpsc::Sender<Event>,
-    /// Deliveries acknowledged once durable (see [`HubHandle::deliver`]).
-    pub deliveries: mpsc::Sender<Delivery>,
-    /// Senders of `Event::Samples` go through it first (see
-    /// [`SampleBacklog`]).
-    pub backlog: Arc<SampleBacklog>,
-    pub snapshots: watch::Receiver<Arc<Snapshot>>,
-    /// The alert (fingerprint) the console looks at: the hub adds its
-    /// runbook suggestions to the snapshots.
-    pub focus: Arc<watch::Sender<Option<String>>>,
-    /// Questions and operator intents that want an answer.
-    pub queries: mpsc::Sender<Query>,
-    /// Which of the hub's tasks are alive, and its first fault.
-    pub vitals: Arc<crate::vital::Vitals>,
-}
-
-/// The test-only fault `VIGIL_FAULT=panic-on-alert=NAME` (debug builds).
-fn injected_panic(ev: &Event) {
-    if let Event::Alert(a) = ev
-        && let Some(name) = crate::vital::injected("panic-on-alert")
-        && a.labels.get("alertname").map(String::as_str) == Some(name)
-    {
-        panic!("injected fault: alert {name} arrived");
-    }
-}
-
-/// A request to the hub that is answered.
-#[derive(Debug)]
-pub enum Query {
-    /// The runbooks that could handle an alert now, with their guards:
-    /// the matched ones and the analysis' recommendations, with why and
-    /// why not.
-    Suggestions {
-        fingerprint: String,
-        reply: tokio::sync::oneshot::Sender<Vec<Suggestion>>,
-    },
-    /// The weighed facts behind an alert's analysis.
-    Assessment {
-        fingerprint: String,
-        reply: tokio::sync::oneshot::Sender<Option<Arc<Assessment>>>,
-    },
-    /// An operator's intent. Answered once its records are durable, or
-    /// with why it was refused.
-    Intent {
-        event: Event,
-        reply: tokio::sync::oneshot::Sender<Result<(), IntentError>>,
-    },
-}
-
-/// Why an intent was not carried out.
-#[derive(Debug, Clone, PartialEq)]
-pub enum IntentError {
-    /// The engine refused it (unknown action, already approved by this
-    /// operator, a run of an unknown runbook, ...).
-    Refused(crate::engine::Refusal),
-    HubStopped,
-}
-
-impl std::fmt::Display for IntentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IntentError::Refused(r) => f.write_str(&r.message),
-            IntentError::HubStopped => f.write_str("the hub has stopped"),
-        }
-    }
-}
-
-impl HubHandle {
-    /// Hands `events` to the hub and returns once they were handled and
-    /// every record they caused is committed: only then may a sender be
-    /// told its delivery is accepted (rule 12). A full queue is refused at
-    /// once ([`DeliveryError::Busy`]) rather than waited for.
-    pub async fn deliver(&self, events: Vec<Event>) -> Result<(), DeliveryError> {
-        let (done, answer) = tokio::sync::oneshot::channel();
-        self.deliveries
-            .try_send(Delivery { events, done })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => DeliveryError::Busy,
-                mpsc::error::TrySendError::Closed(_) => DeliveryError::Stopped,
-            })?;
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DeliveryError::Store(e)),
-            Err(_) => Err(DeliveryError::Stopped),
-        }
-    }
-
-    /// Carries out an operator's intent and waits for the hub's answer.
-    pub async fn intent(&self, event: Event) -> Result<(), IntentError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queries
-            .send(Query::Intent { event, reply })
-            .await
-            .map_err(|_| IntentError::HubStopped)?;
-        answer.await.map_err(|_| IntentError::HubStopped)?
-    }
-
-    /// The runbooks that could handle the alert `fingerprint` now.
-    pub async fn suggestions(&self, fingerprint: String) -> Result<Vec<Suggestion>, String> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queries
-            .send(Query::Suggestions { fingerprint, reply })
-            .await
-            .map_err(|_| "the hub has stopped".to_string())?;
-        answer.await.map_err(|_| "the hub has stopped".to_string())
-    }
-
-    /// The weighed facts behind the analysis of alert `fingerprint`.
-    pub async fn assessment(&self, fingerprint: String) -> Result<Option<Arc<Assessment>>, String> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queries
-            .send(Query::Assessment { fingerprint, reply })
-            .await
-            .map_err(|_| "the hub has stopped".to_string())?;
-        answer.await.map_err(|_| "the hub has stopped".to_string())
-    }
-
-    /// Proposes the analysis' runbook `runbook` for alert `fingerprint` as
-    /// `actor` (parameters from the analysis, never from the caller).
-    pub async fn propose_recommended(
-        &self,
-        fingerprint: String,
-        runbook: String,
-        actor: String,
-    ) -> Result<(), IntentError> {
-        self.intent(Event::ProposeRecommended {
-            fingerprint,
-            runbook,
-            params: BTreeMap::new(),
-            actor,
-            basis: serde_json::Value::Null,
-        })
-        .await
-    }
 }
 
 /// Samples an event carries that went through the [`SampleBacklog`].
@@ -783,7 +125,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 pub struct Hub {
     engine: Engine,
     writer: AuditWriter,
-    demo: Option<DemoFleet>,
+    demo: Option<Box<dyn DrivenFleet>>,
     operator: String,
     rx: mpsc::Receiver<Event>,
     deliveries: mpsc::Receiver<Delivery>,
@@ -1215,7 +557,8 @@ impl Hub {
                     let now = Utc::now();
                     if let Some(demo) = self.demo.as_mut() {
                         let samples = demo.step(now);
-                        self.observe_hosts(&samples, "demo");
+                        let source = demo.source();
+                        self.observe_hosts(&samples, source);
                         self.analysis.observe_samples(&samples, now);
                         self.engine.handle_into(Event::Samples(samples), now);
                     }
@@ -1358,6 +701,7 @@ impl Hub {
                     let shared = Arc::make_mut(&mut self.recent_shared);
                     for r in written {
                         log_record(&r);
+                        tell_resolution(self.escalator.as_deref(), &r);
                         self.audit_seq = self.audit_seq.max(r.seq);
                         shared.push(Arc::new(r.clone()));
                         self.recent.push_back(r);
@@ -1419,9 +763,7 @@ impl Hub {
 
     fn execute(&mut self, x: Execution, now: Time) {
         let tx = self.tx.clone();
-        if x.executor == "sim"
-            && let Some(demo) = self.demo.as_mut()
-        {
+        if let Some(demo) = self.demo.as_mut().filter(|d| d.runs(&x.executor)) {
             let outcome = demo.execute(&x, now);
             let delay = self.sim_run_time;
             tokio::spawn(async move {
@@ -1436,9 +778,7 @@ impl Hub {
             });
             return;
         }
-        if x.executor != "sim"
-            && let Some(ex) = &self.executors
-        {
+        if let Some(ex) = &self.executors {
             ex.spawn(x, tx);
             return;
         }
@@ -1558,84 +898,23 @@ impl Hub {
     }
 }
 
-#[cfg(test)]
-mod backlog_tests {
-    use super::SampleBacklog;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    #[tokio::test]
-    async fn senders_wait_while_the_hub_is_behind_and_go_when_it_drains() {
-        let b = Arc::new(SampleBacklog::default());
-        // A batch larger than the bound still goes when nothing waits.
-        let big = b.admit(SampleBacklog::MAX_SAMPLES + 10).await;
-        big.sent();
-        assert_eq!(b.queued(), SampleBacklog::MAX_SAMPLES + 10);
-        // The next one waits until the hub counts samples out.
-        let waiter = {
-            let b = b.clone();
-            tokio::spawn(async move { b.admit(5).await.sent() })
-        };
-        tokio::task::yield_now().await;
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), async {
-                while !waiter.is_finished() {
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await
-            .is_err(),
-            "admitted while the backlog was full"
-        );
-        b.done(SampleBacklog::MAX_SAMPLES + 10);
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("admitted once drained")
-            .unwrap();
-        assert_eq!(b.queued(), 5);
-        // A ticket dropped before its batch was sent counts it out again.
-        let t = b.admit(7).await;
-        assert_eq!(b.queued(), 12);
-        drop(t);
-        assert_eq!(b.queued(), 5);
+/// Hands a durable `alert_resolved` record to the escalator, so that the
+/// incident it opened for the alert is closed (each resolution once, in
+/// audit order, however many arrive between two snapshots).
+fn tell_resolution(escalator: Option<&dyn Escalator>, r: &Record) {
+    if r.kind != RecordKind::AlertResolved {
+        return;
     }
-
-    fn keyed(host: &str, value: f64) -> crate::model::KeyedSample {
-        crate::model::KeyedSample {
-            key: crate::model::SeriesKey::new("m", [("host", host)]),
-            value,
-        }
-    }
-
-    #[tokio::test]
-    async fn delivered_samples_wait_in_order_and_wake_the_hub_once() {
-        let b = Arc::new(SampleBacklog::default());
-        b.admit(2)
-            .await
-            .deliver(vec![keyed("a", 1.0), keyed("b", 2.0)]);
-        b.admit(1).await.deliver(vec![keyed("a", 3.0)]);
-        // Counted until the hub evaluated them.
-        assert_eq!(b.queued(), 3);
-        tokio::time::timeout(Duration::from_secs(5), b.arrived.notified())
-            .await
-            .expect("the first delivery wakes the hub");
-        // The second delivery found the inbox busy: no second wakeup.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), b.arrived.notified())
-                .await
-                .is_err()
-        );
-        let got = b.take_delivered();
-        let seen: Vec<(Option<&str>, f64)> =
-            got.iter().map(|s| (s.key.label("host"), s.value)).collect();
-        assert_eq!(seen, [(Some("a"), 1.0), (Some("b"), 2.0), (Some("a"), 3.0)]);
-        assert!(b.take_delivered().is_empty());
-        b.done(3);
-        assert_eq!(b.queued(), 0);
-        // Empty again: the next delivery wakes the hub again.
-        b.admit(1).await.deliver(vec![keyed("c", 4.0)]);
-        tokio::time::timeout(Duration::from_secs(5), b.arrived.notified())
-            .await
-            .expect("woken again");
-    }
+    let (Some(esc), Some(fp)) = (escalator, &r.fingerprint) else {
+        return;
+    };
+    esc.resolved(Resolution {
+        fingerprint: fp.clone(),
+        alert: r.alert.clone(),
+        target: r.target.clone(),
+        detail: r.detail.clone(),
+    });
 }
+
+#[cfg(test)]
+mod backlog_tests;

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::input::{AlertFacts, AnalysisInput, Context, HistoryBook};
-use super::llm::{LlmClient, LlmSpec, analyse_or_fallback};
-use super::{Analyser, Analysis, Cause, Heuristic};
+use super::scenario::{Replay, Scenario};
+use crate::analysis::input::{AlertFacts, AnalysisInput, Context, HistoryBook};
+use crate::analysis::llm::{LlmClient, LlmSpec, analyse_or_fallback};
+use crate::analysis::{Analyser, Analysis, Cause, Heuristic};
 use crate::model::{AlertStatus, RecordKind};
 use crate::runbook::Catalog;
-use crate::sim::scenario::{Replay, Scenario};
 
 /// A labelled case, ready to analyse.
 pub struct Case {
