@@ -14,7 +14,7 @@ use vigil::model::Labels;
 use vigil::runbook::{Catalog, RunbookOverride};
 use vigil::sim::demo::DemoFleet;
 use vigil::sim::scenario::{Scenario, replay_file};
-use vigil::store::{AuditWriter, Store};
+use vigil::store::{AnyStore, AuditWriter, Store};
 
 #[derive(Parser)]
 #[command(
@@ -701,7 +701,7 @@ fn fmt_params(p: &BTreeMap<String, String>) -> String {
 fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
     let config = load_config(cli).map(|(c, _, _)| c).unwrap_or_default();
     let dir = data_dir(cli, &config);
-    let store = match Store::open_read_only(&dir) {
+    let mut store = match AnyStore::open_read_only(config.store.as_ref(), &dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -830,6 +830,12 @@ fn prepare(
     // Whatever the hub creates (store, logs, exports) is its owner's only.
     vigil::private::private_umask();
     let (mut config, text, file) = load_config(cli).map_err(|e| e.to_string())?;
+    if let Some(t) = AnyStore::target(config.store.as_ref()).map_err(|e| e.to_string())? {
+        return Err(format!(
+            "[store] url: a hub on PostgreSQL ({}) is not built yet; `vigil audit` reads it. Remove [store] url to run on the SQLite file in the data dir",
+            t.display()
+        ));
+    }
     let has_config = file != "(no config file: defaults)";
     let demo = cli.demo || config.demo.unwrap_or(false) || !has_config;
     let dir = data_dir(cli, &config);
