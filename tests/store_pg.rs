@@ -323,6 +323,19 @@ fn bad_setups_are_clear_and_never_show_the_password() {
     let pg = Pg::start("audit");
     let dir = tempfile::tempdir().unwrap();
 
+    // A misspelt key is an error, not a silent check of another store.
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, format!("[store]\nuri = \"{}\"\n", pg.url("audit"))).unwrap();
+    let out = vigil(dir.path(), &typo, PASSWORD, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("uri"), "{}", text(&out));
+
+    // password_env without a url says so.
+    std::fs::write(&typo, "[store]\npassword_env = \"X\"\n").unwrap();
+    let out = vigil(dir.path(), &typo, PASSWORD, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("[store] url is not"), "{}", text(&out));
+
     // Nothing listening: the error names host and port.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();

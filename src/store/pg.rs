@@ -15,9 +15,8 @@
 //! - The password comes from the environment variable named by `[store]
 //!   password_env` or from `~/.pgpass` (`$PGPASSFILE`); a URL carrying one
 //!   is refused, and no error or log line shows it.
-//! - No TLS in this build: the connection is plain TCP (or a Unix socket
-//!   when the host is a directory); keep it on a trusted network or a local
-//!   socket.
+//! - No TLS in this build: the connection is plain TCP; keep it on a
+//!   trusted network or behind a tunnel.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -279,8 +278,8 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// Maps a driver error on `path` while doing `what`, with the password
-/// (should a server ever echo it) blanked out.
+/// Maps a driver error on `path` while doing `what` (after connecting: the
+/// password is no longer at hand, and no query carries it).
 fn pg_err(path: PathBuf, what: &str, e: postgres::Error) -> StoreError {
     StoreError::Postgres {
         path,
