@@ -11,8 +11,12 @@ mod pg_support;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use std::time::{Duration, Instant};
 use vigil::model::{Record, RecordKind};
-use vigil::store::{AnyStore, AuditFilter, AuditWriter, PgStore, PgTarget, Store};
+
+use vigil::store::{
+    AnyStore, AuditFilter, AuditWriter, Lease, LeaseState, PgStore, PgTarget, Store,
+};
 
 use cli_support::text;
 use pg_support::{PASSWORD, PASSWORD_ENV, Pg};
@@ -190,7 +194,10 @@ fn tampering_on_postgres_is_found_like_in_sqlite() {
     // A record removed from the middle, then the newest one.
     pg.sql("audit", "DELETE FROM audit WHERE seq = 12");
     assert_eq!(first_bad(&mut p).unwrap().0, 12);
-    pg.sql("audit", "DROP TABLE audit, chain_head, vigil_schema");
+    pg.sql(
+        "audit",
+        "DROP TABLE audit, chain_head, vigil_schema, hub_lease",
+    );
     let mut fresh = PgStore::open(&t).unwrap();
     fresh.append(&mut records(0, 5)).unwrap();
     pg.sql("audit", "DELETE FROM audit WHERE seq = 5");
@@ -446,4 +453,126 @@ fn bad_setups_are_clear_and_never_show_the_password() {
         !log.contains(wrong) && !log.contains(PASSWORD),
         "server log: {log}"
     );
+}
+
+fn started(i: u64) -> Record {
+    let mut r = record(i);
+    r.kind = RecordKind::ActionStarted;
+    r.action_id = Some(format!("A{i:04}"));
+    r.attempt = Some(1);
+    r
+}
+
+/// Waits for `lease` to become active; its epoch.
+fn take_over(lease: &mut Lease) -> i64 {
+    let t0 = Instant::now();
+    loop {
+        match lease.try_acquire().unwrap() {
+            LeaseState::Active { epoch } => return epoch,
+            LeaseState::Standby { .. } => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "no takeover in 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: PostgreSQL")]
+fn one_hub_holds_the_lease_and_a_hub_that_lost_it_never_starts_an_action() {
+    let pg = Pg::start("audit");
+    let t = target(&pg, "audit");
+    let ttl = Duration::from_millis(1500);
+    let mut a = Lease::open(&t, "hub-a", ttl).unwrap();
+    let mut b = Lease::open(&t, "hub-b", ttl).unwrap();
+    assert_eq!(a.try_acquire().unwrap(), LeaseState::Active { epoch: 1 });
+    let standby = LeaseState::Standby {
+        holder: "hub-a".into(),
+        epoch: 1,
+    };
+    assert_eq!(b.try_acquire().unwrap(), standby);
+    assert_eq!(
+        a.try_acquire().unwrap(),
+        LeaseState::Active { epoch: 1 },
+        "a renewal keeps the epoch"
+    );
+
+    // A's writer starts an action while it holds the lease.
+    let mut s = PgStore::open(&t).unwrap();
+    s.set_fence(a.fence(1));
+    let wa = AnyStore::Postgres(s).into_writer().unwrap();
+    wa.append_blocking(vec![started(1)]).unwrap();
+
+    // A stops renewing (stalled, cut off): B takes over once it expires.
+    assert_eq!(take_over(&mut b), 2, "a takeover raises the epoch");
+    let e = wa
+        .append_blocking(vec![started(2)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not the active hub") && e.contains("epoch 2, held by hub-b"),
+        "{e}"
+    );
+    // Records that start nothing (deliveries, its own notes) still go in.
+    wa.append_blocking(vec![record(3)]).unwrap();
+    // Back, A finds itself a standby.
+    assert_eq!(
+        a.try_acquire().unwrap(),
+        LeaseState::Standby {
+            holder: "hub-b".into(),
+            epoch: 2
+        }
+    );
+    let mut s = PgStore::open(&t).unwrap();
+    s.set_fence(b.fence(2));
+    let wb = AnyStore::Postgres(s).into_writer().unwrap();
+    wb.append_blocking(vec![started(2)]).unwrap();
+
+    // A clean stop hands over without waiting for the expiry.
+    b.release().unwrap();
+    assert_eq!(a.try_acquire().unwrap(), LeaseState::Active { epoch: 3 });
+    let e = wb
+        .append_blocking(vec![started(4)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not the active hub"), "{e}");
+
+    // Holding the lease but not renewing it: starts stop at the expiry,
+    // even with no other hub around.
+    let mut s = PgStore::open(&t).unwrap();
+    s.set_fence(a.fence(3));
+    let mut s = AnyStore::Postgres(s);
+    s.append(&mut vec![started(5)]).unwrap();
+    std::thread::sleep(ttl + Duration::from_millis(300));
+    let e = s.append(&mut vec![started(6)]).unwrap_err().to_string();
+    assert!(e.contains("lease (epoch 3) expired"), "{e}");
+
+    // The lease's connection is killed: renewing fails, it never claims
+    // to be active.
+    pg.sql(
+        "audit",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = 'audit' AND usename = 'vigil' AND pid <> pg_backend_pid()",
+    );
+    assert!(a.try_acquire().is_err());
+
+    for w in [wa, wb] {
+        w.shutdown().unwrap();
+    }
+    let mut r = PgStore::open_read_only(&t).unwrap();
+    assert!(r.verify().unwrap().is_ok());
+    let starts = AuditFilter {
+        kind: Some("action_started".into()),
+        ..Default::default()
+    };
+    let ids: Vec<String> = r
+        .page(&starts, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.action_id)
+        .collect();
+    assert_eq!(ids, ["A0005", "A0002", "A0001"], "only the holders' starts");
 }

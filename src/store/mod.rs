@@ -23,6 +23,7 @@
 
 mod backend;
 mod chain;
+mod lease;
 mod pg;
 mod schema;
 #[cfg(test)]
@@ -30,6 +31,7 @@ mod tests;
 mod writer;
 
 pub use backend::AnyStore;
+pub use lease::{Fence, Lease, LeaseState};
 pub use pg::{PgStore, PgTarget, StoreSpec};
 pub use writer::{AuditWriter, WriterStats};
 
@@ -145,6 +147,8 @@ pub enum StoreError {
     },
     #[error("{}: {message}", path.display())]
     BadConfig { path: PathBuf, message: String },
+    #[error("{}: not the active hub: {why}; no action was started", path.display())]
+    Fenced { path: PathBuf, why: String },
 }
 
 impl StoreError {
@@ -166,7 +170,8 @@ impl StoreError {
             | StoreError::WriterPanicked { path }
             | StoreError::Postgres { path, .. }
             | StoreError::Unreachable { path, .. }
-            | StoreError::BadConfig { path, .. } => path,
+            | StoreError::BadConfig { path, .. }
+            | StoreError::Fenced { path, .. } => path,
         }
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{ChainCheck, export_line};
 use super::{AuditFilter, StoreError, VerifyReport, chain_hash};
-use crate::model::{Record, canonical_json_with_seq, fmt_time};
+use crate::model::{Record, RecordKind, canonical_json_with_seq, fmt_time};
 
 /// `[store]` in the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,16 @@ const PG_MIGRATIONS: &[&str] = &[
     );
     INSERT INTO chain_head (id, seq, hash)
         VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+    "#,
+    // 2: the active hub's lease and its fencing epoch (see lease.rs).
+    r#"
+    CREATE TABLE hub_lease (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        holder     TEXT,
+        epoch      BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    );
+    INSERT INTO hub_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, '-infinity');
     "#,
 ];
 
@@ -267,6 +277,9 @@ pub struct PgStore {
     target: PgTarget,
     path: PathBuf,
     read_only: bool,
+    /// Set on an active hub's writer: `action_started` is only written
+    /// while this (holder, epoch) holds an unexpired lease.
+    fence: Option<super::lease::Fence>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -358,6 +371,7 @@ impl PgStore {
             target: target.clone(),
             path,
             read_only,
+            fence: None,
         };
         // Every commit waits for its WAL flush, whatever the server's default.
         let set = if read_only {
@@ -369,6 +383,16 @@ impl PgStore {
             .batch_execute(set)
             .map_err(|e| pg_err(s.path.clone(), "set synchronous_commit", e))?;
         Ok(s)
+    }
+
+    /// From now on, a batch holding an `action_started` record commits only
+    /// while `fence` holds the lease (checked in the batch's transaction).
+    pub fn set_fence(&mut self, fence: super::lease::Fence) {
+        self.fence = Some(fence);
+    }
+
+    pub(crate) fn client(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// The store as errors name it (`postgresql://user@host:port/db`).
@@ -410,7 +434,7 @@ impl PgStore {
                 let others: i64 = tx
                     .query_one(
                         "SELECT count(*) FROM pg_tables
-                         WHERE schemaname = current_schema() AND tablename IN ('audit', 'chain_head')",
+                         WHERE schemaname = current_schema() AND tablename IN ('audit', 'chain_head', 'hub_lease')",
                         &[],
                     )
                     .map_err(e("read the schema"))?
@@ -508,6 +532,11 @@ impl PgStore {
                 &[],
             )
             .map_err(e)?;
+        if let Some(fence) = &self.fence
+            && records.iter().any(|r| r.kind == RecordKind::ActionStarted)
+        {
+            fence.check(&mut tx, &path)?;
+        }
         let mut seq = head.get::<_, i64>(0).max(0) as u64;
         let mut prev: String = head.get(1);
         let n = records.len();
