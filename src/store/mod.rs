@@ -358,6 +358,30 @@ pub struct PersistedState {
     pub silences: Vec<PersistedSilence>,
 }
 
+/// Runs a backend's append transaction `f` on `records`: nothing to do
+/// when there are none, `refuse` (a read-only store's error) when set, and
+/// on error the records' `seq` are put back as they were.
+pub(crate) fn guarded_append(
+    records: &mut [Record],
+    refuse: Option<StoreError>,
+    f: impl FnOnce(&mut [Record]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    if let Some(e) = refuse {
+        return Err(e);
+    }
+    let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    let res = f(records);
+    if res.is_err() {
+        for (r, s) in records.iter_mut().zip(before) {
+            r.seq = s;
+        }
+    }
+    res
+}
+
 /// `hex(sha256(prev + "\n" + json))`: the hash of one audit record.
 pub fn chain_hash(prev: &str, canonical_json: &str) -> String {
     let mut out = [0u8; 64];
@@ -593,6 +617,14 @@ impl Store {
         &self.path
     }
 
+    /// The error an append to a read-only store gets (None: writable).
+    fn read_only_error(&self) -> Option<StoreError> {
+        self.read_only.then(|| StoreError::ReadOnly {
+            path: self.path.clone(),
+            what: "append audit records",
+        })
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -704,21 +736,11 @@ impl Store {
         records: &mut [Record],
         after_seq: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        if self.read_only {
-            return Err(StoreError::ReadOnly {
-                path: self.path.clone(),
-                what: "append audit records",
-            });
-        }
-        let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
-        let res = self.append_tx(records, after_seq);
+        let refuse = self.read_only_error();
+        let res = guarded_append(records, refuse, |records| {
+            self.append_tx(records, after_seq)
+        });
         if res.is_err() {
-            for (r, s) in records.iter_mut().zip(before) {
-                r.seq = s;
-            }
             // Ids the rolled-back transaction assigned are not in the file.
             self.names.clear();
         }

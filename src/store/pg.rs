@@ -280,6 +280,10 @@ pub struct PgStore {
     /// Set on an active hub's writer: `action_started` is only written
     /// while this (holder, epoch) holds an unexpired lease.
     fence: Option<super::lease::Fence>,
+    /// The append statement, prepared on first use.
+    append_stmt: Option<postgres::Statement>,
+    /// The head this store's last append left (None: read it first).
+    last_head: Option<(u64, String)>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -372,6 +376,8 @@ impl PgStore {
             path,
             read_only,
             fence: None,
+            append_stmt: None,
+            last_head: None,
         };
         // Every commit waits for its WAL flush, whatever the server's default.
         let set = if read_only {
@@ -499,25 +505,21 @@ impl PgStore {
         records: &mut [Record],
         after_seq: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        if self.read_only {
-            return Err(StoreError::ReadOnly {
-                path: self.path.clone(),
-                what: "append audit records",
-            });
-        }
-        let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
-        let res = self.append_tx(records, after_seq);
-        if res.is_err() {
-            for (r, s) in records.iter_mut().zip(before) {
-                r.seq = s;
-            }
-        }
-        res
+        let refuse = self.read_only.then(|| StoreError::ReadOnly {
+            path: self.path.clone(),
+            what: "append audit records",
+        });
+        super::guarded_append(records, refuse, |records| {
+            self.append_tx(records, after_seq)
+        })
     }
 
+    /// One statement, so one round trip and one implicit transaction per
+    /// batch: it moves the chain head from the head this store last saw
+    /// (and, for a batch with an `action_started` on a fenced store, only
+    /// while the lease is this hub's, under a share lock on its row) and
+    /// inserts the rows only if it did. When another writer moved the head
+    /// first, nothing was written: read the head again and rechain.
     fn append_tx(
         &mut self,
         records: &mut [Record],
@@ -525,69 +527,63 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let e = |err| pg_err(path.clone(), "append audit records", err);
-        let mut tx = self.client.transaction().map_err(e)?;
-        let head = tx
-            .query_one(
-                "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE",
-                &[],
-            )
-            .map_err(e)?;
-        if let Some(fence) = &self.fence
-            && records.iter().any(|r| r.kind == RecordKind::ActionStarted)
-        {
-            fence.check(&mut tx, &path)?;
-        }
-        let mut seq = head.get::<_, i64>(0).max(0) as u64;
-        let mut prev: String = head.get(1);
-        let n = records.len();
-        let mut seqs = Vec::with_capacity(n);
-        let (mut at, mut kind, mut json, mut prevs, mut hashes) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut runbook, mut target, mut actor, mut action_id) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for (i, r) in records.iter_mut().enumerate() {
-            seq += 1;
-            r.seq = seq;
-            let j = match after_seq.and_then(|a| a.get(i)) {
-                Some(after) => canonical_json_with_seq(seq, after),
-                None => r.canonical_json(),
+        let fence = self
+            .fence
+            .clone()
+            .filter(|_| records.iter().any(|r| r.kind == RecordKind::ActionStarted));
+        let stmt = match &self.append_stmt {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.client.prepare(APPEND_SQL).map_err(e)?;
+                self.append_stmt = Some(s.clone());
+                s
+            }
+        };
+        for _ in 0..APPEND_ATTEMPTS {
+            let (head_seq, head_hash) = match self.last_head.take() {
+                Some(h) => h,
+                None => self.head()?,
             };
-            let hash = chain_hash(&prev, &j);
-            seqs.push(seq as i64);
-            at.push(fmt_time(&r.at));
-            kind.push(r.kind.as_str());
-            runbook.push(r.runbook.as_deref());
-            target.push(r.target.as_deref());
-            actor.push(r.actor.as_deref());
-            action_id.push(r.action_id.as_deref());
-            json.push(j);
-            prevs.push(std::mem::replace(&mut prev, hash.clone()));
-            hashes.push(hash);
+            let rows = ChainedRows::of(records, after_seq, head_seq, &head_hash);
+            let (seq, prev) = (rows.seqs.last().copied().unwrap_or(0), rows.hash_last());
+            let n = self
+                .client
+                .execute(
+                    &stmt,
+                    &[
+                        &rows.seqs,
+                        &rows.at,
+                        &rows.kind,
+                        &rows.runbook,
+                        &rows.target,
+                        &rows.actor,
+                        &rows.action_id,
+                        &rows.json,
+                        &rows.prevs,
+                        &rows.hashes,
+                        &(head_seq as i64),
+                        &head_hash,
+                        &fence.as_ref().map(|f| f.holder.as_str()),
+                        &fence.as_ref().map_or(0, |f| f.epoch),
+                    ],
+                )
+                .map_err(e)?;
+            if n == records.len() as u64 {
+                self.last_head = Some((seq as u64, prev));
+                return Ok(());
+            }
+            if let Some(f) = &fence {
+                // Nothing written: say so if it was the lease.
+                let mut tx = self.client.transaction().map_err(e)?;
+                f.check(&mut tx, &path)?;
+            }
         }
-        tx.execute(
-            "INSERT INTO audit (seq, at, kind, runbook, target, actor, action_id, json, prev, hash)
-             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])",
-            &[
-                &seqs, &at, &kind, &runbook, &target, &actor, &action_id, &json, &prevs, &hashes,
-            ],
-        )
-        .map_err(e)?;
-        tx.execute(
-            "UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1",
-            &[&(seq as i64), &prev],
-        )
-        .map_err(e)?;
-        tx.commit().map_err(e)
+        Err(StoreError::BadConfig {
+            path,
+            message: format!(
+                "the chain head moved under {APPEND_ATTEMPTS} attempts in a row (too many writers?); nothing was written"
+            ),
+        })
     }
 
     /// [`Store::verify`](super::Store::verify) on PostgreSQL: the same
@@ -595,34 +591,13 @@ impl PgStore {
     pub fn verify(&mut self) -> Result<VerifyReport, StoreError> {
         let path = self.path.clone();
         let e = |err| pg_err(path.clone(), "read the audit trail", err);
-        let mut tx = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(e)?;
+        let mut tx = snapshot(&mut self.client).map_err(e)?;
         let mut check = ChainCheck::new();
-        let mut after = 0i64;
-        'pages: loop {
-            let rows = tx
-                .query(
-                    "SELECT seq, json, prev, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
-                    &[&after],
-                )
-                .map_err(e)?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                let seq: i64 = row.get(0);
-                after = seq;
-                let text = |i: usize| row.try_get::<_, &str>(i).ok();
-                if !check.row(seq, text(1), text(2), text(3)) {
-                    break 'pages;
-                }
-            }
-        }
+        scan(&mut tx, 0, |seq, row| {
+            let text = |i: usize| row.try_get::<_, &str>(i).ok();
+            Ok(check.row(seq, text(1), text(2), text(3)))
+        })
+        .map_err(|err| err.into_store(&path))?;
         if let Some(report) = check.stopped() {
             return Ok(report);
         }
@@ -648,40 +623,22 @@ impl PgStore {
             source: Arc::new(err),
         };
         let mut out = io::BufWriter::with_capacity(1 << 16, w);
-        let mut tx = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(e)?;
-        let mut after = since.unwrap_or(0).min(i64::MAX as u64) as i64;
+        let mut tx = snapshot(&mut self.client).map_err(e)?;
+        let after = since.unwrap_or(0).min(i64::MAX as u64) as i64;
         let (mut n, mut line) = (0u64, String::new());
-        loop {
-            let rows = tx
-                .query(
-                    "SELECT seq, json, prev, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
-                    &[&after],
-                )
-                .map_err(e)?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in rows {
-                let seq: i64 = row.get(0);
-                after = seq;
-                let json: &str = row.get(1);
-                export_line(&mut line, json, row.get(2), row.get(3)).map_err(|why| {
-                    StoreError::Corrupt {
-                        path: path.clone(),
-                        seq: seq as u64,
-                        why,
-                    }
-                })?;
-                out.write_all(line.as_bytes()).map_err(io_err)?;
-                n += 1;
-            }
-        }
+        scan(&mut tx, after, |seq, row| {
+            export_line(&mut line, row.get(1), row.get(2), row.get(3)).map_err(|why| {
+                StoreError::Corrupt {
+                    path: path.clone(),
+                    seq: seq as u64,
+                    why,
+                }
+            })?;
+            out.write_all(line.as_bytes()).map_err(io_err)?;
+            n += 1;
+            Ok(true)
+        })
+        .map_err(|err| err.into_store(&path))?;
         out.flush().map_err(io_err)?;
         Ok(n)
     }
@@ -779,6 +736,151 @@ impl PgStore {
             .map_err(|e| pg_err(self.path.clone(), "count audit records", e))?
             .get(0);
         Ok(n.max(0) as u64)
+    }
+}
+
+/// How often an append rechains after another writer moved the head.
+const APPEND_ATTEMPTS: usize = 64;
+
+/// See [`PgStore::append_tx`]: $1-$10 the rows, $11/$12 the head they
+/// chain from, $13/$14 the fence (holder NULL: none). The new head is the
+/// last row's.
+const APPEND_SQL: &str = "
+    WITH head AS (
+        UPDATE chain_head
+           SET seq = ($1::int8[])[cardinality($1::int8[])],
+               hash = ($10::text[])[cardinality($10::text[])]
+         WHERE id = 1 AND seq = $11::int8 AND hash = $12::text
+           AND ($13::text IS NULL OR EXISTS (
+                   SELECT 1 FROM hub_lease
+                    WHERE id = 1 AND holder = $13 AND epoch = $14::int8 AND expires_at > now()
+                      FOR SHARE))
+        RETURNING 1)
+    INSERT INTO audit (seq, at, kind, runbook, target, actor, action_id, json, prev, hash)
+    SELECT u.* FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
+                           $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS u,
+                    head";
+
+/// A batch numbered and chained after a head, as statement arrays.
+struct ChainedRows<'a> {
+    seqs: Vec<i64>,
+    at: Vec<String>,
+    kind: Vec<&'static str>,
+    runbook: Vec<Option<&'a str>>,
+    target: Vec<Option<&'a str>>,
+    actor: Vec<Option<&'a str>>,
+    action_id: Vec<Option<&'a str>>,
+    json: Vec<String>,
+    prevs: Vec<String>,
+    hashes: Vec<String>,
+}
+
+impl<'a> ChainedRows<'a> {
+    /// Numbers `records` after `seq` (setting their `seq`) and chains them
+    /// after `prev`.
+    fn of(
+        records: &'a mut [Record],
+        after_seq: Option<&[String]>,
+        mut seq: u64,
+        prev: &str,
+    ) -> ChainedRows<'a> {
+        let n = records.len();
+        let mut rows = ChainedRows {
+            seqs: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            runbook: Vec::with_capacity(n),
+            target: Vec::with_capacity(n),
+            actor: Vec::with_capacity(n),
+            action_id: Vec::with_capacity(n),
+            json: Vec::with_capacity(n),
+            prevs: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        };
+        let mut prev = prev.to_string();
+        for (i, r) in records.iter_mut().enumerate() {
+            seq += 1;
+            r.seq = seq;
+            let j = match after_seq.and_then(|a| a.get(i)) {
+                Some(after) => canonical_json_with_seq(seq, after),
+                None => r.canonical_json(),
+            };
+            let hash = chain_hash(&prev, &j);
+            rows.seqs.push(seq as i64);
+            rows.at.push(fmt_time(&r.at));
+            rows.kind.push(r.kind.as_str());
+            rows.json.push(j);
+            rows.prevs.push(std::mem::replace(&mut prev, hash.clone()));
+            rows.hashes.push(hash);
+        }
+        for r in records.iter() {
+            rows.runbook.push(r.runbook.as_deref());
+            rows.target.push(r.target.as_deref());
+            rows.actor.push(r.actor.as_deref());
+            rows.action_id.push(r.action_id.as_deref());
+        }
+        rows
+    }
+
+    fn hash_last(&self) -> String {
+        self.hashes.last().cloned().unwrap_or_default()
+    }
+}
+
+/// A read-only transaction on one snapshot of the trail.
+fn snapshot(c: &mut Client) -> Result<postgres::Transaction<'_>, postgres::Error> {
+    c.build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
+/// What stopped a [`scan`]: the driver, or the caller.
+enum ScanError {
+    Pg(postgres::Error),
+    Store(StoreError),
+}
+
+impl ScanError {
+    fn into_store(self, path: &std::path::Path) -> StoreError {
+        match self {
+            ScanError::Pg(e) => pg_err(path.to_path_buf(), "read the audit trail", e),
+            ScanError::Store(e) => e,
+        }
+    }
+}
+
+impl From<StoreError> for ScanError {
+    fn from(e: StoreError) -> Self {
+        ScanError::Store(e)
+    }
+}
+
+/// Hands `f` the rows (seq, json, prev, hash) with seq above `after` in
+/// seq order, 10,000 at a time (memory does not grow with the trail),
+/// until they run out or `f` says false.
+fn scan(
+    tx: &mut postgres::Transaction<'_>,
+    mut after: i64,
+    mut f: impl FnMut(i64, &postgres::Row) -> Result<bool, StoreError>,
+) -> Result<(), ScanError> {
+    loop {
+        let rows = tx
+            .query(
+                "SELECT seq, json, prev, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT 10000",
+                &[&after],
+            )
+            .map_err(ScanError::Pg)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in &rows {
+            let seq: i64 = row.get(0);
+            after = seq;
+            if !f(seq, row)? {
+                return Ok(());
+            }
+        }
     }
 }
 

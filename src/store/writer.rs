@@ -139,53 +139,33 @@ impl AuditWriter {
     /// Starts the writer thread, which owns `store` from now on.
     pub fn spawn(store: Store) -> Result<AuditWriter, StoreError> {
         let path = store.path().to_path_buf();
-        if store.is_read_only() {
-            return Err(StoreError::ReadOnly {
-                path,
-                what: "start an audit writer",
-            });
-        }
-        let (tx, rx) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
-        let c = counters.clone();
+        refuse_read_only(store.is_read_only(), &path)?;
         // Commits only append to the WAL; copying it into the database (and
         // that fsync) happens on a thread of its own.
         let checkpointer = super::checkpoint_connection(&path)?;
         store.set_auto_checkpoint(0)?;
-        let thread = std::thread::Builder::new()
-            .name("vigil-audit".into())
-            .spawn(move || run(store, rx, &c, checkpointer))
-            .map_err(|e| StoreError::Io {
-                path: path.clone(),
-                what: "start the audit writer thread".into(),
-                source: Arc::new(e),
-            })?;
-        Ok(AuditWriter {
-            inner: Arc::new(Inner {
-                tx,
-                counters,
-                thread: Mutex::new(Some(thread)),
-                path,
-            }),
-        })
+        AuditWriter::start(path, move |rx, c| run(store, rx, c, checkpointer))
     }
 
     /// Starts the writer thread on a PostgreSQL store. The server keeps
     /// its own WAL: there is no checkpoint thread.
     pub fn spawn_pg(store: PgStore) -> Result<AuditWriter, StoreError> {
         let path = store.path().to_path_buf();
-        if store.is_read_only() {
-            return Err(StoreError::ReadOnly {
-                path,
-                what: "start an audit writer",
-            });
-        }
+        refuse_read_only(store.is_read_only(), &path)?;
+        AuditWriter::start(path, move |rx, c| run_plain(store, rx, c))
+    }
+
+    /// Starts the thread that runs `body` on the request queue.
+    fn start(
+        path: PathBuf,
+        body: impl FnOnce(Receiver<Msg>, &Counters) + Send + 'static,
+    ) -> Result<AuditWriter, StoreError> {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-audit".into())
-            .spawn(move || run_plain(store, rx, &c))
+            .spawn(move || body(rx, &c))
             .map_err(|e| StoreError::Io {
                 path: path.clone(),
                 what: "start the audit writer thread".into(),
@@ -348,6 +328,16 @@ fn run(
         drop(nudge);
         let _ = handle.join();
     }
+}
+
+fn refuse_read_only(read_only: bool, path: &Path) -> Result<(), StoreError> {
+    if read_only {
+        return Err(StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            what: "start an audit writer",
+        });
+    }
+    Ok(())
 }
 
 /// Waits for a request, then takes everything already queued into the same
