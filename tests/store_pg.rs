@@ -27,7 +27,7 @@ fn record(i: u64) -> Record {
         .unwrap()
         + chrono::Duration::seconds(i as i64);
     let mut r = Record::new(
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             RecordKind::ActionStarted
         } else {
             RecordKind::Signal
@@ -36,14 +36,14 @@ fn record(i: u64) -> Record {
     );
     r.target = Some(format!("web-{}", i % 3));
     r.runbook = Some(
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             "disk_cleanup"
         } else {
             "service_restart"
         }
         .into(),
     );
-    r.actor = (i % 4 == 0).then(|| "alice".to_string());
+    r.actor = i.is_multiple_of(4).then(|| "alice".to_string());
     r.detail = Some(format!("sample {i} \"quoted\" ünïcode"));
     r.value = Some(i as f64 / 3.0);
     r
@@ -545,9 +545,9 @@ fn one_hub_holds_the_lease_and_a_hub_that_lost_it_never_starts_an_action() {
     let mut s = PgStore::open(&t).unwrap();
     s.set_fence(a.fence(3));
     let mut s = AnyStore::Postgres(s);
-    s.append(&mut vec![started(5)]).unwrap();
+    s.append(&mut [started(5)]).unwrap();
     std::thread::sleep(ttl + Duration::from_millis(300));
-    let e = s.append(&mut vec![started(6)]).unwrap_err().to_string();
+    let e = s.append(&mut [started(6)]).unwrap_err().to_string();
     assert!(e.contains("lease (epoch 3) expired"), "{e}");
 
     // The lease's connection is killed: renewing fails, it never claims
