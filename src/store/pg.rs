@@ -4,11 +4,11 @@
 //! - Rows carry the same `json`, `prev` and `hash` as in SQLite, made by the
 //!   same [`chain_hash`](super::chain_hash) over the same canonical JSON, so
 //!   a trail verifies and exports alike on both.
-//! - An append is one transaction: it locks the single `chain_head` row
-//!   (`SELECT ... FOR UPDATE`), so writers in several processes number and
-//!   chain one after another, inserts the batch with one `unnest` statement
-//!   and commits with `synchronous_commit = on` (durable before the call
-//!   returns).
+//! - An append is one statement (one round trip, one transaction): it
+//!   moves the single `chain_head` row from the head this writer last saw
+//!   and inserts the batch (`unnest` of arrays) only if it did, so writers
+//!   in several processes chain one after another (the loser rechains).
+//!   `synchronous_commit = on`: durable before the call returns.
 //! - The schema version lives in `vigil_schema`; migrations run under a
 //!   transaction-scoped advisory lock, so two hubs starting together
 //!   migrate once. A database written by a newer schema is refused.
