@@ -18,7 +18,7 @@ use vigil::start::{self, Prepared, init_logging, start_io};
 mod console;
 use console::*;
 use vigil::sim::scenario::{Scenario, replay_file};
-use vigil::store::Store;
+use vigil::store::AnyStore;
 
 #[derive(Parser)]
 #[command(
@@ -695,9 +695,20 @@ fn fmt_params(p: &BTreeMap<String, String>) -> String {
 }
 
 fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
-    let config = load_config(cli).map(|(c, _, _)| c).unwrap_or_default();
+    // A broken config must not send the check to another store unnoticed.
+    let config = match load_config(cli) {
+        Ok((c, _, _)) => c,
+        Err(e) if cli.config.is_some() => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("warning: {e}\n  reading the data dir's store without it");
+            Config::default()
+        }
+    };
     let dir = data_dir(cli, &config);
-    let store = match Store::open_read_only(&dir) {
+    let mut store = match AnyStore::open_read_only(config.store.as_ref(), &dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -118,6 +118,14 @@ pub fn prepare(
     // Whatever the hub creates (store, logs, exports) is its owner's only.
     crate::private::private_umask();
     let (mut config, text, file) = load_config(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(t) =
+        crate::store::AnyStore::target(config.store.as_ref()).map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "[store] url: a hub on PostgreSQL ({}) is not built yet; `vigil audit` reads it. Remove [store] url to run on the SQLite file in the data dir",
+            t.display()
+        ));
+    }
     let has_config = file != "(no config file: defaults)";
     let demo = cli.demo || config.demo.unwrap_or(false) || !has_config;
     let dir = data_dir(cli.data_dir.as_deref(), &config);

@@ -110,6 +110,10 @@ pub struct Config {
     /// The unix socket's group and the roles of OS users on it.
     #[serde(default)]
     pub access: crate::access::AccessSpec,
+    /// Where the audit trail lives (`[store] url`; default: the SQLite
+    /// file in the data dir).
+    #[serde(default)]
+    pub store: Option<crate::store::StoreSpec>,
 }
 
 /// `[listener]`: how the HTTP listener admits requests.

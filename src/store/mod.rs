@@ -21,11 +21,18 @@
 //! that is not an SQLite database, an SQLite database that is not Vigil's, or
 //! one written by a newer Vigil is an error naming the file.
 
+mod backend;
+mod chain;
+mod lease;
+mod pg;
 mod schema;
 #[cfg(test)]
 mod tests;
 mod writer;
 
+pub use backend::AnyStore;
+pub use lease::{Fence, Lease, LeaseState};
+pub use pg::{PgStore, PgTarget, StoreSpec};
 pub use writer::{AuditWriter, WriterStats};
 
 use std::collections::BTreeMap;
@@ -125,6 +132,23 @@ pub enum StoreError {
     WriterClosed { path: PathBuf },
     #[error("{}: the audit writer thread panicked", path.display())]
     WriterPanicked { path: PathBuf },
+    #[error("{}: {what}: {source}", path.display())]
+    Postgres {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: Arc<postgres::Error>,
+    },
+    #[error("{}: cannot reach the PostgreSQL server at {addr}: {detail}", path.display())]
+    Unreachable {
+        path: PathBuf,
+        addr: String,
+        detail: String,
+    },
+    #[error("{}: {message}", path.display())]
+    BadConfig { path: PathBuf, message: String },
+    #[error("{}: not the active hub: {why}; no action was started", path.display())]
+    Fenced { path: PathBuf, why: String },
 }
 
 impl StoreError {
@@ -143,7 +167,11 @@ impl StoreError {
             | StoreError::Corrupt { path, .. }
             | StoreError::Export { path, .. }
             | StoreError::WriterClosed { path }
-            | StoreError::WriterPanicked { path } => path,
+            | StoreError::WriterPanicked { path }
+            | StoreError::Postgres { path, .. }
+            | StoreError::Unreachable { path, .. }
+            | StoreError::BadConfig { path, .. }
+            | StoreError::Fenced { path, .. } => path,
         }
     }
 }
@@ -328,6 +356,30 @@ pub struct PersistedState {
     /// Silences that were active when the trail ended (some may have
     /// ended since: the engine expires them).
     pub silences: Vec<PersistedSilence>,
+}
+
+/// Runs a backend's append transaction `f` on `records`: nothing to do
+/// when there are none, `refuse` (a read-only store's error) when set, and
+/// on error the records' `seq` are put back as they were.
+pub(crate) fn guarded_append(
+    records: &mut [Record],
+    refuse: Option<StoreError>,
+    f: impl FnOnce(&mut [Record]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    if let Some(e) = refuse {
+        return Err(e);
+    }
+    let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    let res = f(records);
+    if res.is_err() {
+        for (r, s) in records.iter_mut().zip(before) {
+            r.seq = s;
+        }
+    }
+    res
 }
 
 /// `hex(sha256(prev + "\n" + json))`: the hash of one audit record.
@@ -565,6 +617,14 @@ impl Store {
         &self.path
     }
 
+    /// The error an append to a read-only store gets (None: writable).
+    fn read_only_error(&self) -> Option<StoreError> {
+        self.read_only.then(|| StoreError::ReadOnly {
+            path: self.path.clone(),
+            what: "append audit records",
+        })
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -676,21 +736,11 @@ impl Store {
         records: &mut [Record],
         after_seq: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        if self.read_only {
-            return Err(StoreError::ReadOnly {
-                path: self.path.clone(),
-                what: "append audit records",
-            });
-        }
-        let before: Vec<u64> = records.iter().map(|r| r.seq).collect();
-        let res = self.append_tx(records, after_seq);
+        let refuse = self.read_only_error();
+        let res = guarded_append(records, refuse, |records| {
+            self.append_tx(records, after_seq)
+        });
         if res.is_err() {
-            for (r, s) in records.iter_mut().zip(before) {
-                r.seq = s;
-            }
             // Ids the rolled-back transaction assigned are not in the file.
             self.names.clear();
         }
@@ -1066,14 +1116,7 @@ impl Store {
         // One read transaction: the rows and the chain head are one snapshot
         // even while a writer appends.
         let tx = self.conn.unchecked_transaction().map_err(e())?;
-        let mut report = VerifyReport {
-            records: 0,
-            first_bad: None,
-        };
-        let mut last_hash = [0u8; 64];
-        last_hash.copy_from_slice(GENESIS_PREV.as_bytes());
-        let mut computed = [0u8; 64];
-        let mut last_seq: i64 = 0;
+        let mut check = chain::ChainCheck::new();
         {
             let mut stmt = tx
                 .prepare("SELECT seq, json, prev, hash FROM audit ORDER BY seq")
@@ -1081,72 +1124,16 @@ impl Store {
             let mut rows = stmt.query([]).map_err(e())?;
             while let Some(row) = rows.next().map_err(e())? {
                 let seq: i64 = row.get(0).map_err(e())?;
-                let bad = |why: String| BadRecord {
-                    seq: seq as u64,
-                    why,
-                };
-                report.records += 1;
-                if seq != last_seq + 1 {
-                    let missing = (last_seq + 1) as u64;
-                    let why = if seq > last_seq + 1 {
-                        if missing + 1 == seq as u64 {
-                            format!(
-                                "record {missing} is missing (the trail jumps from {last_seq} to {seq})"
-                            )
-                        } else {
-                            format!(
-                                "records {missing} to {} are missing (the trail jumps from {last_seq} to {seq})",
-                                seq - 1
-                            )
-                        }
-                    } else {
-                        format!("unexpected seq {seq} after {last_seq}")
-                    };
-                    report.first_bad = Some(BadRecord { seq: missing, why });
-                    return Ok(report);
-                }
-                last_seq = seq;
                 let text = |i: usize| -> Result<Option<&str>, StoreError> {
                     Ok(row.get_ref(i).map_err(e())?.as_str().ok())
                 };
-                let (Some(json), Some(prev), Some(hash)) = (text(1)?, text(2)?, text(3)?) else {
-                    report.first_bad = Some(bad("a column is not text".into()));
-                    return Ok(report);
-                };
-                if prev.as_bytes() != last_hash {
-                    report.first_bad = Some(bad(if seq == 1 {
-                        "the first record's prev is not the genesis value (records before it were removed?)".into()
-                    } else {
-                        format!(
-                            "prev does not match the hash of record {} (a record was removed, reordered or altered)",
-                            seq - 1
-                        )
-                    }));
-                    return Ok(report);
+                if !check.row(seq, text(1)?, text(2)?, text(3)?) {
+                    break;
                 }
-                match json_seq(json) {
-                    Some(s) if s == seq as u64 => {}
-                    Some(s) => {
-                        report.first_bad = Some(bad(format!(
-                            "its JSON says seq {s} (records were reordered or moved)"
-                        )));
-                        return Ok(report);
-                    }
-                    None => {
-                        report.first_bad = Some(bad("its JSON has no valid seq".into()));
-                        return Ok(report);
-                    }
-                }
-                chain_hash_into(prev.as_bytes(), json.as_bytes(), &mut computed);
-                if hash.as_bytes() != computed {
-                    report.first_bad = Some(bad(
-                        "hash does not match its content (the record or its hash was altered)"
-                            .into(),
-                    ));
-                    return Ok(report);
-                }
-                last_hash = computed;
             }
+        }
+        if let Some(report) = check.stopped() {
+            return Ok(report);
         }
         let head: Option<(i64, String)> = tx
             .query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| {
@@ -1154,40 +1141,7 @@ impl Store {
             })
             .optional()
             .map_err(e())?;
-        match head {
-            None if last_seq > 0 => {
-                report.first_bad = Some(BadRecord {
-                    seq: last_seq as u64,
-                    why: "the chain head is missing".into(),
-                });
-            }
-            None => {}
-            Some((hs, _)) if hs > last_seq => {
-                let missing = (last_seq + 1) as u64;
-                report.first_bad = Some(BadRecord {
-                    seq: missing,
-                    why: if hs as u64 == missing {
-                        format!("record {missing} (the newest) is missing")
-                    } else {
-                        format!("records {missing} to {hs} (the newest) are missing")
-                    },
-                });
-            }
-            Some((hs, _)) if hs < last_seq => {
-                report.first_bad = Some(BadRecord {
-                    seq: (hs + 1) as u64,
-                    why: format!("records after {hs} were added outside vigil"),
-                });
-            }
-            Some((hs, hh)) if hh.as_bytes() != last_hash => {
-                report.first_bad = Some(BadRecord {
-                    seq: hs as u64,
-                    why: "the newest record does not match the chain head (altered)".into(),
-                });
-            }
-            Some(_) => {}
-        }
-        Ok(report)
+        Ok(check.finish(head))
     }
 
     /// Writes the records with seq greater than `since` (all when `None`) as
@@ -1214,32 +1168,8 @@ impl Store {
             let json: String = row.get(1).map_err(e())?;
             let prev: String = row.get(2).map_err(e())?;
             let hash: String = row.get(3).map_err(e())?;
-            let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)
-                .map_err(|err| {
-                self.corrupt(seq, format!("stored JSON is not an object: {err}"))
-            })?;
-            line.clear();
-            let body = json.trim_end();
-            match body.strip_suffix('}') {
-                // Keep the record's own field order: splice prev and hash in.
-                Some(body) if !map.contains_key("prev") && !map.contains_key("hash") => {
-                    line.push_str(body);
-                    if !map.is_empty() {
-                        line.push(',');
-                    }
-                    line.push_str("\"prev\":");
-                    line.push_str(&serde_json::Value::String(prev).to_string());
-                    line.push_str(",\"hash\":");
-                    line.push_str(&serde_json::Value::String(hash).to_string());
-                    line.push('}');
-                }
-                _ => {
-                    map.insert("prev".into(), prev.into());
-                    map.insert("hash".into(), hash.into());
-                    line.push_str(&serde_json::Value::Object(map).to_string());
-                }
-            }
-            line.push('\n');
+            chain::export_line(&mut line, &json, prev, hash)
+                .map_err(|why| self.corrupt(seq, why))?;
             out.write_all(line.as_bytes()).map_err(io_err)?;
             n += 1;
         }

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError};
+use super::{PgStore, Store, StoreError};
 use crate::model::Record;
 
 /// At most this many records go into one transaction; more stay queued for
@@ -139,22 +139,33 @@ impl AuditWriter {
     /// Starts the writer thread, which owns `store` from now on.
     pub fn spawn(store: Store) -> Result<AuditWriter, StoreError> {
         let path = store.path().to_path_buf();
-        if store.is_read_only() {
-            return Err(StoreError::ReadOnly {
-                path,
-                what: "start an audit writer",
-            });
-        }
-        let (tx, rx) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
-        let c = counters.clone();
+        refuse_read_only(store.is_read_only(), &path)?;
         // Commits only append to the WAL; copying it into the database (and
         // that fsync) happens on a thread of its own.
         let checkpointer = super::checkpoint_connection(&path)?;
         store.set_auto_checkpoint(0)?;
+        AuditWriter::start(path, move |rx, c| run(store, rx, c, checkpointer))
+    }
+
+    /// Starts the writer thread on a PostgreSQL store. The server keeps
+    /// its own WAL: there is no checkpoint thread.
+    pub fn spawn_pg(store: PgStore) -> Result<AuditWriter, StoreError> {
+        let path = store.path().to_path_buf();
+        refuse_read_only(store.is_read_only(), &path)?;
+        AuditWriter::start(path, move |rx, c| run_plain(store, rx, c))
+    }
+
+    /// Starts the thread that runs `body` on the request queue.
+    fn start(
+        path: PathBuf,
+        body: impl FnOnce(Receiver<Msg>, &Counters) + Send + 'static,
+    ) -> Result<AuditWriter, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-audit".into())
-            .spawn(move || run(store, rx, &c, checkpointer))
+            .spawn(move || body(rx, &c))
             .map_err(|e| StoreError::Io {
                 path: path.clone(),
                 what: "start the audit writer thread".into(),
@@ -170,7 +181,7 @@ impl AuditWriter {
         })
     }
 
-    /// The database file.
+    /// The database file (or the PostgreSQL store's URL).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -292,23 +303,9 @@ fn run(
     let (mut since_nudge, mut since_inline) = (0u64, 0u64);
     let mut stop = false;
     while !stop {
-        let mut batch = Batch::default();
-        match rx.recv() {
-            Ok(m) => batch.take(m, &mut stop),
-            Err(_) => break,
-        }
-        // Everything already queued joins this transaction (on shutdown,
-        // everything queued at all).
-        while stop || batch.records < MAX_BATCH_RECORDS {
-            match rx.try_recv() {
-                Ok(m) => batch.take(m, &mut stop),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    stop = true;
-                    break;
-                }
-            }
-        }
+        let Some(batch) = gather(&rx, &mut stop) else {
+            break;
+        };
         let records = batch.records as u64;
         commit(&mut store, batch.requests, counters);
         if let Some((nudge, _)) = &background {
@@ -330,6 +327,75 @@ fn run(
     if let Some((nudge, handle)) = background.take() {
         drop(nudge);
         let _ = handle.join();
+    }
+}
+
+fn refuse_read_only(read_only: bool, path: &Path) -> Result<(), StoreError> {
+    if read_only {
+        return Err(StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            what: "start an audit writer",
+        });
+    }
+    Ok(())
+}
+
+/// Waits for a request, then takes everything already queued into the same
+/// transaction (on shutdown, everything queued at all). `None` when every
+/// handle is gone.
+fn gather(rx: &Receiver<Msg>, stop: &mut bool) -> Option<Batch> {
+    let mut batch = Batch::default();
+    batch.take(rx.recv().ok()?, stop);
+    while *stop || batch.records < MAX_BATCH_RECORDS {
+        match rx.try_recv() {
+            Ok(m) => batch.take(m, stop),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => {
+                *stop = true;
+                break;
+            }
+        }
+    }
+    Some(batch)
+}
+
+/// The writer loop of a store without a checkpoint to run (PostgreSQL).
+fn run_plain<S: Appender>(mut store: S, rx: Receiver<Msg>, counters: &Counters) {
+    let mut stop = false;
+    while !stop {
+        let Some(batch) = gather(&rx, &mut stop) else {
+            break;
+        };
+        commit(&mut store, batch.requests, counters);
+    }
+}
+
+/// What the writer thread commits to: either backend.
+pub(crate) trait Appender: Send + 'static {
+    fn append_serialised(
+        &mut self,
+        records: &mut [Record],
+        after_seq: Option<&[String]>,
+    ) -> Result<(), StoreError>;
+}
+
+impl Appender for Store {
+    fn append_serialised(
+        &mut self,
+        records: &mut [Record],
+        after_seq: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        Store::append_serialised(self, records, after_seq)
+    }
+}
+
+impl Appender for PgStore {
+    fn append_serialised(
+        &mut self,
+        records: &mut [Record],
+        after_seq: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        PgStore::append_serialised(self, records, after_seq)
     }
 }
 
@@ -358,7 +424,7 @@ impl Batch {
     }
 }
 
-fn commit(store: &mut Store, batch: Vec<Request>, counters: &Counters) {
+fn commit<S: Appender>(store: &mut S, batch: Vec<Request>, counters: &Counters) {
     if batch.is_empty() {
         return;
     }
