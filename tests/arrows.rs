@@ -24,15 +24,17 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("hosts", &["engine", "model", "policy"]),
     // Runs executions; its host settings are checked by the config.
     ("exec", &["engine", "runbook", "units"]),
-    // The config file, as data for everything above it.
+    // The store: an effect (it implements no hub trait and knows no hub).
+    ("store", &["engine", "model", "private"]),
+    // The config file, as data for everything above it (the store's
+    // `[store]` spec is the store's own type, as host settings are exec's).
     (
         "config",
         &[
-            "access", "engine", "exec", "model", "policy", "runbook", "units",
+            "access", "engine", "exec", "model", "policy", "runbook", "store", "units",
         ],
     ),
     // Effects: each implements an engine trait and knows no hub.
-    ("store", &["engine", "model", "private"]),
     (
         "analysis",
         &[
