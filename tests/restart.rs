@@ -325,6 +325,68 @@ fn a_policy_alert_that_fired_before_a_restart_is_the_same_episode_after() {
     );
 }
 
+/// A re-run of an interrupted action approved just before a crash (the
+/// approval is stored, the start is not) runs as the next attempt after the
+/// restart: the interrupted attempt never starts twice.
+#[test]
+fn an_approved_rerun_cut_off_by_a_crash_starts_the_next_attempt_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut e = engine();
+    let r = persist(
+        &mut store,
+        e.handle(alert("ZombieProcesses", "web-02", &[]), t(0)),
+    );
+    let id = id_of(&r, RecordKind::ActionStarted);
+    // Killed while attempt 1 runs.
+    let (mut e2, cmds) = restart(&store, t(5));
+    persist(&mut store, cmds);
+    assert_eq!(e2.action(id).unwrap().state, ActionState::Interrupted);
+    // Two hours on (past the runbook's rate limit), an operator approves
+    // the re-run; the process dies after the approval
+    // is stored and before the start is.
+    let cmds = e2.handle(
+        Event::Approve {
+            action: id,
+            actor: "ana".into(),
+        },
+        t(7200),
+    );
+    let approved: Vec<Command> = cmds
+        .into_iter()
+        .take_while(|c| !matches!(c, Command::Record(r) if r.kind == RecordKind::ActionStarted))
+        .collect();
+    let recs = persist(&mut store, approved);
+    assert!(
+        kinds(&recs).contains(&RecordKind::ActionApproved),
+        "{recs:?}"
+    );
+    assert!(
+        !kinds(&recs).contains(&RecordKind::ActionStarted),
+        "{recs:?}"
+    );
+    // The restart carries the approved re-run on: attempt 2, started once.
+    let (e3, cmds) = restart(&store, t(7202));
+    let recs = persist(&mut store, cmds);
+    let started: Vec<&Record> = recs
+        .iter()
+        .filter(|r| r.kind == RecordKind::ActionStarted)
+        .collect();
+    assert_eq!(started.len(), 1, "{recs:?}");
+    assert_eq!(started[0].attempt, Some(2), "{recs:?}");
+    assert_eq!(e3.action(id).unwrap().attempt, 2);
+    // And a further restart while attempt 2 runs interrupts attempt 2.
+    let (e4, cmds) = restart(&store, t(7210));
+    let recs = persist(&mut store, cmds);
+    assert_eq!(
+        kinds(&recs),
+        vec![RecordKind::ActionInterrupted],
+        "{recs:?}"
+    );
+    assert_eq!(recs[0].attempt, Some(2));
+    assert_eq!(e4.action(id).unwrap().state, ActionState::Interrupted);
+}
+
 /// Start-up with a large open state: 10,000 firing alerts and 1,000 actions
 /// awaiting approval are loaded, restored and served (GET
 /// /api/v1/actions lists them) within a second of the process starting.

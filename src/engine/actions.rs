@@ -412,6 +412,15 @@ impl Engine {
         let mut r = self.action_record(RecordKind::ActionApproved, a, now);
         r.actor = Some(actor.clone());
         r.params = Some(a.params.clone());
+        // The record names the attempt the approval lets run: an approved
+        // re-run of an interrupted action is the next attempt, so that a
+        // restart between this record and the start does not run the
+        // interrupted attempt again under its own number.
+        r.attempt = Some(if done && a.state == ActionState::Interrupted {
+            a.attempt + 1
+        } else {
+            a.attempt
+        });
         let tally = intents::tally(a);
         r.detail = Some(if a.state == ActionState::Interrupted {
             format!("re-run of an interrupted action approved; {tally}")
