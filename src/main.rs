@@ -334,18 +334,12 @@ fn cmd_check(cli: &Cli) -> ExitCode {
                 .and_then(|(name, _)| vigil::units::line_of(&text, &format!("\"{name}\""))),
             _ => None,
         };
-        look.push(match line {
-            Some(l) => format!("{file}:{l}: {e}"),
-            None => format!("{file}: {e}"),
-        });
+        look.push(vigil::units::FileError::new(&file, line, e.to_string()).to_string());
     }
     // What the hub would meet later on this machine: key files, known
     // hosts, token variables.
-    for p in vigil::preflight::check(&config, &text) {
-        look.push(match p.line {
-            Some(l) => format!("{file}:{l}: {}", p.message),
-            None => format!("{file}: {}", p.message),
-        });
+    for p in vigil::preflight::check(&config, &file, &text) {
+        look.push(p.to_string());
     }
     match config.build(&file, &text, false, None) {
         Ok(setup) if look.is_empty() => {

@@ -15,29 +15,24 @@ use crate::config::Config;
 use crate::engine::HostSpec;
 use crate::exec::HostExecutor;
 use crate::exec::ssh::SshTarget;
-use crate::units::{key_line_after, line_of};
+use crate::units::{FileError, key_line_after, line_of};
 
-/// One problem: where (line in the config file) and what, with the fix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-/// Every problem the environment has with `config` (`text` is its source,
-/// for lines).
-pub fn check(config: &Config, text: &str) -> Vec<Problem> {
+/// Every problem the environment has with `config` (`file` names it and
+/// `text` is its source, for lines): where in the config and what, with
+/// the fix.
+pub fn check(config: &Config, file: &str, text: &str) -> Vec<FileError> {
     let mut out = Vec::new();
     for h in &config.hosts {
         if let Ok(Some(HostExecutor::Ssh(t))) = crate::exec::host_executor(h) {
-            check_ssh(h, &t, text, &mut out);
+            check_ssh(h, &t, file, text, &mut out);
         }
     }
     for (i, e) in config.escalation.iter().enumerate() {
         if let Some(var) = &e.routing_key_env
             && unset(var)
         {
-            out.push(Problem {
+            out.push(FileError {
+file: file.to_string(),
                 line: key_line_after(text, &format!("\"{}\"", e.name), "routing_key_env"),
                 message: format!(
                     "escalation[{i}] ({:?}).routing_key_env names {var}, which is not set or empty in this environment; `vigil serve` refuses to start without it (export {var}=... in the service's environment)",
@@ -53,7 +48,8 @@ pub fn check(config: &Config, text: &str) -> Vec<Problem> {
         .and_then(|l| l.api_key_env.as_ref())
         && unset(var)
     {
-        out.push(Problem {
+        out.push(FileError {
+file: file.to_string(),
             line: line_of(text, "api_key_env"),
             message: format!(
                 "analysis.llm.api_key_env names {var}, which is not set or empty; the LLM analyser will fail and fall back to the heuristic (export {var}=...)"
@@ -175,14 +171,15 @@ fn has_key(file: &Path, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn check_ssh(h: &HostSpec, t: &SshTarget, text: &str, out: &mut Vec<Problem>) {
+fn check_ssh(h: &HostSpec, t: &SshTarget, file: &str, text: &str, out: &mut Vec<FileError>) {
     let anchor = format!("\"{}\"", h.name);
     let at = |key: &str| key_line_after(text, &anchor, key).or_else(|| line_of(text, &anchor));
     let what = format!("hosts[name={:?}].ssh", h.name);
     if let Some(p) = &t.identity
         && let Some(why) = identity_problem(p)
     {
-        out.push(Problem {
+        out.push(FileError {
+            file: file.to_string(),
             line: at("identity"),
             message: format!("{what}.identity: {why}"),
         });
@@ -191,7 +188,8 @@ fn check_ssh(h: &HostSpec, t: &SshTarget, text: &str, out: &mut Vec<Problem>) {
         match std::fs::File::open(k) {
             Ok(_) => {}
             Err(e) => {
-                out.push(Problem {
+                out.push(FileError {
+file: file.to_string(),
                     line: at("known_hosts"),
                     message: format!(
                         "{what}.known_hosts: {} cannot be read: {e}; ssh checks every host key against it (StrictHostKeyChecking=yes). Create it after checking the host's fingerprint: ssh-keyscan{} {} > {}",
@@ -208,7 +206,8 @@ fn check_ssh(h: &HostSpec, t: &SshTarget, text: &str, out: &mut Vec<Problem>) {
     let r = match resolve(t) {
         Ok(r) => r,
         Err(e) => {
-            out.push(Problem {
+            out.push(FileError {
+                file: file.to_string(),
                 line: line_of(text, &anchor),
                 message: format!("{what}: {e}"),
             });
@@ -233,7 +232,8 @@ fn check_ssh(h: &HostSpec, t: &SshTarget, text: &str, out: &mut Vec<Problem>) {
         .first()
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "~/.ssh/known_hosts".into());
-    out.push(Problem {
+    out.push(FileError {
+file: file.to_string(),
         line: at("known_hosts"),
         message: format!(
             "{what}: no host key for {} in {files}; ssh will refuse the host (StrictHostKeyChecking=yes). Add it after checking its fingerprint: ssh-keyscan -p {} {} >> {target}",

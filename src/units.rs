@@ -1,10 +1,15 @@
 //! Units written in config, runbook and scenario files: durations (`90s`,
-//! `6h3m`), rates (`3/10m`) and the errors that explain what is accepted.
+//! `6h3m`), rates (`3/10m`) and the errors that explain what is accepted;
+//! `files`: where in a file a problem is, and the bundled files a user may
+//! override.
 
 use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+
+pub mod files;
+pub use files::FileError;
 
 /// Parses `0s`, `90s`, `1m`, `6h3m`, `1h 30m`, `250ms`, `7d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

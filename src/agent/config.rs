@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::ingest::Token;
 use crate::runbook::{Catalog, RunbookOverride};
-use crate::units::{DurationRange, check_count, toml_error_line};
+use crate::units::{DurationRange, FileError, check_count, toml_error_line};
 
 /// The agent's default address (the hub's is 9797).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9798";
@@ -87,15 +87,6 @@ pub struct AgentConfig {
     pub overrides: BTreeMap<String, RunbookOverride>,
 }
 
-/// A config problem: where and what.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct AgentConfigError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
 /// Command-line values that win over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
@@ -106,18 +97,18 @@ pub struct Flags {
 
 impl AgentConfig {
     /// Reads the file (when given) and applies the flags.
-    pub fn load(flags: &Flags) -> Result<AgentConfig, AgentConfigError> {
+    pub fn load(flags: &Flags) -> Result<AgentConfig, FileError> {
         let (spec, file, text) = match &flags.config {
             Some(p) => {
                 let file = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| AgentConfigError {
+                let text = std::fs::read_to_string(p).map_err(|e| FileError {
                     file: file.clone(),
                     line: None,
                     message: format!("cannot read: {e}"),
                 })?;
                 let spec: FileSpec = toml::from_str(&text).map_err(|e| {
                     let (line, message) = toml_error_line(&e, &text);
-                    AgentConfigError {
+                    FileError {
                         file: file.clone(),
                         line,
                         message,
@@ -131,7 +122,7 @@ impl AgentConfig {
                 String::new(),
             ),
         };
-        let err = |key: &str, message: String| AgentConfigError {
+        let err = |key: &str, message: String| FileError {
             file: file.clone(),
             line: crate::units::line_of(&text, &format!("{key} ="))
                 .or_else(|| crate::units::line_of(&text, key)),
@@ -309,7 +300,7 @@ pub fn valid_target(t: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<AgentConfig, AgentConfigError> {
+    fn load(text: &str) -> Result<AgentConfig, FileError> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("agent.toml");
         std::fs::write(&p, text).unwrap();

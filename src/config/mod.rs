@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
 use crate::policy::{Policy, PolicySpec, default_specs, merge_specs, node_exporter_specs};
 use crate::runbook::{Approvals, Catalog, Risk, RunbookOverride};
-use crate::units::{check_count, key_line, key_line_after, limits, line_of, toml_error_line};
+use crate::units::{
+    FileError, check_count, key_line, key_line_after, limits, line_of, toml_error_line,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,29 +272,16 @@ fn http_url_ok(s: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A problem in a file, with where it is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
+/// A problem in the config file (or a file it names), with where it is:
+/// the one file error every loader returns, under the name start-up uses.
+pub type ConfigError = FileError;
 
 impl Config {
     /// Parses config text; `file` names it in errors.
-    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+    pub fn parse(file: &str, text: &str) -> Result<Config, FileError> {
         toml::from_str::<Config>(text).map_err(|e| {
             let (line, message) = toml_error_line(&e, text);
-            ConfigError {
+            FileError {
                 file: file.into(),
                 line,
                 message,
@@ -300,8 +289,8 @@ impl Config {
         })
     }
 
-    pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    pub fn load(path: &Path) -> Result<(Config, String), FileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FileError {
             file: path.display().to_string(),
             line: None,
             message: format!("cannot read the config file: {e}"),
@@ -320,9 +309,9 @@ impl Config {
         text: &str,
         policies_replace: bool,
         default_executor: Option<String>,
-    ) -> Result<Setup, Vec<ConfigError>> {
+    ) -> Result<Setup, Vec<FileError>> {
         let mut errors = Vec::new();
-        let err = |needle: &str, message: String| ConfigError {
+        let err = |needle: &str, message: String| FileError {
             file: file.into(),
             line: if needle.is_empty() {
                 None
@@ -333,7 +322,7 @@ impl Config {
         };
 
         // `key` is a key name the line is looked up by (`key = ...`).
-        let at_key = |key: &str, message: String| ConfigError {
+        let at_key = |key: &str, message: String| FileError {
             file: file.into(),
             line: key_line(text, key).or_else(|| line_of(text, key)),
             message,
@@ -491,7 +480,7 @@ impl Config {
                 .filter(|_| e.key.contains('.') && !e.key.ends_with('*'))
                 .or_else(|| line_of(text, &needle))
                 .or_else(|| line_of(text, &format!("\"{}\"", h.name)));
-                errors.push(ConfigError {
+                errors.push(FileError {
                     file: file.into(),
                     line,
                     message: e.to_string(),
@@ -532,7 +521,7 @@ impl Config {
                     } else {
                         (e.file.clone(), e.message)
                     };
-                    errors.push(ConfigError {
+                    errors.push(FileError {
                         file: f,
                         line,
                         message,
@@ -610,8 +599,8 @@ impl Config {
         &self,
         file: &str,
         text: &str,
-        err: &dyn Fn(&str, String) -> ConfigError,
-        errors: &mut Vec<ConfigError>,
+        err: &dyn Fn(&str, String) -> FileError,
+        errors: &mut Vec<FileError>,
     ) {
         if let Some(l) = &self.listen
             && l.parse::<std::net::SocketAddr>().is_err()
@@ -634,7 +623,7 @@ impl Config {
         if let Some(n) = self.listener.rate_limit {
             let (min, max) = limits::RATE_LIMIT;
             if let Err(e) = check_count("listener.rate_limit", n, min, max) {
-                errors.push(ConfigError {
+                errors.push(FileError {
                     file: file.into(),
                     line: key_line(text, "rate_limit"),
                     message: format!("{e} requests per second (leave it out for no limit)"),
@@ -671,19 +660,19 @@ impl Config {
                         .take(i)
                         .any(|o| o.policies.is_some() && o.kind == SourceKind::Prometheus)
                     {
-                        errors.push(ConfigError {
+                        errors.push(FileError {
                             file: file.into(),
                             line: key_line_after(text, &at, "policies"),
                             message: format!("{what}.policies: another prometheus source already evaluates the default policies; name one source"),
                         });
                     }
                 }
-                (Some(p), SourceKind::Prometheus) => errors.push(ConfigError {
+                (Some(p), SourceKind::Prometheus) => errors.push(FileError {
                     file: file.into(),
                     line: key_line_after(text, &at, "policies"),
                     message: format!("{what}.policies = {p:?}; accepted \"node_exporter\" (the six default policies on node_exporter's metrics)"),
                 }),
-                (Some(_), SourceKind::Alertmanager) => errors.push(ConfigError {
+                (Some(_), SourceKind::Alertmanager) => errors.push(FileError {
                     file: file.into(),
                     line: key_line_after(text, &at, "policies"),
                     message: format!("{what}.policies: only a prometheus source evaluates policies"),
@@ -696,7 +685,7 @@ impl Config {
                 if let Some(v) = v
                     && let Err(e) = range.parse(&format!("{what}.{key}"), v)
                 {
-                    errors.push(ConfigError {
+                    errors.push(FileError {
                         file: file.into(),
                         line: key_line_after(text, &at, key)
                             .or_else(|| line_of(text, &format!("\"{v}\""))),
@@ -742,7 +731,7 @@ impl Config {
             if let Some(n) = e.max_attempts {
                 let (min, max) = limits::ESCALATION_ATTEMPTS;
                 if let Err(m) = check_count(&format!("{what}.max_attempts"), n, min, max) {
-                    errors.push(ConfigError {
+                    errors.push(FileError {
                         file: file.into(),
                         line: key_line_after(text, &at, "max_attempts"),
                         message: m,
@@ -756,7 +745,7 @@ impl Config {
                 if let Some(v) = v
                     && let Err(m) = range.parse(&format!("{what}.{key}"), v)
                 {
-                    errors.push(ConfigError {
+                    errors.push(FileError {
                         file: file.into(),
                         line: key_line_after(text, &at, key)
                             .or_else(|| line_of(text, &format!("\"{v}\""))),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Labels, Severity};
 use crate::policy::Matcher;
+use crate::units::files::{Bundled, FileError};
 use crate::units::{Rate, check_count, limits, line_of, parse_delta, toml_error_line};
 
 pub mod inline;
@@ -49,6 +50,16 @@ pub const BUILTIN: [(&str, &str); 6] = [
         include_str!("../../runbooks/connection_reset.toml"),
     ),
 ];
+
+/// Runbook files: the built-in ones, replaced by same-named files in the
+/// runbook dir, plus any other files there.
+pub const RUNBOOKS: Bundled = Bundled {
+    kind: "runbook",
+    folder: "runbooks",
+    tag: "built in",
+    files: &BUILTIN,
+    missing: |_, name, _| format!("no runbook file {name}.toml"),
+};
 
 #[derive(Debug, Clone)]
 pub struct Param {
@@ -640,23 +651,6 @@ fn substitute(arg: &str, target: &str, params: &BTreeMap<String, String>) -> Str
     out
 }
 
-/// An error in a runbook file, with where it is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for FileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
 /// Parses one runbook file's text.
 pub fn parse_spec(file: &str, text: &str) -> Result<RunbookSpec, FileError> {
     toml::from_str::<RunbookSpec>(text).map_err(|e| {
@@ -703,45 +697,12 @@ impl Catalog {
         dir: Option<&Path>,
         overrides: &BTreeMap<String, RunbookOverride>,
     ) -> Result<Catalog, Vec<FileError>> {
-        let mut sources: Vec<(String, String)> = BUILTIN
-            .iter()
-            .map(|(n, t)| (format!("runbooks/{n}.toml (built in)"), t.to_string()))
+        let sources: Vec<(String, String)> = RUNBOOKS
+            .all(dir)
+            .map_err(|e| vec![e])?
+            .into_iter()
+            .map(|s| (s.file, s.text))
             .collect();
-        if let Some(dir) = dir
-            && let Ok(rd) = std::fs::read_dir(dir)
-        {
-            let mut files: Vec<_> = rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            for path in files {
-                let stem = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                let text = match std::fs::read_to_string(&path) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return Err(vec![FileError {
-                            file: path.display().to_string(),
-                            line: None,
-                            message: format!("cannot read: {e}"),
-                        }]);
-                    }
-                };
-                let label = path.display().to_string();
-                if let Some(slot) = sources
-                    .iter_mut()
-                    .find(|(n, _)| n.starts_with(&format!("runbooks/{stem}.toml")))
-                {
-                    *slot = (label, text);
-                } else {
-                    sources.push((label, text));
-                }
-            }
-        }
         Self::from_sources(&sources, overrides)
     }
 

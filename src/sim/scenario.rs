@@ -16,7 +16,7 @@ use crate::engine::{
 use crate::model::{AlertStatus, IncomingAlert, Labels, Record, RecordKind, Sample, Time};
 use crate::policy::PolicySpec;
 use crate::runbook::Catalog;
-use crate::units::{key_line, key_line_from, limits, toml_error_line};
+use crate::units::{FileError, key_line, key_line_from, limits, toml_error_line};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,23 +179,6 @@ pub struct ScenarioFile {
     pub expect: Option<ExpectSpec>,
 }
 
-/// A scenario problem with where it is (exit status 2).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScenarioError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
 /// One input at an offset, ready to feed.
 #[derive(Debug, Clone)]
 enum Input {
@@ -252,8 +235,8 @@ impl LazyLine<'_> {
 }
 
 impl Scenario {
-    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
-        let fail = |line: Option<usize>, message: String| ScenarioError {
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, FileError> {
+        let fail = |line: Option<usize>, message: String| FileError {
             file: file.to_string(),
             line,
             message,
@@ -495,7 +478,7 @@ impl Scenario {
             .build(file, text, true, default_executor)
             .map_err(|es| {
                 let first = &es[0];
-                ScenarioError {
+                FileError {
                     file: file.to_string(),
                     line: first.line,
                     message: es
@@ -784,9 +767,9 @@ impl Replay {
 }
 
 /// Parses and runs a scenario file from disk.
-pub fn replay_file(path: &std::path::Path) -> Result<Replay, ScenarioError> {
+pub fn replay_file(path: &std::path::Path) -> Result<Replay, FileError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError {
         file: file.clone(),
         line: None,
         message: format!("cannot read: {e}"),

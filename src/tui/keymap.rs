@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 pub use crate::tui::commands::{ACTIONS, ActionInfo, UiAction, action_info};
 use crate::tui::panes::Pane;
+use crate::units::files::{Bundled, FileError};
 use crate::units::toml_error_line;
 
 pub const BUNDLED: &[(&str, &str)] = &[("default", include_str!("../../keymaps/default.toml"))];
@@ -247,23 +248,6 @@ pub fn fmt_seq(seq: &[Key]) -> String {
         .join(" ")
 }
 
-/// A problem with a keymap file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeymapError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for KeymapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
 /// A loaded keymap.
 #[derive(Debug, Clone)]
 pub struct Keymap {
@@ -377,7 +361,7 @@ impl Keymap {
 /// Loads keymap `name`: the user's `DIR/keymaps/NAME.toml` when it exists,
 /// else the bundled one. On any problem the bundled default comes back
 /// and the problems are in `errors`.
-pub fn load(name: &str, user_dir: Option<&Path>, errors: &mut Vec<KeymapError>) -> Keymap {
+pub fn load(name: &str, user_dir: Option<&Path>, errors: &mut Vec<FileError>) -> Keymap {
     let before = errors.len();
     let km = source(name, user_dir, errors)
         .and_then(|(text, file)| parse(name, &text, &file, user_dir, errors, 0));
@@ -387,52 +371,33 @@ pub fn load(name: &str, user_dir: Option<&Path>, errors: &mut Vec<KeymapError>) 
     }
 }
 
+/// Keymap files: the bundled default and the config dir's `keymaps/`.
+pub const KEYMAPS: Bundled = Bundled {
+    kind: "keymap",
+    folder: "keymaps",
+    tag: "bundled",
+    files: BUNDLED,
+    missing: |b, name, _| {
+        format!(
+            "no such keymap; bundled: {}; or put {name}.toml in the config dir's keymaps/",
+            b.bundled_names().join(", ")
+        )
+    },
+};
+
+/// The names of every keymap: bundled, then the user's.
+pub fn names(user_dir: Option<&Path>) -> Vec<String> {
+    KEYMAPS.names(KEYMAPS.user_folder(user_dir).as_deref())
+}
+
 fn source(
     name: &str,
     user_dir: Option<&Path>,
-    errors: &mut Vec<KeymapError>,
+    errors: &mut Vec<FileError>,
 ) -> Option<(String, String)> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        errors.push(KeymapError {
-            file: format!("keymap {name:?}"),
-            line: None,
-            message: "a keymap name is letters, digits, '-' and '_'".into(),
-        });
-        return None;
-    }
-    if let Some(d) = user_dir {
-        let p = d.join("keymaps").join(format!("{name}.toml"));
-        if p.exists() {
-            match std::fs::read_to_string(&p) {
-                Ok(t) => return Some((t, p.display().to_string())),
-                Err(e) => errors.push(KeymapError {
-                    file: p.display().to_string(),
-                    line: None,
-                    message: format!("cannot read: {e}"),
-                }),
-            }
-        }
-    }
-    if let Some((_, t)) = BUNDLED.iter().find(|(n, _)| *n == name) {
-        return Some((t.to_string(), format!("keymaps/{name}.toml (bundled)")));
-    }
-    errors.push(KeymapError {
-        file: format!("keymap {name:?}"),
-        line: None,
-        message: format!(
-            "no such keymap; bundled: {}; or put {name}.toml in the config dir's keymaps/",
-            BUNDLED
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    });
-    None
+    KEYMAPS
+        .find(name, KEYMAPS.user_folder(user_dir).as_deref(), errors)
+        .map(|s| (s.text, s.file))
 }
 
 fn parse(
@@ -440,10 +405,10 @@ fn parse(
     text: &str,
     file: &str,
     user_dir: Option<&Path>,
-    errors: &mut Vec<KeymapError>,
+    errors: &mut Vec<FileError>,
     depth: usize,
 ) -> Option<Keymap> {
-    let err = |line: Option<usize>, message: String| KeymapError {
+    let err = |line: Option<usize>, message: String| FileError {
         file: file.to_string(),
         line,
         message,
@@ -554,7 +519,7 @@ fn parse(
 
 /// Two actions on one key (or one key the prefix of another) where both
 /// apply: the same scope, or a pane and global.
-fn check_conflicts(km: &Keymap, file: &str, text: &str, errors: &mut Vec<KeymapError>) {
+fn check_conflicts(km: &Keymap, file: &str, text: &str, errors: &mut Vec<FileError>) {
     let flat: Vec<(Scope, UiAction, &KeySeq)> = km
         .bindings
         .iter()
@@ -579,7 +544,7 @@ fn check_conflicts(km: &Keymap, file: &str, text: &str, errors: &mut Vec<KeymapE
             if clash {
                 let n1 = action_info(*a1).name;
                 let n2 = action_info(*a2).name;
-                errors.push(KeymapError {
+                errors.push(FileError {
                     file: file.to_string(),
                     line: crate::tui::theme::key_line(text, s2.table(), n2),
                     message: format!(
@@ -652,7 +617,7 @@ mod tests {
         );
     }
 
-    fn user(text: &str) -> (Keymap, Vec<KeymapError>) {
+    fn user(text: &str) -> (Keymap, Vec<FileError>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("keymaps")).unwrap();
         std::fs::write(dir.path().join("keymaps/mine.toml"), text).unwrap();

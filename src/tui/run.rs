@@ -92,20 +92,7 @@ pub fn check_look(theme_name: &str, keymap_name: &str, config_dir: Option<&Path>
         let _ = theme::load(&n, config_dir, &mut errs);
         out.extend(errs.iter().map(|e| e.to_string()));
     }
-    let mut kms: Vec<String> = keymap::BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
-    if let Some(d) = config_dir
-        && let Ok(rd) = std::fs::read_dir(d.join("keymaps"))
-    {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "toml")
-                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
-                && !kms.iter().any(|k| k == stem)
-            {
-                kms.push(stem.to_string());
-            }
-        }
-    }
+    let mut kms = keymap::names(config_dir);
     if !kms.iter().any(|k| k == keymap_name) {
         kms.push(keymap_name.to_string());
     }

@@ -13,6 +13,7 @@ use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
 use crate::model::Severity;
+use crate::units::files::{Bundled, FileError};
 use crate::units::toml_error_line;
 
 /// The bundled themes, compiled in (name, TOML).
@@ -179,23 +180,6 @@ pub struct Theme {
     pub name: String,
     pub dark: bool,
     styles: BTreeMap<String, Style>,
-}
-
-/// A problem with a theme file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ThemeError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for ThemeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -372,72 +356,36 @@ impl Theme {
     }
 }
 
+/// Theme files: the bundled ones and the config dir's `themes/`.
+pub const THEMES: Bundled = Bundled {
+    kind: "theme",
+    folder: "themes",
+    tag: "bundled",
+    files: BUNDLED,
+    missing: |b, _, user| format!("no such theme; known: {}", b.names(user).join(", ")),
+};
+
 /// Loads theme `name`: the user's `DIR/themes/NAME.toml` when it exists,
 /// else the bundled one. Problems go to `errors`; `None` when nothing
 /// usable was found.
-pub fn load(name: &str, user_dir: Option<&Path>, errors: &mut Vec<ThemeError>) -> Option<Theme> {
+pub fn load(name: &str, user_dir: Option<&Path>, errors: &mut Vec<FileError>) -> Option<Theme> {
     let (text, file) = source(name, user_dir, errors)?;
     load_text(name, &text, &file, user_dir, errors)
 }
 
 /// The names of every theme: bundled, then the user's.
 pub fn names(user_dir: Option<&Path>) -> Vec<String> {
-    let mut v: Vec<String> = BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
-    if let Some(d) = user_dir
-        && let Ok(rd) = std::fs::read_dir(d.join("themes"))
-    {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "toml")
-                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
-                && !v.iter().any(|n| n == stem)
-            {
-                v.push(stem.to_string());
-            }
-        }
-    }
-    v
+    THEMES.names(THEMES.user_folder(user_dir).as_deref())
 }
 
 fn source(
     name: &str,
     user_dir: Option<&Path>,
-    errors: &mut Vec<ThemeError>,
+    errors: &mut Vec<FileError>,
 ) -> Option<(String, String)> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        errors.push(ThemeError {
-            file: format!("theme {name:?}"),
-            line: None,
-            message: "a theme name is letters, digits, '-' and '_'".into(),
-        });
-        return None;
-    }
-    if let Some(d) = user_dir {
-        let p = d.join("themes").join(format!("{name}.toml"));
-        if p.exists() {
-            match std::fs::read_to_string(&p) {
-                Ok(t) => return Some((t, p.display().to_string())),
-                Err(e) => errors.push(ThemeError {
-                    file: p.display().to_string(),
-                    line: None,
-                    message: format!("cannot read: {e}"),
-                }),
-            }
-        }
-    }
-    if let Some((_, t)) = BUNDLED.iter().find(|(n, _)| *n == name) {
-        return Some((t.to_string(), format!("themes/{name}.toml (bundled)")));
-    }
-    errors.push(ThemeError {
-        file: format!("theme {name:?}"),
-        line: None,
-        message: format!("no such theme; known: {}", names(user_dir).join(", ")),
-    });
-    None
+    THEMES
+        .find(name, THEMES.user_folder(user_dir).as_deref(), errors)
+        .map(|s| (s.text, s.file))
 }
 
 fn load_text(
@@ -445,7 +393,7 @@ fn load_text(
     text: &str,
     file: &str,
     user_dir: Option<&Path>,
-    errors: &mut Vec<ThemeError>,
+    errors: &mut Vec<FileError>,
 ) -> Option<Theme> {
     load_depth(name, text, file, user_dir, errors, 0)
 }
@@ -455,10 +403,10 @@ fn load_depth(
     text: &str,
     file: &str,
     user_dir: Option<&Path>,
-    errors: &mut Vec<ThemeError>,
+    errors: &mut Vec<FileError>,
     depth: usize,
 ) -> Option<Theme> {
-    let err = |line: Option<usize>, message: String| ThemeError {
+    let err = |line: Option<usize>, message: String| FileError {
         file: file.to_string(),
         line,
         message,
