@@ -472,68 +472,7 @@ fn compile_cond(c: &ConditionSpec, leaves: &mut Vec<Leaf>) -> Result<Cond, Strin
 }
 
 /// The built-in policies, as TOML so they read like a user's file.
-pub const DEFAULT_POLICIES_TOML: &str = r#"
-[[policies]]
-name = "DiskSpaceLow"
-description = "A file system is nearly full."
-when = "disk_used_percent > 85"
-for = "1m"
-resolve = "disk_used_percent < 80"
-severity = "warning"
-severities = [{ when = "disk_used_percent > 95", severity = "critical" }]
-labels = ["host", "mountpoint"]
-runbook = "disk_cleanup"
-
-[[policies]]
-name = "ServiceDown"
-description = "A service is not running."
-when = "service_up == 0"
-for = "30s"
-resolve = "service_up == 1"
-severity = "critical"
-labels = ["host", "service"]
-runbook = "service_restart"
-
-[[policies]]
-name = "MemoryPressure"
-description = "Memory use is high and not coming down."
-when = "memory_used_percent > 90"
-for = "2m"
-resolve = "memory_used_percent < 85"
-severity = "high"
-labels = ["host", "service"]
-runbook = "memory_pressure"
-
-[[policies]]
-name = "LogFileLarge"
-description = "A log file is larger than 1 GiB."
-when = "log_file_bytes > 1073741824"
-for = "0s"
-resolve = "log_file_bytes < 536870912"
-severity = "warning"
-labels = ["host", "path", "service"]
-runbook = "log_rotation"
-
-[[policies]]
-name = "ZombieProcesses"
-description = "Defunct processes are piling up."
-when = "zombie_processes > 20"
-for = "1m"
-resolve = "zombie_processes <= 5"
-severity = "warning"
-labels = ["host"]
-runbook = "zombie_killer"
-
-[[policies]]
-name = "ConnectionPoolExhausted"
-description = "A connection pool is almost out of connections."
-when = "connection_pool_used_ratio > 0.95"
-for = "1m"
-resolve = "connection_pool_used_ratio < 0.8"
-severity = "high"
-labels = ["host", "service", "pool"]
-runbook = "connection_reset"
-"#;
+pub const DEFAULT_POLICIES_TOML: &str = include_str!("../../policies/default.toml");
 
 /// The six defaults on node_exporter's own metrics, for a `prometheus`
 /// source with `policies = "node_exporter"`. Disk and memory come from the
