@@ -96,20 +96,21 @@ impl HubClient {
     /// A client of the hub at `endpoint`; `read_only` attaches as a viewer
     /// whatever this user may do.
     pub fn new(endpoint: &Endpoint, read_only: bool) -> Result<HubClient, String> {
+        // `timeout` is `None` for the change stream, which is bounded by
+        // its own idle limit instead.
         let build = |timeout: Option<Duration>| {
-            let mut b = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(3))
+            crate::net::client(crate::net::HttpOptions {
+                connect_timeout: Duration::from_secs(3),
+                timeout,
                 // Below the hub's idle keep-alive limit (10 s), so a pooled
                 // connection is not reused just as the hub closes it.
-                .pool_idle_timeout(Duration::from_secs(5));
-            if let Some(t) = timeout {
-                b = b.timeout(t);
-            }
-            if let Endpoint::Socket(p) = endpoint {
-                b = b.unix_socket(p.clone());
-            }
-            b.build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+                pool_idle_timeout: Some(Duration::from_secs(5)),
+                unix_socket: match endpoint {
+                    Endpoint::Socket(p) => Some(p.clone()),
+                    Endpoint::Http { .. } => None,
+                },
+                tls: None,
+            })
         };
         let (base, token) = match endpoint {
             // The host is ignored over a unix socket.

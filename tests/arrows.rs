@@ -23,7 +23,7 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("engine", &["model", "policy", "runbook", "units"]),
     ("hosts", &["engine", "model", "policy"]),
     // Runs executions; its host settings are checked by the config.
-    ("exec", &["engine", "runbook", "units"]),
+    ("exec", &["engine", "net", "runbook", "units"]),
     // The store: an effect (it implements no hub trait and knows no hub).
     ("store", &["engine", "model", "private"]),
     // The config file, as data for everything above it (the store's
@@ -41,6 +41,7 @@ const ARROWS: &[(&str, &[&str])] = &[
             "config",
             "engine",
             "model",
+            "net",
             "policy",
             "runbook",
             "shard_map",
@@ -82,7 +83,7 @@ const ARROWS: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "access", "analysis", "engine", "hub", "model", "store", "stream",
+            "access", "analysis", "engine", "hub", "model", "net", "store", "stream",
         ],
     ),
     // The console draws the hub's snapshots, which still carry engine and

@@ -88,10 +88,16 @@ impl LlmClient {
                 })?,
             None => DEFAULT_TIMEOUT,
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))?;
+        // The whole call, streamed answer included, is bounded by `timeout`
+        // in `ask`, so the client itself has only the connect limit.
+        let http = crate::net::client(crate::net::HttpOptions {
+            connect_timeout: timeout,
+            timeout: None,
+            pool_idle_timeout: None,
+            unix_socket: None,
+            tls: None,
+        })
+        .map_err(LlmError::Config)?;
         Ok(LlmClient {
             url,
             model: spec.model.clone(),

@@ -140,12 +140,25 @@ pub fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfi
     }
 }
 
+/// The http executor's client: 10 s to connect, 30 s for a request (a
+/// pinned host's client is built the same way, with its own TLS).
+pub(crate) fn http_options() -> crate::net::HttpOptions {
+    crate::net::HttpOptions {
+        connect_timeout: Duration::from_secs(10),
+        timeout: Some(Duration::from_secs(30)),
+        pool_idle_timeout: None,
+        unix_socket: None,
+        tls: None,
+    }
+}
+
 /// The executors of a fleet: one per listed host (local, ssh, http).
 pub struct ExecutorSet {
     hosts: Arc<BTreeMap<String, HostExecutor>>,
     opts: ExecOptions,
     permits: Arc<Semaphore>,
-    client: reqwest::Client,
+    /// The http executor's client; its build error fails each http run.
+    client: Result<reqwest::Client, String>,
     /// One lock per ControlPath, so a master connection starts once.
     masters: Masters,
 }
@@ -175,15 +188,28 @@ impl ExecutorSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self::new(map, opts))
+        let set = Self::new(map, opts);
+        // An http host with no client to reach it is refused at start.
+        if let Err(e) = &set.client {
+            let errors: Vec<ExecConfigError> = set
+                .hosts
+                .iter()
+                .filter(|(_, x)| matches!(x, HostExecutor::Http(_)))
+                .map(|(host, _)| ExecConfigError {
+                    host: host.clone(),
+                    key: "http".into(),
+                    message: e.clone(),
+                })
+                .collect();
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+        }
+        Ok(set)
     }
 
     pub fn new(hosts: BTreeMap<String, HostExecutor>, opts: ExecOptions) -> ExecutorSet {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let client = crate::net::client(http_options());
         ExecutorSet {
             hosts: Arc::new(hosts),
             permits: Arc::new(Semaphore::new(opts.max_parallel.max(1))),
@@ -240,7 +266,10 @@ impl ExecutorSet {
                 }
                 o
             }
-            HostExecutor::Http(t) => t.run(&self.client, x, progress).await,
+            HostExecutor::Http(t) => match self.client.as_ref() {
+                Ok(client) => t.run(client, x, progress).await,
+                Err(e) => Outcome::failure(None, format!("{e}; nothing ran")),
+            },
         };
         outcome.detail = redact(&outcome.detail);
         if let Some(serde_json::Value::Object(m)) = outcome.data.as_mut() {

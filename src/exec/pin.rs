@@ -8,7 +8,6 @@
 //! to an unpinned connection.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -124,12 +123,11 @@ pub fn pinned(sha256: [u8; 32]) -> Result<Pin, String> {
             provider,
         }))
         .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| format!("TLS client: {e}"))?;
+    let client = crate::net::client(crate::net::HttpOptions {
+        tls: Some(config),
+        ..super::http_options()
+    })
+    .map_err(|e| format!("TLS client: {e}"))?;
     Ok(Pin { sha256, client })
 }
 

@@ -35,7 +35,7 @@ pub enum ClientError {
     },
 }
 
-pub use crate::net::http_client;
+pub use crate::net::http_client_or_default as http_client;
 
 struct Base {
     name: String,

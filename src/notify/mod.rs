@@ -24,6 +24,8 @@ pub const SUMMARY_MAX: usize = 1024;
 pub enum NotifyError {
     #[error("escalation {name:?}: the environment variable {var} (routing key) is not set")]
     MissingKey { name: String, var: String },
+    #[error("escalation: {0}")]
+    Client(String),
 }
 
 /// One configured destination.
@@ -168,7 +170,7 @@ impl Notifier {
         }
         Ok(Notifier {
             targets,
-            http: crate::net::http_client(timeout),
+            http: crate::net::http_client(timeout).map_err(NotifyError::Client)?,
             open: Arc::default(),
         })
     }
