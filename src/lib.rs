@@ -19,6 +19,7 @@ pub mod owner;
 pub mod policy;
 pub mod preflight;
 pub mod private;
+pub mod redact;
 pub mod runbook;
 pub mod shard_map;
 pub mod sim;

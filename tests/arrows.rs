@@ -16,6 +16,7 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("shard_map", &[]),
     ("net", &[]),
     ("access", &[]),
+    ("redact", &[]),
     ("vital", &["model"]),
     // The functional core.
     ("policy", &["model", "units"]),
@@ -23,7 +24,7 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("engine", &["model", "policy", "runbook", "units"]),
     ("hosts", &["engine", "model", "policy"]),
     // Runs executions; its host settings are checked by the config.
-    ("exec", &["engine", "net", "runbook", "units"]),
+    ("exec", &["engine", "net", "redact", "runbook", "units"]),
     // The store: an effect (it implements no hub trait and knows no hub).
     ("store", &["engine", "model", "private"]),
     // The config file, as data for everything above it (the store's
@@ -43,6 +44,7 @@ const ARROWS: &[(&str, &[&str])] = &[
             "model",
             "net",
             "policy",
+            "redact",
             "runbook",
             "shard_map",
             "units",

@@ -1,112 +1,18 @@
 //! Secret redaction for anything that leaves the machine (the LLM prompt):
-//! values of secret-looking keys, and secret-looking text inside any value
-//! (bearer tokens, `password=...`, credentials in URLs, cloud and API keys,
-//! JWTs, long random strings).
+//! values of secret-looking keys, and secret-looking text inside any value,
+//! by the crate's one rule set (`crate::redact`), applied to every label,
+//! annotation, parameter and detail of an analysis input.
 //!
 //! Pure string work; it must err on the side of redacting.
-
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use super::AnalysisInput;
 use crate::model::Labels;
 
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::redact::{REDACTED, is_secret_key};
 
-const SECRET_KEY_PARTS: [&str; 18] = [
-    "token",
-    "password",
-    "passwd",
-    "pwd",
-    "pass",
-    "secret",
-    "secrets",
-    "apikey",
-    "key",
-    "keys",
-    "credential",
-    "credentials",
-    "cookie",
-    "authorization",
-    "auth",
-    "dsn",
-    "signature",
-    "bearer",
-];
-
-/// Is this a key whose value is a secret (`api_key`, `X-Auth-Token`,
-/// `db.password`...)?
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|part| SECRET_KEY_PARTS.contains(&part))
-        || k.contains("password")
-        || k.contains("secret")
-        || k.contains("token")
-        || k.contains("apikey")
-}
-
-struct Rule {
-    re: Regex,
-    with: &'static str,
-}
-
-static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    let r = |p: &str, with: &'static str| Regex::new(p).ok().map(|re| Rule { re, with });
-    [
-        r(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}", "$1 [REDACTED]"),
-        r(
-            r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|auth)[a-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"']+)"#,
-            "$1$2[REDACTED]",
-        ),
-        r(
-            r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@",
-            "$1[REDACTED]@",
-        ),
-        r(r"\bAKIA[0-9A-Z]{16}\b", "[REDACTED]"),
-        r(
-            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-            "[REDACTED]",
-        ),
-        r(
-            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|glpat-[A-Za-z0-9_-]{20,})",
-            "[REDACTED]",
-        ),
-        r(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", "[REDACTED]"),
-        r(r"\b[0-9a-fA-F]{40,}\b", "[REDACTED]"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-});
-
-static LONG_TOKEN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z0-9+_=-]{40,}").ok());
-
-/// Redacts secret-looking text inside a value.
+/// Redacts secret-looking text inside a value (the crate's one rule set).
 pub fn redact_text(s: &str) -> String {
-    let mut out = s.to_string();
-    for rule in RULES.iter() {
-        out = rule.re.replace_all(&out, rule.with).into_owned();
-    }
-    if let Some(re) = LONG_TOKEN.as_ref() {
-        // Long random strings mixing upper case, lower case and digits.
-        out = re
-            .replace_all(&out, |c: &regex::Captures<'_>| {
-                let m = &c[0];
-                let mixed = m.chars().any(|x| x.is_ascii_uppercase())
-                    && m.chars().any(|x| x.is_ascii_lowercase())
-                    && m.chars().any(|x| x.is_ascii_digit());
-                if mixed {
-                    REDACTED.to_string()
-                } else {
-                    m.to_string()
-                }
-            })
-            .into_owned();
-    }
-    out
+    crate::redact::redact(s)
 }
 
 /// Redacts a label set: whole values of secret keys, secret text in others.

@@ -19,7 +19,6 @@
 pub mod http;
 pub mod local;
 pub mod pin;
-mod redact;
 pub mod ssh;
 
 use std::collections::BTreeMap;
@@ -35,7 +34,7 @@ use crate::engine::Executors;
 use crate::engine::{Event, Execution, HostSpec, Outcome};
 use crate::runbook::PlannedStep;
 
-pub use redact::redact;
+pub use crate::redact::redact;
 
 /// A problem with a host's executor settings.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
