@@ -246,10 +246,6 @@ impl Access {
         self
     }
 
-    pub fn has_operators(&self) -> bool {
-        !self.operators.is_empty()
-    }
-
     /// The OS user behind a socket peer, with its role.
     pub fn by_uid(&self, uid: u32) -> Identity {
         let name = match &self.hub_name {

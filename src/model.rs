@@ -180,11 +180,6 @@ impl SeriesKey {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// How many bytes it holds on the heap.
-    pub fn heap_bytes(&self) -> usize {
-        self.0.len()
-    }
 }
 
 impl fmt::Debug for SeriesKey {

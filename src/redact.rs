@@ -109,7 +109,7 @@ fn key_value(c: &Captures<'_>) -> String {
 /// Long hex strings, but not one character repeated.
 fn hex_looking(c: &Captures<'_>) -> String {
     let m = &c[0];
-    if m.chars().all(|x| Some(x) == m.chars().next()) {
+    if m.chars().all(|x| m.starts_with(x)) {
         m.to_string()
     } else {
         REDACTED.to_string()

@@ -11,7 +11,7 @@ use chrono::TimeDelta;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BlockReason, Labels, Time, fmt_time};
+use crate::model::{BlockReason, Labels, Time};
 
 /// A host of the inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,10 +220,6 @@ pub fn maintenance_for(
 /// `max(1, floor(n / 3))`: how many hosts of a group may be acted on at once.
 pub fn blast_radius_limit(group_size: usize, fraction: f64) -> usize {
     ((group_size as f64 * fraction).floor() as usize).max(1)
-}
-
-pub fn fmt_until(t: Time) -> String {
-    fmt_time(&t)
 }
 
 #[cfg(test)]

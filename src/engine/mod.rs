@@ -39,7 +39,7 @@ use crate::model::{
     Labels, Record, RecordKind, Sample, Severity, Time, fingerprint, fmt_time,
 };
 use crate::policy::Policy;
-use crate::policy::eval::{Evaluator, InstState, InstanceId, SeriesLimit, Transition};
+use crate::policy::eval::{Evaluator, InstanceId, SeriesLimit, Transition};
 use crate::runbook::{ApprovalMode, ApprovalSpec, Catalog, PlannedStep};
 use crate::units::{add_time, fmt_delta, mul_delta};
 pub use effects::{Escalator, Executors, Prober, Resolution};
@@ -766,18 +766,6 @@ impl Engine {
             let retry = self.actions.get(&id).is_some_and(|a| a.attempt > 1);
             self.advance(id, now, retry);
         }
-    }
-
-    /// Is the alert's instance currently pending (for the console)?
-    pub fn pending_instances(&self) -> impl Iterator<Item = (Labels, Time)> + '_ {
-        self.eval
-            .instances()
-            .iter()
-            .enumerate()
-            .filter_map(|(id, i)| match self.eval.state(id as InstanceId) {
-                InstState::Pending { since } => Some((i.labels(), since)),
-                _ => None,
-            })
     }
 }
 

@@ -804,10 +804,6 @@ impl Catalog {
         }
     }
 
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.runbooks.iter().position(|r| r.name() == name)
-    }
-
     /// The runbooks that handle an alert, best first, with the reasons.
     pub fn candidates(&self, labels: &Labels) -> Vec<(usize, u32, Vec<String>)> {
         let mut out: Vec<_> = self

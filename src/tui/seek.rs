@@ -186,10 +186,6 @@ impl Seeker {
     pub fn finish(self) -> Option<(Vec<Record>, bool)> {
         self.done
     }
-
-    pub fn is_done(&self) -> bool {
-        self.done.is_some()
-    }
 }
 
 /// Runs a seek against any page source (the hub's route, or a store in

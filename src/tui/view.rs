@@ -663,8 +663,3 @@ fn clear(f: &mut Frame, r: Rect, theme: &crate::tui::theme::Theme) {
     f.render_widget(Clear, r);
     f.render_widget(Block::default().style(theme.background()), r);
 }
-
-/// A style with only the foreground of `s` (for text on a coloured bar).
-pub fn fg_only(s: Style) -> Style {
-    Style { bg: None, ..s }
-}
