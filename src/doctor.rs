@@ -18,7 +18,8 @@ use crate::engine::HostSpec;
 use crate::exec::HostExecutor;
 use crate::exec::http::HttpTarget;
 use crate::exec::ssh::{SshTarget, ssh_reason};
-use crate::ingest::client::{AlertmanagerClient, PrometheusClient, http_client};
+use crate::ingest::client::{AlertmanagerClient, PrometheusClient};
+use crate::net::http_client;
 use crate::policy::Policy;
 
 /// The result of one probe: what was tried, ok or not, why, and the fix.
@@ -341,7 +342,17 @@ impl Single for HttpHostProbe {
             // A pinned certificate is checked as the executor checks it.
             let client = match &self.target.pin {
                 Some(p) => p.client.clone(),
-                None => http_client(Duration::from_secs(10)),
+                None => match http_client(Duration::from_secs(10)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        return Finding::fail(
+                            &self.check,
+                            e,
+                            "the HTTP client cannot be set up on this machine (see the reason)"
+                                .into(),
+                        );
+                    }
+                },
             };
             let mut req = client.get(&url).timeout(Duration::from_secs(10));
             if let Some(t) = &self.target.token {
@@ -489,7 +500,17 @@ impl Single for EscalationProbe {
             }
             // Reachability only: a GET sends no message and pages nobody.
             let url = e.url();
-            match http_client(e.timeout()).get(url).send().await {
+            let client = match http_client(e.timeout()) {
+                Ok(c) => c,
+                Err(why) => {
+                    return Finding::fail(
+                        &check,
+                        why,
+                        "the HTTP client cannot be set up on this machine (see the reason)".into(),
+                    );
+                }
+            };
+            match client.get(url).send().await {
                 Ok(r) => Finding::ok(
                     &check,
                     format!(

@@ -107,7 +107,10 @@ const ARROWS: &[(&str, &[&str])] = &[
         ],
     ),
     ("preflight", &["config", "engine", "exec", "units"]),
-    ("doctor", &["config", "engine", "exec", "ingest", "policy"]),
+    (
+        "doctor",
+        &["config", "engine", "exec", "ingest", "net", "policy"],
+    ),
     (
         "agent",
         &[
