@@ -9,6 +9,7 @@ pub mod config;
 pub mod doctor;
 pub mod engine;
 pub mod exec;
+pub mod ha;
 pub mod hosts;
 pub mod hub;
 pub mod ingest;

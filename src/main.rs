@@ -17,6 +17,9 @@ use vigil::start::{self, Prepared, init_logging, start_io};
 #[path = "cli/console.rs"]
 mod console;
 use console::*;
+#[path = "cli/serve.rs"]
+mod serve;
+use serve::*;
 use vigil::sim::scenario::{Scenario, replay_file};
 use vigil::store::AnyStore;
 
@@ -181,12 +184,13 @@ fn data_dir(cli: &Cli, config: &Config) -> PathBuf {
     start::data_dir(cli.data_dir.as_deref(), config)
 }
 
-fn start_options(cli: &Cli) -> start::StartOptions {
+fn start_options(cli: &Cli, serve: bool) -> start::StartOptions {
     start::StartOptions {
         config: cli.config.clone(),
         data_dir: cli.data_dir.clone(),
         demo: cli.demo,
         dry_run: cli.dry_run,
+        serve,
     }
 }
 
@@ -764,9 +768,10 @@ fn cmd_audit(cli: &Cli, cmd: &AuditCmd) -> ExitCode {
 }
 
 /// The runtime and a prepared hub, or the exit code after printing why not.
+/// `serve`: `vigil serve` (logs to stderr too; may join a shared store).
 fn start_hub(
     cli: &Cli,
-    log_to_stderr: bool,
+    serve: bool,
 ) -> Result<
     (
         tokio::runtime::Runtime,
@@ -782,98 +787,12 @@ fn start_hub(
             eprintln!("error: cannot start the runtime: {e}");
             ExitCode::from(1)
         })?;
-    let (p, guard) = start::prepare(&start_options(cli), log_to_stderr).map_err(|e| {
+    let (p, guard) = start::prepare(&start_options(cli, serve), serve).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(1)
     })?;
     Ok((rt, p, guard))
 }
-
-fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<String>) -> ExitCode {
-    let limit = match duration
-        .as_deref()
-        .map(vigil::units::parse_duration)
-        .transpose()
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: --duration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    vigil::vital::install_panic_hook();
-    let (rt, p, _guard) = match start_hub(cli, true) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let opts = match vigil::ingest::ListenerOptions::resolve(listen.as_deref(), &p.config) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    eprintln!(
-        "vigil serve: {} data in {}, log {}",
-        if p.demo {
-            "demo fleet,"
-        } else {
-            "configured sources,"
-        },
-        p.data_dir.display(),
-        p.log_path.display()
-    );
-    let result = rt.block_on(async move {
-        let mut p = p;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        match start_io(&mut p, opts, stop_rx.clone()).await {
-            Ok(vigil::ingest::Started { tcp: Ok(_), .. }) => {}
-            Ok(vigil::ingest::Started { tcp: Err(e), .. }) | Err(e) => {
-                return Err(e.to_string());
-            }
-        }
-        let vitals = p.handle.vitals.clone();
-        let hub = vitals.spawn("hub", stop_rx.clone(), p.hub.run(stop_rx));
-        let _keep = p.handle;
-        let fault = tokio::select! {
-            _ = wait_for_stop(limit) => None,
-            why = vitals.faulted() => Some(why),
-        };
-        match &fault {
-            None => tracing::info!("shutting down: flushing the audit trail"),
-            Some(why) => {
-                tracing::error!("stopping on an internal fault: {why}");
-                eprintln!("error: internal fault: {why}; flushing the audit trail and stopping");
-            }
-        }
-        let _ = stop_tx.send(true);
-        // A hub that died has already flushed its writer while unwinding;
-        // a live one drains and flushes now, within a bound.
-        let drained = tokio::time::timeout(FAULT_DRAIN, hub).await.is_ok();
-        if fault.is_none() && !drained {
-            return Err("the hub did not stop within 30 s".to_string());
-        }
-        let fault = fault.or_else(|| vitals.first_fault());
-        Ok(fault)
-    });
-    match result {
-        Ok(None) => {
-            tracing::info!("stopped cleanly");
-            ExitCode::SUCCESS
-        }
-        Ok(Some(why)) => {
-            eprintln!("error: vigil serve stopped on an internal fault ({why}); exit 70");
-            ExitCode::from(70)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// How long a stopping hub may take to drain and flush.
-const FAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// glibc gives every thread that allocates its own arena (up to 8 per
 /// core); the hub, the console and the listener hand data between threads,

@@ -23,6 +23,23 @@ pub struct StartOptions {
     pub demo: bool,
     /// `--dry-run`: start in dry-run.
     pub dry_run: bool,
+    /// `vigil serve`: a hub on a shared store (`[store] url`) may start;
+    /// a console does not start one there (it attaches).
+    pub serve: bool,
+}
+
+/// A hub's part among the hubs sharing a store (see [`crate::ha`]).
+pub enum SharedRole {
+    /// It holds the lease: renew it ([`crate::ha::keep_lease`]).
+    Active {
+        lease: Box<crate::store::Lease>,
+        epoch: i64,
+    },
+    /// It follows the trail ([`crate::ha::follow`]) and shows it.
+    Standby {
+        follower: Box<crate::ha::Follower>,
+        make_engine: crate::hub::EngineFactory,
+    },
 }
 
 /// The config file in force: `--config`, else the default path when it
@@ -109,6 +126,8 @@ pub struct Prepared {
     pub policies: Vec<crate::policy::Policy>,
     /// The data dir's lock, held for the life of the process.
     pub lock: crate::owner::DirLock,
+    /// On a shared store: active or standby.
+    pub shared: Option<SharedRole>,
 }
 
 pub fn prepare(
@@ -118,11 +137,13 @@ pub fn prepare(
     // Whatever the hub creates (store, logs, exports) is its owner's only.
     crate::private::private_umask();
     let (mut config, text, file) = load_config(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    if let Some(t) =
-        crate::store::AnyStore::target(config.store.as_ref()).map_err(|e| e.to_string())?
+    let shared_store =
+        crate::store::AnyStore::target(config.store.as_ref()).map_err(|e| e.to_string())?;
+    if let Some(t) = &shared_store
+        && !cli.serve
     {
         return Err(format!(
-            "[store] url: a hub on PostgreSQL ({}) is not built yet; `vigil audit` reads it. Remove [store] url to run on the SQLite file in the data dir",
+            "[store] url: hubs on a shared store ({}) run as `vigil serve`; a console attaches to one (vigil --connect URL, or vigil --data-dir DIR on its machine) and does not start a hub itself",
             t.display()
         ));
     }
@@ -202,14 +223,69 @@ pub fn prepare(
         other => other.to_string(),
     })?;
     let t0 = std::time::Instant::now();
-    let store = Store::open(&dir).map_err(|e| e.to_string())?;
-    let restored = store.load_state().map_err(|e| e.to_string())?;
+    let (writer, restored, shared, role) = match &shared_store {
+        None => {
+            let store = Store::open(&dir).map_err(|e| e.to_string())?;
+            let restored = store.load_state().map_err(|e| e.to_string())?;
+            let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
+            (writer, restored, None, None)
+        }
+        Some(t) => {
+            let ttl = config
+                .store
+                .as_ref()
+                .map_or(Ok(std::time::Duration::from_secs(10)), |s| s.lease_ttl())?;
+            match crate::ha::join(t, ttl, &dir)? {
+                crate::ha::Joined::Active {
+                    writer,
+                    state,
+                    lease,
+                    role,
+                } => {
+                    let epoch = role.epoch;
+                    (
+                        writer,
+                        state,
+                        Some(SharedRole::Active { lease, epoch }),
+                        Some(role),
+                    )
+                }
+                crate::ha::Joined::Standby {
+                    writer,
+                    state,
+                    follower,
+                    role,
+                } => {
+                    let (config, file, text) = (config.clone(), file.clone(), text.clone());
+                    let dry_run = cli.dry_run;
+                    let make_engine: crate::hub::EngineFactory = Box::new(move || {
+                        let mut setup = config.build(&file, &text, false, None).map_err(|es| {
+                            es.iter()
+                                .map(|e| e.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        })?;
+                        setup.modes.dry_run |= dry_run;
+                        Ok(crate::engine::Engine::new(setup))
+                    });
+                    (
+                        writer,
+                        state,
+                        Some(SharedRole::Standby {
+                            follower,
+                            make_engine,
+                        }),
+                        Some(role),
+                    )
+                }
+            }
+        }
+    };
     tracing::info!(
         audit_seq = restored.last_seq,
         "store opened and state loaded in {:.1} ms",
         t0.elapsed().as_secs_f64() * 1000.0
     );
-    let writer = AuditWriter::spawn(store).map_err(|e| e.to_string())?;
     let engine = crate::engine::Engine::new(setup);
     let policies = engine.evaluator().policies().to_vec();
     let op = operator(&config);
@@ -244,6 +320,9 @@ pub fn prepare(
             }
         }
     }
+    if let Some(r) = role {
+        handle.vitals.set_role(r);
+    }
     if cli.dry_run {
         // --dry-run wins over the mode remembered from the last run.
         let _ = handle.events.try_send(crate::engine::Event::SetDryRun {
@@ -263,6 +342,7 @@ pub fn prepare(
             config,
             policies,
             lock,
+            shared,
         },
         guard,
     ))

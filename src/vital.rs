@@ -36,11 +36,54 @@ pub struct TaskState {
     pub detail: Option<String>,
 }
 
+/// A hub's place among the hubs sharing one store (`[store] url`): the
+/// active one acts, standbys serve reads and wait for the lease.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Role {
+    /// "active" or "standby".
+    pub role: &'static str,
+    /// The lease's fencing epoch as this hub last saw it.
+    pub epoch: i64,
+    /// This hub's name in the lease.
+    pub holder: String,
+    /// The hub holding the lease (a standby's view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    /// Where the active hub serves its API, as it advertised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_addr: Option<String>,
+}
+
+impl Role {
+    pub fn is_standby(&self) -> bool {
+        self.role == "standby"
+    }
+
+    /// Why a standby refuses what only the active hub does.
+    pub fn refusal(&self) -> String {
+        let active = self
+            .active
+            .as_deref()
+            .unwrap_or("no hub (the lease is free)");
+        match &self.active_addr {
+            Some(addr) => format!(
+                "this hub is a standby; the active hub is {active} at {addr} (epoch {})",
+                self.epoch
+            ),
+            None => format!(
+                "this hub is a standby; the active hub is {active} (epoch {})",
+                self.epoch
+            ),
+        }
+    }
+}
+
 /// The tasks of one hub and its first fault.
 #[derive(Debug)]
 pub struct Vitals {
     tasks: Mutex<BTreeMap<String, TaskState>>,
     fault: watch::Sender<Option<String>>,
+    role: Mutex<Option<Role>>,
 }
 
 impl Vitals {
@@ -48,7 +91,24 @@ impl Vitals {
         Arc::new(Vitals {
             tasks: Mutex::new(BTreeMap::new()),
             fault: watch::Sender::new(None),
+            role: Mutex::new(None),
         })
+    }
+
+    /// Sets this hub's role (hubs on a shared store only).
+    pub fn set_role(&self, role: Role) {
+        *self.role.lock().unwrap_or_else(|p| p.into_inner()) = Some(role);
+    }
+
+    /// This hub's role; None for a hub on its own SQLite store.
+    pub fn role(&self) -> Option<Role> {
+        self.role.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Why a standby refuses an intent or a delivery; None on an active
+    /// hub (or one on its own store).
+    pub fn standby_refusal(&self) -> Option<String> {
+        self.role().filter(Role::is_standby).map(|r| r.refusal())
     }
 
     fn set(&self, name: &str, state: Liveness, detail: Option<String>) {

@@ -98,12 +98,14 @@ const ARROWS: &[(&str, &[&str])] = &[
             "units",
         ],
     ),
+    // Hubs sharing a store: the lease, the trail's copy, the standby's feed.
+    ("ha", &["hub", "store", "vital"]),
     // Start-up and the command line's checks.
     (
         "start",
         &[
-            "config", "engine", "exec", "hub", "ingest", "notify", "owner", "private", "runbook",
-            "sim", "store", "analysis", "policy",
+            "config", "engine", "exec", "ha", "hub", "ingest", "notify", "owner", "private",
+            "runbook", "sim", "store", "analysis", "policy",
         ],
     ),
     ("preflight", &["config", "engine", "exec", "units"]),

@@ -313,15 +313,32 @@ fn vigil_audit_reads_the_configured_postgres_store() {
         "no SQLite file was made beside a PostgreSQL store"
     );
 
-    // A hub on it is not built yet: said plainly at start.
+    // A hub on it copies the trail into its data dir (the copy it restores
+    // from and serves audit reads from), holds the lease while it runs and
+    // hands it back when it stops.
     let out = vigil(
         dir.path(),
         &file,
         PASSWORD,
-        &["serve", "--listen", "127.0.0.1:0"],
+        &["serve", "--listen", "127.0.0.1:0", "--duration", "2s"],
     );
-    assert!(!out.status.success());
-    assert!(text(&out).contains("not built yet"), "{}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    let copy = vigil::store::Store::open_read_only(&dir.path().join("data")).unwrap();
+    let (seq, hash) = copy.head().unwrap();
+    assert!(seq >= 12, "{seq}");
+    let mut p = PgStore::open(&t).unwrap();
+    assert_eq!(
+        p.hash_at(seq).unwrap(),
+        Some(hash),
+        "the copy chains as the store"
+    );
+    assert_eq!(p.head().unwrap().0, seq, "the copy is complete");
+    assert_eq!(
+        pg.sql("audit", "SELECT expires_at = '-infinity' FROM hub_lease")
+            .trim(),
+        "t",
+        "a clean stop releases the lease"
+    );
 }
 
 #[test]

@@ -56,6 +56,7 @@ impl Engine {
         alerts: Vec<RestoredAlert>,
         actions: Vec<RestoredAction>,
         now: Time,
+        view: bool,
     ) {
         self.silences.extend(silences);
         let mut policy_alerts = false;
@@ -123,6 +124,8 @@ impl Engine {
             let mut stuck = false;
             let mut interrupted_now = false;
             match ra.state {
+                // A standby's view: the active hub is running it.
+                ActionState::Running if view => {}
                 ActionState::Running => {
                     state = ActionState::Interrupted;
                     detail = INTERRUPTED.into();
@@ -217,6 +220,9 @@ impl Engine {
             }
             self.reindex(id);
         }
+        if view {
+            return;
+        }
         for id in go_on {
             self.advance(id, now, false);
         }
@@ -247,6 +253,18 @@ impl Engine {
     /// Brings back what the store remembers; interrupted actions are
     /// reported and wait for a human.
     pub fn restore(&mut self, r: Restored, now: Time) -> Vec<Command> {
+        self.restore_as(r, now, false)
+    }
+
+    /// What the store remembers, as a standby shows it: the state as the
+    /// active hub left it, running actions running, nothing recorded and
+    /// nothing advanced (a standby acts on nothing).
+    pub fn restore_view(&mut self, r: Restored, now: Time) {
+        let _ = self.restore_as(r, now, true);
+        self.out.clear();
+    }
+
+    fn restore_as(&mut self, r: Restored, now: Time, view: bool) -> Vec<Command> {
         self.next_action = self.next_action.max(r.next_action);
         if let Some(m) = r.modes {
             self.modes = m;
@@ -264,7 +282,7 @@ impl Engine {
         for b in self.breakers.values_mut() {
             b.runs.make_contiguous().sort();
         }
-        self.restore_open(r.silences, r.alerts, r.actions, now);
+        self.restore_open(r.silences, r.alerts, r.actions, now, view);
         for InterruptedAction {
             id,
             runbook,

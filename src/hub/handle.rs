@@ -62,6 +62,9 @@ pub enum IntentError {
     /// operator, a run of an unknown runbook, ...).
     Refused(crate::engine::Refusal),
     HubStopped,
+    /// This hub is a standby (hubs sharing a store): why, naming the
+    /// active hub.
+    Standby(String),
 }
 
 impl std::fmt::Display for IntentError {
@@ -69,6 +72,7 @@ impl std::fmt::Display for IntentError {
         match self {
             IntentError::Refused(r) => f.write_str(&r.message),
             IntentError::HubStopped => f.write_str("the hub has stopped"),
+            IntentError::Standby(why) => f.write_str(why),
         }
     }
 }

@@ -30,6 +30,8 @@ mod backlog;
 pub use backlog::*;
 mod handle;
 pub use handle::*;
+mod standby;
+pub use standby::*;
 
 pub use crate::engine::{Escalator, Executors, Prober, Resolution};
 

@@ -37,6 +37,7 @@ impl AnyStore {
                 None => Ok(None),
             };
         };
+        spec.lease_ttl().map_err(|m| bad(&m))?;
         PgTarget::parse(url, spec.password_env.as_deref())
             .map(Some)
             .map_err(|m| bad(&m))

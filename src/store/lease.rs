@@ -93,6 +93,11 @@ impl Lease {
         })
     }
 
+    /// The same lease on a new connection (after the old one broke).
+    pub fn reopen(&self) -> Result<Lease, StoreError> {
+        Lease::open(self.store.target(), &self.holder, self.ttl)
+    }
+
     /// Takes, renews or reports the lease (see the module comment).
     pub fn try_acquire(&mut self) -> Result<LeaseState, StoreError> {
         let path = self.store.path().to_path_buf();
@@ -112,6 +117,7 @@ impl Lease {
                 "UPDATE hub_lease SET
                      epoch = CASE WHEN holder = $1 AND expires_at > now() THEN epoch
                                   ELSE epoch + 1 END,
+                     addr = CASE WHEN holder = $1 THEN addr ELSE NULL END,
                      holder = $1,
                      expires_at = now() + $2::float8 * interval '1 millisecond'
                  WHERE id = 1 AND (holder = $1 OR expires_at <= now())
@@ -149,6 +155,49 @@ impl Lease {
                 what: "release the lease".into(),
                 source: std::sync::Arc::new(err),
             })
+    }
+
+    /// Says where this hub serves its API while it holds the lease, so
+    /// that standbys can name it (a no-op when it does not hold it).
+    pub fn advertise(&mut self, addr: &str) -> Result<(), StoreError> {
+        let path = self.store.path().to_path_buf();
+        self.store
+            .client()
+            .execute(
+                "UPDATE hub_lease SET addr = $2 WHERE id = 1 AND holder = $1",
+                &[&self.holder, &addr],
+            )
+            .map(drop)
+            .map_err(|err| StoreError::Postgres {
+                path,
+                what: "advertise the active hub's address".into(),
+                source: std::sync::Arc::new(err),
+            })
+    }
+
+    /// The holder of the lease and the address it advertised, if any.
+    pub fn holder_addr(&mut self) -> Result<(Option<String>, Option<String>), StoreError> {
+        let path = self.store.path().to_path_buf();
+        let row = self
+            .store
+            .client()
+            .query_one("SELECT holder, addr FROM hub_lease WHERE id = 1", &[])
+            .map_err(|err| StoreError::Postgres {
+                path,
+                what: "read the lease".into(),
+                source: std::sync::Arc::new(err),
+            })?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// This hub's name in the lease.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// How long a taken or renewed lease lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// The fence a writer checks while this lease is held at `epoch`.

@@ -26,6 +26,7 @@ mod backend;
 mod chain;
 mod export;
 mod lease;
+mod mirror;
 mod open;
 mod pg;
 mod projection;
@@ -38,6 +39,7 @@ mod writer;
 
 pub use backend::AnyStore;
 pub use lease::{Fence, Lease, LeaseState};
+pub use mirror::catch_up;
 pub use pg::{PgStore, PgTarget, StoreSpec};
 pub use writer::{AuditWriter, WriterStats};
 
@@ -158,7 +160,7 @@ pub enum StoreError {
     },
     #[error("{}: {message}", path.display())]
     BadConfig { path: PathBuf, message: String },
-    #[error("{}: not the active hub: {why}; no action was started", path.display())]
+    #[error("{}: not the active hub: {why}; nothing was written (no action started)", path.display())]
     Fenced { path: PathBuf, why: String },
 }
 

@@ -41,6 +41,29 @@ pub struct StoreSpec {
     /// The environment variable holding the password (else `~/.pgpass`).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// How long the active hub's lease lasts unrenewed (default 10s): a
+    /// standby takes over about this long after the active hub is lost,
+    /// and a cut-off active hub stops acting within it.
+    #[serde(default)]
+    pub lease_ttl: Option<String>,
+}
+
+impl StoreSpec {
+    /// The lease time: `lease_ttl`, 2s to 10m; 10s when unset.
+    pub fn lease_ttl(&self) -> Result<Duration, String> {
+        let Some(text) = self.lease_ttl.as_deref() else {
+            return Ok(Duration::from_secs(10));
+        };
+        let d = humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("[store] lease_ttl = {text:?}: {e}; a duration such as \"10s\" is accepted")
+        })?;
+        if d < Duration::from_secs(2) || d > Duration::from_secs(600) {
+            return Err(format!(
+                "[store] lease_ttl = {text:?} is out of range: 2s to 10m is accepted"
+            ));
+        }
+        Ok(d)
+    }
 }
 
 /// Ordered migrations of the PostgreSQL schema: `PG_MIGRATIONS[i]` takes
@@ -81,6 +104,10 @@ const PG_MIGRATIONS: &[&str] = &[
         expires_at TIMESTAMPTZ NOT NULL
     );
     INSERT INTO hub_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, '-infinity');
+    "#,
+    // 3: where the lease's holder serves its API (standbys name it).
+    r#"
+    ALTER TABLE hub_lease ADD COLUMN addr TEXT;
     "#,
 ];
 
@@ -280,6 +307,9 @@ pub struct PgStore {
     /// Set on an active hub's writer: `action_started` is only written
     /// while this (holder, epoch) holds an unexpired lease.
     fence: Option<super::lease::Fence>,
+    /// The fence holds every batch, not only those that start an action
+    /// (a hub's own writer: a hub that lost its lease writes nothing).
+    fence_all: bool,
     /// The append statement, prepared on first use.
     append_stmt: Option<postgres::Statement>,
     /// The head this store's last append left (None: read it first).
@@ -376,6 +406,7 @@ impl PgStore {
             path,
             read_only,
             fence: None,
+            fence_all: false,
             append_stmt: None,
             last_head: None,
         };
@@ -395,6 +426,38 @@ impl PgStore {
     /// while `fence` holds the lease (checked in the batch's transaction).
     pub fn set_fence(&mut self, fence: super::lease::Fence) {
         self.fence = Some(fence);
+    }
+
+    /// From now on, every batch commits only while `fence` holds the
+    /// lease: the writer of an active hub, which must write nothing once
+    /// another hub took over (its records would be missing from the new
+    /// active's state).
+    pub fn set_fence_all(&mut self, fence: super::lease::Fence) {
+        self.fence = Some(fence);
+        self.fence_all = true;
+    }
+
+    /// Whether the connection to the server is gone.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The same store on a new connection, with the same fence.
+    pub fn reconnect(&self) -> Result<PgStore, StoreError> {
+        let mut s = PgStore::connect(&self.target, self.read_only)?;
+        s.fence = self.fence.clone();
+        s.fence_all = self.fence_all;
+        Ok(s)
+    }
+
+    /// The chain hash of the record `seq`, if stored.
+    pub fn hash_at(&mut self, seq: u64) -> Result<Option<String>, StoreError> {
+        let seq = seq.min(i64::MAX as u64) as i64;
+        let row = self
+            .client
+            .query_opt("SELECT hash FROM audit WHERE seq = $1", &[&seq])
+            .map_err(|e| pg_err(self.path.clone(), "read a record's hash", e))?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     pub(crate) fn client(&mut self) -> &mut Client {
@@ -527,10 +590,9 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let e = |err| pg_err(path.clone(), "append audit records", err);
-        let fence = self
-            .fence
-            .clone()
-            .filter(|_| records.iter().any(|r| r.kind == RecordKind::ActionStarted));
+        let fence = self.fence.clone().filter(|_| {
+            self.fence_all || records.iter().any(|r| r.kind == RecordKind::ActionStarted)
+        });
         let stmt = match &self.append_stmt {
             Some(s) => s.clone(),
             None => {

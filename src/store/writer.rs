@@ -155,6 +155,20 @@ impl AuditWriter {
         AuditWriter::start(path, move |rx, c| run_plain(store, rx, c))
     }
 
+    /// Starts the writer of an active hub on PostgreSQL: each batch goes to
+    /// `pg` (fenced by the lease, see [`PgStore::set_fence_all`]), then to
+    /// the data dir's copy `local` (see [`catch_up`](super::catch_up)).
+    pub fn spawn_mirrored(pg: PgStore, local: Store) -> Result<AuditWriter, StoreError> {
+        let path = pg.path().to_path_buf();
+        refuse_read_only(pg.is_read_only() || local.is_read_only(), &path)?;
+        let store = super::mirror::Mirrored {
+            pg,
+            local,
+            behind: false,
+        };
+        AuditWriter::start(path, move |rx, c| run_plain(store, rx, c))
+    }
+
     /// Starts the thread that runs `body` on the request queue.
     fn start(
         path: PathBuf,
@@ -396,6 +410,16 @@ impl Appender for PgStore {
         after_seq: Option<&[String]>,
     ) -> Result<(), StoreError> {
         PgStore::append_serialised(self, records, after_seq)
+    }
+}
+
+impl Appender for super::mirror::Mirrored {
+    fn append_serialised(
+        &mut self,
+        records: &mut [Record],
+        after_seq: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        super::mirror::Mirrored::append_serialised(self, records, after_seq)
     }
 }
 

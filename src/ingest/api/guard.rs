@@ -47,6 +47,15 @@ pub(super) async fn admit(api: &Api, mut req: Request, who: Identity, next: Next
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
+    // A standby changes nothing: every route that would is refused before
+    // it runs, naming the active hub (the evaluation of a policy against
+    // given samples only reads).
+    if req.method() == axum::http::Method::POST
+        && req.uri().path() != "/api/v1/policies/evaluate"
+        && let Some(r) = super::standby(api)
+    {
+        return r;
+    }
     let cap = role_cap(req.headers());
     req.extensions_mut().insert(who.capped(cap));
     let r = next.run(req).await;

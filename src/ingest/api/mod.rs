@@ -148,6 +148,22 @@ fn not_durable(e: crate::hub::DeliveryError) -> Response {
     r
 }
 
+/// A standby acts on nothing: what only the active hub does is refused
+/// with its name and address (503, so that a sender retries; a standby
+/// that takes over accepts the retry).
+pub(super) fn standby(api: &Api) -> Option<Response> {
+    let why = api.hub.vitals.standby_refusal()?;
+    let mut r = error(
+        503,
+        "hub",
+        why,
+        "send it to the active hub, or retry: a standby takes over within the lease time",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    Some(r)
+}
+
 fn hub_stopped() -> Response {
     error(
         503,
@@ -166,6 +182,9 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) ->
         Ok(p) => p,
         Err(e) => return bad(e),
     };
+    if let Some(r) = standby(&api) {
+        return r;
+    }
     if p.truncated_alerts > 0 {
         tracing::warn!(
             group = %p.group_key,
@@ -213,6 +232,9 @@ async fn ingest(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> 
         Ok(m) => m,
         Err(e) => return bad(e),
     };
+    if let Some(r) = standby(&api) {
+        return r;
+    }
     let samples: Vec<KeyedSample> = metrics.into_iter().map(KeyedMetric::into_sample).collect();
     let n = samples.len() as u64;
     Stats::add(&api.stats.samples_ingested, n);

@@ -360,13 +360,28 @@ pub(super) async fn health(State(api): State<Arc<Api>>) -> Response {
     } else {
         "ok"
     };
-    let body = axum::Json(json!({
+    let mut body = json!({
         "status": status,
         "audit_seq": snap.audit_seq,
         "sources": snap.sources,
         "tasks": tasks,
         "fault": fault,
-    }));
+    });
+    // A hub on its own SQLite store is its data dir's only control plane:
+    // active, with no lease. Hubs sharing a store report the lease.
+    match api.hub.vitals.role() {
+        Some(r) => {
+            body["role"] = json!(r.role);
+            body["epoch"] = json!(r.epoch);
+            body["lease"] = json!({
+                "holder": r.holder,
+                "active": r.active,
+                "active_addr": r.active_addr,
+            });
+        }
+        None => body["role"] = json!("active"),
+    }
+    let body = axum::Json(body);
     if dead {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     } else {

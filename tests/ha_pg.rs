@@ -1,0 +1,420 @@
+//! More than one hub on one PostgreSQL store, with real processes: one
+//! active and one standby, what the standby serves and refuses, failover
+//! after SIGKILL of the active, a frozen active (a partition from the
+//! store's point of view) fenced out and coming back as a standby, and the
+//! trail afterwards: no `(action_id, attempt)` started twice, the chain
+//! verifies.
+//!
+//! `VIGIL_HA_KILLS=N` repeats the kill-and-takeover N times (default 3)
+//! and prints the failover times (min/median/max).
+
+mod pg_support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pg_support::{PASSWORD, PASSWORD_ENV, Pg};
+use serde_json::Value;
+
+/// The lease time of the test's hubs (`VIGIL_HA_LEASE` to measure with
+/// another, e.g. the default 10s).
+fn lease() -> String {
+    std::env::var("VIGIL_HA_LEASE").unwrap_or_else(|_| "3s".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn exchange(
+    mut s: impl Read + Write,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut s = rest;
+        while let Some((len, r)) = s.split_once("\r\n") {
+            let Ok(n) = usize::from_str_radix(len.trim(), 16) else {
+                break;
+            };
+            if n == 0 || r.len() < n {
+                break;
+            }
+            out.push_str(&r[..n]);
+            s = r[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    Some((status, body))
+}
+
+fn tcp(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    exchange(s, method, path, body)
+}
+
+fn unix(sock: &Path, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let s = std::os::unix::net::UnixStream::connect(sock).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    exchange(s, method, path, body)
+}
+
+fn health(port: u16) -> Option<Value> {
+    let (_, body) = tcp(port, "GET", "/health", "")?;
+    serde_json::from_str(&body).ok()
+}
+
+struct Hub {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Hub {
+    fn start(root: &Path, name: &str, config: &Path, port: u16) -> Hub {
+        let data = root.join(name);
+        let stderr = root.join(format!("{name}.stderr"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["serve", "--demo", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("HOME", root)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("VIGIL_DEMO_SPEED", "8")
+            .env(PASSWORD_ENV, PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vigil serve");
+        Hub {
+            child,
+            port,
+            data,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits until its /health says `role`; how long that took.
+    fn wait_role(&self, role: &str, within: Duration) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            if let Some(h) = health(self.port)
+                && h["role"] == role
+            {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < within,
+                "hub on port {} not {role} within {within:?}: {:?}\nits stderr:\n{}\nits log:\n{}",
+                self.port,
+                health(self.port),
+                std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+                std::fs::read_to_string(self.data.join("logs/vigil.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.kill();
+    }
+}
+
+fn config(root: &Path, url: &str) -> PathBuf {
+    let file = root.join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[store]\nurl = \"{url}\"\npassword_env = \"{PASSWORD_ENV}\"\nlease_ttl = \"{}\"\n",
+            lease()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// The shared trail's `action_started` records: (action_id, attempt) →
+/// how many.
+fn starts(pg: &Pg) -> BTreeMap<(String, String), usize> {
+    let out = pg.sql(
+        "vigil",
+        "SELECT action_id || ' ' || coalesce(json::json->>'attempt', '1') FROM audit WHERE kind = 'action_started' ORDER BY seq",
+    );
+    let mut m = BTreeMap::new();
+    for l in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (a, n) = l.split_once(' ').unwrap();
+        *m.entry((a.to_string(), n.to_string())).or_default() += 1;
+    }
+    m
+}
+
+fn count(pg: &Pg, kind: &str) -> u64 {
+    pg.sql(
+        "vigil",
+        &format!("SELECT count(*) FROM audit WHERE kind = '{kind}'"),
+    )
+    .trim()
+    .parse()
+    .unwrap_or(0)
+}
+
+fn verify(root: &Path, config: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .env("HOME", root)
+        .env(PASSWORD_ENV, PASSWORD)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Approves what awaits approval on the active hub (its own OS user is
+/// admin over the socket), so that the demo's runbooks run.
+fn approve_all(hub: &Hub) {
+    let sock = hub.data.join("vigil.sock");
+    let Some((200, body)) = unix(&sock, "GET", "/api/v1/actions", "") else {
+        return;
+    };
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let list = v
+        .get("actions")
+        .and_then(Value::as_array)
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for a in list {
+        if a["state"] == "awaiting_approval"
+            && let Some(id) = a["id"].as_str()
+        {
+            let _ = unix(
+                &sock,
+                "POST",
+                &format!("/api/v1/actions/{id}/approve"),
+                "{}",
+            );
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: PostgreSQL")]
+fn one_active_one_standby_failover_without_double_starts() {
+    let pg = Pg::start("vigil");
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), &pg.url("vigil"));
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = Hub::start(root.path(), "a", &cfg, pa);
+    a.wait_role("active", Duration::from_secs(30));
+    let mut b = Hub::start(root.path(), "b", &cfg, pb);
+    b.wait_role("standby", Duration::from_secs(30));
+    let h = health(pb).unwrap();
+    assert_eq!(
+        h["lease"]["active_addr"],
+        format!("127.0.0.1:{pa}"),
+        "the standby names the active hub: {h}"
+    );
+    assert_eq!(health(pa).unwrap()["epoch"], h["epoch"]);
+
+    // The standby acts on nothing: intents and deliveries are refused with
+    // the active's address (503: senders retry), even from its own admin.
+    let (st, body) = unix(
+        &b.data.join("vigil.sock"),
+        "POST",
+        "/api/v1/modes",
+        r#"{"frozen": true}"#,
+    )
+    .unwrap();
+    assert_eq!(st, 503, "{body}");
+    assert!(
+        body.contains("standby") && body.contains(&format!("127.0.0.1:{pa}")),
+        "{body}"
+    );
+    let (st, body) = tcp(
+        pb,
+        "POST",
+        "/hooks/alertmanager",
+        r#"{"version":"4","status":"firing","alerts":[]}"#,
+    )
+    .unwrap();
+    assert_eq!(st, 503, "{body}");
+
+    // The demo runs on the active hub; approvals go to it.
+    let t0 = Instant::now();
+    while count(&pg, "action_started") < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(150),
+            "no action started on the active hub"
+        );
+        approve_all(&a);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The standby shows the same alerts (its copy of the trail follows).
+    let fps = |port: u16| -> Vec<String> {
+        let (_, body) = tcp(port, "GET", "/api/v1/alerts", "").unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let list = v
+            .get("alerts")
+            .and_then(Value::as_array)
+            .or_else(|| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut f: Vec<String> = list
+            .iter()
+            .filter(|a| a["status"] == "firing")
+            .filter_map(|a| a["fingerprint"].as_str().map(String::from))
+            .collect();
+        f.sort();
+        f
+    };
+    let t0 = Instant::now();
+    loop {
+        let (fa, fb) = (fps(pa), fps(pb));
+        if !fa.is_empty() && fa == fb {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the standby does not show the active's alerts: {fa:?} vs {fb:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Kill the active; the standby takes over. Then the killed one comes
+    // back as a standby, and the next kill is of the new active.
+    let kills: usize = std::env::var("VIGIL_HA_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut times = Vec::new();
+    for _ in 0..kills {
+        approve_all(&a);
+        let epoch = health(a.port).unwrap()["epoch"].as_i64().unwrap();
+        a.signal(libc::SIGKILL);
+        let t = b.wait_role("active", Duration::from_secs(15));
+        times.push(t.as_secs_f64());
+        let h = health(b.port).unwrap();
+        assert!(
+            h["epoch"].as_i64().unwrap() > epoch,
+            "a takeover raises the epoch: {h}"
+        );
+        a.kill();
+        let name = a.data.file_name().unwrap().to_str().unwrap().to_string();
+        let again = Hub::start(root.path(), &name, &cfg, a.port);
+        again.wait_role("standby", Duration::from_secs(30));
+        a = again;
+        std::mem::swap(&mut a, &mut b);
+        // Work goes on on the new active before the next kill.
+        let before = count(&pg, "action_started") + count(&pg, "action_interrupted");
+        let t0 = Instant::now();
+        while count(&pg, "action_started") + count(&pg, "action_interrupted") <= before
+            && t0.elapsed() < Duration::from_secs(20)
+        {
+            approve_all(&a);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let mut sorted = times.clone();
+    let med = median(&mut sorted);
+    eprintln!(
+        "failover over {} kills (lease {}): min {:.2} s, median {med:.2} s, max {:.2} s",
+        times.len(),
+        lease(),
+        sorted[0],
+        sorted[sorted.len() - 1]
+    );
+
+    // A frozen active (cut off from the store as far as the lease knows):
+    // the standby takes over; the old one, thawed, writes nothing and comes
+    // back as a standby.
+    let frozen = a.data.file_name().unwrap().to_str().unwrap().to_string();
+    a.signal(libc::SIGSTOP);
+    b.wait_role("active", Duration::from_secs(15));
+    a.signal(libc::SIGCONT);
+    a.wait_role("standby", Duration::from_secs(30));
+    let said = std::fs::read_to_string(root.path().join(format!("{frozen}.stderr"))).unwrap();
+    assert!(said.contains("lost the lease"), "{said}");
+
+    std::thread::sleep(Duration::from_secs(2));
+    drop(a);
+    drop(b);
+    let all = starts(&pg);
+    eprintln!(
+        "trail: {} starts of {} (action, attempt), {} interrupted, {} records",
+        all.values().sum::<usize>(),
+        all.len(),
+        count(&pg, "action_interrupted"),
+        pg.sql("vigil", "SELECT count(*) FROM audit").trim()
+    );
+    let dup: Vec<_> = all.into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(dup.is_empty(), "started twice: {dup:?}");
+    let (ok, out) = verify(root.path(), &cfg);
+    assert!(ok, "{out}");
+}
