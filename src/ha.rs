@@ -135,9 +135,11 @@ pub fn join(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Joined, Stri
 
 /// Renews the active hub's lease every third of its time on a thread of its
 /// own, advertising `addr`. The receiver fires, with why, when the lease is
-/// lost: another hub holds it, or it could not be renewed before it
-/// expired. Once `stop` is set the thread releases the lease (a standby
-/// takes it at once) and ends; join it before the process exits.
+/// lost: another hub holds it, or it was not renewed within its time (a
+/// watchdog on the runtime says so even while the thread is stuck on a
+/// store that does not answer). Once `stop` is set the thread releases the
+/// lease (a standby takes it at once) and ends; join it before the process
+/// exits. Call from within the runtime.
 pub fn keep_lease(
     lease: Box<Lease>,
     epoch: i64,
@@ -149,17 +151,24 @@ pub fn keep_lease(
     Option<std::thread::JoinHandle<()>>,
 ) {
     let (tx, rx) = oneshot::channel();
+    let (thread_tx, mut thread_rx) = mpsc::channel::<String>(1);
     let mut lease = *lease;
     let ttl = lease.ttl();
+    let holder = lease.holder().to_string();
+    let base = Instant::now();
+    // Milliseconds since `base` of the last renewal.
+    let renewed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let thread_stop = stop.clone();
+    let thread_renewed = renewed.clone();
     let spawned = std::thread::Builder::new()
         .name("vigil-lease".into())
         .spawn(move || {
+            let stop = thread_stop;
             if let Some(a) = &addr
                 && let Err(e) = lease.advertise(a)
             {
                 tracing::warn!(error = %e, "could not advertise this hub's address");
             }
-            let mut last_ok = Instant::now();
             let why = loop {
                 let wait = ttl / 3;
                 let t0 = Instant::now();
@@ -174,7 +183,10 @@ pub fn keep_lease(
                     std::thread::sleep(Duration::from_millis(50).min(wait));
                 }
                 match lease.try_acquire() {
-                    Ok(LeaseState::Active { epoch: e }) if e == epoch => last_ok = Instant::now(),
+                    Ok(LeaseState::Active { epoch: e }) if e == epoch => {
+                        let ms = base.elapsed().as_millis() as u64;
+                        thread_renewed.store(ms, Ordering::Release);
+                    }
                     Ok(LeaseState::Active { epoch: e }) => {
                         break format!(
                             "the lease lapsed and was taken again at epoch {e} (this hub had {epoch})"
@@ -182,12 +194,6 @@ pub fn keep_lease(
                     }
                     Ok(LeaseState::Standby { holder, epoch: e }) => {
                         break format!("{holder} holds the lease at epoch {e}");
-                    }
-                    Err(err) if last_ok.elapsed() >= ttl => {
-                        break format!(
-                            "the lease could not be renewed for {} s ({err})",
-                            ttl.as_secs()
-                        );
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "lease renewal failed; retrying");
@@ -198,22 +204,47 @@ pub fn keep_lease(
                     }
                 }
             };
-            vitals.set_role(Role {
-                role: "standby",
-                epoch,
-                holder: lease.holder().to_string(),
-                active: None,
-                active_addr: None,
-            });
-            let _ = tx.send(why);
+            let _ = thread_tx.try_send(why);
         });
-    match spawned {
-        Ok(h) => (rx, Some(h)),
+    let thread = match spawned {
+        Ok(h) => Some(h),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the lease thread");
-            (rx, None)
+            None
         }
-    }
+    };
+    tokio::spawn(async move {
+        let why = loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            match thread_rx.try_recv() {
+                Ok(why) => break why,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    break "the lease thread ended".to_string();
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            let since = base.elapsed().as_millis() as u64 - renewed.load(Ordering::Acquire);
+            if since >= ttl.as_millis() as u64 {
+                break format!(
+                    "the lease was not renewed for {:.1} s (its time is {} s): the store does not answer",
+                    since as f64 / 1000.0,
+                    ttl.as_secs()
+                );
+            }
+        };
+        vitals.set_role(Role {
+            role: "standby",
+            epoch,
+            holder,
+            active: None,
+            active_addr: None,
+        });
+        let _ = tx.send(why);
+    });
+    (rx, thread)
 }
 
 /// Follows the trail for a standby on a thread of its own: every
@@ -301,10 +332,52 @@ pub fn follow(f: Box<Follower>, vitals: Arc<Vitals>) -> mpsc::Receiver<Followed>
 /// the active hub. Returns only on failure.
 pub fn exec_again() -> std::io::Error {
     use std::os::unix::process::CommandExt;
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
+    // The installed binary, as a service manager's restart would run it
+    // (after an upgrade replaced it, /proc names the old one "... (deleted)"),
+    // else this process's own image.
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| {
+            let s = p.to_string_lossy();
+            match s.strip_suffix(" (deleted)") {
+                Some(installed) => std::path::PathBuf::from(installed),
+                None => p,
+            }
+        })
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| std::path::PathBuf::from("/proc/self/exe"));
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    std::process::Command::new(exe).args(args).exec()
+    std::process::Command::new(exe)
+        .args(args)
+        .env(REJOIN_ENV, "1")
+        .exec()
+}
+
+/// Set on a hub that starts again in a new role: joining waits for the
+/// store instead of failing when it cannot be reached (a hub cut off from
+/// it comes back once it is reachable again).
+pub const REJOIN_ENV: &str = "VIGIL_HA_REJOIN";
+
+/// [`join`], retried every 2 s while the store cannot be reached when this
+/// process starts again in a new role ([`REJOIN_ENV`]); at a first start
+/// an unreachable store is an error at once.
+pub fn join_or_wait(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Joined, String> {
+    let rejoin = std::env::var_os(REJOIN_ENV).is_some();
+    let mut said = false;
+    loop {
+        match join(target, ttl, dir) {
+            Ok(j) => return Ok(j),
+            Err(e) if rejoin && !e.contains("not a copy") && !e.contains("beyond") => {
+                if !said {
+                    tracing::warn!("cannot rejoin the shared store yet ({e}); retrying every 2 s");
+                    eprintln!(
+                        "vigil serve: cannot rejoin the shared store yet ({e}); retrying every 2 s"
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

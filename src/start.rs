@@ -235,7 +235,7 @@ pub fn prepare(
                 .store
                 .as_ref()
                 .map_or(Ok(std::time::Duration::from_secs(10)), |s| s.lease_ttl())?;
-            match crate::ha::join(t, ttl, &dir)? {
+            match crate::ha::join_or_wait(t, ttl, &dir)? {
                 crate::ha::Joined::Active {
                     writer,
                     state,

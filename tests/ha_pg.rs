@@ -418,3 +418,129 @@ fn one_active_one_standby_failover_without_double_starts() {
     let (ok, out) = verify(root.path(), &cfg);
     assert!(ok, "{out}");
 }
+
+/// A TCP relay to the store that a test can block: while blocked it holds
+/// every byte in both directions and keeps the connections open, as a
+/// network partition looks to the hub (nothing answers, nothing fails).
+struct Relay {
+    port: u16,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(upstream: u16) -> Relay {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let blocked = Arc::new(AtomicBool::new(false));
+        let b = blocked.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(down) = conn else { continue };
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let b = b.clone();
+                    std::thread::spawn(move || {
+                        from.set_read_timeout(Some(Duration::from_millis(50)))
+                            .unwrap();
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if b.load(Ordering::Acquire) {
+                                std::thread::sleep(Duration::from_millis(50));
+                                continue;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => {
+                                    let _ = to.shutdown(std::net::Shutdown::Both);
+                                    return;
+                                }
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => {
+                                    let _ = to.shutdown(std::net::Shutdown::Both);
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Relay { port, blocked }
+    }
+
+    fn block(&self, on: bool) {
+        self.blocked.store(on, std::sync::atomic::Ordering::Release);
+    }
+}
+
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: PostgreSQL")]
+fn a_partitioned_active_stops_acting_and_comes_back_as_a_standby() {
+    let pg = Pg::start("vigil");
+    let root = tempfile::tempdir().unwrap();
+    // A reaches the store through the relay; B directly.
+    let relay = Relay::start(pg.port);
+    let url_a = pg
+        .url("vigil")
+        .replace(&format!(":{}/", pg.port), &format!(":{}/", relay.port));
+    let dir_a = root.path().join("ca");
+    let dir_b = root.path().join("cb");
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let cfg_a = config(&dir_a, &url_a);
+    let cfg_b = config(&dir_b, &pg.url("vigil"));
+    let (pa, pb) = (free_port(), free_port());
+    let a = Hub::start(root.path(), "a", &cfg_a, pa);
+    a.wait_role("active", Duration::from_secs(30));
+    let b = Hub::start(root.path(), "b", &cfg_b, pb);
+    b.wait_role("standby", Duration::from_secs(30));
+    let epoch = health(pa).unwrap()["epoch"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The partition: A's store stops answering.
+    relay.block(true);
+    let t = b.wait_role("active", Duration::from_secs(20));
+    eprintln!("takeover after the partition: {:.2} s", t.as_secs_f64());
+    assert!(health(pb).unwrap()["epoch"].as_i64().unwrap() > epoch);
+    // A says it lost the lease and stops acting, without waiting for the
+    // store to answer.
+    let t0 = Instant::now();
+    loop {
+        let said = std::fs::read_to_string(&a.stderr).unwrap_or_default();
+        if said.contains("lost the lease") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "A never said it lost the lease:\n{said}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Healed: A comes back as a standby of B.
+    relay.block(false);
+    a.wait_role("standby", Duration::from_secs(40));
+    let h = health(pa).unwrap();
+    assert_eq!(h["lease"]["active_addr"], format!("127.0.0.1:{pb}"), "{h}");
+    drop(a);
+    drop(b);
+    let dup: Vec<_> = starts(&pg).into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(dup.is_empty(), "started twice: {dup:?}");
+    let (ok, out) = verify(&dir_b, &cfg_b);
+    assert!(ok, "{out}");
+}

@@ -126,14 +126,22 @@ pub(super) fn cmd_serve(cli: &Cli, listen: Option<String>, duration: Option<Stri
         let _ = stop_tx.send(true);
         // A hub that died has already flushed its writer while unwinding;
         // a live one drains and flushes now, within a bound.
-        let drained = tokio::time::timeout(FAULT_DRAIN, hub.join()).await.is_ok();
+        // A hub that lost its lease writes nothing more (its writer is
+        // fenced, and may hang on a store that does not answer): a short
+        // wait, then it starts again as a standby.
+        let bound = if lost_why.is_some() {
+            std::time::Duration::from_secs(2)
+        } else {
+            FAULT_DRAIN
+        };
+        let drained = tokio::time::timeout(bound, hub.join()).await.is_ok();
         // A clean stop hands the lease over at once.
         release.store(true, std::sync::atomic::Ordering::Release);
         if let Some(k) = keeper {
             let joined = tokio::task::spawn_blocking(move || k.join());
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), joined).await;
         }
-        if fault.is_none() && !drained {
+        if fault.is_none() && lost_why.is_none() && !drained {
             return Err("the hub did not stop within 30 s".to_string());
         }
         if lost_why.is_some() || promoted {

@@ -373,7 +373,12 @@ impl PgStore {
             .user(&target.user)
             .dbname(&target.dbname)
             .application_name("vigil")
-            .connect_timeout(CONNECT_TIMEOUT);
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A store that stops answering (a partition drops packets) is
+            // an error within seconds, not a hang until TCP gives up.
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .tcp_user_timeout(Duration::from_secs(10));
         if let Some(p) = &password {
             cfg.password(p);
         }
