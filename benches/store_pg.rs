@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil::model::{Record, RecordKind, Time};
-use vigil::store::{AnyStore, AuditWriter, PgStore, PgTarget, Store};
+use vigil::store::{AnyStore, AuditWriter, Lease, LeaseState, PgStore, PgTarget, Store};
 
 fn record(i: u64) -> Record {
     let base: Time = "2026-03-01T00:00:00Z".parse().expect("a valid time");
@@ -107,6 +107,31 @@ fn main() {
     for (writers, batch) in [(1, 1), (8, 1), (8, 10), (8, 100), (64, 1)] {
         run(
             &format!("postgres writer {writers}x{batch}"),
+            &w,
+            writers,
+            batch,
+            secs,
+        );
+    }
+    w.shutdown().expect("shutdown");
+
+    // An active hub's writer: fenced by the lease on every batch, then the
+    // data dir's copy. A decision to start an action is one such append (the
+    // batch holding its `action_started`) before the execution begins.
+    pg.sql("postgres", "CREATE DATABASE hub OWNER vigil");
+    let th = PgTarget::parse(&pg.url("hub"), Some(pg_support::PASSWORD_ENV)).expect("url");
+    let mut lease = Lease::open(&th, "bench", Duration::from_secs(60)).expect("lease");
+    let LeaseState::Active { epoch } = lease.try_acquire().expect("lease") else {
+        panic!("the lease of a fresh store is free");
+    };
+    let mut ps = PgStore::open(&th).expect("open");
+    ps.set_fence_all(lease.fence(epoch));
+    let copy = tempfile::tempdir().expect("tempdir");
+    let w =
+        AuditWriter::spawn_mirrored(ps, Store::open(copy.path()).expect("open")).expect("writer");
+    for (writers, batch) in [(1, 2), (8, 2)] {
+        run(
+            &format!("active hub writer {writers}x{batch}"),
             &w,
             writers,
             batch,

@@ -160,14 +160,21 @@ pub fn keep_lease(
     let renewed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let thread_stop = stop.clone();
     let thread_renewed = renewed.clone();
+    let thread_vitals = vitals.clone();
     let spawned = std::thread::Builder::new()
         .name("vigil-lease".into())
         .spawn(move || {
             let stop = thread_stop;
-            if let Some(a) = &addr
-                && let Err(e) = lease.advertise(a)
-            {
-                tracing::warn!(error = %e, "could not advertise this hub's address");
+            if let Some(a) = &addr {
+                match lease.advertise(a) {
+                    Ok(()) => {
+                        if let Some(mut r) = thread_vitals.role() {
+                            r.active_addr = Some(a.clone());
+                            thread_vitals.set_role(r);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not advertise this hub's address"),
+                }
             }
             let why = loop {
                 let wait = ttl / 3;

@@ -297,14 +297,29 @@ fn one_active_one_standby_failover_without_double_starts() {
         body.contains("standby") && body.contains(&format!("127.0.0.1:{pa}")),
         "{body}"
     );
-    let (st, body) = tcp(
-        pb,
-        "POST",
-        "/hooks/alertmanager",
-        r#"{"version":"4","status":"firing","alerts":[]}"#,
-    )
-    .unwrap();
-    assert_eq!(st, 503, "{body}");
+    // A webhook to the standby is journaled in the shared store (202) and
+    // handled by the active hub.
+    let hook = r#"{"version":"4","groupKey":"g","status":"firing","receiver":"vigil","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","alerts":[{"status":"firing","labels":{"alertname":"JournaledOnStandby","host":"web-01","severity":"warning"},"annotations":{},"startsAt":"2026-12-02T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"aaaa000011112222"}]}"#;
+    let (st, body) = tcp(pb, "POST", "/hooks/alertmanager", hook).unwrap();
+    assert_eq!(st, 202, "{body}");
+    assert!(body.contains("journaled"), "{body}");
+    let t0 = Instant::now();
+    loop {
+        let (_, body) = tcp(pa, "GET", "/api/v1/alerts", "").unwrap();
+        if body.contains("JournaledOnStandby") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the active hub never handled the journaled delivery"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        pg.sql("vigil", "SELECT count(*) FROM inbox").trim(),
+        "0",
+        "the inbox is cleared once handled"
+    );
 
     // The demo runs on the active hub; approvals go to it.
     let t0 = Instant::now();

@@ -12,6 +12,7 @@ pub mod api;
 pub mod client;
 pub mod evidence;
 pub mod feed;
+pub mod journal;
 pub mod parse;
 pub mod poll;
 pub mod rules;
@@ -216,6 +217,9 @@ pub struct Api {
     pub access: crate::access::Access,
     /// The change stream to attached consoles.
     pub feed: Arc<feed::Feed>,
+    /// The shared store's inbox (hubs sharing a PostgreSQL store): where a
+    /// standby journals the webhooks it accepts.
+    pub journal: Option<Arc<journal::Journal>>,
 }
 
 impl Api {
@@ -252,6 +256,10 @@ impl Api {
                 .map(|s| s.name.clone())
                 .unwrap_or_else(|| "alertmanager".into()),
             board,
+            journal: crate::store::AnyStore::target(config.store.as_ref())
+                .ok()
+                .flatten()
+                .map(journal::Journal::new),
         }
     }
 }
@@ -497,6 +505,13 @@ pub async fn start(
         board.clone(),
         feed,
     ));
+    if let Some(j) = &api.journal {
+        vitals.spawn(
+            "shared inbox",
+            shutdown.clone(),
+            journal::drain_inbox(j.clone(), api.hub.clone(), shutdown.clone()),
+        );
+    }
     let mut socket = None;
     if opts.socket {
         let path = data_dir.join(crate::owner::SOCKET_FILE);

@@ -109,6 +109,16 @@ const PG_MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE hub_lease ADD COLUMN addr TEXT;
     "#,
+    // 4: deliveries a standby accepted, for the active hub to handle.
+    r#"
+    CREATE TABLE inbox (
+        id          BIGSERIAL PRIMARY KEY,
+        received_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        received_by TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        body        TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// What `vigil_schema.application` says in a database that is Vigil's.
@@ -440,6 +450,47 @@ impl PgStore {
     pub fn set_fence_all(&mut self, fence: super::lease::Fence) {
         self.fence = Some(fence);
         self.fence_all = true;
+    }
+
+    /// Keeps a delivery a standby accepted (`body` as received) until the
+    /// active hub handles it: durable when this returns.
+    pub fn journal(
+        &mut self,
+        received_by: &str,
+        source: &str,
+        body: &str,
+    ) -> Result<i64, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "INSERT INTO inbox (received_by, source, body) VALUES ($1, $2, $3) RETURNING id",
+                &[&received_by, &source, &body],
+            )
+            .map_err(|e| pg_err(self.path.clone(), "journal a delivery", e))?;
+        Ok(row.get(0))
+    }
+
+    /// The oldest `limit` journaled deliveries: (id, source, body).
+    pub fn inbox(&mut self, limit: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, source, body FROM inbox ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+            .map_err(|e| pg_err(self.path.clone(), "read the inbox", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Forgets journaled deliveries once handled.
+    pub fn inbox_done(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.client
+            .execute("DELETE FROM inbox WHERE id = ANY($1)", &[&ids])
+            .map(drop)
+            .map_err(|e| pg_err(self.path.clone(), "clear the inbox", e))
     }
 
     /// Whether the connection to the server is gone.

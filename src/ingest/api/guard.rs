@@ -49,9 +49,12 @@ pub(super) async fn admit(api: &Api, mut req: Request, who: Identity, next: Next
     }
     // A standby changes nothing: every route that would is refused before
     // it runs, naming the active hub (the evaluation of a policy against
-    // given samples only reads).
+    // given samples only reads; the webhook journals for the active hub).
     if req.method() == axum::http::Method::POST
-        && req.uri().path() != "/api/v1/policies/evaluate"
+        && !matches!(
+            req.uri().path(),
+            "/api/v1/policies/evaluate" | "/hooks/alertmanager"
+        )
         && let Some(r) = super::standby(api)
     {
         return r;

@@ -183,7 +183,30 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) ->
         Err(e) => return bad(e),
     };
     if let Some(r) = standby(&api) {
-        return r;
+        // A standby on a shared store keeps the delivery in the store's
+        // inbox for the active hub: acknowledged once journaled.
+        let Some(j) = &api.journal else { return r };
+        let n = p.alerts.len();
+        let by = api.hub.vitals.role().map(|r| r.holder).unwrap_or_default();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        return match j.put(by, api.webhook_source.clone(), body).await {
+            Ok(id) => {
+                tracing::info!(id, received = n, "journaled a delivery for the active hub");
+                (
+                    StatusCode::ACCEPTED,
+                    axum::Json(json!({
+                        "received": n,
+                        "journaled": id,
+                        "detail": "this hub is a standby: the delivery is in the shared store for the active hub",
+                    })),
+                )
+                    .into_response()
+            }
+            Err(e) => {
+                tracing::warn!("cannot journal a delivery: {e}");
+                r
+            }
+        };
     }
     if p.truncated_alerts > 0 {
         tracing::warn!(
