@@ -196,7 +196,7 @@ fn tampering_on_postgres_is_found_like_in_sqlite() {
     assert_eq!(first_bad(&mut p).unwrap().0, 12);
     pg.sql(
         "audit",
-        "DROP TABLE audit, chain_head, vigil_schema, hub_lease",
+        "DROP TABLE audit, chain_head, vigil_schema, hub_lease, inbox",
     );
     let mut fresh = PgStore::open(&t).unwrap();
     fresh.append(&mut records(0, 5)).unwrap();

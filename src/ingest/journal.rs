@@ -28,6 +28,24 @@ pub struct Journal {
     conn: Mutex<Option<PgStore>>,
 }
 
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // The blocking client ends its connection with a runtime of its
+        // own, which cannot start on a runtime's thread (where the API that
+        // holds the journal is dropped): end it on a thread of its own.
+        let conn = self
+            .conn
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(pg) = conn {
+            let _ = std::thread::Builder::new()
+                .name("vigil-journal-close".into())
+                .spawn(move || drop(pg));
+        }
+    }
+}
+
 impl Journal {
     pub fn new(target: PgTarget) -> Arc<Journal> {
         Arc::new(Journal {
