@@ -345,6 +345,12 @@ fn cmd_check(cli: &Cli) -> ExitCode {
     for p in vigil::preflight::check(&config, &file, &text) {
         look.push(p.to_string());
     }
+    // `[store]`: the URL's shape, the password's source and the lease time
+    // (the server itself is not asked: `vigil doctor` and `serve` do).
+    if let Err(e) = AnyStore::target(config.store.as_ref()) {
+        let line = vigil::units::line_of(&text, "[store]");
+        look.push(vigil::units::FileError::new(&file, line, e.to_string()).to_string());
+    }
     match config.build(&file, &text, false, None) {
         Ok(setup) if look.is_empty() => {
             println!(

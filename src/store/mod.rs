@@ -29,6 +29,7 @@ mod lease;
 mod mirror;
 mod open;
 mod pg;
+mod pg_target;
 mod projection;
 mod query;
 mod schema;
