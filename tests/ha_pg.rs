@@ -8,7 +8,9 @@
 //! `VIGIL_HA_KILLS=N` repeats the kill-and-takeover N times (default 3)
 //! and prints the failover times (min/median/max).
 
+mod http_support;
 mod pg_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,72 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use http_support::{tcp, unix};
 use pg_support::{PASSWORD, PASSWORD_ENV, Pg};
 use serde_json::Value;
+use support::free_port;
 
 /// The lease time of the test's hubs (`VIGIL_HA_LEASE` to measure with
 /// another, e.g. the default 10s).
 fn lease() -> String {
     std::env::var("VIGIL_HA_LEASE").unwrap_or_else(|_| "3s".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn exchange(
-    mut s: impl Read + Write,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> Option<(u16, String)> {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut s = rest;
-        while let Some((len, r)) = s.split_once("\r\n") {
-            let Ok(n) = usize::from_str_radix(len.trim(), 16) else {
-                break;
-            };
-            if n == 0 || r.len() < n {
-                break;
-            }
-            out.push_str(&r[..n]);
-            s = r[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        rest.to_string()
-    };
-    Some((status, body))
-}
-
-fn tcp(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    exchange(s, method, path, body)
-}
-
-fn unix(sock: &Path, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let s = std::os::unix::net::UnixStream::connect(sock).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    exchange(s, method, path, body)
 }
 
 fn health(port: u16) -> Option<Value> {
