@@ -64,17 +64,6 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     client(HttpOptions::with_timeout(timeout))
 }
 
-/// [`http_client`] for the pollers' clients (`ingest::client`), whose
-/// constructors cannot return an error yet: a client that cannot be built
-/// is logged and reqwest's default one (no time limits) is used, as before.
-/// Everything else takes the error from [`http_client`].
-pub fn http_client_or_default(timeout: Duration) -> reqwest::Client {
-    http_client(timeout).unwrap_or_else(|e| {
-        tracing::error!("{e}; this client has no time limits");
-        reqwest::Client::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,21 +35,34 @@ pub enum ClientError {
     },
 }
 
-pub use crate::net::http_client_or_default as http_client;
-
 struct Base {
     name: String,
     url: String,
-    http: reqwest::Client,
+    /// The client, or why it could not be built (every call then fails
+    /// with that reason: never a client without time limits).
+    http: Result<reqwest::Client, String>,
 }
 
 impl Base {
     fn new(name: &str, url: &str, timeout: Duration) -> Base {
+        let http = crate::net::http_client(timeout).map_err(|e| {
+            tracing::error!(source = name, "{e}");
+            e.to_string()
+        });
         Base {
             name: name.to_string(),
             url: url.trim_end_matches('/').to_string(),
-            http: http_client(timeout),
+            http,
         }
+    }
+
+    /// The HTTP client, or an error naming why there is none.
+    fn client(&self, call: &str) -> Result<&reqwest::Client, ClientError> {
+        self.http.as_ref().map_err(|why| ClientError::Answer {
+            server: self.name.clone(),
+            call: call.to_string(),
+            why: format!("no HTTP client: {why}"),
+        })
     }
 
     async fn send(&self, call: &str, req: reqwest::RequestBuilder) -> Result<String, ClientError> {
@@ -214,7 +227,7 @@ impl AlertmanagerClient {
             .send(
                 call,
                 self.base
-                    .http
+                    .client(call)?
                     .get(format!("{}/api/v2/alerts", self.base.url)),
             )
             .await?;
@@ -271,7 +284,7 @@ impl AlertmanagerClient {
             .send(
                 call,
                 self.base
-                    .http
+                    .client(call)?
                     .post(format!("{}/api/v2/silences", self.base.url))
                     .json(&body),
             )
@@ -292,7 +305,7 @@ impl AlertmanagerClient {
             .send(
                 call,
                 self.base
-                    .http
+                    .client(call)?
                     .get(format!("{}/api/v2/silences", self.base.url)),
             )
             .await?;
@@ -318,7 +331,9 @@ impl AlertmanagerClient {
             })?
             .pop_if_empty()
             .push(id);
-        self.base.send(call, self.base.http.delete(url)).await?;
+        self.base
+            .send(call, self.base.client(call)?.delete(url))
+            .await?;
         Ok(())
     }
 }
@@ -406,7 +421,7 @@ impl PrometheusClient {
                 q.append_pair(k, v);
             }
         }
-        let req = self.base.http.get(url);
+        let req = self.base.client(call)?.get(url);
         let body = match self.base.send(call, req).await {
             Ok(b) => b,
             // Prometheus answers query errors with 400/422 and a JSON error.
