@@ -81,6 +81,7 @@ pub fn join(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Joined, Stri
     let holder = holder_name();
     let mut pg = PgStore::open(target).map_err(err)?;
     let mut local = Store::open(dir).map_err(err)?;
+    local.relax_sync_for_copy().map_err(err)?;
     let copied = catch_up(&mut pg, &mut local).map_err(err)?;
     tracing::info!(
         copied,

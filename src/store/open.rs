@@ -142,6 +142,16 @@ impl Store {
         Ok(store)
     }
 
+    /// For a copy of a trail whose truth is elsewhere (the data dir's copy
+    /// of a shared PostgreSQL trail): commits reach the WAL without waiting
+    /// for the disk. A power loss may lose the copy's newest records, never
+    /// corrupt it; they are copied again from the store at the next start.
+    pub fn relax_sync_for_copy(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(sql_err(&self.path, "set synchronous=NORMAL"))
+    }
+
     /// Opens an existing `dir/vigil.db` read-only (for `vigil audit
     /// verify|export|tail`, or a reader beside a running writer).
     pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {

@@ -145,12 +145,14 @@ pub fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// An OpenSSH server for the tests, killed on drop.
+/// An OpenSSH server for the tests, killed on drop (with the OS users it
+/// created removed).
 pub struct Sshd {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Child,
     pub target: SshTarget,
+    created: std::sync::Mutex<Vec<String>>,
 }
 
 impl Sshd {
@@ -219,6 +221,7 @@ impl Sshd {
             dir,
             child,
             target,
+            created: std::sync::Mutex::new(Vec::new()),
         };
         me.wait_ready();
         me
@@ -260,6 +263,10 @@ impl Sshd {
                 .expect("useradd");
             assert!(st.success(), "useradd {user}");
             let _ = Command::new("usermod").args(["-p", "*", user]).status();
+            self.created
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(user.to_string());
         }
         let mut t = self.target.clone();
         t.user = Some(user.to_string());
@@ -297,6 +304,11 @@ impl Drop for Sshd {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The throw-away users this server's tests made.
+        let created = std::mem::take(self.created.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for user in created {
+            let _ = Command::new("userdel").arg(&user).output();
+        }
     }
 }
 
