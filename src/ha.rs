@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::Followed;
 use crate::store::{
-    AuditWriter, Lease, LeaseState, PersistedState, PgStore, PgTarget, Store, catch_up,
+    AuditWriter, Lease, LeaseState, PersistedState, PgStore, PgTarget, Store, StoreError, catch_up,
 };
 use crate::vital::{Role, Vitals};
 
@@ -77,26 +77,26 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// Copies the shared trail into `dir`'s file, then takes the lease or finds
 /// it held.
-pub fn join(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Joined, String> {
+pub fn join(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Joined, StoreError> {
     let holder = holder_name();
-    let mut pg = PgStore::open(target).map_err(err)?;
-    let mut local = Store::open(dir).map_err(err)?;
-    local.relax_sync_for_copy().map_err(err)?;
-    let copied = catch_up(&mut pg, &mut local).map_err(err)?;
+    let mut pg = PgStore::open(target)?;
+    let mut local = Store::open(dir)?;
+    local.relax_sync_for_copy()?;
+    let copied = catch_up(&mut pg, &mut local)?;
     tracing::info!(
         copied,
         store = %target.display(),
         "the data dir's copy of the shared trail is up to date"
     );
-    let mut lease = Lease::open(target, &holder, ttl).map_err(err)?;
-    match lease.try_acquire().map_err(err)? {
+    let mut lease = Lease::open(target, &holder, ttl)?;
+    match lease.try_acquire()? {
         LeaseState::Active { epoch } => {
             pg.set_fence_all(lease.fence(epoch));
             // What the previous active hub wrote before its lease ran out.
-            catch_up(&mut pg, &mut local).map_err(err)?;
-            let state = local.load_state().map_err(err)?;
+            catch_up(&mut pg, &mut local)?;
+            let state = local.load_state()?;
             tracing::info!(epoch, holder, "this hub is active (it holds the lease)");
-            let writer = AuditWriter::spawn_mirrored(pg, local).map_err(err)?;
+            let writer = AuditWriter::spawn_mirrored(pg, local)?;
             Ok(Joined::Active {
                 writer,
                 state,
@@ -114,10 +114,10 @@ pub fn join(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Joined, Stri
             holder: active,
             epoch,
         } => {
-            let (_, active_addr) = lease.holder_addr().map_err(err)?;
+            let (_, active_addr) = lease.holder_addr()?;
             tracing::info!(epoch, %active, "this hub is a standby");
-            let state = local.load_state().map_err(err)?;
-            let writer = AuditWriter::open(dir).map_err(err)?;
+            let state = local.load_state()?;
+            let writer = AuditWriter::open(dir)?;
             Ok(Joined::Standby {
                 writer,
                 state,
@@ -375,7 +375,10 @@ pub fn join_or_wait(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Join
     loop {
         match join(target, ttl, dir) {
             Ok(j) => return Ok(j),
-            Err(e) if rejoin && !e.contains("not a copy") && !e.contains("beyond") => {
+            // The store cannot be reached (or its connection broke): it may
+            // come back. Anything else (a copy that is not the store's, a
+            // bad setting, the data dir) will not, by waiting.
+            Err(e @ (StoreError::Unreachable { .. } | StoreError::Postgres { .. })) if rejoin => {
                 if !said {
                     tracing::warn!("cannot rejoin the shared store yet ({e}); retrying every 2 s");
                     eprintln!(
@@ -385,7 +388,7 @@ pub fn join_or_wait(target: &PgTarget, ttl: Duration, dir: &Path) -> Result<Join
                 }
                 std::thread::sleep(Duration::from_secs(2));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
