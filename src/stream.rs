@@ -59,6 +59,8 @@ pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<Arc<Vec<HostView>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incidents: Option<Vec<String>>,
@@ -88,6 +90,7 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Delta {
         operator: changed(&prev.operator, &next.operator),
         audit_seq: next.audit_seq,
         store_error: changed(&prev.store_error, &next.store_error),
+        standby: changed(&prev.standby, &next.standby),
         actions: changed(&prev.actions, &next.actions),
         breakers: changed(&prev.breakers, &next.breakers),
         hosts: changed(&prev.hosts, &next.hosts),
@@ -207,6 +210,9 @@ pub fn apply(prev: &Snapshot, d: Delta) -> Snapshot {
     s.audit_seq = d.audit_seq;
     if let Some(e) = d.store_error {
         s.store_error = e;
+    }
+    if let Some(a) = d.standby {
+        s.standby = a;
     }
     if let Some(h) = d.hosts {
         s.hosts = h;

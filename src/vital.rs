@@ -59,6 +59,18 @@ impl Role {
         self.role == "standby"
     }
 
+    /// The active hub as a standby names it: `HOLDER at ADDR`.
+    pub fn active_name(&self) -> String {
+        let active = self
+            .active
+            .as_deref()
+            .unwrap_or("no hub (the lease is free)");
+        match &self.active_addr {
+            Some(addr) => format!("{active} at {addr}"),
+            None => active.to_string(),
+        }
+    }
+
     /// Why a standby refuses what only the active hub does.
     pub fn refusal(&self) -> String {
         let active = self
@@ -103,6 +115,13 @@ impl Vitals {
     /// This hub's role; None for a hub on its own SQLite store.
     pub fn role(&self) -> Option<Role> {
         self.role.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The active hub's name when this hub is a standby.
+    pub fn standby_of(&self) -> Option<String> {
+        self.role()
+            .filter(Role::is_standby)
+            .map(|r| r.active_name())
     }
 
     /// Why a standby refuses an intent or a delivery; None on an active

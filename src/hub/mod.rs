@@ -158,6 +158,8 @@ pub struct Hub {
     /// and when memory was last handed back to the system.
     evicted_seen: u64,
     evicted_trimmed: u64,
+    /// The handle's vital signs (a standby's role shows in the snapshots).
+    vitals: Arc<crate::vital::Vitals>,
 }
 
 /// Turns what the store remembers into what the engine restores: modes,
@@ -301,6 +303,7 @@ impl Hub {
         let (snap_tx, snap_rx) = watch::channel(Arc::new(empty));
         let analysis = LiveAnalysis::new(setup.engine.shared_catalog());
         let backlog = Arc::new(SampleBacklog::default());
+        let vitals = crate::vital::Vitals::new();
         let hosts = crate::hosts::HostBoard::new(
             setup.engine.inventory(),
             setup.engine.settings().host_labels.clone(),
@@ -335,6 +338,7 @@ impl Hub {
             analysis,
             evicted_seen: 0,
             evicted_trimmed: 0,
+            vitals: vitals.clone(),
         };
         let budget = hub.engine.series_budget();
         hub.analysis.history_mut().set_budget(budget);
@@ -353,7 +357,7 @@ impl Hub {
                 snapshots: snap_rx,
                 focus: Arc::new(focus_tx),
                 queries: qtx,
-                vitals: crate::vital::Vitals::new(),
+                vitals,
             },
         )
     }
@@ -874,6 +878,7 @@ impl Hub {
         snap.recent = self.recent_shared.clone();
         snap.audit_seq = self.audit_seq;
         snap.store_error = self.store_error.clone();
+        snap.standby = self.vitals.standby_of();
         self.hosts
             .count(self.engine.alerts(), self.engine.actions());
         snap.hosts = self.hosts.shared_views();

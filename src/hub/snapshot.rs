@@ -52,6 +52,10 @@ pub struct Snapshot {
     pub recent: Arc<Vec<Arc<Record>>>,
     pub audit_seq: u64,
     pub store_error: Option<String>,
+    /// On a standby (hubs sharing a store): the active hub, `HOLDER at
+    /// ADDR`; a standby shows what the active did and acts on nothing.
+    #[serde(default)]
+    pub standby: Option<String>,
     pub hosts: Arc<Vec<HostView>>,
     pub incidents: Vec<String>,
     pub sources: Vec<SourceHealth>,
@@ -279,6 +283,7 @@ impl Snapshot {
             recent: Default::default(),
             audit_seq: 0,
             store_error: None,
+            standby: None,
             hosts: Default::default(),
             incidents: Vec::new(),
             sources: Vec::new(),
@@ -307,6 +312,7 @@ impl Snapshot {
             recent: Default::default(),
             audit_seq: 0,
             store_error: None,
+            standby: None,
             hosts: Default::default(),
             incidents: Vec::new(),
             sources: Vec::new(),

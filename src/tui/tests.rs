@@ -496,6 +496,20 @@ fn style_at(b: &Buffer, x: u16, y: u16) -> Style {
 }
 
 #[test]
+fn a_console_on_a_standby_says_so_and_names_the_active_hub() {
+    let mut a = app();
+    let b = render(&mut a, 160, 40);
+    assert!(find(&b, "STANDBY").is_none(), "{}", text(&b));
+    let mut s = snap();
+    s.standby = Some("db1:4121 at 10.0.0.5:8080".into());
+    let mut a = app_with(s, false);
+    let b = render(&mut a, 160, 40);
+    let (_, y) = find(&b, " STANDBY: active is db1:4121 at 10.0.0.5:8080 ")
+        .unwrap_or_else(|| panic!("{}", text(&b)));
+    assert_eq!(y, 0, "in the status bar");
+}
+
+#[test]
 fn the_mode_banner_says_live_or_dry_run_in_its_own_style() {
     let t = Theme::fallback();
     let mut a = app();

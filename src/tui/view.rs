@@ -172,6 +172,14 @@ fn status_bar(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(" FROZEN ", t.style("mode.frozen_banner")));
     }
+    if let Some(active) = &app.snap.standby {
+        // A standby shows the active hub's work and acts on nothing.
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!(" STANDBY: active is {active} "),
+            t.style("mode.frozen_banner"),
+        ));
+    }
     if app.snap.demo {
         spans.push(Span::styled(" DEMO", bar.add_modifier(Modifier::BOLD)));
     }
