@@ -593,3 +593,53 @@ fn one_hub_holds_the_lease_and_a_hub_that_lost_it_never_starts_an_action() {
         .collect();
     assert_eq!(ids, ["A0005", "A0002", "A0001"], "only the holders' starts");
 }
+
+/// A data dir whose SQLite trail is not a copy of the shared one (it ran on
+/// SQLite alone) is refused at start with what to do, never merged into the
+/// shared trail; an empty data dir beside it starts and copies the trail.
+#[test]
+#[cfg_attr(not(vigil_e2e), ignore = "needs VIGIL_E2E=1: PostgreSQL")]
+fn a_hub_refuses_a_data_dir_that_is_not_a_copy_of_the_shared_trail() {
+    let pg = Pg::start("audit");
+    let t = target(&pg, "audit");
+    PgStore::open(&t)
+        .unwrap()
+        .append(&mut records(0, 5))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &pg.url("audit"));
+    // Its own SQLite trail, longer than the shared one.
+    Store::open(&dir.path().join("data"))
+        .unwrap()
+        .append(&mut records(100, 8))
+        .unwrap();
+    let out = vigil(
+        dir.path(),
+        &file,
+        PASSWORD,
+        &["serve", "--listen", "127.0.0.1:0", "--duration", "1s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs a data dir of its own"),
+        "{}",
+        text(&out)
+    );
+    // Nothing of it reached the shared trail.
+    assert_eq!(PgStore::open(&t).unwrap().head().unwrap().0, 5);
+
+    // Same length, other records: refused too (record 5 differs).
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    Store::open(&dir.path().join("data"))
+        .unwrap()
+        .append(&mut records(200, 5))
+        .unwrap();
+    let out = vigil(
+        dir.path(),
+        &file,
+        PASSWORD,
+        &["serve", "--listen", "127.0.0.1:0", "--duration", "1s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("record 5 differs"), "{}", text(&out));
+}
