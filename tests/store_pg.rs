@@ -608,23 +608,24 @@ fn a_hub_refuses_a_data_dir_that_is_not_a_copy_of_the_shared_trail() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = config(dir.path(), &pg.url("audit"));
+    // `vigil serve` on the data dir: exit 1, and what it said.
+    let serve_refused = || {
+        let out = vigil(
+            dir.path(),
+            &file,
+            PASSWORD,
+            &["serve", "--listen", "127.0.0.1:0", "--duration", "1s"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        text(&out)
+    };
     // Its own SQLite trail, longer than the shared one.
     Store::open(&dir.path().join("data"))
         .unwrap()
         .append(&mut records(100, 8))
         .unwrap();
-    let out = vigil(
-        dir.path(),
-        &file,
-        PASSWORD,
-        &["serve", "--listen", "127.0.0.1:0", "--duration", "1s"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("needs a data dir of its own"),
-        "{}",
-        text(&out)
-    );
+    let said = serve_refused();
+    assert!(said.contains("needs a data dir of its own"), "{said}");
     // Nothing of it reached the shared trail.
     assert_eq!(PgStore::open(&t).unwrap().head().unwrap().0, 5);
 
@@ -634,12 +635,6 @@ fn a_hub_refuses_a_data_dir_that_is_not_a_copy_of_the_shared_trail() {
         .unwrap()
         .append(&mut records(200, 5))
         .unwrap();
-    let out = vigil(
-        dir.path(),
-        &file,
-        PASSWORD,
-        &["serve", "--listen", "127.0.0.1:0", "--duration", "1s"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("record 5 differs"), "{}", text(&out));
+    let said = serve_refused();
+    assert!(said.contains("record 5 differs"), "{said}");
 }

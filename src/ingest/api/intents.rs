@@ -95,9 +95,6 @@ async fn decide(
 /// Hands an operator's intent to the hub and waits for its answer (409
 /// with the hub's reason when it refuses).
 pub(super) async fn intent(api: &Api, ev: Event) -> Result<(), Response> {
-    if let Some(r) = super::standby(api) {
-        return Err(r);
-    }
     match api.hub.intent(ev).await {
         Ok(()) => Ok(()),
         Err(crate::hub::IntentError::HubStopped) => Err(hub_stopped()),
