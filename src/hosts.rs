@@ -333,14 +333,15 @@ mod tests {
         assert_eq!(third.len(), 2);
 
         // A host's alert count changes: at once too.
-        let alert: Alert = serde_json::from_value(serde_json::json!({
+        let alert: Alert = serde_json::from_value::<crate::view::AlertView>(serde_json::json!({
             "fingerprint": "f1", "name": "Disk", "labels": {"host": "web-1"},
             "annotations": {}, "severity": "critical", "status": "firing",
             "origin": "external", "source": "test", "since": "2026-05-01T12:00:00Z",
             "resolved_at": null, "condition": null, "value": null, "action": null,
             "silence": null, "host": "web-1"
         }))
-        .unwrap();
+        .unwrap()
+        .into();
         b.count(std::iter::once(&alert), std::iter::empty());
         let fourth = b.shared_views();
         assert!(!Arc::ptr_eq(&third, &fourth));

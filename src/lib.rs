@@ -29,4 +29,5 @@ pub mod store;
 pub mod stream;
 pub mod tui;
 pub mod units;
+pub mod view;
 pub mod vital;

@@ -44,13 +44,25 @@ pub struct Delta {
     pub modes: Option<Modes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "crate::view::alerts"
+    )]
     pub alerts_upsert: Vec<Arc<Alert>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts_removed: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::view::actions_changed"
+    )]
     pub actions: Option<Arc<Vec<Action>>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::view::breakers_changed"
+    )]
     pub breakers: Option<Vec<(String, String, Breaker)>>,
     /// Records newer than the last one the client has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

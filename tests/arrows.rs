@@ -23,6 +23,8 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("runbook", &["model", "policy", "units"]),
     ("engine", &["model", "policy", "runbook", "units"]),
     ("hosts", &["engine", "model", "policy"]),
+    // The wire form of the engine's alerts, actions, silences and breakers.
+    ("view", &["engine", "model", "runbook"]),
     // Runs executions; its host settings are checked by the config.
     ("exec", &["engine", "net", "redact", "runbook", "units"]),
     // The store: an effect (it implements no hub trait and knows no hub).
@@ -63,15 +65,19 @@ const ARROWS: &[(&str, &[&str])] = &[
             "policy",
             "shard_map",
             "store",
+            "view",
             "vital",
         ],
     ),
-    ("stream", &["access", "analysis", "engine", "hub", "model"]),
+    (
+        "stream",
+        &["access", "analysis", "engine", "hub", "model", "view"],
+    ),
     (
         "ingest",
         &[
             "access", "config", "engine", "hosts", "hub", "model", "net", "owner", "policy",
-            "store", "stream", "units", "vital",
+            "store", "stream", "units", "view", "vital",
         ],
     ),
     // Outside the hub: the demo fleet and the replayer drive it; the

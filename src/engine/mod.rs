@@ -50,8 +50,8 @@ pub use table::AlertChanges;
 pub use upstream::{Suppressed, UpstreamMatcher, UpstreamSilence, while_inhibited};
 use verify::External;
 
-/// An alert in the alert table.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// An alert in the alert table. Its wire form is `crate::view::AlertView`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub fingerprint: String,
     pub name: String,
@@ -71,18 +71,16 @@ pub struct Alert {
     pub silence: Option<AlertSilence>,
     /// For an outside alert: the link to the rule that raised it
     /// (`generatorURL`), whose expression verification can query.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_url: Option<String>,
     /// The host it is about: a configured host found through
     /// `[settings] host_labels` (`instance` = `10.0.0.5:9100` finds the host
     /// with that address), else its `host` label.
-    #[serde(default)]
     pub host: Option<String>,
     /// Why no configured host matched (then nothing acts on it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_note: Option<String>,
-    #[serde(skip)]
-    instance: Option<InstanceId>,
+    /// The policy instance that raised it (none for an outside alert or a
+    /// console's copy).
+    pub(crate) instance: Option<InstanceId>,
 }
 
 impl Alert {
@@ -105,8 +103,9 @@ impl Alert {
     }
 }
 
-/// An action and where it is in its life.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// An action and where it is in its life. Its wire form is
+/// `crate::view::ActionView`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Action {
     pub id: ActionId,
     pub runbook: String,
@@ -127,7 +126,6 @@ pub struct Action {
     pub approved_by: Option<String>,
     /// When the approval that lets it start was given (rule 11: it lapses
     /// `approval_expiry` later for an action still held by a guard).
-    #[serde(default)]
     pub approved_at: Option<Time>,
     /// The operators who approved it so far, distinct, in order (automatic
     /// approval adds nobody).
@@ -143,20 +141,17 @@ pub struct Action {
     pub stuck: bool,
     /// For an outside alert: until when Vigil waits for its source to
     /// resolve it after a successful run (set after the run).
-    #[serde(default)]
     pub source_deadline: Option<Time>,
     /// Set once the runbook's own evidence passed and only the source's
     /// resolution is awaited: what passed (never re-run then).
-    #[serde(default)]
     pub own_check: Option<String>,
     /// The latest answer of the source's own metrics while Vigil waits for
     /// the source (a Prometheus query of the rule's expression).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_evidence: Option<SourceEvidence>,
 }
 
 /// What a query of an outside alert's rule said about it after a run.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceEvidence {
     /// The rule's condition still holds for the alert's series.
     pub holds: bool,
@@ -209,8 +204,9 @@ impl Action {
     }
 }
 
-/// A circuit breaker per runbook@target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+/// A circuit breaker per runbook@target (on the wire:
+/// `crate::view::BreakerView`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Breaker {
     pub open_since: Option<Time>,
     /// Start times of recent runs.

@@ -6,14 +6,13 @@
 //! Pure like the rest of the engine: the Alertmanager call that creates the
 //! upstream silence is made by the caller (`crate::ingest::silence`).
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::{Command, Engine, rec};
 use crate::model::{ACTOR_VIGIL, RecordKind, Time, fmt_time};
 
-/// A silence covering one alert.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// A silence covering one alert (on the wire: `crate::view::SilenceView`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertSilence {
     /// The Alertmanager silence id, or `vigil-...` for a silence kept only
     /// by Vigil (an alert of its own policies).

@@ -631,7 +631,7 @@ fn four_eyes_starts_only_after_the_second_distinct_approver() {
     assert_eq!(a.approvals, ["ana", "ben"]);
     assert_eq!(a.approved_by.as_deref(), Some("ben"));
     // the console and the API see the tally
-    let v = serde_json::to_value(a).unwrap();
+    let v = serde_json::to_value(crate::view::ActionView::from(a)).unwrap();
     assert_eq!(v["approvals"], serde_json::json!(["ana", "ben"]));
     assert_eq!(v["approvals_needed"], 2);
 }

@@ -41,10 +41,13 @@ pub struct Snapshot {
     pub demo: bool,
     pub operator: String,
     /// Firing first, then resolved; by severity, then age.
+    #[serde(with = "crate::view::alerts")]
     pub alerts: Vec<Arc<Alert>>,
     /// Open actions first, then the most recent finished ones.
     /// Shared between snapshots (and attached consoles) until it changes.
+    #[serde(with = "crate::view::actions")]
     pub actions: Arc<Vec<Action>>,
+    #[serde(with = "crate::view::breakers")]
     pub breakers: Vec<(String, String, Breaker)>,
     /// The newest records, oldest first.
     /// Each record shared (a console copies the list, not the records, when

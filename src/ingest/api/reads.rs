@@ -3,9 +3,10 @@
 //! queries, the event stream, `/health` and `/metrics`.
 
 use super::*;
+use crate::view::{ActionView, AlertView, SilenceView};
 
 fn alert_json(a: &crate::engine::Alert) -> Value {
-    let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+    let mut v = serde_json::to_value(AlertView::from(a)).unwrap_or(Value::Null);
     let state = match (a.status, &a.silence) {
         (AlertStatus::Resolved, _) => "resolved",
         (AlertStatus::Firing, Some(_)) => "silenced",
@@ -41,10 +42,11 @@ pub(super) async fn actions(
             STATES,
         );
     }
-    let list: Vec<&crate::engine::Action> = snap
+    let list: Vec<ActionView> = snap
         .actions
         .iter()
         .filter(|a| status.is_none_or(|s| a.state.as_str() == s))
+        .map(ActionView::from)
         .collect();
     axum::Json(json!({ "actions": list })).into_response()
 }
@@ -77,7 +79,7 @@ pub(super) fn find_action(api: &Api, id: &str) -> Result<crate::engine::Action, 
 
 pub(super) async fn action(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     match find_action(&api, &id) {
-        Ok(a) => axum::Json(a).into_response(),
+        Ok(a) => axum::Json(ActionView::from(&a)).into_response(),
         Err(r) => r,
     }
 }
@@ -424,7 +426,7 @@ pub(super) async fn silences(State(api): State<Arc<Api>>) -> Response {
         .filter_map(|a| {
             a.silence
                 .as_ref()
-                .map(|s| json!({ "fingerprint": a.fingerprint, "alert": a.name, "silence": s }))
+                .map(|s| json!({ "fingerprint": a.fingerprint, "alert": a.name, "silence": SilenceView::from(s) }))
         })
         .collect();
     axum::Json(json!({ "alertmanager": upstream, "alerts": local })).into_response()
