@@ -13,8 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::HostEntry;
 use crate::config::{Config, EscalationKind, SourceKind, SourceSpec};
-use crate::engine::HostSpec;
 use crate::exec::HostExecutor;
 use crate::exec::http::HttpTarget;
 use crate::exec::ssh::{SshTarget, ssh_reason};
@@ -81,7 +81,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The probe for a host, by how Vigil reaches it (None: simulated).
-pub fn host_probe(h: &HostSpec) -> Option<Box<dyn Probe>> {
+pub fn host_probe(h: &HostEntry) -> Option<Box<dyn Probe>> {
     let check = |kind: &str| format!("host {} ({kind})", h.name);
     match crate::exec::host_executor(h) {
         Err(es) => Some(Box::new(Fixed(Finding::fail(

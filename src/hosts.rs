@@ -301,7 +301,11 @@ mod tests {
 
     #[test]
     fn snapshots_get_new_rows_at_once_and_new_figures_at_most_once_a_second() {
-        let inv = Inventory::new(vec![toml::from_str("name = \"web-1\"").unwrap()], None);
+        let web1 = HostSpec {
+            name: "web-1".into(),
+            ..HostSpec::default()
+        };
+        let inv = Inventory::new(vec![web1], None);
         let mut b = HostBoard::new(&inv, vec!["host".to_string()]);
         let now: Time = "2026-05-01T12:00:00Z".parse().unwrap();
         let first = b.shared_views();
@@ -355,9 +359,12 @@ mod tests {
                 HostSpec {
                     name: "web-1".into(),
                     addresses: vec!["127.0.0.1".into()],
-                    ..toml::from_str("name = \"x\"").unwrap()
+                    ..HostSpec::default()
                 },
-                toml::from_str("name = \"idle\"").unwrap(),
+                HostSpec {
+                    name: "idle".into(),
+                    ..HostSpec::default()
+                },
             ],
             None,
         );

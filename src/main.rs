@@ -647,7 +647,10 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
                 };
                 explicit.insert(k.to_string(), v.to_string());
             }
-            let inventory = vigil::engine::Inventory::new(config.hosts.clone(), None);
+            let inventory = vigil::engine::Inventory::new(
+                config.hosts.iter().map(|h| h.spec()).collect(),
+                None,
+            );
             let facts = inventory.facts(target);
             let mut alert = Labels::new();
             alert.insert("host".into(), target.clone());

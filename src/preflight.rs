@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Config;
-use crate::engine::HostSpec;
+use crate::config::HostEntry;
 use crate::exec::HostExecutor;
 use crate::exec::ssh::SshTarget;
 use crate::units::{FileError, key_line_after, line_of};
@@ -171,7 +171,7 @@ fn has_key(file: &Path, name: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn check_ssh(h: &HostSpec, t: &SshTarget, file: &str, text: &str, out: &mut Vec<FileError>) {
+fn check_ssh(h: &HostEntry, t: &SshTarget, file: &str, text: &str, out: &mut Vec<FileError>) {
     let anchor = format!("\"{}\"", h.name);
     let at = |key: &str| key_line_after(text, &anchor, key).or_else(|| line_of(text, &anchor));
     let what = format!("hosts[name={:?}].ssh", h.name);

@@ -168,7 +168,9 @@ pub fn prepare(
         .clamp(1, 60);
     let fleet = demo.then(|| DemoFleet::new(start, speed));
     if let Some(f) = &fleet {
-        config.hosts.extend(f.hosts());
+        config
+            .hosts
+            .extend(f.hosts().into_iter().map(crate::config::HostEntry::from));
         config.maintenance.extend(f.windows());
         for p in f.policies() {
             if !config.policies.iter().any(|c| c.name == p.name) {

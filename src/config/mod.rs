@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub mod analysis;
+mod hosts;
+
+pub use hosts::HostEntry;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{HostSpec, Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
+use crate::engine::{Inventory, MaintenanceWindow, Modes, Settings, Setup, WindowSpec};
 use crate::policy::{Policy, PolicySpec, default_specs, merge_specs, node_exporter_specs};
 use crate::runbook::{Approvals, Catalog, Risk, RunbookOverride};
 use crate::units::{
@@ -87,7 +90,7 @@ pub struct Config {
     #[serde(default)]
     pub settings: SettingsSpec,
     #[serde(default)]
-    pub hosts: Vec<HostSpec>,
+    pub hosts: Vec<HostEntry>,
     #[serde(default)]
     pub maintenance: Vec<WindowSpec>,
     #[serde(default)]
@@ -537,7 +540,10 @@ impl Config {
         Ok(Setup {
             policies,
             catalog: catalog.unwrap_or_default(),
-            inventory: Inventory::new(self.hosts.clone(), default_executor),
+            inventory: Inventory::new(
+                self.hosts.iter().map(HostEntry::spec).collect(),
+                default_executor,
+            ),
             windows,
             settings,
             modes: Modes {

@@ -72,7 +72,9 @@ impl Inventory {
             .values()
             .find(|h| {
                 h.name.eq_ignore_ascii_case(a)
-                    || h.ssh_host().is_some_and(|s| s.eq_ignore_ascii_case(a))
+                    || h.ssh_host
+                        .as_deref()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(a))
                     || h.addresses.iter().any(|x| x.eq_ignore_ascii_case(a))
             })
             .map(|h| h.name.as_str())
@@ -122,12 +124,7 @@ mod tests {
             labels: Labels::new(),
             services: vec![],
             executor: None,
-            ssh: ssh.map(|s| {
-                let mut t = toml::Table::new();
-                t.insert("host".into(), toml::Value::String(s.into()));
-                t
-            }),
-            http: None,
+            ssh_host: ssh.map(str::to_string),
             addresses: addresses.iter().map(|s| s.to_string()).collect(),
         }
     }

@@ -13,37 +13,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{BlockReason, Labels, Time};
 
-/// A host of the inventory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A host of the inventory, as the engine sees it (the config's
+/// `[[hosts]]` entry without its executor settings, which are exec's).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostSpec {
     pub name: String,
     /// Facts about the host: `group`, `role`, `env`, `service_manager`...
-    #[serde(default)]
     pub labels: Labels,
     /// Services that run there (preconditions check against it).
-    #[serde(default)]
     pub services: Vec<String>,
     /// How Vigil reaches it: `local`, `ssh`, `http`, `sim`.
-    #[serde(default)]
     pub executor: Option<String>,
-    /// Executor settings (address, user, port...), read by the executors.
-    #[serde(default)]
-    pub ssh: Option<toml::Table>,
-    #[serde(default)]
-    pub http: Option<toml::Table>,
+    /// `[hosts.ssh] host`, when set: the address ssh reaches it at, which
+    /// alerts may name it by.
+    pub ssh_host: Option<String>,
     /// Other addresses and names the host is known by (what Prometheus'
     /// `instance` label holds, without the port): alerts carrying one of
     /// them are about this host.
-    #[serde(default)]
     pub addresses: Vec<String>,
-}
-
-impl HostSpec {
-    /// `[hosts.ssh] host`, when set.
-    pub fn ssh_host(&self) -> Option<&str> {
-        self.ssh.as_ref()?.get("host")?.as_str()
-    }
 }
 
 /// The fleet as the engine sees it.

@@ -30,7 +30,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use tokio::sync::mpsc;
@@ -39,16 +39,32 @@ use super::pin::{Pin, parse_pin, pinned};
 use crate::engine::{Event, Execution, Outcome};
 use crate::units::limits;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[hosts.http]` as written (typed when the config is read; checked into
+/// an [`HttpTarget`] by [`HttpTarget::from_spec`]).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HttpSpec {
-    url: Option<String>,
-    token: Option<String>,
-    token_env: Option<String>,
-    poll_interval: Option<String>,
-    max_wait: Option<String>,
-    retries: Option<i64>,
-    pin_sha256: Option<String>,
+pub struct HttpSpec {
+    pub url: Option<String>,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub poll_interval: Option<String>,
+    pub max_wait: Option<String>,
+    pub retries: Option<i64>,
+    pub pin_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for HttpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSpec")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_env", &self.token_env)
+            .field("poll_interval", &self.poll_interval)
+            .field("max_wait", &self.max_wait)
+            .field("retries", &self.retries)
+            .field("pin_sha256", &self.pin_sha256)
+            .finish()
+    }
 }
 
 /// A bearer token; never printed.
@@ -86,17 +102,29 @@ fn delta(
 }
 
 impl HttpTarget {
-    /// Reads `[hosts.http]`; the error is (key, what is wrong and accepted).
+    /// Reads `[hosts.http]` from a TOML table (a table built in code); the
+    /// error is (key, what is wrong and accepted).
     pub fn from_table(t: Option<&toml::Table>) -> Result<HttpTarget, (String, String)> {
-        let Some(t) = t else {
+        let spec = match t {
+            None => None,
+            Some(t) => Some(
+                toml::Value::Table(t.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ("*".to_string(), e.message().to_string()))?,
+            ),
+        };
+        Self::from_spec(spec)
+    }
+
+    /// Checks `[hosts.http]`; the error is (key, what is wrong and
+    /// accepted).
+    pub fn from_spec(spec: Option<HttpSpec>) -> Result<HttpTarget, (String, String)> {
+        let Some(spec) = spec else {
             return Err((
                 "url".into(),
                 "executor = \"http\" needs [hosts.http] with url = \"http(s)://...\"".into(),
             ));
         };
-        let spec: HttpSpec = toml::Value::Table(t.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| ("*".to_string(), e.message().to_string()))?;
         let url = spec.url.ok_or_else(|| {
             (
                 "url".to_string(),

@@ -31,7 +31,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::engine::Executors;
-use crate::engine::{Event, Execution, HostSpec, Outcome};
+use crate::engine::{Event, Execution, Outcome};
 use crate::runbook::PlannedStep;
 
 pub use crate::redact::redact;
@@ -82,23 +82,34 @@ pub fn default_control_dir() -> PathBuf {
     std::env::temp_dir().join(format!("vigil-ssh-{uid}"))
 }
 
+/// A host as the config gives it: its name, `executor` and settings
+/// tables, typed when the file was read (`config::HostEntry`).
+pub trait HostSettings {
+    fn name(&self) -> &str;
+    /// `local`, `ssh`, `http` or `sim` (none: `sim`).
+    fn executor(&self) -> Option<&str>;
+    fn ssh(&self) -> Option<&ssh::SshSpec>;
+    fn http(&self) -> Option<&http::HttpSpec>;
+}
+
 /// Checks one `[[hosts]]` entry's executor settings; every problem found.
-pub fn validate_host(h: &HostSpec) -> Vec<ExecConfigError> {
+pub fn validate_host(h: &impl HostSettings) -> Vec<ExecConfigError> {
     match host_executor(h) {
         Ok(_) => Vec::new(),
         Err(e) => e,
     }
 }
 
-pub fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
+/// How a host is reached, checked (None: simulated).
+pub fn host_executor(h: &impl HostSettings) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
     let err = |key: &str, message: String| ExecConfigError {
-        host: h.name.clone(),
+        host: h.name().to_string(),
         key: key.into(),
         message,
     };
     let mut errors = Vec::new();
-    let kind = h.executor.as_deref().unwrap_or("sim");
-    if h.ssh.is_some() && kind != "ssh" {
+    let kind = h.executor().unwrap_or("sim");
+    if h.ssh().is_some() && kind != "ssh" {
         errors.push(err(
             "ssh",
             format!(
@@ -106,7 +117,7 @@ pub fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfi
             ),
         ));
     }
-    if h.http.is_some() && kind != "http" {
+    if h.http().is_some() && kind != "http" {
         errors.push(err(
             "http",
             format!(
@@ -116,14 +127,14 @@ pub fn host_executor(h: &HostSpec) -> Result<Option<HostExecutor>, Vec<ExecConfi
     }
     let out = match kind {
         "local" => Some(HostExecutor::Local),
-        "ssh" => match ssh::SshTarget::from_table(&h.name, h.ssh.as_ref()) {
+        "ssh" => match ssh::SshTarget::from_spec(h.name(), h.ssh().cloned().unwrap_or_default()) {
             Ok(t) => Some(HostExecutor::Ssh(t)),
             Err((key, m)) => {
                 errors.push(err(&format!("ssh.{key}"), m));
                 None
             }
         },
-        "http" => match http::HttpTarget::from_table(h.http.as_ref()) {
+        "http" => match http::HttpTarget::from_spec(h.http().cloned()) {
             Ok(t) => Some(HostExecutor::Http(t)),
             Err((key, m)) => {
                 errors.push(err(&format!("http.{key}"), m));
@@ -170,7 +181,7 @@ impl ExecutorSet {
     /// Builds the set from the inventory; hosts with `sim` (or no executor)
     /// are left to the demo fleet.
     pub fn from_hosts(
-        hosts: &[HostSpec],
+        hosts: &[impl HostSettings],
         opts: ExecOptions,
     ) -> Result<ExecutorSet, Vec<ExecConfigError>> {
         let mut map = BTreeMap::new();
@@ -178,7 +189,7 @@ impl ExecutorSet {
         for h in hosts {
             match host_executor(h) {
                 Ok(Some(x)) => {
-                    map.insert(h.name.clone(), x);
+                    map.insert(h.name().to_string(), x);
                 }
                 Ok(None) => {}
                 Err(e) => errors.extend(e),

@@ -11,32 +11,34 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runbook::shell_quote;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[hosts.ssh]` as written (typed when the config is read; checked into
+/// an [`SshTarget`] by [`SshTarget::from_spec`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SshSpec {
+pub struct SshSpec {
     /// Address or ssh_config alias (default: the host's name).
-    host: Option<String>,
-    user: Option<String>,
-    port: Option<i64>,
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<i64>,
     /// Private key file (`-i`, with IdentitiesOnly).
-    identity: Option<PathBuf>,
+    pub identity: Option<PathBuf>,
     /// known_hosts file (default: OpenSSH's own).
-    known_hosts: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
     /// An ssh_config file (`-F`) instead of ~/.ssh/config.
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// `-J` jump host(s).
-    proxy_jump: Option<String>,
+    pub proxy_jump: Option<String>,
     /// Seconds (default 10).
-    connect_timeout: Option<i64>,
+    pub connect_timeout: Option<i64>,
     /// How long a shared connection stays open when idle (default `60s`).
-    control_persist: Option<String>,
+    pub control_persist: Option<String>,
     /// Extra `-o` options, `Key=Value`.
     #[serde(default)]
-    options: Vec<String>,
+    pub options: Vec<String>,
 }
 
 /// Options a site may not override through `options`.
@@ -81,7 +83,8 @@ fn user_ok(u: &str) -> bool {
 }
 
 impl SshTarget {
-    /// Reads `[hosts.ssh]`; the error is (key, what is wrong and accepted).
+    /// Reads `[hosts.ssh]` from a TOML table (a table built in code); the
+    /// error is (key, what is wrong and accepted).
     pub fn from_table(name: &str, t: Option<&toml::Table>) -> Result<SshTarget, (String, String)> {
         let spec: SshSpec = match t {
             None => SshSpec::default(),
@@ -89,6 +92,12 @@ impl SshTarget {
                 .try_into()
                 .map_err(|e: toml::de::Error| ("*".to_string(), e.message().to_string()))?,
         };
+        Self::from_spec(name, spec)
+    }
+
+    /// Checks `[hosts.ssh]` of the host `name` (its address by default);
+    /// the error is (key, what is wrong and accepted).
+    pub fn from_spec(name: &str, spec: SshSpec) -> Result<SshTarget, (String, String)> {
         let bad = |k: &str, m: String| Err((k.to_string(), m));
         let host = spec.host.unwrap_or_else(|| name.to_string());
         if !host_ok(&host) {

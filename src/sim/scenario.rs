@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::engine::{
-    Alert, Command, Engine, Event, HostSpec, Inventory, MaintenanceWindow, Outcome, WindowSpec,
+    Alert, Command, Engine, Event, Inventory, MaintenanceWindow, Outcome, WindowSpec,
 };
 use crate::model::{AlertStatus, IncomingAlert, Labels, Record, RecordKind, Sample, Time};
 use crate::policy::PolicySpec;
@@ -460,14 +460,12 @@ impl Scenario {
         config.policies.extend(sf.policies.iter().cloned());
         config.maintenance.extend(sf.maintenance.iter().cloned());
         for h in &sf.hosts {
-            config.hosts.push(HostSpec {
+            config.hosts.push(crate::config::HostEntry {
                 name: h.name.clone(),
                 labels: h.labels.clone(),
                 services: h.services.clone(),
                 executor: Some("sim".into()),
-                ssh: None,
-                http: None,
-                addresses: Vec::new(),
+                ..Default::default()
             });
         }
         // As in production: when the scenario lists its hosts, a host it

@@ -422,8 +422,7 @@ impl DemoFleet {
                 ]),
                 services: h.services.iter().map(|s| s.to_string()).collect(),
                 executor: Some("sim".into()),
-                ssh: None,
-                http: None,
+                ssh_host: None,
                 addresses: Vec::new(),
             })
             .collect()
@@ -478,7 +477,7 @@ impl DemoFleet {
     pub fn config(&self) -> Config {
         Config {
             demo: Some(true),
-            hosts: self.hosts(),
+            hosts: self.hosts().into_iter().map(Into::into).collect(),
             maintenance: self.windows(),
             policies: self.policies(),
             runbooks: self.runbook_overrides(),
