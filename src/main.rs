@@ -578,23 +578,12 @@ fn cmd_runbooks(cli: &Cli, cmd: &RunbooksCmd) -> ExitCode {
         }
         RunbooksCmd::Show { name } => match catalog.get(name) {
             Some(rb) => {
-                let builtin = vigil::runbook::BUILTIN.iter().find(|(n, _)| n == name);
-                match (
-                    config
-                        .runbook_dir
-                        .as_ref()
-                        .map(|d| d.join(format!("{name}.toml"))),
-                    builtin,
-                ) {
-                    (Some(p), _) if p.exists() => {
-                        println!("# {}", p.display());
-                        print!("{}", std::fs::read_to_string(&p).unwrap_or_default());
+                match vigil::runbook::source_of(config.runbook_dir.as_deref(), name) {
+                    Some(src) => {
+                        println!("# {}", src.file);
+                        print!("{}", src.text);
                     }
-                    (_, Some((_, text))) => {
-                        println!("# runbooks/{name}.toml (built in)");
-                        print!("{text}");
-                    }
-                    _ => match toml::to_string_pretty(&rb.spec) {
+                    None => match toml::to_string_pretty(&rb.spec) {
                         Ok(t) => print!("{t}"),
                         Err(e) => eprintln!("error: {e}"),
                     },

@@ -398,3 +398,52 @@ fn policies_completions_and_man_come_from_the_cli() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains(".TH vigil 1"));
 }
+
+/// `runbooks show` prints the file the runbook in force was read from, found
+/// as the catalog finds it: a runbook in a file of another name, a file of
+/// the runbook dir that replaces a built-in, and a built-in.
+#[test]
+fn runbooks_show_prints_the_file_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb_dir = dir.path().join("runbooks");
+    std::fs::create_dir(&rb_dir).unwrap();
+    let builtin = include_str!("../runbooks/log_rotation.toml");
+    let mine = format!(
+        "# mine: rotation of the app's logs\n{}",
+        builtin.replacen("name = \"log_rotation\"", "name = \"app_rotation\"", 1)
+    );
+    std::fs::write(rb_dir.join("ops.toml"), &mine).unwrap();
+    let replaced = format!("# replaced: site copy\n{builtin}");
+    std::fs::write(rb_dir.join("log_rotation.toml"), &replaced).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("runbook_dir = {:?}\n", rb_dir.display().to_string()),
+    )
+    .unwrap();
+    let show = |name: &str| {
+        let o = vigil(&[
+            "--config",
+            config.to_str().unwrap(),
+            "runbooks",
+            "show",
+            name,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let out = show("app_rotation");
+    assert!(
+        out.starts_with(&format!("# {}\n", rb_dir.join("ops.toml").display())),
+        "{out}"
+    );
+    assert!(out.contains("# mine: rotation of the app's logs"), "{out}");
+    let out = show("log_rotation");
+    assert!(out.contains("# replaced: site copy"), "{out}");
+    let out = show("zombie_killer");
+    assert!(
+        out.starts_with("# runbooks/zombie_killer.toml (built in)\n"),
+        "{out}"
+    );
+    assert!(out.contains("# in force: approval"), "{out}");
+}

@@ -690,6 +690,18 @@ pub struct Catalog {
     pub runbooks: Vec<Runbook>,
 }
 
+/// The file the runbook `name` in force comes from, read as
+/// [`Catalog::load`] reads it (a file in `dir` replaces the built-in of its
+/// file name; the runbook is found by the `name` inside): its label (a path,
+/// or `runbooks/NAME.toml (built in)`) and text.
+pub fn source_of(dir: Option<&Path>, name: &str) -> Option<crate::units::files::Source> {
+    RUNBOOKS
+        .all(dir)
+        .ok()?
+        .into_iter()
+        .find(|s| parse_spec(&s.file, &s.text).is_ok_and(|spec| spec.name == name))
+}
+
 impl Catalog {
     /// Loads the catalog; every problem is returned (the catalog is unusable
     /// when there is any).
