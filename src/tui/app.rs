@@ -23,7 +23,7 @@ use crate::tui::theme::Theme;
 pub use crate::tui::audit::{AUDIT_PAGE, AuditPage, AuditQuery, AuditView, Seek};
 pub use crate::tui::derived::Derived;
 pub use crate::tui::dialogs::{Confirm, Confirmed, action_lines};
-pub use crate::tui::panes::Pane;
+pub use crate::tui::panes::{ListState, Pane};
 pub use crate::tui::popups::Popup;
 pub use crate::tui::prompt::History;
 
@@ -133,8 +133,9 @@ pub struct App {
     pub approval_sel: usize,
     pub approval_filter: String,
     pub suggestion_sel: usize,
-    pub host_sel: usize,
-    pub host_filter: String,
+    /// The selection and filter of each plain list pane (by
+    /// `Pane::index`; see `panes::ListSpec`).
+    pub lists: Vec<ListState>,
     pub detail_scroll: u16,
     pub audit: AuditView,
     pub history: History,
@@ -176,8 +177,7 @@ impl App {
             approval_sel: 0,
             approval_filter: String::new(),
             suggestion_sel: 0,
-            host_sel: 0,
-            host_filter: String::new(),
+            lists: vec![ListState::default(); Pane::ALL.len()],
             detail_scroll: 0,
             audit: AuditView::default(),
             history,
@@ -358,7 +358,11 @@ impl App {
         self.suggestion_sel = self
             .suggestion_sel
             .min(self.snap.suggestions.len().saturating_sub(1));
-        self.host_sel = self.host_sel.min(self.host_rows().len().saturating_sub(1));
+        for p in Pane::ALL {
+            let n = self.list_rows(p).map_or(0, |r| r.len());
+            let l = &mut self.lists[p.index()];
+            l.sel = l.sel.min(n.saturating_sub(1));
+        }
         self.note_context();
     }
 
@@ -404,15 +408,15 @@ impl App {
             .and_then(|&i| self.snap.actions.get(i))
     }
 
-    pub fn host_rows(&self) -> Vec<usize> {
-        let f = self.host_filter.to_lowercase();
-        self.snap
-            .hosts
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| f.is_empty() || h.name.to_lowercase().contains(&f))
-            .map(|(i, _)| i)
-            .collect()
+    /// What the console keeps for a plain list pane.
+    pub fn list(&self, p: Pane) -> &ListState {
+        &self.lists[p.index()]
+    }
+
+    /// The rows of a plain list pane after its filter (None: not one).
+    pub fn list_rows(&self, p: Pane) -> Option<Vec<usize>> {
+        let spec = p.spec().list.as_ref()?;
+        Some((spec.rows)(self, &self.lists[p.index()].filter))
     }
 
     /// The action an approve or reject applies to: the selected approval
@@ -546,12 +550,7 @@ impl App {
             (U::Top, _) => self.move_by(i64::MIN / 2),
             (U::Bottom, _) => self.move_by(i64::MAX / 2),
             (U::Open, _) => self.open(),
-            (U::FocusAlerts, _) => self.set_focus(Pane::Alerts),
-            (U::FocusDetail, _) => self.set_focus(Pane::Detail),
-            (U::FocusSuggestions, _) => self.set_focus(Pane::Suggestions),
-            (U::FocusApprovals, _) => self.set_focus(Pane::Approvals),
-            (U::FocusAudit, _) => self.set_focus(Pane::Audit),
-            (U::FocusHosts, _) => self.set_focus(Pane::Hosts),
+            (U::Focus(p), _) => self.set_focus(p),
             (U::Copy, _) => self.copy_selected(now),
             (U::Approve, [] | [_]) => self.ask_approve(args.first().copied(), now),
             (U::Reject, _) => {
@@ -707,8 +706,7 @@ impl App {
             Pane::Alerts => Some((self.alert_sel, self.alert_rows.len())),
             Pane::Approvals => Some((self.approval_sel, self.approval_rows.len())),
             Pane::Audit => Some((self.audit.selected, self.audit.rows.len())),
-            Pane::Hosts => Some((self.host_sel, self.host_rows().len())),
-            Pane::Detail | Pane::Suggestions => None,
+            p => Some((self.list(p).sel, self.list_rows(p)?.len())),
         }
     }
 
@@ -723,9 +721,8 @@ impl App {
                 self.context = Pane::Approvals;
             }
             Pane::Audit => self.audit_select(i),
-            Pane::Hosts => self.host_sel = i,
             Pane::Suggestions => self.suggestion_sel = i,
-            Pane::Detail => {}
+            p => self.lists[p.index()].sel = i,
         }
         self.note_context();
     }

@@ -12,7 +12,7 @@ impl App {
         match pane {
             Pane::Audit => &self.audit.filter_text,
             Pane::Approvals => &self.approval_filter,
-            Pane::Hosts => &self.host_filter,
+            p if p.spec().list.is_some() => &self.list(p).filter,
             _ => &self.alert_filter,
         }
     }
@@ -48,9 +48,9 @@ impl App {
                     .filter(|a| !a.state.is_final())
                     .count() as u64,
             ),
-            Pane::Hosts => (
-                Some(self.host_rows().len() as u64),
-                self.snap.hosts.len() as u64,
+            p if p.spec().list.is_some() => (
+                self.list_rows(p).map(|r| r.len() as u64),
+                p.spec().list.as_ref().map_or(0, |l| (l.total)(self)) as u64,
             ),
             _ => (
                 Some(self.alert_rows.len() as u64),
@@ -75,10 +75,8 @@ impl App {
                 self.approval_sel = 0;
                 self.rebuild_rows();
             }
-            Pane::Hosts => {
-                self.host_filter = t;
-                self.host_sel = 0;
-                self.rebuild_rows();
+            p if p.spec().list.is_some() => {
+                self.lists[p.index()] = crate::tui::panes::ListState { sel: 0, filter: t };
             }
             _ => {
                 self.alert_filter = t;

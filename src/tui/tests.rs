@@ -1325,3 +1325,47 @@ fn detail_and_the_approve_dialog_show_the_weighed_evidence() {
     };
     assert!(!c.lines.join("\n").contains("weighed:"));
 }
+
+/// The Hosts pane is a plain list: its selection and filter are kept for
+/// it, and keys, `/`, the counts and a new snapshot work on it with no code
+/// of its own outside its module.
+#[test]
+fn a_plain_list_pane_moves_filters_and_counts_through_the_pane_table() {
+    let mut a = app();
+    let all = a.snap.hosts.len();
+    assert!(all >= 3, "the fixture has hosts");
+    chr(&mut a, '6');
+    assert_eq!(a.focus, Pane::Hosts);
+    chr(&mut a, 'j');
+    chr(&mut a, 'j');
+    assert_eq!(a.list(Pane::Hosts).sel, 2);
+    assert_eq!(a.list_position(Pane::Hosts), Some((2, all)));
+    chr(&mut a, 'G');
+    assert_eq!(a.list(Pane::Hosts).sel, all - 1);
+    chr(&mut a, '/');
+    typed(&mut a, "web");
+    key(&mut a, KeyCode::Enter);
+    let webs = a
+        .snap
+        .hosts
+        .iter()
+        .filter(|h| h.name.contains("web"))
+        .count();
+    assert!(webs > 0 && webs < all);
+    assert_eq!(a.list(Pane::Hosts).filter, "web");
+    assert_eq!(a.list(Pane::Hosts).sel, 0, "a new filter starts at the top");
+    assert_eq!(a.filter_count(Pane::Hosts), (Some(webs as u64), all as u64));
+    chr(&mut a, 'G');
+    assert_eq!(a.list_position(Pane::Hosts), Some((webs - 1, webs)));
+    // The filter is the pane's own: Alerts keeps none.
+    assert_eq!(a.filter_text(Pane::Alerts), "");
+    // A snapshot with fewer hosts keeps the selection on a row that exists.
+    let mut s = (*a.snap).clone();
+    s.hosts = Arc::new(s.hosts.iter().take(1).cloned().collect());
+    a.set_snapshot(Arc::new(s), Instant::now());
+    let n = a.list_rows(Pane::Hosts).map_or(0, |r| r.len());
+    assert!(a.list(Pane::Hosts).sel <= n.saturating_sub(1));
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.filter_text(Pane::Hosts), "");
+    assert_eq!(a.filter_count(Pane::Hosts), (Some(1), 1));
+}

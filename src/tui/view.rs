@@ -74,27 +74,15 @@ fn draw_body(f: &mut Frame, app: &mut App, body: Rect) {
     }
     match mode {
         LayoutMode::Dashboard => {
-            let [top, mid, bottom] = Layout::vertical([
-                Constraint::Percentage(42),
-                Constraint::Percentage(25),
-                Constraint::Fill(1),
-            ])
-            .areas(body);
-            let [al, de] =
-                Layout::horizontal([Constraint::Percentage(55), Constraint::Fill(1)]).areas(top);
-            let [ap, su] =
-                Layout::horizontal([Constraint::Percentage(55), Constraint::Fill(1)]).areas(mid);
-            let [au, ho] =
-                Layout::horizontal([Constraint::Percentage(60), Constraint::Fill(1)]).areas(bottom);
-            for (p, r) in [
-                (Pane::Alerts, al),
-                (Pane::Detail, de),
-                (Pane::Approvals, ap),
-                (Pane::Suggestions, su),
-                (Pane::Audit, au),
-                (Pane::Hosts, ho),
-            ] {
-                panes::draw_pane(f, app, p, r);
+            let heights: Vec<Constraint> =
+                panes::DASHBOARD.iter().map(|(h, _)| share(*h)).collect();
+            let rows = Layout::vertical(heights).split(body);
+            for ((_, row), area) in panes::DASHBOARD.iter().zip(rows.iter()) {
+                let widths: Vec<Constraint> = row.iter().map(|(_, w)| share(*w)).collect();
+                let cells = Layout::horizontal(widths).split(*area);
+                for ((p, _), r) in row.iter().zip(cells.iter()) {
+                    panes::draw_pane(f, app, *p, *r);
+                }
             }
         }
         LayoutMode::Stacked => {
@@ -122,6 +110,15 @@ fn draw_body(f: &mut Frame, app: &mut App, body: Rect) {
                 tab_bar(f, app, body);
             }
         }
+    }
+}
+
+/// A share of a layout in percent; 0 is what is left.
+fn share(percent: u16) -> Constraint {
+    if percent == 0 {
+        Constraint::Fill(1)
+    } else {
+        Constraint::Percentage(percent)
     }
 }
 

@@ -6,19 +6,36 @@ use ratatui::text::{Line, Span};
 
 use crate::model::Severity;
 use crate::tui::app::App;
-use crate::tui::panes::{PaneText, clean, pad, select, spark, window};
+use crate::tui::panes::{Pane, PaneText, clean, pad, select, spark, window};
+
+/// The hosts whose name holds `filter` (any case), in the snapshot's order.
+pub fn rows(app: &App, filter: &str) -> Vec<usize> {
+    let f = filter.to_lowercase();
+    app.snap
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| f.is_empty() || h.name.to_lowercase().contains(&f))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+pub fn total(app: &App) -> usize {
+    app.snap.hosts.len()
+}
 
 pub fn draw(app: &App, area: Rect) -> PaneText {
     let t = &app.theme;
     let snap = &app.snap;
-    let rows = app.host_rows();
+    let state = app.list(Pane::Hosts);
+    let rows = rows(app, &state.filter);
     let title = format!(
         "{} hosts{} ",
         rows.len(),
-        if app.host_filter.is_empty() {
+        if state.filter.is_empty() {
             String::new()
         } else {
-            format!(" · filter {:?}", app.host_filter)
+            format!(" · filter {:?}", state.filter)
         }
     );
     let h = usize::from(area.height.saturating_sub(3));
@@ -45,7 +62,7 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
         ));
         return (title, lines, None);
     }
-    let start = window(app.host_sel, h);
+    let start = window(state.sel, h);
     for (i, &ix) in rows.iter().enumerate().skip(start).take(h) {
         let hv = &snap.hosts[ix];
         let firing = hv.worst.or_else(|| app.derived.host_worst(&hv.name));
@@ -124,7 +141,7 @@ pub fn draw(app: &App, area: Rect) -> PaneText {
         };
         spans.push(Span::styled(pad(&count(hv.alerts), 5), name_style));
         spans.push(Span::styled(pad(&count(hv.actions), 3), t.text()));
-        lines.push(select(Line::from(spans), i == app.host_sel, t));
+        lines.push(select(Line::from(spans), i == state.sel, t));
     }
-    (title, lines, Some(app.host_sel))
+    (title, lines, Some(state.sel))
 }

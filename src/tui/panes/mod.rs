@@ -1,11 +1,18 @@
 //! The panes: one module each (Alerts, Detail, Runbooks, Approvals, Audit,
-//! Hosts), and [`PANES`], the one table that says what a pane is called,
-//! which keymap table and filter it has, which keys its hint bar shows and
-//! how it is drawn. Adding a pane is a variant of [`Pane`], an entry in
-//! [`PANES`] and a module with its draw function. Each pane draws only the
-//! rows it can show, so a frame costs the same with ten alerts or ten
-//! thousand. Drawing reads the `App`; it changes nothing but the rows per
-//! page and the pane areas it measures.
+//! Hosts), [`PANES`], the one table that says what a pane is called, which
+//! keymap table and filter it has, which keys its hint bar shows, how it is
+//! drawn and, for a plain list, what its rows are, and [`DASHBOARD`], the
+//! layout that arranges them.
+//!
+//! Adding a pane is a variant of [`Pane`], an entry in [`PANES`] and in
+//! [`DASHBOARD`], and a module with its draw function (and, for a list, its
+//! rows: its selection and filter are then kept for it in [`ListState`],
+//! and moving, clicking, `/` and the counts work with no code outside its
+//! module); its focus command is one line of the command registry and one
+//! key in `keymaps/default.toml`. Each pane draws only the rows it can
+//! show, so a frame costs the same with ten alerts or ten thousand.
+//! Drawing reads the `App`; it changes nothing but the rows per page and
+//! the pane areas it measures.
 
 pub mod alerts;
 pub mod approvals;
@@ -47,12 +54,33 @@ pub struct PaneSpec {
     /// Its main keys, first in the hint bar.
     pub hints: &'static [UiAction],
     pub draw: fn(&App, Rect) -> PaneText,
+    /// For a plain list pane: its rows. Alerts, Approvals, Audit and
+    /// Runbooks keep lists of their own (they follow the alert in context
+    /// or page through the store).
+    pub list: Option<ListSpec>,
+}
+
+/// The rows of a plain list pane.
+pub struct ListSpec {
+    /// The rows a filter lets through, in order (indices into what the
+    /// pane shows); the filter is as typed.
+    pub rows: fn(&App, &str) -> Vec<usize>,
+    /// How many rows there are without a filter.
+    pub total: fn(&App) -> usize,
+}
+
+/// What the console keeps for a plain list pane: the selected row and the
+/// filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListState {
+    pub sel: usize,
+    pub filter: String,
 }
 
 use UiAction as U;
 
-/// Every pane, in focus order (`1`..`6`).
-pub const PANES: [PaneSpec; 6] = [
+/// Every pane, in focus order (`1`, `2`, ...).
+pub const PANES: &[PaneSpec] = &[
     PaneSpec {
         pane: Pane::Alerts,
         title: "Alerts",
@@ -60,6 +88,7 @@ pub const PANES: [PaneSpec; 6] = [
         filter: Some("text in name, host, labels or severity"),
         hints: &[U::Open, U::Approve, U::Reject, U::Silence, U::Copy],
         draw: alerts::draw,
+        list: None,
     },
     PaneSpec {
         pane: Pane::Detail,
@@ -68,6 +97,7 @@ pub const PANES: [PaneSpec; 6] = [
         filter: None,
         hints: &[U::Approve, U::Reject, U::Silence],
         draw: detail::draw,
+        list: None,
     },
     PaneSpec {
         pane: Pane::Suggestions,
@@ -76,6 +106,7 @@ pub const PANES: [PaneSpec; 6] = [
         filter: None,
         hints: &[U::ProposeAnalysis, U::Approve, U::Reject],
         draw: runbooks::draw,
+        list: None,
     },
     PaneSpec {
         pane: Pane::Approvals,
@@ -84,6 +115,7 @@ pub const PANES: [PaneSpec; 6] = [
         filter: Some("text in runbook, target, alert or id"),
         hints: &[U::Approve, U::Reject, U::Open, U::Copy],
         draw: approvals::draw,
+        list: None,
     },
     PaneSpec {
         pane: Pane::Audit,
@@ -92,6 +124,7 @@ pub const PANES: [PaneSpec; 6] = [
         filter: Some("host=NAME runbook=NAME kind=KIND actor=NAME (a bare word is a host)"),
         hints: &[U::Open, U::Top, U::Bottom, U::Copy],
         draw: audit::draw,
+        list: None,
     },
     PaneSpec {
         pane: Pane::Hosts,
@@ -100,18 +133,33 @@ pub const PANES: [PaneSpec; 6] = [
         filter: Some("text in the host name"),
         hints: &[],
         draw: hosts::draw,
+        list: Some(ListSpec {
+            rows: hosts::rows,
+            total: hosts::total,
+        }),
     },
 ];
 
+/// The dashboard: rows of panes, top to bottom, each row's share of the
+/// height and each pane's share of its row's width (in percent; 0: what
+/// is left).
+pub const DASHBOARD: &[(u16, &[(Pane, u16)])] = &[
+    (42, &[(Pane::Alerts, 55), (Pane::Detail, 0)]),
+    (25, &[(Pane::Approvals, 55), (Pane::Suggestions, 0)]),
+    (0, &[(Pane::Audit, 60), (Pane::Hosts, 0)]),
+];
+
 impl Pane {
-    pub const ALL: [Pane; 6] = [
-        Pane::Alerts,
-        Pane::Detail,
-        Pane::Suggestions,
-        Pane::Approvals,
-        Pane::Audit,
-        Pane::Hosts,
-    ];
+    /// Every pane, in the order of [`PANES`].
+    pub const ALL: [Pane; PANES.len()] = {
+        let mut all = [Pane::Alerts; PANES.len()];
+        let mut i = 0;
+        while i < PANES.len() {
+            all[i] = PANES[i].pane;
+            i += 1;
+        }
+        all
+    };
 
     pub fn spec(self) -> &'static PaneSpec {
         &PANES[self.index()]
@@ -428,5 +476,18 @@ mod tests {
         assert_eq!(fmt_value(89.80000000000001), "89.8");
         assert_eq!(detail::human_value("89.80000000000001"), "89.8");
         assert_eq!(detail::human_value("api-01"), "api-01");
+    }
+
+    #[test]
+    fn the_dashboard_shows_every_pane_once() {
+        let mut placed: Vec<Pane> = DASHBOARD
+            .iter()
+            .flat_map(|(_, row)| row.iter().map(|(p, _)| *p))
+            .collect();
+        placed.sort();
+        assert_eq!(placed, Pane::ALL.to_vec());
+        for (h, row) in DASHBOARD {
+            assert!(*h <= 100 && row.iter().map(|(_, w)| w).sum::<u16>() <= 100);
+        }
     }
 }
