@@ -490,13 +490,15 @@ impl Config {
                 });
             }
             if let Some(x) = &h.executor
-                && !["local", "ssh", "http", "sim"].contains(&x.as_str())
+                && !crate::exec::EXECUTORS.contains(&x.as_str())
             {
+                let (last, rest) = crate::exec::EXECUTORS.split_last().unwrap_or((&"sim", &[]));
                 errors.push(err(
                     &format!("\"{x}\""),
                     format!(
-                        "hosts[name={:?}].executor = {x:?}; expected local, ssh, http or sim",
-                        h.name
+                        "hosts[name={:?}].executor = {x:?}; expected {} or {last}",
+                        h.name,
+                        rest.join(", ")
                     ),
                 ));
             }

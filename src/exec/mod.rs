@@ -82,6 +82,9 @@ pub fn default_control_dir() -> PathBuf {
     std::env::temp_dir().join(format!("vigil-ssh-{uid}"))
 }
 
+/// The executors a `[[hosts]]` entry may name (`sim`: the demo fleet's).
+pub const EXECUTORS: [&str; 4] = ["local", "ssh", "http", "sim"];
+
 /// A host as the config gives it: its name, `executor` and settings
 /// tables, typed when the file was read (`config::HostEntry`).
 pub trait HostSettings {
