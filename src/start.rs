@@ -186,8 +186,11 @@ pub fn prepare(
             }
         }
     }
-    let mut setup = config
-        .build(
+    let crate::config::Assembled {
+        mut setup,
+        executors,
+    } = config
+        .assemble(
             &file, &text, false,
             // Demo hosts name `sim` themselves; any other host has none.
             None,
@@ -201,8 +204,8 @@ pub fn prepare(
     if cli.dry_run {
         setup.modes.dry_run = true;
     }
-    let executors = crate::exec::ExecutorSet::from_hosts(
-        &config.hosts,
+    let executors = crate::exec::ExecutorSet::checked(
+        executors,
         crate::exec::ExecOptions {
             max_parallel: config.settings.max_parallel_runs.unwrap_or(16),
             ..Default::default()

@@ -313,6 +313,20 @@ impl Config {
         policies_replace: bool,
         default_executor: Option<String>,
     ) -> Result<Setup, Vec<FileError>> {
+        self.assemble(file, text, policies_replace, default_executor)
+            .map(|a| a.setup)
+    }
+
+    /// [`Config::build`], with how each `[[hosts]]` entry is reached as its
+    /// settings were checked (what `serve` hands its executors).
+    pub fn assemble(
+        &self,
+        file: &str,
+        text: &str,
+        policies_replace: bool,
+        default_executor: Option<String>,
+    ) -> Result<Assembled, Vec<FileError>> {
+        let mut executors = BTreeMap::new();
         let mut errors = Vec::new();
         let err = |needle: &str, message: String| FileError {
             file: file.into(),
@@ -474,7 +488,15 @@ impl Config {
                     format!("hosts: {:?} is listed twice", h.name),
                 ));
             }
-            for e in crate::exec::validate_host(h) {
+            let problems = match crate::exec::host_executor(h) {
+                Ok(Some(x)) => {
+                    executors.insert(h.name.clone(), x);
+                    Vec::new()
+                }
+                Ok(None) => Vec::new(),
+                Err(es) => es,
+            };
+            for e in problems {
                 let needle = format!("[hosts.{}", e.key.split('.').next().unwrap_or(""));
                 let line = line_of(
                     text,
@@ -539,7 +561,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Setup {
+        let setup = Setup {
             policies,
             catalog: catalog.unwrap_or_default(),
             inventory: Inventory::new(
@@ -552,8 +574,17 @@ impl Config {
                 dry_run: self.settings.dry_run.unwrap_or(false),
                 frozen: self.settings.frozen.unwrap_or(false),
             },
-        })
+        };
+        Ok(Assembled { setup, executors })
     }
+}
+
+/// A config made ready to run: the engine's setup and, by host name, how
+/// each host with a local, ssh or http executor is reached (checked once).
+#[derive(Debug)]
+pub struct Assembled {
+    pub setup: Setup,
+    pub executors: BTreeMap<String, crate::exec::HostExecutor>,
 }
 
 impl Config {

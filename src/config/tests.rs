@@ -221,3 +221,30 @@ fn approvals_out_of_range_or_of_the_wrong_type_name_the_line_and_the_range() {
     assert_eq!(e.line, Some(2));
     assert!(e.message.contains("high"), "{e}");
 }
+
+#[test]
+fn assembling_checks_each_hosts_settings_once_into_how_it_is_reached() {
+    let text = "[[hosts]]\nname = \"db\"\nexecutor = \"local\"\n\n[[hosts]]\nname = \"web-1\"\nexecutor = \"ssh\"\n[hosts.ssh]\nhost = \"10.0.0.5\"\nport = 2222\n\n[[hosts]]\nname = \"jobs\"\nexecutor = \"http\"\n[hosts.http]\nurl = \"http://127.0.0.1:9/api/\"\n\n[[hosts]]\nname = \"demo\"\nexecutor = \"sim\"\n";
+    let c = Config::parse("c.toml", text).unwrap();
+    let a = c.assemble("c.toml", text, false, None).unwrap();
+    use crate::exec::HostExecutor;
+    assert!(matches!(a.executors.get("db"), Some(HostExecutor::Local)));
+    match a.executors.get("web-1") {
+        Some(HostExecutor::Ssh(t)) => {
+            assert_eq!((t.host.as_str(), t.port), ("10.0.0.5", Some(2222)));
+        }
+        other => panic!("web-1: {other:?}"),
+    }
+    match a.executors.get("jobs") {
+        Some(HostExecutor::Http(t)) => assert_eq!(t.url, "http://127.0.0.1:9/api"),
+        other => panic!("jobs: {other:?}"),
+    }
+    assert!(
+        !a.executors.contains_key("demo"),
+        "sim hosts are the fleet's"
+    );
+    // The engine sees the ssh address alerts may name, not the settings.
+    let web = &a.setup.inventory.hosts["web-1"];
+    assert_eq!(web.ssh_host.as_deref(), Some("10.0.0.5"));
+    assert_eq!(web.executor.as_deref(), Some("ssh"));
+}

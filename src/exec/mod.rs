@@ -95,15 +95,7 @@ pub trait HostSettings {
     fn http(&self) -> Option<&http::HttpSpec>;
 }
 
-/// Checks one `[[hosts]]` entry's executor settings; every problem found.
-pub fn validate_host(h: &impl HostSettings) -> Vec<ExecConfigError> {
-    match host_executor(h) {
-        Ok(_) => Vec::new(),
-        Err(e) => e,
-    }
-}
-
-/// How a host is reached, checked (None: simulated).
+/// How a host is reached, checked: every problem found (None: simulated).
 pub fn host_executor(h: &impl HostSettings) -> Result<Option<HostExecutor>, Vec<ExecConfigError>> {
     let err = |key: &str, message: String| ExecConfigError {
         host: h.name().to_string(),
@@ -201,6 +193,16 @@ impl ExecutorSet {
         if !errors.is_empty() {
             return Err(errors);
         }
+        Self::checked(map, opts)
+    }
+
+    /// The set of hosts whose settings were checked already (by
+    /// `config::Config::assemble`); refused when an http host has no
+    /// client to reach it.
+    pub fn checked(
+        map: BTreeMap<String, HostExecutor>,
+        opts: ExecOptions,
+    ) -> Result<ExecutorSet, Vec<ExecConfigError>> {
         let set = Self::new(map, opts);
         // An http host with no client to reach it is refused at start.
         if let Err(e) = &set.client {
