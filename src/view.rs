@@ -284,25 +284,17 @@ pub mod alerts {
     }
 }
 
-fn write_actions<S: Serializer>(list: &[Action], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(list.iter().map(ActionView::from))
-}
-
-fn read_actions<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Vec<Action>>, D::Error> {
-    let list = Vec::<ActionView<'static>>::deserialize(d)?;
-    Ok(Arc::new(list.into_iter().map(Action::from).collect()))
-}
-
 /// `#[serde(with)]` for the shared list of actions.
 pub mod actions {
     use super::*;
 
     pub fn serialize<S: Serializer>(list: &Arc<Vec<Action>>, s: S) -> Result<S::Ok, S::Error> {
-        write_actions(list, s)
+        s.collect_seq(list.iter().map(ActionView::from))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Vec<Action>>, D::Error> {
-        read_actions(d)
+        let list = Vec::<ActionView<'static>>::deserialize(d)?;
+        Ok(Arc::new(list.into_iter().map(Action::from).collect()))
     }
 }
 

@@ -248,3 +248,21 @@ fn assembling_checks_each_hosts_settings_once_into_how_it_is_reached() {
     assert_eq!(web.ssh_host.as_deref(), Some("10.0.0.5"));
     assert_eq!(web.executor.as_deref(), Some("ssh"));
 }
+
+#[test]
+fn an_http_hosts_token_is_not_printed_with_the_config() {
+    let text = "[[hosts]]\nname = \"jobs\"\nexecutor = \"http\"\n[hosts.http]\nurl = \"http://127.0.0.1:9/api\"\ntoken = \"s3cr3t-value\"\n";
+    let c = Config::parse("c.toml", text).unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("s3cr3t-value") && shown.contains("REDACTED"),
+        "{shown}"
+    );
+    let a = c.assemble("c.toml", text, false, None).unwrap();
+    match a.executors.get("jobs") {
+        Some(crate::exec::HostExecutor::Http(t)) => {
+            assert_eq!(t.token.as_ref().map(|s| s.0.as_str()), Some("s3cr3t-value"));
+        }
+        other => panic!("jobs: {other:?}"),
+    }
+}

@@ -41,11 +41,11 @@ use crate::units::limits;
 
 /// `[hosts.http]` as written (typed when the config is read; checked into
 /// an [`HttpTarget`] by [`HttpTarget::from_spec`]).
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSpec {
     pub url: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub token_env: Option<String>,
     pub poll_interval: Option<String>,
     pub max_wait: Option<String>,
@@ -53,22 +53,9 @@ pub struct HttpSpec {
     pub pin_sha256: Option<String>,
 }
 
-impl std::fmt::Debug for HttpSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpSpec")
-            .field("url", &self.url)
-            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
-            .field("token_env", &self.token_env)
-            .field("poll_interval", &self.poll_interval)
-            .field("max_wait", &self.max_wait)
-            .field("retries", &self.retries)
-            .field("pin_sha256", &self.pin_sha256)
-            .finish()
-    }
-}
-
-/// A bearer token; never printed.
-#[derive(Clone, PartialEq)]
+/// A bearer token; never printed (read from a config file as its text).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(pub String);
 
 impl std::fmt::Debug for Secret {
@@ -143,7 +130,7 @@ impl HttpTarget {
             (Some(_), Some(_)) => {
                 return Err(("token".into(), "give token or token_env, not both".into()));
             }
-            (Some(t), None) => Some(Secret(t)),
+            (Some(t), None) => Some(t),
             (None, Some(var)) => match std::env::var(&var) {
                 Ok(v) if !v.is_empty() => Some(Secret(v)),
                 _ => {
